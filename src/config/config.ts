@@ -1,0 +1,164 @@
+/**
+ * Hookstream's one configuration object, read from the environment once at start and
+ * validated; nothing else in the code base reads process.env. Every option is listed in
+ * CONFIG_DOCS with its variable and default (the README table is generated from it).
+ */
+
+/** Which processes run in this binary. */
+export type Role = "api" | "dispatcher" | "worker" | "dev" | "migrate";
+
+/** Where the data lives: PostgreSQL by URL, or an SQLite file. */
+export type DatabaseConfig =
+  | { readonly kind: "postgresql"; readonly url: string }
+  | { readonly kind: "sqlite"; readonly path: string };
+
+/** The typed, validated configuration. */
+export interface Config {
+  readonly role: Role;
+  readonly database: DatabaseConfig;
+  /** NATS URL; undefined in `dev` means "start a local nats-server". */
+  readonly natsUrl: string | undefined;
+  /** Prefix of the JetStream stream names and subjects, so several installs can share a server. */
+  readonly streamPrefix: string;
+  readonly host: string;
+  readonly port: number;
+  /** Operator token for AdminService; undefined disables AdminService (dev generates one). */
+  readonly adminToken: string | undefined;
+  readonly dataDir: string;
+  readonly maxPayloadBytes: number;
+  readonly corsOrigins: readonly string[];
+  /** CIDRs that outbound deliveries may reach even though they are private. */
+  readonly outboundAllow: readonly string[];
+  readonly workerConcurrency: number;
+  readonly jobAckWaitMs: number;
+  readonly retrySchedule: readonly number[];
+  readonly maxAttempts: number;
+  readonly secretGracePeriodMs: number;
+  readonly outboxSweepIntervalMs: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: string;
+}
+
+/** Documentation of every environment variable: name, default, meaning. */
+export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default: string; readonly doc: string }> = [
+  { env: "DATABASE_URL", default: "sqlite:./.hookstream/hookstream.db", doc: "postgres://… for PostgreSQL, or sqlite:PATH (or a bare path) for an SQLite file." },
+  { env: "NATS_URL", default: "nats://127.0.0.1:4222 (dev: a local nats-server on a free port)", doc: "NATS server with JetStream." },
+  { env: "HOOKSTREAM_STREAM_PREFIX", default: "HOOKSTREAM", doc: "Prefix of JetStream stream names and subjects (letters, digits, _ and -)." },
+  { env: "HOST", default: "127.0.0.1 (dev) / 0.0.0.0", doc: "Address the API server listens on." },
+  { env: "PORT", default: "8080", doc: "Port of the API server: Connect, gRPC-Web and HTTP/1.1 and gRPC over h2c on one port." },
+  { env: "HOOKSTREAM_ADMIN_TOKEN", default: "unset (dev: generated, printed and kept in ./.hookstream/admin-token)", doc: "Operator token for AdminService; when unset AdminService answers unauthenticated." },
+  { env: "HOOKSTREAM_DATA_DIR", default: "./.hookstream", doc: "Where dev keeps its SQLite file, admin token and nats-server data." },
+  { env: "HOOKSTREAM_MAX_PAYLOAD_BYTES", default: "262144", doc: "Largest payload accepted by Send, in bytes." },
+  { env: "HOOKSTREAM_CORS_ORIGINS", default: "*", doc: "Comma-separated origins allowed to call the API from a browser, or * for any." },
+  { env: "HOOKSTREAM_OUTBOUND_ALLOW", default: "empty (dev: 127.0.0.0/8,::1/128)", doc: "Comma-separated CIDRs deliveries may reach although they are private, loopback or link-local." },
+  { env: "HOOKSTREAM_WORKER_CONCURRENCY", default: "64", doc: "Deliveries one worker process performs at once." },
+  { env: "HOOKSTREAM_JOB_ACK_WAIT", default: "30s", doc: "How long a job may go without an ack or progress signal before JetStream hands it to another worker." },
+  { env: "HOOKSTREAM_RETRY_SCHEDULE", default: "30s,5m,30m,2h,6h,12h,24h", doc: "Delays before each retry after a failed attempt (full jitter applied)." },
+  { env: "HOOKSTREAM_MAX_ATTEMPTS", default: "8", doc: "Attempts before a delivery is dead-lettered (status failed)." },
+  { env: "HOOKSTREAM_SECRET_GRACE_PERIOD", default: "24h", doc: "How long a rotated-out signing secret keeps signing alongside the new one." },
+  { env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", default: "1s", doc: "How often the dispatcher looks for committed work not yet published, and due retries." },
+  { env: "HOOKSTREAM_SHUTDOWN_GRACE", default: "20s", doc: "How long graceful shutdown waits for in-flight work on SIGTERM." },
+  { env: "LOG_LEVEL", default: "info", doc: "pino log level: fatal, error, warn, info, debug, trace, silent." },
+];
+
+/** A configuration problem, reported all at once at start. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "250ms", "30s", "5m", "2h" or "1d" to milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
+/** Reads and validates the configuration for `role` from `env`. */
+export function loadConfig(role: Role, env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: string[] = [];
+  const dev = role === "dev";
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name}=${raw}: expected a whole number from ${min} to ${max}`);
+      return def;
+    }
+    return n;
+  };
+  const duration = (name: string, def: string): number => {
+    const raw = get(name) ?? def;
+    const ms = parseDuration(raw);
+    if (ms === undefined) {
+      problems.push(`${name}=${raw}: expected a duration such as 500ms, 30s, 5m, 2h or 1d`);
+      return parseDuration(def)!;
+    }
+    return ms;
+  };
+  const list = (name: string, def: string): string[] =>
+    (get(name) ?? def)
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+
+  const dataDir = get("HOOKSTREAM_DATA_DIR") ?? "./.hookstream";
+  const dbRaw = get("DATABASE_URL") ?? `sqlite:${dataDir}/hookstream.db`;
+  let database: DatabaseConfig;
+  if (/^postgres(ql)?:\/\//.test(dbRaw)) {
+    database = { kind: "postgresql", url: dbRaw };
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dbRaw)) {
+    problems.push(`DATABASE_URL=${dbRaw}: expected postgres://… or sqlite:PATH`);
+    database = { kind: "sqlite", path: `${dataDir}/hookstream.db` };
+  } else {
+    database = { kind: "sqlite", path: dbRaw.replace(/^sqlite:/, "") };
+  }
+
+  const streamPrefix = get("HOOKSTREAM_STREAM_PREFIX") ?? "HOOKSTREAM";
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(streamPrefix)) {
+    problems.push(`HOOKSTREAM_STREAM_PREFIX=${streamPrefix}: expected 1 to 32 letters, digits, _ or -`);
+  }
+
+  const retrySchedule = list("HOOKSTREAM_RETRY_SCHEDULE", "30s,5m,30m,2h,6h,12h,24h").map((s) => {
+    const ms = parseDuration(s);
+    if (ms === undefined) problems.push(`HOOKSTREAM_RETRY_SCHEDULE: ${s} is not a duration`);
+    return ms ?? 0;
+  });
+  if (retrySchedule.length === 0) problems.push("HOOKSTREAM_RETRY_SCHEDULE: needs at least one delay");
+
+  const logLevel = get("LOG_LEVEL") ?? "info";
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
+    problems.push(`LOG_LEVEL=${logLevel}: expected fatal, error, warn, info, debug, trace or silent`);
+  }
+
+  const config: Config = {
+    role,
+    database,
+    natsUrl: get("NATS_URL") ?? (dev ? undefined : "nats://127.0.0.1:4222"),
+    streamPrefix,
+    host: get("HOST") ?? (dev ? "127.0.0.1" : "0.0.0.0"),
+    port: int("PORT", 8080, 0, 65535),
+    adminToken: get("HOOKSTREAM_ADMIN_TOKEN"),
+    dataDir,
+    maxPayloadBytes: int("HOOKSTREAM_MAX_PAYLOAD_BYTES", 262_144, 1, 64 * 1024 * 1024),
+    corsOrigins: list("HOOKSTREAM_CORS_ORIGINS", "*"),
+    outboundAllow: list("HOOKSTREAM_OUTBOUND_ALLOW", dev ? "127.0.0.0/8,::1/128" : ""),
+    workerConcurrency: int("HOOKSTREAM_WORKER_CONCURRENCY", 64, 1, 10_000),
+    jobAckWaitMs: duration("HOOKSTREAM_JOB_ACK_WAIT", "30s"),
+    retrySchedule,
+    maxAttempts: int("HOOKSTREAM_MAX_ATTEMPTS", 8, 1, 100),
+    secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
+    outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
+    shutdownGraceMs: duration("HOOKSTREAM_SHUTDOWN_GRACE", "20s"),
+    logLevel,
+  };
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  return config;
+}

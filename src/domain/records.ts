@@ -1,0 +1,126 @@
+/** Plain records the domain works with; the store maps them to and from its entities. */
+
+/** Delivery statuses, spelled as stored (the proto enum names without the prefix, lower case). */
+export type DeliveryStatusName =
+  | "scheduled"
+  | "queued"
+  | "delivering"
+  | "awaiting_ack"
+  | "pending_retry"
+  | "succeeded"
+  | "failed"
+  | "cancelled";
+
+/** Statuses after which nothing more happens to a delivery. */
+export const FINAL_STATUSES: ReadonlySet<DeliveryStatusName> = new Set(["succeeded", "failed", "cancelled"]);
+
+/** Why an attempt failed, spelled as stored. */
+export type AttemptErrorKindName = "timeout" | "dns" | "connect" | "tls" | "refused_by_policy" | "http_status";
+
+/** A tenant. */
+export interface WorkspaceRecord {
+  id: string;
+  name: string;
+  createdAt: Date;
+}
+
+/** A producer key (the secret itself is only ever stored as a hash). */
+export interface ApiKeyRecord {
+  id: string;
+  workspaceId: string;
+  label: string;
+  secretPrefix: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+/** A customer's receiver. `secret`/`previousSecret` are whsec_ strings. */
+export interface EndpointRecord {
+  id: string;
+  workspaceId: string;
+  url: string;
+  description: string;
+  metadata: Record<string, string>;
+  enabled: boolean;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  secret: string;
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What a producer sent once. `payload` holds the exact bytes that are delivered and signed. */
+export interface MessageRecord {
+  id: string;
+  workspaceId: string;
+  eventType: string;
+  payload: Uint8Array;
+  contentType: string;
+  idempotencyKey: string;
+  /** sha256 hex of the payload bytes, for idempotency comparisons. */
+  payloadHash: string;
+  createdAt: Date;
+}
+
+/** One message to one endpoint. */
+export interface DeliveryRecord {
+  id: string;
+  workspaceId: string;
+  messageId: string;
+  endpointId: string;
+  eventType: string;
+  status: DeliveryStatusName;
+  attemptCount: number;
+  nextAttemptAt: Date | null;
+  lastResponseStatus: number;
+  lastError: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One HTTP try of a delivery; unique on (deliveryId, number). */
+export interface AttemptRecord {
+  id: string;
+  workspaceId: string;
+  deliveryId: string;
+  number: number;
+  startedAt: Date;
+  latencyMs: number;
+  requestHeaders: Record<string, string>;
+  responseStatus: number;
+  responseHeaders: Record<string, string>;
+  responseBody: string;
+  errorKind: AttemptErrorKindName | null;
+  errorMessage: string;
+  nextRetryAt: Date | null;
+}
+
+/** Where an outbox row is published: the work stream (a DeliveryJob) or the status stream. */
+export type OutboxKind = "job" | "status";
+
+/**
+ * A row of the transactional outbox: written in the same transaction as the change it
+ * announces, published to JetStream afterwards with `msgId` as Nats-Msg-Id, then deleted.
+ */
+export interface OutboxRecord {
+  /** Store-assigned, increasing; rows are published in this order. */
+  seq: number;
+  kind: OutboxKind;
+  workspaceId: string;
+  /** JetStream Nats-Msg-Id, so a re-publish is deduplicated. */
+  msgId: string;
+  /** Encoded protobuf (hookstream.internal.v1.DeliveryJob or DeliveryStatusEvent). */
+  payload: Uint8Array;
+  createdAt: Date;
+}
+
+/** An outbox row before the store assigns its seq. */
+export type NewOutboxRecord = Omit<OutboxRecord, "seq">;
+
+/** Keyset page request: ids strictly "after" the cursor in the list's order. */
+export interface PageQuery {
+  afterId: string | undefined;
+  limit: number;
+}
