@@ -16,7 +16,7 @@ export type IdKind = keyof typeof ID_PREFIX;
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lower case
 
 let lastMs = 0;
-let lastRandom = new Uint8Array(10);
+let lastRandom: Uint8Array = new Uint8Array(10);
 
 function encodeBase32(bytes: Uint8Array, chars: number): string {
   let out = "";

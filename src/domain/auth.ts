@@ -1,0 +1,76 @@
+import { API_KEY_PREFIX, MANAGEMENT_TOKEN_PREFIX, hashSecret, sameSecret } from "./credentials.ts";
+import { DomainError } from "./errors.ts";
+import type { Store } from "./ports.ts";
+import type { ApiKeyRecord, WorkspaceRecord } from "./records.ts";
+
+/** Who is calling: the operator, a workspace's management token, or a producer API key. */
+export type Principal =
+  | { kind: "admin" }
+  | { kind: "management"; workspace: WorkspaceRecord }
+  | { kind: "api_key"; workspaceId: string; key: ApiKeyRecord };
+
+/** The credential kinds a surface accepts. */
+export type PrincipalKind = Principal["kind"];
+
+const KIND_NAMES: Record<PrincipalKind, string> = {
+  admin: "the operator token",
+  management: "a management token",
+  api_key: "an API key",
+};
+
+/** Resolves `Authorization: Bearer …` headers to principals. */
+export interface Authenticator {
+  /** The principal of `authorization`, if it is one of `allowed`; unauthenticated / permission_denied otherwise. */
+  authenticate(authorization: string | null, allowed: readonly PrincipalKind[]): Promise<Principal>;
+  /** The workspace id of a management token or API key (whichever `allowed` names). */
+  workspaceOf(authorization: string | null, allowed: readonly ("management" | "api_key")[]): Promise<string>;
+}
+
+function unauthenticated(reason: string, message: string): DomainError {
+  return new DomainError("unauthenticated", reason, message);
+}
+
+/** Creates the authenticator over the store and the operator token (undefined: no operator). */
+export function createAuthenticator(store: Store, adminToken: string | undefined): Authenticator {
+  const authenticate = async (authorization: string | null, allowed: readonly PrincipalKind[]): Promise<Principal> => {
+    const expected = allowed.map((k) => KIND_NAMES[k]).join(" or ");
+    if (authorization === null || authorization.trim() === "") {
+      throw unauthenticated("MISSING_CREDENTIALS", `send "Authorization: Bearer <token>" with ${expected}`);
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!m) throw unauthenticated("MALFORMED_CREDENTIALS", 'the Authorization header must be "Bearer <token>"');
+    const token = m[1]!;
+    let principal: Principal;
+    if (token.startsWith(MANAGEMENT_TOKEN_PREFIX)) {
+      const workspace = await store.findWorkspaceByTokenHash(hashSecret(token));
+      if (!workspace) throw unauthenticated("INVALID_CREDENTIALS", "unknown management token");
+      principal = { kind: "management", workspace };
+    } else if (token.startsWith(API_KEY_PREFIX)) {
+      const key = await store.findApiKeyByHash(hashSecret(token));
+      if (!key) throw unauthenticated("INVALID_CREDENTIALS", "unknown API key");
+      if (key.revokedAt !== null) throw unauthenticated("API_KEY_REVOKED", "this API key was revoked");
+      principal = { kind: "api_key", workspaceId: key.workspaceId, key };
+    } else if (adminToken !== undefined && sameSecret(token, adminToken)) {
+      principal = { kind: "admin" };
+    } else {
+      throw unauthenticated("INVALID_CREDENTIALS", "unknown token");
+    }
+    if (!allowed.includes(principal.kind)) {
+      throw new DomainError(
+        "permission_denied",
+        "WRONG_CREDENTIAL_KIND",
+        `this call takes ${expected}, not ${KIND_NAMES[principal.kind]}`,
+      );
+    }
+    return principal;
+  };
+  return {
+    authenticate,
+    async workspaceOf(authorization, allowed) {
+      const p = await authenticate(authorization, allowed);
+      if (p.kind === "management") return p.workspace.id;
+      if (p.kind === "api_key") return p.workspaceId;
+      throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import { Violations, notFound } from "./errors.ts";
+import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
+import type { DeliveryFilter, Store } from "./ports.ts";
+import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "./records.ts";
+import { checkId } from "./validation.ts";
+
+/** Returns a delivery of the workspace. */
+export async function getDelivery(store: Store, workspaceId: string, id: string, field = "id"): Promise<DeliveryRecord> {
+  const v = new Violations();
+  checkId(v, field, "delivery", id);
+  v.throwIfAny();
+  const d = await store.getDelivery(workspaceId, id);
+  if (!d) throw notFound("delivery", id);
+  return d;
+}
+
+/** ListDeliveries in domain terms; statuses already translated (undefined entries are invalid). */
+export interface ListDeliveriesInput {
+  pageSize: number;
+  pageToken: string;
+  endpointId: string;
+  messageId: string;
+  statuses: readonly (DeliveryStatusName | undefined)[];
+}
+
+/** Lists deliveries newest first, filtered by endpoint, message and status. */
+export async function listDeliveries(
+  store: Store,
+  workspaceId: string,
+  req: ListDeliveriesInput,
+): Promise<{ items: DeliveryRecord[]; nextPageToken: string }> {
+  const v = new Violations();
+  if (req.endpointId !== "") checkId(v, "endpoint_id", "endpoint", req.endpointId);
+  if (req.messageId !== "") checkId(v, "message_id", "message", req.messageId);
+  req.statuses.forEach((s, i) => {
+    if (s === undefined) v.add(`statuses[${i}]`, "is not a delivery status");
+  });
+  const limit = (() => {
+    try {
+      return pageSize(req.pageSize);
+    } catch {
+      v.add("page_size", "must not be negative");
+      return 0;
+    }
+  })();
+  v.throwIfAny();
+  const filter: DeliveryFilter = {
+    endpointId: req.endpointId || undefined,
+    messageId: req.messageId || undefined,
+    statuses: req.statuses.length > 0 ? [...new Set(req.statuses as DeliveryStatusName[])].sort() : undefined,
+  };
+  const afterId = decodePageToken(req.pageToken, "deliveries", filter);
+  const rows = await store.listDeliveries(workspaceId, filter, { afterId, limit: limit + 1 });
+  return pageOf(rows, limit, "deliveries", filter);
+}
+
+/** Lists the attempts of a delivery, oldest first. */
+export async function listAttempts(
+  store: Store,
+  workspaceId: string,
+  req: { deliveryId: string; pageSize: number; pageToken: string },
+): Promise<{ items: AttemptRecord[]; nextPageToken: string }> {
+  const delivery = await getDelivery(store, workspaceId, req.deliveryId, "delivery_id");
+  const limit = pageSize(req.pageSize);
+  const afterId = decodePageToken(req.pageToken, "attempts", delivery.id);
+  const rows = await store.listAttempts(workspaceId, delivery.id, { afterId, limit: limit + 1 });
+  return pageOf(rows, limit, "attempts", delivery.id);
+}

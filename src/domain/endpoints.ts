@@ -1,0 +1,176 @@
+import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
+import { newId } from "./ids.ts";
+import type { OutboxRelay } from "./outbox-relay.ts";
+import { statusRow } from "./outbox-rows.ts";
+import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
+import type { EndpointPatch, Store } from "./ports.ts";
+import type { EndpointRecord } from "./records.ts";
+import { generateSigningSecret } from "./signing.ts";
+import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
+
+/** Default per-request deadline of an endpoint. */
+export const DEFAULT_ENDPOINT_TIMEOUT_MS = 15_000;
+
+/** Endpoint fields a producer sets; undefined means "not given". */
+export interface EndpointInput {
+  url: string;
+  description: string;
+  metadata: Record<string, string>;
+  enabled: boolean | undefined;
+  headers: Record<string, string>;
+  /** Undefined when no timeout was given; NaN when the given one was malformed. */
+  timeoutMs: number | undefined;
+}
+
+/** The fields UpdateEndpoint's mask may name. */
+export const UPDATABLE_ENDPOINT_FIELDS = ["url", "description", "metadata", "enabled", "headers", "timeout"] as const;
+type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
+
+/** What the endpoint use cases need. */
+export interface EndpointDeps {
+  store: Store;
+  relay: OutboxRelay;
+  secretGracePeriodMs: number;
+}
+
+function check(v: Violations, input: EndpointInput, fields: ReadonlySet<UpdatableField>, prefix: string): void {
+  if (fields.has("url")) checkEndpointUrl(v, `${prefix}.url`, input.url);
+  if (fields.has("description")) checkLength(v, `${prefix}.description`, input.description, 1000);
+  if (fields.has("metadata")) checkStringMap(v, `${prefix}.metadata`, input.metadata, { maxEntries: 50, maxKey: 64, maxValue: 512 });
+  if (fields.has("headers")) checkHeaders(v, `${prefix}.headers`, input.headers);
+  if (fields.has("timeout") && input.timeoutMs !== undefined) {
+    if (!Number.isFinite(input.timeoutMs) || input.timeoutMs < 1000 || input.timeoutMs > 60_000) {
+      v.add(`${prefix}.timeout`, "must be between 1s and 60s");
+    }
+  }
+}
+
+/** Registers an endpoint with a fresh signing secret. */
+export async function createEndpoint(
+  deps: EndpointDeps,
+  workspaceId: string,
+  input: EndpointInput | undefined,
+): Promise<{ endpoint: EndpointRecord; signingSecret: string }> {
+  if (!input) throw invalidArgument([{ field: "endpoint", description: "is required" }]);
+  const v = new Violations();
+  check(v, input, new Set(UPDATABLE_ENDPOINT_FIELDS), "endpoint");
+  v.throwIfAny();
+  const now = new Date();
+  const secret = generateSigningSecret();
+  const endpoint: EndpointRecord = {
+    id: newId("endpoint"),
+    workspaceId,
+    url: input.url,
+    description: input.description,
+    metadata: input.metadata,
+    enabled: input.enabled ?? true,
+    headers: input.headers,
+    timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
+    secret,
+    previousSecret: null,
+    previousSecretExpiresAt: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await deps.store.createEndpoint(endpoint);
+  return { endpoint, signingSecret: secret };
+}
+
+/** Returns an endpoint of the workspace. */
+export async function getEndpoint(store: Store, workspaceId: string, id: string, field = "id"): Promise<EndpointRecord> {
+  const v = new Violations();
+  checkId(v, field, "endpoint", id);
+  v.throwIfAny();
+  const ep = await store.getEndpoint(workspaceId, id);
+  if (!ep) throw notFound("endpoint", id);
+  return ep;
+}
+
+/** Lists endpoints, newest first. */
+export async function listEndpoints(
+  store: Store,
+  workspaceId: string,
+  req: { pageSize: number; pageToken: string },
+): Promise<{ items: EndpointRecord[]; nextPageToken: string }> {
+  const limit = pageSize(req.pageSize);
+  const afterId = decodePageToken(req.pageToken, "endpoints", null);
+  const rows = await store.listEndpoints(workspaceId, { afterId, limit: limit + 1 });
+  return pageOf(rows, limit, "endpoints", null);
+}
+
+/** Changes the fields named in `maskPaths` (all updatable fields when empty). */
+export async function updateEndpoint(
+  deps: EndpointDeps,
+  workspaceId: string,
+  id: string,
+  input: EndpointInput | undefined,
+  maskPaths: readonly string[],
+): Promise<EndpointRecord> {
+  const v = new Violations();
+  if (!input) v.add("endpoint", "is required");
+  checkId(v, "endpoint.id", "endpoint", id);
+  const fields = new Set<UpdatableField>();
+  for (const path of maskPaths) {
+    if ((UPDATABLE_ENDPOINT_FIELDS as readonly string[]).includes(path)) fields.add(path as UpdatableField);
+    else v.add("update_mask", `${JSON.stringify(path)} is not an updatable field (${UPDATABLE_ENDPOINT_FIELDS.join(", ")})`);
+  }
+  if (maskPaths.length === 0) for (const f of UPDATABLE_ENDPOINT_FIELDS) fields.add(f);
+  if (input) check(v, input, fields, "endpoint");
+  v.throwIfAny();
+  const given = input!;
+  const patch: EndpointPatch = {};
+  if (fields.has("url")) patch.url = given.url;
+  if (fields.has("description")) patch.description = given.description;
+  if (fields.has("metadata")) patch.metadata = given.metadata;
+  if (fields.has("headers")) patch.headers = given.headers;
+  if (fields.has("enabled")) patch.enabled = given.enabled ?? true;
+  if (fields.has("timeout")) patch.timeoutMs = given.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
+  const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
+  if (!ep) throw notFound("endpoint", id);
+  return ep;
+}
+
+/** Deletes an endpoint and cancels its pending deliveries (announced on the status stream). */
+export async function deleteEndpoint(deps: EndpointDeps, workspaceId: string, id: string): Promise<void> {
+  const v = new Violations();
+  checkId(v, "id", "endpoint", id);
+  v.throwIfAny();
+  const now = new Date();
+  const result = await deps.store.deleteEndpoint(workspaceId, id, now, (d) => [statusRow(d, null, now)]);
+  if (!result) throw notFound("endpoint", id);
+  await deps.relay.publishNow(result.outbox);
+}
+
+/** Issues a new signing secret; the old one keeps signing until the grace period ends. */
+export async function rotateEndpointSecret(
+  deps: EndpointDeps,
+  workspaceId: string,
+  id: string,
+): Promise<{ endpoint: EndpointRecord; signingSecret: string; previousSecretExpiresAt: Date }> {
+  const current = await getEndpoint(deps.store, workspaceId, id);
+  const now = new Date();
+  const signingSecret = generateSigningSecret();
+  const previousSecretExpiresAt = new Date(now.getTime() + deps.secretGracePeriodMs);
+  const ep = await deps.store.updateEndpoint(
+    workspaceId,
+    id,
+    { secret: signingSecret, previousSecret: current.secret, previousSecretExpiresAt },
+    now,
+  );
+  if (!ep) throw notFound("endpoint", id);
+  return { endpoint: ep, signingSecret, previousSecretExpiresAt };
+}
+
+/** The secrets that sign a delivery now: the current one, plus the previous within its grace period. */
+export function signingSecretsOf(ep: EndpointRecord, now: Date): string[] {
+  const secrets = [ep.secret];
+  if (ep.previousSecret !== null && ep.previousSecretExpiresAt !== null && ep.previousSecretExpiresAt > now) {
+    secrets.push(ep.previousSecret);
+  }
+  return secrets;
+}
+
+/** Raised when a message is sent to an endpoint that is switched off. */
+export function endpointDisabled(id: string): DomainError {
+  return new DomainError("failed_precondition", "ENDPOINT_DISABLED", `endpoint ${JSON.stringify(id)} is disabled; enable it to send`);
+}

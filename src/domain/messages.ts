@@ -1,0 +1,143 @@
+import { createHash, randomUUID } from "node:crypto";
+import { endpointDisabled, getEndpoint } from "./endpoints.ts";
+import { DomainError, Violations, notFound } from "./errors.ts";
+import { newId } from "./ids.ts";
+import type { OutboxRelay } from "./outbox-relay.ts";
+import { jobRow, statusRow } from "./outbox-rows.ts";
+import type { Store } from "./ports.ts";
+import type { DeliveryRecord, MessageRecord } from "./records.ts";
+import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
+
+/** The body of a Send: JSON text (delivered as application/json) or raw bytes. */
+export type SendBody =
+  | { kind: "json"; bytes: Uint8Array }
+  | { kind: "raw"; bytes: Uint8Array; contentType: string }
+  | undefined;
+
+/** A Send request in domain terms. */
+export interface SendInput {
+  endpointId: string;
+  eventType: string;
+  body: SendBody;
+  idempotencyKey: string;
+}
+
+/** The answer to a Send. */
+export interface SendResult {
+  messageId: string;
+  deliveryId: string;
+  idempotencyKey: string;
+  replayed: boolean;
+}
+
+/** What the message use cases need. */
+export interface MessageDeps {
+  store: Store;
+  relay: OutboxRelay;
+  maxPayloadBytes: number;
+}
+
+const CONTENT_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
+
+/**
+ * The fingerprint an idempotency key is bound to: the whole request that matters for
+ * delivery (endpoint, type, content type, exact payload bytes), not only the payload.
+ */
+function fingerprint(endpointId: string, eventType: string, contentType: string, payload: Uint8Array): string {
+  return createHash("sha256")
+    .update(`${endpointId}\0${eventType}\0${contentType}\0`)
+    .update(payload)
+    .digest("hex");
+}
+
+function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[], hash: string): SendResult {
+  if (message.payloadHash !== hash) {
+    throw new DomainError(
+      "already_exists",
+      "IDEMPOTENCY_KEY_REUSED",
+      `idempotency key ${JSON.stringify(key)} was already used for a different request`,
+    );
+  }
+  return { messageId: message.id, deliveryId: deliveries[0]?.id ?? "", idempotencyKey: key, replayed: true };
+}
+
+/**
+ * Accepts one message for one endpoint: validate, idempotency check, one transaction writing
+ * message + delivery + outbox rows, then (after commit) hand the rows to the relay. Resolves
+ * only once the message is committed.
+ */
+export async function send(deps: MessageDeps, workspaceId: string, input: SendInput): Promise<SendResult> {
+  const v = new Violations();
+  checkId(v, "endpoint_id", "endpoint", input.endpointId);
+  checkEventType(v, "event_type", input.eventType);
+  checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
+  const body = input.body;
+  if (body === undefined) {
+    v.add("payload", "is required (payload for JSON, or raw_payload with content_type)");
+  } else {
+    const field = body.kind === "json" ? "payload" : "raw_payload";
+    if (body.bytes.byteLength > deps.maxPayloadBytes) {
+      v.add(field, `is ${body.bytes.byteLength} bytes; the limit is ${deps.maxPayloadBytes}`);
+    }
+    if (body.kind === "raw" && !CONTENT_TYPE.test(body.contentType)) {
+      v.add("content_type", "is not a valid media type such as text/plain or application/xml");
+    }
+  }
+  v.throwIfAny();
+  const payload = body!.bytes;
+  const contentType = body!.kind === "json" ? "application/json" : body!.contentType;
+  const key = input.idempotencyKey === "" ? `auto_${randomUUID()}` : input.idempotencyKey;
+  const hash = fingerprint(input.endpointId, input.eventType, contentType, payload);
+
+  if (input.idempotencyKey !== "") {
+    const earlier = await deps.store.findMessageByIdempotencyKey(workspaceId, key);
+    if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
+  }
+  const endpoint = await getEndpoint(deps.store, workspaceId, input.endpointId, "endpoint_id");
+  if (!endpoint.enabled) throw endpointDisabled(endpoint.id);
+
+  const now = new Date();
+  const message: MessageRecord = {
+    id: newId("message"),
+    workspaceId,
+    eventType: input.eventType,
+    payload,
+    contentType,
+    idempotencyKey: key,
+    payloadHash: hash,
+    createdAt: now,
+  };
+  const delivery: DeliveryRecord = {
+    id: newId("delivery"),
+    workspaceId,
+    messageId: message.id,
+    endpointId: endpoint.id,
+    eventType: input.eventType,
+    status: "queued",
+    attemptCount: 0,
+    nextAttemptAt: null,
+    lastResponseStatus: 0,
+    lastError: "",
+    createdAt: now,
+    updatedAt: now,
+  };
+  // The status event goes first, so a watcher sees "queued" before any worker's outcome.
+  const { outcome, outbox } = await deps.store.acceptMessage(message, [delivery], [statusRow(delivery, null, now), jobRow(delivery, now)]);
+  if (!outcome.created) return replay(key, outcome.existing, outcome.deliveries, hash);
+  void deps.relay.publishNow(outbox);
+  return { messageId: message.id, deliveryId: delivery.id, idempotencyKey: key, replayed: false };
+}
+
+/** A message of the workspace with its deliveries. */
+export async function getMessage(
+  store: Store,
+  workspaceId: string,
+  id: string,
+): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
+  const v = new Violations();
+  checkId(v, "id", "message", id);
+  v.throwIfAny();
+  const message = await store.getMessage(workspaceId, id);
+  if (!message) throw notFound("message", id);
+  return { message, deliveries: await store.listDeliveriesOfMessage(workspaceId, id) };
+}

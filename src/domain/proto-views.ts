@@ -1,0 +1,149 @@
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { DurationSchema, ValueSchema, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { ApiKeySchema, type ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
+import {
+  AttemptErrorKind,
+  AttemptSchema,
+  DeliveryStatus,
+  DeliverySchema,
+  type Attempt,
+  type Delivery,
+} from "../../gen/hookstream/v1/delivery_pb.ts";
+import { EndpointSchema, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
+import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
+import type {
+  ApiKeyRecord,
+  AttemptErrorKindName,
+  AttemptRecord,
+  DeliveryRecord,
+  DeliveryStatusName,
+  EndpointRecord,
+  MessageRecord,
+  WorkspaceRecord,
+} from "./records.ts";
+
+const STATUS_TO_PROTO: Record<DeliveryStatusName, DeliveryStatus> = {
+  scheduled: DeliveryStatus.SCHEDULED,
+  queued: DeliveryStatus.QUEUED,
+  delivering: DeliveryStatus.DELIVERING,
+  awaiting_ack: DeliveryStatus.AWAITING_ACK,
+  pending_retry: DeliveryStatus.PENDING_RETRY,
+  succeeded: DeliveryStatus.SUCCEEDED,
+  failed: DeliveryStatus.FAILED,
+  cancelled: DeliveryStatus.CANCELLED,
+};
+
+const ERROR_KIND_TO_PROTO: Record<AttemptErrorKindName, AttemptErrorKind> = {
+  timeout: AttemptErrorKind.TIMEOUT,
+  dns: AttemptErrorKind.DNS,
+  connect: AttemptErrorKind.CONNECT,
+  tls: AttemptErrorKind.TLS,
+  refused_by_policy: AttemptErrorKind.REFUSED_BY_POLICY,
+  http_status: AttemptErrorKind.HTTP_STATUS,
+};
+
+/** The proto enum value of a stored status. */
+export function statusToProto(status: DeliveryStatusName): DeliveryStatus {
+  return STATUS_TO_PROTO[status];
+}
+
+/** The stored status of a proto enum value, or undefined for UNSPECIFIED and unknown values. */
+export function statusFromProto(status: DeliveryStatus): DeliveryStatusName | undefined {
+  for (const [name, value] of Object.entries(STATUS_TO_PROTO)) {
+    if (value === status) return name as DeliveryStatusName;
+  }
+  return undefined;
+}
+
+function ts(d: Date | null): Timestamp | undefined {
+  return d === null ? undefined : timestampFromDate(d);
+}
+
+/** Milliseconds as a google.protobuf.Duration. */
+export function durationFromMs(ms: number): ReturnType<typeof create<typeof DurationSchema>> {
+  return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+}
+
+/** The API view of a workspace. */
+export function workspaceView(w: WorkspaceRecord): Workspace {
+  return create(WorkspaceSchema, { id: w.id, name: w.name, createTime: timestampFromDate(w.createdAt) });
+}
+
+/** The API view of an API key (never the secret). */
+export function apiKeyView(k: ApiKeyRecord): ApiKey {
+  return create(ApiKeySchema, {
+    id: k.id,
+    label: k.label,
+    secretPrefix: k.secretPrefix,
+    createTime: timestampFromDate(k.createdAt),
+    revokeTime: ts(k.revokedAt),
+  });
+}
+
+/** The API view of an endpoint (never its secrets). */
+export function endpointView(e: EndpointRecord): Endpoint {
+  return create(EndpointSchema, {
+    id: e.id,
+    url: e.url,
+    description: e.description,
+    metadata: { ...e.metadata },
+    enabled: e.enabled,
+    headers: { ...e.headers },
+    timeout: durationFromMs(e.timeoutMs),
+    createTime: timestampFromDate(e.createdAt),
+    updateTime: timestampFromDate(e.updatedAt),
+  });
+}
+
+/** The API view of a message: JSON payloads as a Value, anything else as raw bytes. */
+export function messageView(m: MessageRecord): Message {
+  const view = create(MessageSchema, {
+    id: m.id,
+    eventType: m.eventType,
+    contentType: m.contentType,
+    idempotencyKey: m.idempotencyKey,
+    createTime: timestampFromDate(m.createdAt),
+  });
+  if (m.contentType === "application/json") {
+    view.payload = fromJson(ValueSchema, JSON.parse(Buffer.from(m.payload).toString("utf8")) as JsonValue);
+  } else {
+    view.rawPayload = m.payload;
+  }
+  return view;
+}
+
+/** The API view of a delivery. */
+export function deliveryView(d: DeliveryRecord): Delivery {
+  return create(DeliverySchema, {
+    id: d.id,
+    messageId: d.messageId,
+    endpointId: d.endpointId,
+    eventType: d.eventType,
+    status: statusToProto(d.status),
+    attemptCount: d.attemptCount,
+    nextAttemptTime: ts(d.nextAttemptAt),
+    lastResponseStatus: d.lastResponseStatus,
+    lastError: d.lastError,
+    createTime: timestampFromDate(d.createdAt),
+    updateTime: timestampFromDate(d.updatedAt),
+  });
+}
+
+/** The API view of an attempt. */
+export function attemptView(a: AttemptRecord): Attempt {
+  return create(AttemptSchema, {
+    id: a.id,
+    deliveryId: a.deliveryId,
+    number: a.number,
+    startTime: timestampFromDate(a.startedAt),
+    latency: durationFromMs(a.latencyMs),
+    requestHeaders: { ...a.requestHeaders },
+    responseStatus: a.responseStatus,
+    responseHeaders: { ...a.responseHeaders },
+    responseBody: a.responseBody,
+    errorKind: a.errorKind === null ? AttemptErrorKind.UNSPECIFIED : ERROR_KIND_TO_PROTO[a.errorKind],
+    errorMessage: a.errorMessage,
+    nextRetryTime: ts(a.nextRetryAt),
+  });
+}
