@@ -1,0 +1,313 @@
+/**
+ * The worker's side of the work stream: a durable pull consumer that runs at most
+ * `concurrency` handlers at once and turns each handler's verdict into ack / nak / term.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { DeliveryJobSchema, type DeliveryJob } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
+import { DomainError } from "../domain/errors.ts";
+import type { StreamNames } from "./streams.ts";
+
+/** What to do with a job once its handler returns. */
+export type JobVerdict = { kind: "ack" } | { kind: "nak"; delayMs: number } | { kind: "term"; reason: string };
+
+/** What a handler learns about the job besides its payload. */
+export interface JobInfo {
+  /** 1 on the first delivery; grows with every redelivery (nak, ack-wait expiry). */
+  deliveryCount: number;
+  /** Aborted when the consumer stops and the grace period is over: the job was handed back. */
+  signal: AbortSignal;
+}
+
+/** Handles one job and says what to do with it; a throw means "nak with backoff". */
+export type JobHandler = (job: DeliveryJob, info: JobInfo) => Promise<JobVerdict>;
+
+/** Options of createJobConsumer. */
+export interface JobConsumerOptions {
+  nc: NatsConnection;
+  names: StreamNames;
+  /** Durable consumer name, shared by every worker process of the installation. */
+  durable: string;
+  /** Most handlers running at once in this process. */
+  concurrency: number;
+  /** How long a job may go without an ack or progress signal before it is redelivered. */
+  ackWaitMs: number;
+  logger: Logger;
+  handle: JobHandler;
+}
+
+/** A running job consumer. */
+export interface JobConsumer {
+  /** Creates or updates the durable consumer and starts pulling; throws DomainError("unavailable"). */
+  start(): Promise<void>;
+  /**
+   * Stops pulling at once, lets running handlers finish for up to `graceMs`, then aborts the
+   * rest and naks them without delay so another worker takes them immediately.
+   */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Expiry of one pull request; an idle worker re-pulls this often. */
+const FETCH_EXPIRES_MS = 10_000;
+/** Backoff of the pull loop after a failure (NATS down, consumer deleted): 250ms doubling to 5s. */
+const LOOP_BACKOFF_MS = { first: 250, max: 5_000 };
+/** Nak delay after a handler throws: 1s doubling per delivery up to 30s. */
+const HANDLER_BACKOFF_MS = { first: 1_000, max: 30_000 };
+/** How long stop() waits for aborted handlers to return before giving up on them. */
+const ABORTED_HANDLER_WAIT_MS = 1_000;
+/**
+ * Server-side cap on unacked jobs across all workers sharing the durable. Each process already
+ * bounds itself by `concurrency`, so this is only a ceiling against a runaway, kept high so it
+ * never throttles a fleet.
+ */
+const MIN_MAX_ACK_PENDING = 20_000;
+
+interface Running {
+  readonly msg: JsMsg;
+  readonly abort: AbortController;
+  readonly heartbeat: NodeJS.Timeout;
+  /** Set once the job was acked, naked or termed: nothing more is sent for it. */
+  settled: boolean;
+  done: Promise<void>;
+}
+
+/**
+ * Consumes delivery jobs with bounded concurrency.
+ *
+ * Pulling is a loop of `fetch` requests, each asking for exactly the free slots: a job is only
+ * ever pulled when a handler can start on it at once, so none sits in a local buffer ageing
+ * towards ack_wait while another worker is idle (`consume()` refills by its own threshold and
+ * would buffer past the limit). While a handler runs, a progress signal every ackWaitMs/3
+ * keeps a slow endpoint from causing a redelivery; a killed process stops sending it, so its
+ * jobs come back after ackWaitMs. A failed pull (NATS restart, missed heartbeats, consumer
+ * deleted) re-creates the consumer and goes on; acks sent while disconnected are buffered by
+ * the client and the consumer's state is on file storage, so nothing is lost.
+ */
+export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
+  const { nc, names, durable, logger, handle } = opts;
+  const concurrency = Math.max(1, Math.floor(opts.concurrency));
+  const ackWaitMs = opts.ackWaitMs;
+  const js = jetstream(nc);
+  const log = logger.child({ component: "job-consumer", durable });
+  const running = new Set<Running>();
+  const halt = new AbortController();
+  let jsm: JetStreamManager | undefined;
+  let loop: Promise<void> | undefined;
+  let batch: ConsumerMessages | undefined;
+  let stopped: Promise<void> | undefined;
+  let wakeLoop: (() => void) | undefined;
+
+  const wanted = (): Partial<ConsumerConfig> => ({
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: Math.max(concurrency, MIN_MAX_ACK_PENDING),
+    max_deliver: -1,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: names.workFilter,
+  });
+
+  /** Creates the durable, or updates the settings this process depends on. */
+  async function ensureConsumer(): Promise<Consumer> {
+    jsm ??= await jetstreamManager(nc);
+    let info: ConsumerInfo;
+    try {
+      info = await jsm.consumers.info(names.work, durable);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
+      // Two workers racing here both succeed: the server accepts an identical create.
+      return js.consumers.getConsumerFromInfo(await jsm.consumers.add(names.work, wanted()));
+    }
+    const c = info.config;
+    const tooFewPending = c.max_ack_pending !== undefined && c.max_ack_pending !== -1 && c.max_ack_pending < concurrency;
+    if (c.ack_wait !== nanos(ackWaitMs) || c.max_deliver !== -1 || tooFewPending) {
+      const update = { ack_wait: nanos(ackWaitMs), max_deliver: -1, ...(tooFewPending ? { max_ack_pending: wanted().max_ack_pending } : {}) };
+      info = await jsm.consumers.update(names.work, durable, update);
+      log.info({ update }, "job consumer updated");
+    }
+    return js.consumers.getConsumerFromInfo(info);
+  }
+
+  function wake(): void {
+    const w = wakeLoop;
+    wakeLoop = undefined;
+    w?.();
+  }
+
+  async function pullLoop(first: Consumer): Promise<void> {
+    let consumer: Consumer | undefined = first;
+    let failures = 0;
+    while (!halt.signal.aborted) {
+      const room = concurrency - running.size;
+      if (room <= 0) {
+        await new Promise<void>((resolve) => (wakeLoop = resolve));
+        continue;
+      }
+      try {
+        consumer ??= await ensureConsumer();
+        const messages = await consumer.fetch({ max_messages: room, expires: FETCH_EXPIRES_MS });
+        batch = messages;
+        if (halt.signal.aborted) await messages.close();
+        let received = 0;
+        for await (const msg of messages) {
+          received++;
+          // After a reconnect the client re-issues the whole pull, so a batch can bring more
+          // than it asked for; those, and anything arriving while stopping, go straight back.
+          if (halt.signal.aborted || received > room) {
+            hand(msg, () => msg.nak());
+            continue;
+          }
+          dispatch(msg);
+        }
+        failures = 0;
+      } catch (err) {
+        if (halt.signal.aborted) break;
+        failures++;
+        // Re-check (and re-create) the consumer: it may have been deleted or lost.
+        consumer = undefined;
+        const delayMs = Math.min(LOOP_BACKOFF_MS.first * 2 ** (failures - 1), LOOP_BACKOFF_MS.max);
+        log.warn({ err, failures, delayMs }, "pulling jobs failed; retrying");
+        await sleep(delayMs, undefined, { signal: halt.signal }).catch(() => undefined);
+      } finally {
+        batch = undefined;
+      }
+    }
+  }
+
+  function dispatch(msg: JsMsg): void {
+    let job: DeliveryJob;
+    try {
+      job = fromBinary(DeliveryJobSchema, msg.data);
+      if (job.deliveryId === "") throw new Error("delivery_id is empty");
+    } catch (err) {
+      log.error({ err, streamSeq: msg.seq, subject: msg.subject }, "undecodable delivery job; terminating it");
+      hand(msg, () => msg.term("undecodable delivery job"));
+      return;
+    }
+    const entry: Running = {
+      msg,
+      abort: new AbortController(),
+      heartbeat: setInterval(() => {
+        if (!entry.settled) hand(msg, () => msg.working());
+      }, Math.max(100, Math.floor(ackWaitMs / 3))),
+      settled: false,
+      done: Promise.resolve(),
+    };
+    running.add(entry);
+    entry.done = runHandler(entry, job).finally(() => {
+      clearInterval(entry.heartbeat);
+      running.delete(entry);
+      wake();
+    });
+  }
+
+  async function runHandler(entry: Running, job: DeliveryJob): Promise<void> {
+    const deliveryCount = entry.msg.info.deliveryCount;
+    let verdict: JobVerdict;
+    try {
+      verdict = await handle(job, { deliveryCount, signal: entry.abort.signal });
+    } catch (err) {
+      const delayMs = Math.min(HANDLER_BACKOFF_MS.first * 2 ** Math.max(0, deliveryCount - 1), HANDLER_BACKOFF_MS.max);
+      if (!entry.settled) {
+        log.error({ err, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, deliveryCount, delayMs }, "job handler threw; nak with backoff");
+      }
+      verdict = { kind: "nak", delayMs };
+    }
+    settle(entry, verdict);
+  }
+
+  function settle(entry: Running, verdict: JobVerdict): void {
+    // stop() may already have handed the job back: a late verdict must not ack it twice.
+    if (entry.settled) return;
+    entry.settled = true;
+    const { msg } = entry;
+    switch (verdict.kind) {
+      case "ack":
+        hand(msg, () => msg.ack());
+        break;
+      case "nak":
+        hand(msg, () => msg.nak(Math.max(0, verdict.delayMs)));
+        break;
+      case "term":
+        hand(msg, () => msg.term(verdict.reason));
+        break;
+    }
+  }
+
+  /** Sends an ack-family reply; a closed connection only means the job comes back later. */
+  function hand(msg: JsMsg, send: () => void): void {
+    try {
+      send();
+    } catch (err) {
+      log.warn({ err, streamSeq: msg.seq }, "could not reply to a job; it will be redelivered after ack_wait");
+    }
+  }
+
+  return {
+    async start() {
+      if (loop !== undefined || halt.signal.aborted) return;
+      let consumer: Consumer;
+      try {
+        consumer = await ensureConsumer();
+      } catch (cause) {
+        const detail = cause instanceof Error ? cause.message : String(cause);
+        throw new DomainError("unavailable", "QUEUE_UNAVAILABLE", `cannot create job consumer ${durable}: ${detail}`, { cause });
+      }
+      log.info({ concurrency, ackWaitMs }, "job consumer started");
+      loop = pullLoop(consumer).catch((err: unknown) => {
+        log.error({ err }, "job pull loop crashed");
+      });
+    },
+
+    stop(graceMs) {
+      stopped ??= (async () => {
+        halt.abort();
+        wake();
+        await batch?.close();
+        await loop;
+        const finished = Promise.allSettled([...running].map((r) => r.done));
+        if (running.size > 0 && !(await within(finished, graceMs))) {
+          const unfinished = [...running];
+          for (const entry of unfinished) {
+            entry.settled = true;
+            clearInterval(entry.heartbeat);
+            // Nak first so another worker starts on it while this handler winds down.
+            hand(entry.msg, () => entry.msg.nak());
+            entry.abort.abort(new Error("job consumer stopping"));
+          }
+          log.warn({ count: unfinished.length, graceMs }, "handed unfinished jobs back after the shutdown grace period");
+          await within(Promise.allSettled(unfinished.map((r) => r.done)), ABORTED_HANDLER_WAIT_MS);
+        }
+        log.info("job consumer stopped");
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** True when `p` settles within `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const timeout = new AbortController();
+  const result = await Promise.race([
+    p.then(() => true),
+    sleep(Math.max(0, ms), false, { signal: timeout.signal }).catch(() => false),
+  ]);
+  timeout.abort();
+  return result;
+}
