@@ -22,6 +22,8 @@ export interface Config {
   readonly streamPrefix: string;
   readonly host: string;
   readonly port: number;
+  /** Port of the /healthz, /readyz and /metrics listener of the worker and dispatcher roles. */
+  readonly healthPort: number | undefined;
   /** Operator token for AdminService; undefined disables AdminService (dev generates one). */
   readonly adminToken: string | undefined;
   readonly dataDir: string;
@@ -46,6 +48,7 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
   { env: "HOOKSTREAM_STREAM_PREFIX", default: "HOOKSTREAM", doc: "Prefix of JetStream stream names and subjects (letters, digits, _ and -)." },
   { env: "HOST", default: "127.0.0.1 (dev) / 0.0.0.0", doc: "Address the API server listens on." },
   { env: "PORT", default: "8080", doc: "Port of the API server: Connect, gRPC-Web and HTTP/1.1 and gRPC over h2c on one port." },
+  { env: "HOOKSTREAM_HEALTH_PORT", default: "unset (no listener)", doc: "worker and dispatcher roles: port serving /healthz, /readyz and /metrics on HOST." },
   { env: "HOOKSTREAM_ADMIN_TOKEN", default: "unset (dev: generated, printed and kept in ./.hookstream/admin-token)", doc: "Operator token for AdminService; when unset AdminService answers unauthenticated." },
   { env: "HOOKSTREAM_DATA_DIR", default: "./.hookstream", doc: "Where dev keeps its SQLite file, admin token and nats-server data." },
   { env: "HOOKSTREAM_MAX_PAYLOAD_BYTES", default: "262144", doc: "Largest payload accepted by Send, in bytes." },
@@ -145,6 +148,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     streamPrefix,
     host: get("HOST") ?? (dev ? "127.0.0.1" : "0.0.0.0"),
     port: int("PORT", 8080, 0, 65535),
+    healthPort: get("HOOKSTREAM_HEALTH_PORT") === undefined ? undefined : int("HOOKSTREAM_HEALTH_PORT", 0, 0, 65535),
     adminToken: get("HOOKSTREAM_ADMIN_TOKEN"),
     dataDir,
     maxPayloadBytes: int("HOOKSTREAM_MAX_PAYLOAD_BYTES", 262_144, 1, 64 * 1024 * 1024),

@@ -1,0 +1,15 @@
+import type { Authenticator } from "../domain/auth.ts";
+import type { OutboxRelay } from "../domain/outbox-relay.ts";
+import type { StatusFeed, Store } from "../domain/ports.ts";
+
+/** What the RPC handlers are given; they reach storage and the queue only through the domain. */
+export interface ApiDeps {
+  readonly store: Store;
+  readonly relay: OutboxRelay;
+  readonly feed: StatusFeed;
+  readonly auth: Authenticator;
+  readonly maxPayloadBytes: number;
+  readonly secretGracePeriodMs: number;
+  /** Aborted when the server shuts down, so long-lived streams end cleanly. */
+  readonly shutdownSignal: AbortSignal;
+}

@@ -1,0 +1,23 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
+import { createApiKey, listApiKeys, revokeApiKey } from "../domain/api-keys.ts";
+import { apiKeyView } from "../domain/proto-views.ts";
+import type { ApiDeps } from "./api-deps.ts";
+
+/** ApiKeyService: producer keys (management token). */
+export function createApiKeyService(deps: ApiDeps): ServiceImpl<typeof ApiKeyService> {
+  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
+  return {
+    async createApiKey(req, ctx) {
+      const { apiKey, secret } = await createApiKey(deps.store, await ws(ctx.requestHeader), req.label);
+      return { apiKey: apiKeyView(apiKey), secret };
+    },
+    async listApiKeys(req, ctx) {
+      const page = await listApiKeys(deps.store, await ws(ctx.requestHeader), req);
+      return { apiKeys: page.items.map(apiKeyView), nextPageToken: page.nextPageToken };
+    },
+    async revokeApiKey(req, ctx) {
+      return { apiKey: apiKeyView(await revokeApiKey(deps.store, await ws(ctx.requestHeader), req.id)) };
+    },
+  };
+}

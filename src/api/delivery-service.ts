@@ -1,0 +1,29 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
+import { getDelivery, listAttempts, listDeliveries } from "../domain/deliveries.ts";
+import { attemptView, deliveryView, statusFromProto } from "../domain/proto-views.ts";
+import type { ApiDeps } from "./api-deps.ts";
+
+/** DeliveryService: deliveries and attempts (management token). */
+export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof DeliveryService> {
+  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
+  return {
+    async getDelivery(req, ctx) {
+      return { delivery: deliveryView(await getDelivery(deps.store, await ws(ctx.requestHeader), req.id)) };
+    },
+    async listDeliveries(req, ctx) {
+      const page = await listDeliveries(deps.store, await ws(ctx.requestHeader), {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        endpointId: req.endpointId,
+        messageId: req.messageId,
+        statuses: req.statuses.map(statusFromProto),
+      });
+      return { deliveries: page.items.map(deliveryView), nextPageToken: page.nextPageToken };
+    },
+    async listAttempts(req, ctx) {
+      const page = await listAttempts(deps.store, await ws(ctx.requestHeader), req);
+      return { attempts: page.items.map(attemptView), nextPageToken: page.nextPageToken };
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
+import type { Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+import type { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
+import {
+  createEndpoint,
+  deleteEndpoint,
+  getEndpoint,
+  listEndpoints,
+  rotateEndpointSecret,
+  updateEndpoint,
+  type EndpointDeps,
+  type EndpointInput,
+} from "../domain/endpoints.ts";
+import { endpointView } from "../domain/proto-views.ts";
+import type { ApiDeps } from "./api-deps.ts";
+
+/** Milliseconds of a Duration; NaN when it is not a valid duration. */
+function durationMs(d: Duration): number {
+  const ms = Number(d.seconds) * 1000 + d.nanos / 1e6;
+  return d.nanos < 0 || d.nanos >= 1e9 ? Number.NaN : ms;
+}
+
+function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
+  if (!e) return undefined;
+  return {
+    url: e.url,
+    description: e.description,
+    metadata: e.metadata,
+    enabled: e.enabled,
+    headers: e.headers,
+    timeoutMs: e.timeout ? durationMs(e.timeout) : undefined,
+  };
+}
+
+/** EndpointService: endpoint CRUD and secret rotation (management token). */
+export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof EndpointService> {
+  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
+  const endpointDeps: EndpointDeps = { store: deps.store, relay: deps.relay, secretGracePeriodMs: deps.secretGracePeriodMs };
+  return {
+    async createEndpoint(req, ctx) {
+      const { endpoint, signingSecret } = await createEndpoint(endpointDeps, await ws(ctx.requestHeader), endpointInput(req.endpoint));
+      return { endpoint: endpointView(endpoint), signingSecret };
+    },
+    async getEndpoint(req, ctx) {
+      return { endpoint: endpointView(await getEndpoint(deps.store, await ws(ctx.requestHeader), req.id)) };
+    },
+    async listEndpoints(req, ctx) {
+      const page = await listEndpoints(deps.store, await ws(ctx.requestHeader), req);
+      return { endpoints: page.items.map(endpointView), nextPageToken: page.nextPageToken };
+    },
+    async updateEndpoint(req, ctx) {
+      const ep = await updateEndpoint(
+        endpointDeps,
+        await ws(ctx.requestHeader),
+        req.endpoint?.id ?? "",
+        endpointInput(req.endpoint),
+        req.updateMask?.paths ?? [],
+      );
+      return { endpoint: endpointView(ep) };
+    },
+    async deleteEndpoint(req, ctx) {
+      await deleteEndpoint(endpointDeps, await ws(ctx.requestHeader), req.id);
+      return {};
+    },
+    async rotateEndpointSecret(req, ctx) {
+      const r = await rotateEndpointSecret(endpointDeps, await ws(ctx.requestHeader), req.id);
+      return {
+        endpoint: endpointView(r.endpoint),
+        signingSecret: r.signingSecret,
+        previousSecretExpireTime: timestampFromDate(r.previousSecretExpiresAt),
+      };
+    },
+  };
+}

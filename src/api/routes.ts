@@ -1,0 +1,26 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { AdminService } from "../../gen/hookstream/v1/admin_service_pb.ts";
+import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
+import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
+import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
+import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
+import { createAdminService } from "./admin-service.ts";
+import type { ApiDeps } from "./api-deps.ts";
+import { createApiKeyService } from "./api-key-service.ts";
+import { createDeliveryService } from "./delivery-service.ts";
+import { createEndpointService } from "./endpoint-service.ts";
+import { createMessageService } from "./message-service.ts";
+import { createWatchService } from "./watch-service.ts";
+
+/** Registers every hookstream.v1 service on a Connect router. */
+export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(AdminService, createAdminService(deps));
+    router.service(ApiKeyService, createApiKeyService(deps));
+    router.service(EndpointService, createEndpointService(deps));
+    router.service(MessageService, createMessageService(deps));
+    router.service(DeliveryService, createDeliveryService(deps));
+    router.service(WatchService, createWatchService(deps));
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * The `hookstream` binary: one process per role (api, dispatcher, worker), all of them
+ * together (dev), or a one-shot schema migration (migrate).
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { createErrorInterceptor } from "../api/error-mapping.ts";
+import { startHttpServer } from "../api/http-server.ts";
+import { createRoutes } from "../api/routes.ts";
+import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "../config/config.ts";
+import { createDispatcher } from "../dispatcher/dispatcher.ts";
+import { createAuthenticator } from "../domain/auth.ts";
+import { createOutboxRelay } from "../domain/outbox-relay.ts";
+import { createMetrics } from "../observability/metrics.ts";
+import { createLogger } from "../observability/logger.ts";
+import { createJobConsumer } from "../queue/job-consumer.ts";
+import { connectNats } from "../queue/nats-connection.ts";
+import { createOutboxPublisher } from "../queue/outbox-publisher.ts";
+import { createStatusFeed } from "../queue/status-feed.ts";
+import { ensureStreams, streamNames } from "../queue/streams.ts";
+import { migrateDatabase, openStore } from "../store/open-store.ts";
+import { createDeliveryWorker } from "../worker/delivery-worker.ts";
+import { createHttpSender } from "../worker/http-sender.ts";
+import { createOutboundPolicy } from "../worker/outbound-policy.ts";
+import { startHealthServer, type Readiness } from "./health-server.ts";
+import { startLocalNats } from "./local-nats.ts";
+
+const ROLES: readonly Role[] = ["dev", "api", "dispatcher", "worker", "migrate"];
+
+const USAGE = `Usage: hookstream <role>
+
+Roles:
+  dev         everything in one process: API, dispatcher and worker, an SQLite file under
+              ./.hookstream/ and a local nats-server (unless NATS_URL is set)
+  api         the Connect / gRPC / gRPC-Web server, health and metrics
+  dispatcher  publishes committed work to JetStream and releases due retries
+  worker      performs deliveries from the JetStream work stream
+  migrate     applies pending database migrations and exits
+
+Configuration (environment variables):
+${CONFIG_DOCS.map((d) => `  ${d.env.padEnd(34)} ${d.doc}\n  ${"".padEnd(34)} default: ${d.default}`).join("\n")}
+`;
+
+/** Something to undo on shutdown, in reverse order of start. */
+type Closer = { name: string; close: () => Promise<void> };
+
+/** What this process started, undone on shutdown and when start-up fails half-way. */
+const closers: Closer[] = [];
+
+async function closeAll(logger: Pick<Logger, "error"> | undefined): Promise<number> {
+  let code = 0;
+  for (const c of closers.splice(0).reverse()) {
+    try {
+      await c.close();
+    } catch (err) {
+      code = 1;
+      logger?.error({ err, step: c.name }, "shutdown step failed");
+    }
+  }
+  return code;
+}
+
+function adminTokenForDev(config: Config, logger: Logger): string {
+  if (config.adminToken !== undefined) return config.adminToken;
+  const file = join(config.dataDir, "admin-token");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const token = `hsa_${randomBytes(24).toString("base64url")}`;
+  writeFileSync(file, token + "\n", { mode: 0o600 });
+  chmodSync(file, 0o600);
+  logger.info({ file }, "generated an operator token");
+  return token;
+}
+
+async function run(role: Role): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(role, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel, role);
+  let shuttingDown = false;
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    shuttingDown = true;
+    logger.info({ signal }, "shutting down");
+    const code = await closeAll(logger);
+    logger.info({ code }, "stopped");
+    logger.flush();
+    process.exit(code);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  if (config.database.kind === "sqlite" || role === "dev") mkdirSync(config.dataDir, { recursive: true });
+
+  if (role === "migrate") {
+    const applied = await migrateDatabase(config.database, { logger });
+    logger.info({ applied }, applied.length === 0 ? "database schema is up to date" : "applied migrations");
+    logger.flush();
+    process.exit(0);
+  }
+
+  const dev = role === "dev";
+  const runs = (r: Role): boolean => dev || role === r;
+  let adminToken = config.adminToken;
+  if (dev) {
+    adminToken = adminTokenForDev(config, logger);
+    await migrateDatabase(config.database, { logger });
+  }
+
+  let natsUrl = config.natsUrl;
+  if (natsUrl === undefined) {
+    const local = await startLocalNats(resolve(config.dataDir), process.env, logger);
+    closers.push({ name: "local nats-server", close: () => local.stop() });
+    natsUrl = local.url;
+  }
+
+  const store = await openStore(config.database, { logger });
+  closers.push({ name: "database", close: () => store.close() });
+  const nc: NatsConnection = await connectNats({ url: natsUrl, name: `hookstream-${role}`, logger });
+  closers.push({ name: "nats", close: () => nc.drain() });
+  const names = streamNames(config.streamPrefix);
+  await ensureStreams(nc, names);
+  const relay = createOutboxRelay(store, createOutboxPublisher(nc, names), logger);
+  closers.push({ name: "outbox relay", close: () => relay.drain() });
+  const metrics = createMetrics(role);
+
+  const ready = async (): Promise<Readiness> => {
+    const checks: Record<string, string> = {};
+    let ok = !shuttingDown;
+    if (shuttingDown) checks["process"] = "shutting down";
+    try {
+      await store.ping();
+      checks["database"] = "ok";
+    } catch (err) {
+      ok = false;
+      checks["database"] = err instanceof Error ? err.message : String(err);
+    }
+    if (nc.isClosed() || nc.isDraining()) {
+      ok = false;
+      checks["nats"] = "closed";
+    } else {
+      try {
+        await nc.flush();
+        checks["nats"] = "ok";
+      } catch (err) {
+        ok = false;
+        checks["nats"] = err instanceof Error ? err.message : String(err);
+      }
+    }
+    return { ok, checks };
+  };
+
+  if (runs("worker")) {
+    const sender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
+    closers.push({ name: "http sender", close: () => sender.close() });
+    const worker = createDeliveryWorker({
+      store,
+      relay,
+      sender,
+      retry: { schedule: config.retrySchedule, maxAttempts: config.maxAttempts },
+      logger,
+      metrics,
+    });
+    const consumer = createJobConsumer({
+      nc,
+      names,
+      durable: `${config.streamPrefix}_workers`,
+      concurrency: config.workerConcurrency,
+      ackWaitMs: config.jobAckWaitMs,
+      logger,
+      handle: (job) => worker.handle(job),
+    });
+    await consumer.start();
+    closers.push({ name: "job consumer", close: () => consumer.stop(config.shutdownGraceMs) });
+    logger.info({ concurrency: config.workerConcurrency, outboundAllow: config.outboundAllow }, "worker started");
+  }
+
+  if (runs("dispatcher")) {
+    const dispatcher = createDispatcher({ store, relay, logger, intervalMs: config.outboxSweepIntervalMs });
+    dispatcher.start();
+    closers.push({ name: "dispatcher", close: () => dispatcher.stop() });
+    logger.info({ intervalMs: config.outboxSweepIntervalMs }, "dispatcher started");
+  }
+
+  if (runs("api")) {
+    const shutdownController = new AbortController();
+    const server = await startHttpServer({
+      host: config.host,
+      port: config.port,
+      routes: createRoutes({
+        store,
+        relay,
+        feed: createStatusFeed(nc, names),
+        auth: createAuthenticator(store, adminToken),
+        maxPayloadBytes: config.maxPayloadBytes,
+        secretGracePeriodMs: config.secretGracePeriodMs,
+        shutdownSignal: shutdownController.signal,
+      }),
+      interceptors: [createErrorInterceptor(logger)],
+      corsOrigins: config.corsOrigins,
+      // The payload limit plus room for the rest of the request and JSON's base64 of raw bytes.
+      readMaxBytes: Math.ceil(config.maxPayloadBytes * 1.4) + 64 * 1024,
+      ready,
+      metrics: () => metrics.render(),
+      logger,
+    });
+    closers.push({
+      name: "api server",
+      close: async () => {
+        shutdownController.abort();
+        await server.close(config.shutdownGraceMs);
+      },
+    });
+    const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`;
+    logger.info({ port: server.port, url }, "api listening");
+    if (dev) {
+      process.stdout.write(
+        `\n  Hookstream dev is running at ${url}\n` +
+          `  Operator token (AdminService): ${adminToken}\n` +
+          `  (kept in ${join(config.dataDir, "admin-token")}; data in ${config.dataDir}/)\n` +
+          `  Try: curl -s ${url}/hookstream.v1.AdminService/CreateWorkspace -H 'Content-Type: application/json' \\\n` +
+          `         -H "Authorization: Bearer ${adminToken}" -d '{"name":"demo"}'\n\n`,
+      );
+    }
+  } else if (config.healthPort !== undefined) {
+    const health = await startHealthServer(config.host, config.healthPort, ready, () => metrics.render());
+    closers.push({ name: "health server", close: () => health.close() });
+    logger.info({ port: health.port }, "health listener started");
+  }
+}
+
+const arg = process.argv[2];
+if (arg === undefined || arg === "help" || arg === "--help" || arg === "-h") {
+  process.stdout.write(USAGE);
+  process.exit(arg === undefined ? 2 : 0);
+}
+if (!(ROLES as readonly string[]).includes(arg)) {
+  process.stderr.write(`hookstream: unknown role ${JSON.stringify(arg)}\n\n${USAGE}`);
+  process.exit(2);
+}
+run(arg as Role).catch(async (err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`hookstream ${arg}: ${message}\n`);
+  await closeAll(undefined);
+  process.exit(1);
+});

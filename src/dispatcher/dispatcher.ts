@@ -1,0 +1,98 @@
+import type { OutboxRelay } from "../domain/outbox-relay.ts";
+import { jobRow, statusRow } from "../domain/outbox-rows.ts";
+import type { Store } from "../domain/ports.ts";
+
+/** Minimal logger (pino fits). */
+export interface DispatcherLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Options of the dispatcher loop. */
+export interface DispatcherOptions {
+  store: Store;
+  relay: OutboxRelay;
+  logger: DispatcherLogger;
+  /** Pause between rounds when there was nothing to do. */
+  intervalMs: number;
+  /** Outbox rows younger than this are left to the process that wrote them (its fast path). */
+  outboxMinAgeMs?: number;
+  batchSize?: number;
+}
+
+/** The running dispatcher. */
+export interface Dispatcher {
+  /** One round: publish leftover outbox rows, release due retries; returns rows handled. */
+  runOnce(): Promise<number>;
+  start(): void;
+  /** Stops after the current round; resolves when it has finished. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The dispatcher: the outbox sweep (anything committed but never published, e.g. because an
+ * API process died between commit and publish, or NATS was down) and the release of due
+ * retries and scheduled deliveries, which live as rows in the database — never as long-delayed
+ * messages in a consumer's pending set.
+ */
+export function createDispatcher(opts: DispatcherOptions): Dispatcher {
+  const { store, relay, logger } = opts;
+  const minAge = opts.outboxMinAgeMs ?? 2_000;
+  const batch = opts.batchSize ?? 500;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  const runOnce = async (): Promise<number> => {
+    let handled = 0;
+    const swept = await relay.sweep(minAge, batch);
+    if (swept > 0) logger.info({ rows: swept }, "published outbox rows left behind");
+    handled += swept;
+    const now = new Date();
+    const { released, outbox } = await store.releaseDue(now, batch, (d) => [statusRow(d, null, now), jobRow(d, now)]);
+    if (released.length > 0) {
+      await relay.publishNow(outbox);
+      handled += released.length;
+    }
+    return handled;
+  };
+
+  return {
+    runOnce,
+    start() {
+      if (running) return;
+      running = true;
+      loop = (async () => {
+        let failures = 0;
+        while (running) {
+          let handled = 0;
+          try {
+            handled = await runOnce();
+            failures = 0;
+          } catch (err) {
+            failures++;
+            // Log the first failure of an outage and then every 30th, not once a second.
+            if (failures === 1 || failures % 30 === 0) logger.error({ err, failures }, "dispatcher round failed");
+          }
+          if (!running) break;
+          if (handled >= batch) continue; // more is waiting
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, opts.intervalMs);
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+          wake = undefined;
+        }
+      })();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+      await relay.drain();
+    },
+  };
+}

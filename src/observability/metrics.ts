@@ -1,0 +1,37 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The process's Prometheus registry and the counters the roles update. */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly attempts: Counter<"outcome">;
+  readonly attemptLatency: Histogram;
+  /** Prometheus text exposition. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Creates the registry with Node's default metrics and Hookstream's own. */
+export function createMetrics(role: string): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ role });
+  collectDefaultMetrics({ register: registry, prefix: "hookstream_" });
+  const attempts = new Counter({
+    name: "hookstream_delivery_attempts_total",
+    help: "Delivery attempts by outcome (succeeded, pending_retry, failed).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  const attemptLatency = new Histogram({
+    name: "hookstream_delivery_attempt_seconds",
+    help: "Duration of delivery HTTP requests, body included.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  return {
+    registry,
+    attempts,
+    attemptLatency,
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
