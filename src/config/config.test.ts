@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConfigError, loadConfig, parseDuration } from "./config.ts";
+
+test("defaults: SQLite under ./.hookstream, dev allows loopback delivery and starts its own NATS", () => {
+  const dev = loadConfig("dev", {});
+  assert.deepEqual(dev.database, { kind: "sqlite", path: "./.hookstream/hookstream.db" });
+  assert.equal(dev.natsUrl, undefined);
+  assert.deepEqual(dev.outboundAllow, ["127.0.0.0/8", "::1/128"]);
+  const api = loadConfig("api", {});
+  assert.equal(api.natsUrl, "nats://127.0.0.1:4222");
+  assert.deepEqual(api.outboundAllow, []);
+  assert.equal(api.maxPayloadBytes, 262_144);
+});
+
+test("PostgreSQL and SQLite URLs", () => {
+  assert.deepEqual(loadConfig("api", { DATABASE_URL: "postgres://u@h/db" }).database, { kind: "postgresql", url: "postgres://u@h/db" });
+  assert.deepEqual(loadConfig("api", { DATABASE_URL: "sqlite:/tmp/x.db" }).database, { kind: "sqlite", path: "/tmp/x.db" });
+});
+
+test("every bad setting is reported at once", () => {
+  assert.throws(
+    () => loadConfig("api", { PORT: "http", HOOKSTREAM_JOB_ACK_WAIT: "soon", DATABASE_URL: "mysql://x", LOG_LEVEL: "loud" }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      ["PORT", "HOOKSTREAM_JOB_ACK_WAIT", "DATABASE_URL", "LOG_LEVEL"].every((n) => err.message.includes(n)),
+  );
+});
+
+test("durations", () => {
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("30s"), 30_000);
+  assert.equal(parseDuration("2h"), 7_200_000);
+  assert.equal(parseDuration("1d"), 86_400_000);
+  assert.equal(parseDuration("5"), undefined);
+});
