@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createAuthenticator } from "./auth.ts";
+import { hashSecret } from "./credentials.ts";
+import { DomainError } from "./errors.ts";
+import type { Store } from "./ports.ts";
+import type { ApiKeyRecord, WorkspaceRecord } from "./records.ts";
+
+const ws: WorkspaceRecord = { id: "ws_a", name: "a", createdAt: new Date() };
+const key = (revokedAt: Date | null): ApiKeyRecord => ({
+  id: "key_a",
+  workspaceId: "ws_a",
+  label: "",
+  secretPrefix: "hsk_xx",
+  createdAt: new Date(),
+  revokedAt,
+});
+
+// Only the two lookups the authenticator uses; the rest of the port is not reached.
+function fakeStore(revoked: boolean): Store {
+  return {
+    findWorkspaceByTokenHash: async (h: string) => (h === hashSecret("hsm_good") ? ws : null),
+    findApiKeyByHash: async (h: string) => (h === hashSecret("hsk_good") ? key(revoked ? new Date() : null) : null),
+  } as unknown as Store;
+}
+
+const fails = (kind: string, reason: string) => (err: unknown) =>
+  err instanceof DomainError && err.kind === kind && err.reason === reason;
+
+test("each credential kind resolves to its principal", async () => {
+  const auth = createAuthenticator(fakeStore(false), "operator-secret");
+  assert.deepEqual(await auth.authenticate("Bearer operator-secret", ["admin"]), { kind: "admin" });
+  assert.equal(await auth.workspaceOf("Bearer hsm_good", ["management"]), "ws_a");
+  assert.equal(await auth.workspaceOf("bearer   hsk_good", ["api_key"]), "ws_a");
+});
+
+test("missing, malformed, unknown, revoked and wrong-kind credentials are refused precisely", async () => {
+  const auth = createAuthenticator(fakeStore(true), "operator-secret");
+  await assert.rejects(auth.authenticate(null, ["admin"]), fails("unauthenticated", "MISSING_CREDENTIALS"));
+  await assert.rejects(auth.authenticate("Basic abc", ["admin"]), fails("unauthenticated", "MALFORMED_CREDENTIALS"));
+  await assert.rejects(auth.authenticate("Bearer hsm_bad", ["management"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
+  await assert.rejects(auth.authenticate("Bearer guess", ["admin"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
+  await assert.rejects(auth.authenticate("Bearer hsk_good", ["api_key"]), fails("unauthenticated", "API_KEY_REVOKED"));
+  await assert.rejects(auth.authenticate("Bearer hsm_good", ["api_key"]), fails("permission_denied", "WRONG_CREDENTIAL_KIND"));
+});
+
+test("without an operator token configured, nothing is the operator", async () => {
+  const auth = createAuthenticator(fakeStore(false), undefined);
+  await assert.rejects(auth.authenticate("Bearer anything", ["admin"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
+});
