@@ -113,6 +113,8 @@ interface Running {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Like sleep, but does not keep the process alive (for the losing side of a race). */
+const deadlineAfter = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 /** Starts the stack: migrate, then each role as a process; resolves when the api is ready. */
 export async function startStack(options: StackOptions): Promise<Stack> {
@@ -133,6 +135,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     HOOKSTREAM_STREAM_PREFIX: streamPrefix,
     HOST: "127.0.0.1",
     PORT: String(ports.get(role as StackRole) ?? 0),
+    // dispatcher and worker serve /healthz, /readyz and /metrics on their own port.
+    ...(role === "dispatcher" || role === "worker" ? { HOOKSTREAM_HEALTH_PORT: String(ports.get(role)) } : {}),
     HOOKSTREAM_ADMIN_TOKEN: adminToken,
     HOOKSTREAM_OUTBOUND_ALLOW: "127.0.0.0/8",
     HOOKSTREAM_JOB_ACK_WAIT: "3s",
@@ -188,7 +192,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   if (options.migrate ?? true) {
     const migrate = spawnRole("migrate", []);
-    const result = await Promise.race([migrate.exited, sleep(120_000).then(() => "timeout" as const)]);
+    const result = await Promise.race([migrate.exited, deadlineAfter(120_000).then(() => "timeout" as const)]);
     if (result === "timeout" || result.code !== 0) {
       migrate.child.kill("SIGKILL");
       throw new Error(`migrate failed (${JSON.stringify(result)}):\n${tail("migrate")}`);
@@ -197,16 +201,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   const apiUrl = `http://127.0.0.1:${ports.get("api")}`;
 
-  const waitReady = async (timeoutMs: number): Promise<void> => {
+  const waitReady = async (role: StackRole, timeoutMs: number): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
-    const api = running.get("api");
+    const proc = running.get(role);
     let last = "no answer yet";
     while (Date.now() < deadline) {
-      if (api !== undefined && api.child.exitCode !== null) {
-        throw new Error(`api exited with ${api.child.exitCode} before it was ready:\n${tail("api")}`);
+      if (proc !== undefined && proc.child.exitCode !== null) {
+        throw new Error(`${role} exited with ${proc.child.exitCode} before it was ready:\n${tail(role)}`);
       }
       try {
-        const res = await fetch(`${apiUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
+        const res = await fetch(`http://127.0.0.1:${ports.get(role)}/readyz`, { signal: AbortSignal.timeout(2_000) });
         await res.arrayBuffer();
         if (res.status === 200) return;
         last = `status ${res.status}`;
@@ -215,7 +219,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
       await sleep(100);
     }
-    throw new Error(`api not ready after ${timeoutMs} ms (${last}):\n${tail("api")}`);
+    throw new Error(`${role} not ready after ${timeoutMs} ms (${last}):\n${tail(role)}`);
   };
 
   const startRole = (role: StackRole): void => {
@@ -226,7 +230,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const proc = running.get(role);
     if (proc === undefined) throw new Error(`${role} was never started`);
     if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill(signal);
-    const result = await Promise.race([proc.exited, sleep(timeoutMs).then(() => undefined)]);
+    const result = await Promise.race([proc.exited, deadlineAfter(timeoutMs).then(() => undefined)]);
     if (result === undefined) {
       proc.child.kill("SIGKILL");
       const forced = await proc.exited;
@@ -237,15 +241,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   try {
     for (const role of roles) startRole(role);
-    if (roles.includes("api")) await waitReady(60_000);
-    // The other roles have no readiness endpoint contract; fail early if one died at start.
-    await sleep(200);
-    for (const role of roles) {
-      const proc = running.get(role);
-      if (proc !== undefined && proc.child.exitCode !== null) {
-        throw new Error(`${role} exited with ${proc.child.exitCode} at start:\n${tail(role)}`);
-      }
-    }
+    for (const role of roles) await waitReady(role, 60_000);
   } catch (error) {
     for (const proc of running.values()) proc.child.kill("SIGKILL");
     throw error;
@@ -280,7 +276,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         await killRole(role, "SIGTERM");
       }
       startRole(role);
-      if (role === "api") await waitReady(60_000);
+      await waitReady(role, 60_000);
     },
     async stopAll() {
       const results: Record<string, ExitInfo> = {};

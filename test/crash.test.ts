@@ -1,0 +1,143 @@
+/**
+ * Crash test: 1,000 messages, the worker process killed with SIGKILL while deliveries are in
+ * flight, then restarted. Every message must arrive (zero lost) and every delivery end
+ * SUCCEEDED; duplicates are allowed by at-least-once delivery and reported.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { fromJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { createTestDatabase, testDbKinds } from "./support/database.ts";
+import { startNatsServer, type TestNats } from "./support/nats-server.ts";
+import { startReceiver, type Receiver } from "./support/receiver.ts";
+import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
+
+const MESSAGES = 1_000;
+const KILL_AFTER = 300;
+const SEND_CONCURRENCY = 32;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function listAllDeliveries(clients: Clients, endpointId: string): Promise<Delivery[]> {
+  const all: Delivery[] = [];
+  let pageToken = "";
+  for (let page = 0; page < 1000; page++) {
+    const res = await clients.deliveries.listDeliveries({ endpointId, pageSize: 100, pageToken });
+    all.push(...res.deliveries);
+    if (res.nextPageToken === "") return all;
+    pageToken = res.nextPageToken;
+  }
+  return assert.fail("ListDeliveries never ended");
+}
+
+for (const kind of testDbKinds()) {
+  describe(`crash: kill -9 the worker mid-flight on ${kind}`, { timeout: 300_000 }, () => {
+    let nats: TestNats | undefined;
+    let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+    let receiver: Receiver | undefined;
+    let stack: Stack | undefined;
+
+    before(async () => {
+      // A short answer delay keeps a worker's worth of deliveries in flight at any moment.
+      receiver = await startReceiver({ delayMs: 20 });
+      nats = await startNatsServer();
+      database = await createTestDatabase(kind);
+      stack = await startStack({ databaseUrl: database.url, natsUrl: nats.url });
+    });
+
+    after(async () => {
+      stack?.destroy();
+      await receiver?.close();
+      await nats?.stop();
+      await database?.drop();
+    });
+
+    it("loses nothing when the worker dies and comes back", async (t) => {
+      assert.ok(stack !== undefined && receiver !== undefined);
+      const rx = receiver;
+      const admin = createClients(stack.apiUrl, stack.adminToken);
+      const ws = await admin.admin.createWorkspace({ name: "crash" });
+      const management = createClients(stack.apiUrl, ws.managementToken);
+      const key = await management.apiKeys.createApiKey({ label: "crash" });
+      const producer = createClients(stack.apiUrl, key.secret, { binary: true });
+      const ep = await management.endpoints.createEndpoint({ endpoint: { url: `${rx.url}/crash` } });
+      const endpointId = ep.endpoint?.id ?? "";
+
+      // Kill the worker as soon as the receiver has seen KILL_AFTER requests, while sends go on.
+      let killedAt = -1;
+      const killed = rx
+        .waitFor((requests) => requests.length >= KILL_AFTER, 120_000, `${KILL_AFTER} requests`)
+        .then(async () => {
+          killedAt = rx.requests.length;
+          const exit = await stack?.kill("worker", "SIGKILL");
+          return exit;
+        });
+
+      const deliveryIds: string[] = [];
+      let next = 0;
+      const sender = async (): Promise<void> => {
+        while (next < MESSAGES) {
+          const n = next++;
+          const res = await producer.messages.send({
+            endpointId,
+            eventType: "crash.test",
+            body: { case: "payload", value: fromJson(ValueSchema, { n }) },
+            idempotencyKey: `crash-${n}`,
+          });
+          deliveryIds.push(res.deliveryId);
+        }
+      };
+      await Promise.all(Array.from({ length: SEND_CONCURRENCY }, sender));
+      assert.equal(new Set(deliveryIds).size, MESSAGES, "every Send was accepted with its own delivery");
+
+      const exit = await killed;
+      assert.equal(exit?.signal, "SIGKILL");
+      const distinctAtKill = rx.distinctIds().size;
+      t.diagnostic(`worker killed after ${killedAt} requests (${distinctAtKill} distinct webhook-ids at that point)`);
+      assert.ok(distinctAtKill < MESSAGES, "the kill happened while deliveries were still outstanding");
+
+      await sleep(500);
+      await stack.restart("worker");
+
+      const expected = new Set(deliveryIds);
+      let seen = 0;
+      await rx.waitFor(
+        (requests) => {
+          // Count new distinct ids incrementally: the predicate runs on every request.
+          for (; seen < requests.length; seen++) expected.delete(requests[seen]?.webhookId ?? "");
+          return expected.size === 0;
+        },
+        180_000,
+        `all ${MESSAGES} distinct webhook-ids`,
+      );
+      const distinct = rx.distinctIds();
+      const foreign = [...distinct].filter((id) => !deliveryIds.includes(id));
+      assert.deepEqual(foreign, [], "the receiver saw only the sent deliveries");
+      const duplicates = rx.requests.length - distinct.size;
+      t.diagnostic(`received ${rx.requests.length} requests for ${distinct.size} deliveries: ${duplicates} duplicates, 0 lost`);
+      console.log(`crash test (${kind}): ${MESSAGES} sent, 0 lost, ${duplicates} duplicate deliveries`);
+
+      // Every delivery ends SUCCEEDED (the status is recorded just after the receiver answers).
+      let deliveries: Delivery[] = [];
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        deliveries = await listAllDeliveries(management, endpointId);
+        const done = deliveries.filter((d) => d.status === DeliveryStatus.SUCCEEDED).length;
+        if (deliveries.length === MESSAGES && done === MESSAGES) break;
+        if (Date.now() > deadline) {
+          const byStatus = new Map<number, number>();
+          for (const d of deliveries) byStatus.set(d.status, (byStatus.get(d.status) ?? 0) + 1);
+          assert.fail(`after 60 s: ${deliveries.length} deliveries, by status ${JSON.stringify([...byStatus])}`);
+        }
+        await sleep(500);
+      }
+      assert.deepEqual(new Set(deliveries.map((d) => d.id)), new Set(deliveryIds));
+
+      const exits = await stack.stopAll();
+      for (const [role, info] of Object.entries(exits)) {
+        assert.deepEqual(info, { code: 0, signal: null }, `${role} exit on SIGTERM`);
+      }
+    });
+  });
+}
