@@ -154,6 +154,11 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
     let consumer: Consumer | undefined = first;
     let failures = 0;
     while (!halt.signal.aborted) {
+      if (nc.isClosed()) {
+        // Reconnects are unlimited, so this is a deliberate close: nothing left to pull from.
+        log.warn("NATS connection closed; job consumer no longer pulls");
+        return;
+      }
       const room = concurrency - running.size;
       if (room <= 0) {
         await new Promise<void>((resolve) => (wakeLoop = resolve));
@@ -197,7 +202,7 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
       if (job.deliveryId === "") throw new Error("delivery_id is empty");
     } catch (err) {
       log.error({ err, streamSeq: msg.seq, subject: msg.subject }, "undecodable delivery job; terminating it");
-      hand(msg, () => msg.term("undecodable delivery job"));
+      hand(msg, () => msg.term());
       return;
     }
     const entry: Running = {
@@ -245,7 +250,9 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
         hand(msg, () => msg.nak(Math.max(0, verdict.delayMs)));
         break;
       case "term":
-        hand(msg, () => msg.term(verdict.reason));
+        // The reason goes to our log, not the server: nats-server 2.9 ignores "+TERM <reason>".
+        log.warn({ streamSeq: msg.seq, reason: verdict.reason }, "job terminated");
+        hand(msg, () => msg.term());
         break;
     }
   }
