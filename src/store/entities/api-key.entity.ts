@@ -1,0 +1,22 @@
+import { defineEntity, p } from "@mikro-orm/core";
+import { Workspace } from "./workspace.entity.ts";
+
+/** Table schema of a producer key; only the secret's hash is kept, unique so lookups are exact. */
+export const ApiKeySchema = defineEntity({
+  name: "ApiKey",
+  tableName: "api_key",
+  properties: {
+    id: p.string().length(64).primary(),
+    workspaceId: p.manyToOne(Workspace).mapToPk().fieldName("workspace_id").deleteRule("cascade"),
+    label: p.text(),
+    secretPrefix: p.string().length(64),
+    secretHash: p.string().length(128).unique("api_key_secret_hash_unique"),
+    createdAt: p.datetime(3),
+    revokedAt: p.datetime(3).nullable(),
+  },
+  indexes: [{ name: "api_key_workspace_id_id_index", properties: ["workspaceId", "id"] }],
+});
+
+/** An api_key row. */
+export class ApiKey extends ApiKeySchema.class {}
+ApiKeySchema.setClass(ApiKey);

@@ -1,0 +1,35 @@
+import { defineEntity, p } from "@mikro-orm/core";
+import type { DeliveryStatusName } from "../../domain/records.ts";
+import { Endpoint } from "./endpoint.entity.ts";
+import { Message } from "./message.entity.ts";
+import { Workspace } from "./workspace.entity.ts";
+
+/** Table schema of one message to one endpoint, indexed for the lists and the dispatcher's due scan. */
+export const DeliverySchema = defineEntity({
+  name: "Delivery",
+  tableName: "delivery",
+  properties: {
+    id: p.string().length(64).primary(),
+    workspaceId: p.manyToOne(Workspace).mapToPk().fieldName("workspace_id").deleteRule("cascade"),
+    messageId: p.manyToOne(Message).mapToPk().fieldName("message_id").deleteRule("cascade"),
+    endpointId: p.manyToOne(Endpoint).mapToPk().fieldName("endpoint_id").deleteRule("cascade"),
+    eventType: p.string().length(255),
+    status: p.string().length(32).$type<DeliveryStatusName>(),
+    attemptCount: p.integer(),
+    nextAttemptAt: p.datetime(3).nullable(),
+    lastResponseStatus: p.integer(),
+    lastError: p.text(),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+  },
+  indexes: [
+    { name: "delivery_workspace_id_id_index", properties: ["workspaceId", "id"] },
+    { name: "delivery_workspace_id_endpoint_id_id_index", properties: ["workspaceId", "endpointId", "id"] },
+    { name: "delivery_workspace_id_message_id_id_index", properties: ["workspaceId", "messageId", "id"] },
+    { name: "delivery_status_next_attempt_at_index", properties: ["status", "nextAttemptAt"] },
+  ],
+});
+
+/** A delivery row. */
+export class Delivery extends DeliverySchema.class {}
+DeliverySchema.setClass(Delivery);

@@ -1,0 +1,29 @@
+import { defineEntity, p } from "@mikro-orm/core";
+import { Workspace } from "./workspace.entity.ts";
+
+/** Table schema of a customer's receiver; soft-deleted (deleted_at) so deliveries keep their reference. */
+export const EndpointSchema = defineEntity({
+  name: "Endpoint",
+  tableName: "endpoint",
+  properties: {
+    id: p.string().length(64).primary(),
+    workspaceId: p.manyToOne(Workspace).mapToPk().fieldName("workspace_id").deleteRule("cascade"),
+    url: p.text(),
+    description: p.text(),
+    metadata: p.json<Record<string, string>>(),
+    enabled: p.boolean(),
+    headers: p.json<Record<string, string>>(),
+    timeoutMs: p.integer(),
+    secret: p.text(),
+    previousSecret: p.text().nullable(),
+    previousSecretExpiresAt: p.datetime(3).nullable(),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+    deletedAt: p.datetime(3).nullable(),
+  },
+  indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
+});
+
+/** An endpoint row. */
+export class Endpoint extends EndpointSchema.class {}
+EndpointSchema.setClass(Endpoint);

@@ -1,0 +1,26 @@
+import { defineEntity, p } from "@mikro-orm/core";
+import { Workspace } from "./workspace.entity.ts";
+
+/**
+ * Table schema of a sent message: the exact payload bytes, and the unique
+ * (workspace_id, idempotency_key) that decides idempotency races.
+ */
+export const MessageSchema = defineEntity({
+  name: "Message",
+  tableName: "message",
+  properties: {
+    id: p.string().length(64).primary(),
+    workspaceId: p.manyToOne(Workspace).mapToPk().fieldName("workspace_id").deleteRule("cascade"),
+    eventType: p.string().length(255),
+    payload: p.blob(),
+    contentType: p.string().length(255),
+    idempotencyKey: p.string().length(255),
+    payloadHash: p.string().length(64),
+    createdAt: p.datetime(3),
+  },
+  uniques: [{ name: "message_workspace_id_idempotency_key_unique", properties: ["workspaceId", "idempotencyKey"] }],
+});
+
+/** A message row. */
+export class Message extends MessageSchema.class {}
+MessageSchema.setClass(Message);

@@ -1,0 +1,7 @@
+import type { MigrationObject } from "@mikro-orm/core";
+import { Migration20261123110527_initial_schema } from "./Migration20261123110527_initial_schema.ts";
+
+/** The committed postgresql migrations, oldest first (append each new one here). */
+export const postgresqlMigrations: readonly MigrationObject[] = [
+  { name: "Migration20261123110527_initial_schema", class: Migration20261123110527_initial_schema },
+];

@@ -1,0 +1,491 @@
+import { LockMode, type MikroORM } from "@mikro-orm/core";
+import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
+import { FINAL_STATUSES } from "../domain/records.ts";
+import type {
+  ApiKeyRecord,
+  AttemptRecord,
+  DeliveryRecord,
+  DeliveryStatusName,
+  EndpointRecord,
+  MessageRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+  PageQuery,
+  WorkspaceRecord,
+} from "../domain/records.ts";
+import type {
+  AcceptOutcome,
+  AttemptContext,
+  AttemptOutcome,
+  DeliveryFilter,
+  EndpointPatch,
+  Store,
+} from "../domain/ports.ts";
+import { ApiKey, Attempt, Delivery, Endpoint, Message, Outbox, Workspace } from "./entities/index.ts";
+import {
+  apiKeyRecord,
+  attemptRecord,
+  deliveryRecord,
+  endpointRecord,
+  messageRecord,
+  outboxInsert,
+  outboxRecord,
+  toBuffer,
+  workspaceRecord,
+} from "./record-mappers.ts";
+import { isUniqueViolation, translateStoreError } from "./store-errors.ts";
+
+/** The ORM type the store runs on: one of the SQL drivers. */
+export type SqlOrm = MikroORM<AbstractSqlDriver, SqlEntityManager>;
+
+/** A Store bound to its ORM, which callers may use for health checks and shutdown. */
+export interface OpenedStore extends Store {
+  readonly orm: SqlOrm;
+}
+
+type Em = SqlEntityManager;
+
+const NON_FINAL: DeliveryStatusName[] = ["scheduled", "queued", "delivering", "awaiting_ack", "pending_retry"];
+const DUE: DeliveryStatusName[] = ["pending_retry", "scheduled"];
+const ENDPOINT_DELETED = "endpoint deleted";
+
+// Rows read only to be mapped to records stay out of the identity map, so the commit-time
+// flush has nothing to diff.
+const DETACHED = { disableIdentityMap: true } as const;
+
+/** Thrown inside a transaction to roll it back and hand a value out of it. */
+class Rollback<T> extends Error {
+  readonly value: T;
+  constructor(value: T) {
+    super("rollback");
+    this.value = value;
+  }
+}
+
+function keyset(order: "asc" | "desc", afterId: string | undefined): { id?: { $lt: string } | { $gt: string } } {
+  if (afterId === undefined || afterId === "") return {};
+  return { id: order === "desc" ? { $lt: afterId } : { $gt: afterId } };
+}
+
+function limitOf(page: PageQuery): number {
+  return Math.max(1, Math.min(1000, Math.trunc(page.limit)));
+}
+
+/**
+ * The Store port on MikroORM: each call forks its own EntityManager; hot paths use batched
+ * native inserts and conditional updates instead of the unit of work's change tracking.
+ */
+export class MikroStore implements OpenedStore {
+  readonly orm: SqlOrm;
+  readonly #pg: boolean;
+
+  constructor(orm: SqlOrm) {
+    this.orm = orm;
+    this.#pg = orm.config.get("driver")?.name === "PostgreSqlDriver";
+  }
+
+  async #run<T>(fn: (em: Em) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.orm.em.fork());
+    } catch (error) {
+      throw translateStoreError(error);
+    }
+  }
+
+  async #tx<T>(fn: (em: Em) => Promise<T>): Promise<T> {
+    return this.#run((em) => em.transactional((tem) => fn(tem)));
+  }
+
+  async #insertOutbox(em: Em, rows: readonly NewOutboxRecord[]): Promise<OutboxRecord[]> {
+    if (rows.length === 0) return [];
+    // One multi-row INSERT … RETURNING: insertMany reports only one generated key on SQLite.
+    const inserted = await em
+      .createQueryBuilder(Outbox)
+      .insert(rows.map(outboxInsert))
+      .returning(["seq"])
+      .execute<{ seq: number | string }[]>("all", false);
+    const seqs = inserted.map((r) => Number(r.seq)).sort((a, b) => a - b);
+    if (seqs.length !== rows.length)
+      throw new Error(`outbox insert returned ${seqs.length} seqs for ${rows.length} rows`);
+    // Seqs of one statement are assigned in row order; sorting guards against RETURNING's order.
+    return rows.map((row, i) => ({ ...row, seq: seqs[i]! }));
+  }
+
+  /** @inheritdoc */
+  async ping(): Promise<void> {
+    await this.#run((em) => em.execute("select 1"));
+  }
+
+  /** @inheritdoc */
+  async close(): Promise<void> {
+    await this.orm.close(true);
+  }
+
+  /** @inheritdoc */
+  async createWorkspace(ws: WorkspaceRecord, managementTokenHash: string): Promise<void> {
+    await this.#run((em) => em.insert(Workspace, { ...ws, managementTokenHash }));
+  }
+
+  /** @inheritdoc */
+  async findWorkspaceByTokenHash(managementTokenHash: string): Promise<WorkspaceRecord | null> {
+    const row = await this.#run((em) => em.findOne(Workspace, { managementTokenHash }, DETACHED));
+    return row === null ? null : workspaceRecord(row);
+  }
+
+  /** @inheritdoc */
+  async createApiKey(key: ApiKeyRecord, secretHash: string): Promise<void> {
+    await this.#run((em) => em.insert(ApiKey, { ...key, secretHash }));
+  }
+
+  /** @inheritdoc */
+  async findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | null> {
+    const row = await this.#run((em) => em.findOne(ApiKey, { secretHash }, DETACHED));
+    return row === null ? null : apiKeyRecord(row);
+  }
+
+  /** @inheritdoc */
+  async listApiKeys(workspaceId: string, page: PageQuery): Promise<ApiKeyRecord[]> {
+    const rows = await this.#run((em) =>
+      em.find(
+        ApiKey,
+        { workspaceId, ...keyset("desc", page.afterId) },
+        { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+      ),
+    );
+    return rows.map(apiKeyRecord);
+  }
+
+  /** @inheritdoc */
+  async revokeApiKey(workspaceId: string, id: string, at: Date): Promise<ApiKeyRecord | null> {
+    return this.#tx(async (em) => {
+      const row = await em.findOne(ApiKey, { id, workspaceId }, DETACHED);
+      if (row === null) return null;
+      const key = apiKeyRecord(row);
+      if (key.revokedAt !== null) return key;
+      const changed = await em.nativeUpdate(ApiKey, { id, workspaceId, revokedAt: null }, { revokedAt: at });
+      if (changed === 0) {
+        const again = await em.findOne(ApiKey, { id, workspaceId }, DETACHED);
+        return again === null ? null : apiKeyRecord(again);
+      }
+      return { ...key, revokedAt: at };
+    });
+  }
+
+  /** @inheritdoc */
+  async createEndpoint(ep: EndpointRecord): Promise<void> {
+    await this.#run((em) => em.insert(Endpoint, { ...ep, deletedAt: null }));
+  }
+
+  /** @inheritdoc */
+  async getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null> {
+    const row = await this.#run((em) => em.findOne(Endpoint, { id, workspaceId, deletedAt: null }, DETACHED));
+    return row === null ? null : endpointRecord(row);
+  }
+
+  /** @inheritdoc */
+  async listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]> {
+    const rows = await this.#run((em) =>
+      em.find(
+        Endpoint,
+        { workspaceId, deletedAt: null, ...keyset("desc", page.afterId) },
+        { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+      ),
+    );
+    return rows.map(endpointRecord);
+  }
+
+  /** @inheritdoc */
+  async updateEndpoint(
+    workspaceId: string,
+    id: string,
+    patch: EndpointPatch,
+    at: Date,
+  ): Promise<EndpointRecord | null> {
+    return this.#tx(async (em) => {
+      const where = { id, workspaceId, deletedAt: null };
+      const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: this.#lock(LockMode.PESSIMISTIC_WRITE) });
+      if (row === null) return null;
+      const changes: EndpointPatch & { updatedAt: Date } = { updatedAt: at };
+      for (const [key, value] of Object.entries(patch) as [keyof EndpointPatch, unknown][]) {
+        if (value !== undefined) Object.assign(changes, { [key]: value });
+      }
+      await em.nativeUpdate(Endpoint, where, changes);
+      return { ...endpointRecord(row), ...changes };
+    });
+  }
+
+  /** @inheritdoc */
+  async deleteEndpoint(
+    workspaceId: string,
+    id: string,
+    at: Date,
+    outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
+  ): Promise<{ cancelled: DeliveryRecord[]; outbox: OutboxRecord[] } | null> {
+    return this.#tx(async (em) => {
+      const deleted = await em.nativeUpdate(
+        Endpoint,
+        { id, workspaceId, deletedAt: null },
+        { deletedAt: at, updatedAt: at },
+      );
+      if (deleted === 0) return null;
+      // Locked so a worker recording an attempt cannot finalise a row we are about to cancel.
+      const open = await em.find(
+        Delivery,
+        { workspaceId, endpointId: id, status: { $in: NON_FINAL } },
+        { ...DETACHED, orderBy: { id: "asc" }, lockMode: this.#lock(LockMode.PESSIMISTIC_WRITE) },
+      );
+      const cancelled = open.map((row) => this.#cancelled(deliveryRecord(row), ENDPOINT_DELETED, at));
+      if (cancelled.length > 0) {
+        await em.nativeUpdate(
+          Delivery,
+          { id: { $in: cancelled.map((d) => d.id) } },
+          { status: "cancelled", nextAttemptAt: null, lastError: ENDPOINT_DELETED, updatedAt: at },
+        );
+      }
+      return { cancelled, outbox: await this.#insertOutbox(em, cancelled.flatMap(outbox)) };
+    });
+  }
+
+  /** @inheritdoc */
+  async findMessageByIdempotencyKey(
+    workspaceId: string,
+    key: string,
+  ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] } | null> {
+    return this.#run(async (em) => {
+      const row = await em.findOne(Message, { workspaceId, idempotencyKey: key }, DETACHED);
+      if (row === null) return null;
+      const deliveries = await em.find(
+        Delivery,
+        { workspaceId, messageId: row.id },
+        { ...DETACHED, orderBy: { id: "asc" } },
+      );
+      return { message: messageRecord(row), deliveries: deliveries.map(deliveryRecord) };
+    });
+  }
+
+  /** @inheritdoc */
+  async acceptMessage(
+    message: MessageRecord,
+    deliveries: DeliveryRecord[],
+    outbox: NewOutboxRecord[],
+  ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }> {
+    try {
+      return await this.#tx(async (em) => {
+        await em.insert(Message, { ...message, payload: toBuffer(message.payload) });
+        if (deliveries.length > 0) await em.insertMany(Delivery, deliveries);
+        return { outcome: { created: true } as const, outbox: await this.#insertOutbox(em, outbox) };
+      });
+    } catch (error) {
+      // The unique (workspace, idempotency key) decided the race: the transaction is rolled back
+      // and the winner's message is the answer.
+      if (!isUniqueViolation(error)) throw error;
+      const existing = await this.findMessageByIdempotencyKey(message.workspaceId, message.idempotencyKey);
+      if (existing === null) throw error;
+      return { outcome: { created: false, existing: existing.message, deliveries: existing.deliveries }, outbox: [] };
+    }
+  }
+
+  /** @inheritdoc */
+  async getMessage(workspaceId: string, id: string): Promise<MessageRecord | null> {
+    const row = await this.#run((em) => em.findOne(Message, { id, workspaceId }, DETACHED));
+    return row === null ? null : messageRecord(row);
+  }
+
+  /** @inheritdoc */
+  async listDeliveriesOfMessage(workspaceId: string, messageId: string): Promise<DeliveryRecord[]> {
+    const rows = await this.#run((em) =>
+      em.find(Delivery, { workspaceId, messageId }, { ...DETACHED, orderBy: { id: "asc" } }),
+    );
+    return rows.map(deliveryRecord);
+  }
+
+  /** @inheritdoc */
+  async getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null> {
+    const row = await this.#run((em) => em.findOne(Delivery, { id, workspaceId }, DETACHED));
+    return row === null ? null : deliveryRecord(row);
+  }
+
+  /** @inheritdoc */
+  async listDeliveries(workspaceId: string, filter: DeliveryFilter, page: PageQuery): Promise<DeliveryRecord[]> {
+    const rows = await this.#run((em) =>
+      em.find(
+        Delivery,
+        {
+          workspaceId,
+          ...(filter.endpointId === undefined ? {} : { endpointId: filter.endpointId }),
+          ...(filter.messageId === undefined ? {} : { messageId: filter.messageId }),
+          ...(filter.statuses === undefined || filter.statuses.length === 0
+            ? {}
+            : { status: { $in: [...filter.statuses] } }),
+          ...keyset("desc", page.afterId),
+        },
+        { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+      ),
+    );
+    return rows.map(deliveryRecord);
+  }
+
+  /** @inheritdoc */
+  async listAttempts(workspaceId: string, deliveryId: string, page: PageQuery): Promise<AttemptRecord[]> {
+    const rows = await this.#run((em) =>
+      em.find(
+        Attempt,
+        { workspaceId, deliveryId, ...keyset("asc", page.afterId) },
+        { ...DETACHED, orderBy: { id: "asc" }, limit: limitOf(page) },
+      ),
+    );
+    return rows.map(attemptRecord);
+  }
+
+  /** @inheritdoc */
+  async pendingOutbox(createdBefore: Date, limit: number): Promise<OutboxRecord[]> {
+    const rows = await this.#run((em) =>
+      em.find(
+        Outbox,
+        { createdAt: { $lte: createdBefore } },
+        { ...DETACHED, orderBy: { seq: "asc" }, limit: Math.max(1, Math.trunc(limit)) },
+      ),
+    );
+    return rows.map(outboxRecord);
+  }
+
+  /** @inheritdoc */
+  async deleteOutbox(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.#run((em) => em.nativeDelete(Outbox, { seq: { $in: [...seqs] } }));
+  }
+
+  /** @inheritdoc */
+  async releaseDue(
+    now: Date,
+    limit: number,
+    outbox: (released: DeliveryRecord) => NewOutboxRecord[],
+  ): Promise<{ released: DeliveryRecord[]; outbox: OutboxRecord[] }> {
+    return this.#tx(async (em) => {
+      // SKIP LOCKED on PostgreSQL: concurrent dispatchers claim disjoint rows without waiting.
+      const due = await em.find(
+        Delivery,
+        { status: { $in: DUE }, nextAttemptAt: { $lte: now } },
+        {
+          ...DETACHED,
+          orderBy: { nextAttemptAt: "asc", id: "asc" },
+          limit: Math.max(1, Math.trunc(limit)),
+          lockMode: this.#lock(LockMode.PESSIMISTIC_PARTIAL_WRITE),
+        },
+      );
+      if (due.length === 0) return { released: [], outbox: [] };
+      const released = due.map((row): DeliveryRecord => ({
+        ...deliveryRecord(row),
+        status: "queued",
+        nextAttemptAt: null,
+        updatedAt: now,
+      }));
+      await em.nativeUpdate(
+        Delivery,
+        { id: { $in: released.map((d) => d.id) }, status: { $in: DUE } },
+        { status: "queued", nextAttemptAt: null, updatedAt: now },
+      );
+      return { released, outbox: await this.#insertOutbox(em, released.flatMap(outbox)) };
+    });
+  }
+
+  /** @inheritdoc */
+  async loadAttemptContext(deliveryId: string): Promise<AttemptContext | null> {
+    return this.#run(async (em) => {
+      const row = await em.findOne(Delivery, { id: deliveryId }, DETACHED);
+      if (row === null) return null;
+      // Two forks so the two reads run at once on PostgreSQL's pool.
+      const [message, endpoint] = await Promise.all([
+        em.fork().findOne(Message, { id: row.messageId }, DETACHED),
+        em.fork().findOne(Endpoint, { id: row.endpointId, deletedAt: null }, DETACHED),
+      ]);
+      if (message === null) return null;
+      return {
+        delivery: deliveryRecord(row),
+        message: messageRecord(message),
+        endpoint: endpoint === null ? null : endpointRecord(endpoint),
+      };
+    });
+  }
+
+  /** @inheritdoc */
+  async recordAttempt(
+    outcome: AttemptOutcome,
+  ): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }> {
+    const { attempt } = outcome;
+    const notApplied = async (): Promise<{ applied: false; delivery: DeliveryRecord; outbox: OutboxRecord[] }> => {
+      const row = await this.#run((em) => em.findOne(Delivery, { id: attempt.deliveryId }, DETACHED));
+      if (row === null) throw new Error(`delivery ${attempt.deliveryId} does not exist`);
+      return { applied: false, delivery: deliveryRecord(row), outbox: [] };
+    };
+    try {
+      return await this.#tx(async (em) => {
+        const row = await em.findOne(Delivery, { id: attempt.deliveryId }, DETACHED);
+        if (row === null || row.attemptCount !== attempt.number - 1) {
+          throw new Rollback(row === null ? null : deliveryRecord(row));
+        }
+        const change = {
+          status: outcome.delivery.status,
+          attemptCount: attempt.number,
+          nextAttemptAt: outcome.delivery.nextAttemptAt,
+          lastResponseStatus: outcome.delivery.lastResponseStatus,
+          lastError: outcome.delivery.lastError,
+          updatedAt: outcome.delivery.updatedAt,
+        };
+        // Conditional on the count we read: a concurrent recorder of the same attempt loses here.
+        const updated = await em.nativeUpdate(
+          Delivery,
+          { id: attempt.deliveryId, attemptCount: attempt.number - 1 },
+          change,
+        );
+        if (updated === 0) throw new Rollback(null);
+        await em.insert(Attempt, attempt);
+        const delivery: DeliveryRecord = { ...deliveryRecord(row), ...change };
+        return { applied: true, delivery, outbox: await this.#insertOutbox(em, outcome.outbox(delivery)) };
+      });
+    } catch (error) {
+      if (error instanceof Rollback) {
+        const value = error.value as DeliveryRecord | null;
+        return value === null ? notApplied() : { applied: false, delivery: value, outbox: [] };
+      }
+      if (isUniqueViolation(error)) return notApplied();
+      throw error;
+    }
+  }
+
+  /** @inheritdoc */
+  async cancelDelivery(
+    deliveryId: string,
+    reason: string,
+    at: Date,
+    outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
+  ): Promise<{ delivery: DeliveryRecord; outbox: OutboxRecord[] } | null> {
+    return this.#tx(async (em) => {
+      const row = await em.findOne(
+        Delivery,
+        { id: deliveryId },
+        { ...DETACHED, lockMode: this.#lock(LockMode.PESSIMISTIC_WRITE) },
+      );
+      if (row === null || FINAL_STATUSES.has(row.status)) return null;
+      const updated = await em.nativeUpdate(
+        Delivery,
+        { id: deliveryId, status: { $in: NON_FINAL } },
+        { status: "cancelled", nextAttemptAt: null, lastError: reason, updatedAt: at },
+      );
+      if (updated === 0) return null;
+      const delivery = this.#cancelled(deliveryRecord(row), reason, at);
+      return { delivery, outbox: await this.#insertOutbox(em, outbox(delivery)) };
+    });
+  }
+
+  #cancelled(d: DeliveryRecord, reason: string, at: Date): DeliveryRecord {
+    return { ...d, status: "cancelled", nextAttemptAt: null, lastError: reason, updatedAt: at };
+  }
+
+  // SQLite ignores lock modes anyway, but asking for none keeps its SQL plain.
+  #lock(
+    mode: LockMode.PESSIMISTIC_WRITE | LockMode.PESSIMISTIC_PARTIAL_WRITE,
+  ): LockMode.NONE | LockMode.PESSIMISTIC_WRITE | LockMode.PESSIMISTIC_PARTIAL_WRITE {
+    return this.#pg ? mode : LockMode.NONE;
+  }
+}

@@ -1,0 +1,150 @@
+import type {
+  ApiKeyRecord,
+  AttemptRecord,
+  DeliveryRecord,
+  EndpointRecord,
+  MessageRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+  WorkspaceRecord,
+} from "../domain/records.ts";
+import type { ApiKey } from "./entities/api-key.entity.ts";
+import type { Attempt } from "./entities/attempt.entity.ts";
+import type { Delivery } from "./entities/delivery.entity.ts";
+import type { Endpoint } from "./entities/endpoint.entity.ts";
+import type { Message } from "./entities/message.entity.ts";
+import type { Outbox } from "./entities/outbox.entity.ts";
+import type { Workspace } from "./entities/workspace.entity.ts";
+
+/** A Buffer view of bytes without copying (the blob column type wants a Buffer). */
+export function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+// Records carry plain Uint8Arrays so callers comparing bytes never trip over Buffer's subclass.
+function toBytes(value: Uint8Array): Uint8Array {
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+// JSON columns come back parsed on PostgreSQL; on SQLite the ORM parses them too, but a raw
+// string can still appear if a column was written outside the ORM.
+function toStringMap(value: unknown): Record<string, string> {
+  const parsed: unknown = typeof value === "string" ? JSON.parse(value) : value;
+  return parsed !== null && typeof parsed === "object" ? { ...(parsed as Record<string, string>) } : {};
+}
+
+/** Workspace row → record. */
+export function workspaceRecord(row: Workspace): WorkspaceRecord {
+  return { id: row.id, name: row.name, createdAt: row.createdAt };
+}
+
+/** ApiKey row → record. */
+export function apiKeyRecord(row: ApiKey): ApiKeyRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    label: row.label,
+    secretPrefix: row.secretPrefix,
+    createdAt: row.createdAt,
+    revokedAt: row.revokedAt ?? null,
+  };
+}
+
+/** Endpoint row → record. */
+export function endpointRecord(row: Endpoint): EndpointRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    url: row.url,
+    description: row.description,
+    metadata: toStringMap(row.metadata),
+    enabled: Boolean(row.enabled),
+    headers: toStringMap(row.headers),
+    timeoutMs: row.timeoutMs,
+    secret: row.secret,
+    previousSecret: row.previousSecret ?? null,
+    previousSecretExpiresAt: row.previousSecretExpiresAt ?? null,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** Message row → record. */
+export function messageRecord(row: Message): MessageRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    eventType: row.eventType,
+    payload: toBytes(row.payload),
+    contentType: row.contentType,
+    idempotencyKey: row.idempotencyKey,
+    payloadHash: row.payloadHash,
+    createdAt: row.createdAt,
+  };
+}
+
+/** Delivery row → record. */
+export function deliveryRecord(row: Delivery): DeliveryRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    messageId: row.messageId,
+    endpointId: row.endpointId,
+    eventType: row.eventType,
+    status: row.status,
+    attemptCount: row.attemptCount,
+    nextAttemptAt: row.nextAttemptAt ?? null,
+    lastResponseStatus: row.lastResponseStatus,
+    lastError: row.lastError,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** Attempt row → record. */
+export function attemptRecord(row: Attempt): AttemptRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    deliveryId: row.deliveryId,
+    number: row.number,
+    startedAt: row.startedAt,
+    latencyMs: row.latencyMs,
+    requestHeaders: toStringMap(row.requestHeaders),
+    responseStatus: row.responseStatus,
+    responseHeaders: toStringMap(row.responseHeaders),
+    responseBody: row.responseBody,
+    errorKind: row.errorKind ?? null,
+    errorMessage: row.errorMessage,
+    nextRetryAt: row.nextRetryAt ?? null,
+  };
+}
+
+/** Outbox row → record. */
+export function outboxRecord(row: Outbox): OutboxRecord {
+  return {
+    seq: Number(row.seq),
+    kind: row.kind,
+    workspaceId: row.workspaceId,
+    msgId: row.msgId,
+    payload: toBytes(row.payload),
+    createdAt: row.createdAt,
+  };
+}
+
+/** Column values of a new outbox row. */
+export function outboxInsert(row: NewOutboxRecord): {
+  kind: NewOutboxRecord["kind"];
+  workspaceId: string;
+  msgId: string;
+  payload: Buffer;
+  createdAt: Date;
+} {
+  return {
+    kind: row.kind,
+    workspaceId: row.workspaceId,
+    msgId: row.msgId,
+    payload: toBuffer(row.payload),
+    createdAt: row.createdAt,
+  };
+}

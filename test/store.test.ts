@@ -1,0 +1,601 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
+import { DomainError } from "../src/domain/errors.ts";
+import { newId } from "../src/domain/ids.ts";
+import type {
+  AttemptRecord,
+  DeliveryRecord,
+  DeliveryStatusName,
+  EndpointRecord,
+  MessageRecord,
+  NewOutboxRecord,
+} from "../src/domain/records.ts";
+import { migrateDatabase, openStore, type OpenedStore } from "../src/store/index.ts";
+import { createTestDatabase, testDbKinds, type TestDatabase } from "./support/database.ts";
+
+const logger = pino({ level: "silent" });
+const T0 = new Date("2030-01-02T03:04:05.678Z");
+const at = (ms: number): Date => new Date(T0.getTime() + ms);
+const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
+
+function workspace(store: OpenedStore): Promise<string> {
+  const id = newId("workspace");
+  return store.createWorkspace({ id, name: `ws ${id}`, createdAt: T0 }, `hash-${id}`).then(() => id);
+}
+
+function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}): EndpointRecord {
+  return {
+    id: newId("endpoint"),
+    workspaceId,
+    url: "https://example.com/hook",
+    description: "an endpoint",
+    metadata: { team: "billing", ünïcode: "✓" },
+    enabled: true,
+    headers: { "x-custom": "1" },
+    timeoutMs: 15_000,
+    secret: "whsec_AAAA",
+    previousSecret: null,
+    previousSecretExpiresAt: null,
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+function messageOf(workspaceId: string, key = newId("message")): MessageRecord {
+  return {
+    id: newId("message"),
+    workspaceId,
+    eventType: "order.paid",
+    payload: bytes(0, 1, 2, 127, 128, 254, 255),
+    contentType: "application/octet-stream",
+    idempotencyKey: key,
+    payloadHash: "ab".repeat(32),
+    createdAt: at(1),
+  };
+}
+
+function deliveryOf(
+  msg: MessageRecord,
+  endpointId: string,
+  status: DeliveryStatusName = "queued",
+  nextAttemptAt: Date | null = null,
+): DeliveryRecord {
+  return {
+    id: newId("delivery"),
+    workspaceId: msg.workspaceId,
+    messageId: msg.id,
+    endpointId,
+    eventType: msg.eventType,
+    status,
+    attemptCount: 0,
+    nextAttemptAt,
+    lastResponseStatus: 0,
+    lastError: "",
+    createdAt: msg.createdAt,
+    updatedAt: msg.createdAt,
+  };
+}
+
+function jobOf(d: DeliveryRecord, createdAt: Date = d.updatedAt): NewOutboxRecord {
+  return {
+    kind: "job",
+    workspaceId: d.workspaceId,
+    msgId: `${d.id}:${d.attemptCount + 1}`,
+    payload: bytes(9, 0, 9),
+    createdAt,
+  };
+}
+
+function statusOf(d: DeliveryRecord): NewOutboxRecord {
+  return {
+    kind: "status",
+    workspaceId: d.workspaceId,
+    msgId: `${d.id}:${d.status}`,
+    payload: bytes(1),
+    createdAt: d.updatedAt,
+  };
+}
+
+function attemptOf(d: DeliveryRecord, number: number): AttemptRecord {
+  return {
+    id: newId("attempt"),
+    workspaceId: d.workspaceId,
+    deliveryId: d.id,
+    number,
+    startedAt: at(10 + number),
+    latencyMs: 42,
+    requestHeaders: { "webhook-id": d.messageId },
+    responseStatus: 500,
+    responseHeaders: { "content-type": "text/plain" },
+    responseBody: "oops",
+    errorKind: "http_status",
+    errorMessage: "HTTP 500",
+    nextRetryAt: at(60_000),
+  };
+}
+
+async function seed(
+  store: OpenedStore,
+  workspaceId: string,
+  endpointId: string,
+  statuses: DeliveryStatusName[],
+  nextAttemptAt: Date | null = null,
+): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
+  const message = messageOf(workspaceId);
+  const deliveries = statuses.map((s) => deliveryOf(message, endpointId, s, nextAttemptAt));
+  const { outcome } = await store.acceptMessage(message, deliveries, []);
+  assert.equal(outcome.created, true);
+  return { message, deliveries };
+}
+
+async function drainOutbox(store: OpenedStore): Promise<void> {
+  const rows = await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100_000);
+  await store.deleteOutbox(rows.map((r) => r.seq));
+}
+
+void it("openStore on a PostgreSQL port where nothing listens fails with DomainError unavailable", async () => {
+  await assert.rejects(
+    openStore({ kind: "postgresql", url: "postgres://postgres@127.0.0.1:9/hookstream" }, { logger }),
+    (e: unknown) =>
+      e instanceof DomainError &&
+      e.kind === "unavailable" &&
+      e.reason === "DATABASE_UNAVAILABLE" &&
+      e.cause !== undefined,
+  );
+});
+
+for (const kind of testDbKinds()) {
+  void describe(`store on ${kind}`, () => {
+    let db: TestDatabase;
+    let store: OpenedStore;
+
+    before(async () => {
+      db = await createTestDatabase(kind);
+    });
+
+    after(async () => {
+      await store?.close();
+      await db?.drop();
+    });
+
+    void it("refuses to open an unmigrated database, migrates it, and a second migrate is a no-op", async () => {
+      await assert.rejects(
+        openStore(db.config, { logger }),
+        (e: unknown) =>
+          e instanceof DomainError && e.reason === "DATABASE_NOT_MIGRATED" && e.message.includes("hookstream migrate"),
+      );
+      const applied = await migrateDatabase(db.config, { logger });
+      assert.equal(applied.length, 1);
+      assert.deepEqual(await migrateDatabase(db.config, { logger }), []);
+      store = await openStore(db.config, { logger });
+      await store.ping();
+    });
+
+    void it("workspaces and API keys: lookups by hash, newest-first pages, revocation, isolation", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      assert.deepEqual(await store.findWorkspaceByTokenHash(`hash-${ws}`), { id: ws, name: `ws ${ws}`, createdAt: T0 });
+      assert.equal(await store.findWorkspaceByTokenHash("nope"), null);
+
+      const keys = [];
+      for (let i = 0; i < 5; i++) {
+        const key = {
+          id: newId("apiKey"),
+          workspaceId: ws,
+          label: `k${i}`,
+          secretPrefix: `sk_${i}`,
+          createdAt: at(i),
+          revokedAt: null,
+        };
+        await store.createApiKey(key, `secret-${key.id}`);
+        keys.push(key);
+      }
+      await store.createApiKey(
+        { id: newId("apiKey"), workspaceId: other, label: "x", secretPrefix: "sk_x", createdAt: T0, revokedAt: null },
+        "secret-other",
+      );
+      assert.deepEqual(await store.findApiKeyByHash(`secret-${keys[2]!.id}`), keys[2]);
+      assert.equal(await store.findApiKeyByHash("missing"), null);
+
+      const page1 = await store.listApiKeys(ws, { afterId: undefined, limit: 2 });
+      assert.deepEqual(
+        page1.map((k) => k.label),
+        ["k4", "k3"],
+      );
+      const page2 = await store.listApiKeys(ws, { afterId: page1[1]!.id, limit: 2 });
+      assert.deepEqual(
+        page2.map((k) => k.label),
+        ["k2", "k1"],
+      );
+      const page3 = await store.listApiKeys(ws, { afterId: page2[1]!.id, limit: 2 });
+      assert.deepEqual(
+        page3.map((k) => k.label),
+        ["k0"],
+      );
+
+      assert.equal(await store.revokeApiKey(other, keys[0]!.id, at(100)), null);
+      const revoked = await store.revokeApiKey(ws, keys[0]!.id, at(100));
+      assert.deepEqual(revoked?.revokedAt, at(100));
+      const again = await store.revokeApiKey(ws, keys[0]!.id, at(200));
+      assert.deepEqual(again?.revokedAt, at(100), "a second revoke keeps the first time");
+      assert.deepEqual((await store.findApiKeyByHash(`secret-${keys[0]!.id}`))?.revokedAt, at(100));
+    });
+
+    void it("endpoints: round-trip, pages, patch, isolation", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const eps = [];
+      for (let i = 0; i < 3; i++) {
+        const ep = endpointOf(ws, {
+          description: `e${i}`,
+          previousSecret: i === 0 ? "whsec_OLD" : null,
+          previousSecretExpiresAt: i === 0 ? at(999) : null,
+        });
+        await store.createEndpoint(ep);
+        eps.push(ep);
+      }
+      assert.deepEqual(await store.getEndpoint(ws, eps[0]!.id), eps[0]);
+      assert.equal(await store.getEndpoint(other, eps[0]!.id), null);
+      assert.deepEqual(await store.listEndpoints(other, { afterId: undefined, limit: 10 }), []);
+      const page = await store.listEndpoints(ws, { afterId: eps[2]!.id, limit: 10 });
+      assert.deepEqual(
+        page.map((e) => e.description),
+        ["e1", "e0"],
+      );
+
+      assert.equal(await store.updateEndpoint(other, eps[1]!.id, { url: "https://evil" }, at(5)), null);
+      const updated = await store.updateEndpoint(
+        ws,
+        eps[1]!.id,
+        { url: "https://new.example", enabled: false, metadata: {} },
+        at(5),
+      );
+      const expected = { ...eps[1]!, url: "https://new.example", enabled: false, metadata: {}, updatedAt: at(5) };
+      assert.deepEqual(updated, expected);
+      assert.deepEqual(await store.getEndpoint(ws, eps[1]!.id), expected);
+    });
+
+    void it("acceptMessage writes message, deliveries and outbox; bytes and timestamps round-trip; isolation", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const ep = endpointOf(ws);
+      const ep2 = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await store.createEndpoint(ep2);
+      const message = messageOf(ws);
+      const deliveries = [deliveryOf(message, ep.id), deliveryOf(message, ep2.id, "scheduled", at(5_000))];
+      const res = await store.acceptMessage(
+        message,
+        deliveries,
+        deliveries.map((d) => jobOf(d)),
+      );
+      assert.deepEqual(res.outcome, { created: true });
+      assert.equal(res.outbox.length, 2);
+      assert.ok(res.outbox[0]!.seq < res.outbox[1]!.seq, "seqs increase in insertion order");
+      assert.deepEqual(
+        res.outbox.map(({ seq: _seq, ...rest }) => rest),
+        deliveries.map((d) => jobOf(d)),
+      );
+
+      const got = await store.getMessage(ws, message.id);
+      assert.deepEqual(got, message);
+      assert.ok(got?.payload instanceof Uint8Array);
+      assert.equal(await store.getMessage(other, message.id), null);
+      assert.deepEqual(await store.listDeliveriesOfMessage(ws, message.id), deliveries);
+      assert.deepEqual(await store.listDeliveriesOfMessage(other, message.id), []);
+      assert.deepEqual(await store.getDelivery(ws, deliveries[1]!.id), deliveries[1]);
+      assert.equal(await store.getDelivery(other, deliveries[1]!.id), null);
+      assert.deepEqual(await store.findMessageByIdempotencyKey(ws, message.idempotencyKey), { message, deliveries });
+      assert.equal(await store.findMessageByIdempotencyKey(other, message.idempotencyKey), null);
+    });
+
+    void it("acceptMessage with a used idempotency key writes nothing and returns the original", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await drainOutbox(store);
+      const first = messageOf(ws, "key-1");
+      const firstDeliveries = [deliveryOf(first, ep.id)];
+      await store.acceptMessage(
+        first,
+        firstDeliveries,
+        firstDeliveries.map((d) => jobOf(d)),
+      );
+
+      const second = messageOf(ws, "key-1");
+      const secondDeliveries = [deliveryOf(second, ep.id)];
+      const res = await store.acceptMessage(
+        second,
+        secondDeliveries,
+        secondDeliveries.map((d) => jobOf(d)),
+      );
+      assert.deepEqual(res, { outcome: { created: false, existing: first, deliveries: firstDeliveries }, outbox: [] });
+      assert.equal(await store.getMessage(ws, second.id), null);
+      assert.equal(await store.getDelivery(ws, secondDeliveries[0]!.id), null);
+      assert.equal((await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100)).length, 1);
+
+      // The same key in another workspace is a different message.
+      const ws2 = await workspace(store);
+      const ep2 = endpointOf(ws2);
+      await store.createEndpoint(ep2);
+      const elsewhere = messageOf(ws2, "key-1");
+      assert.equal((await store.acceptMessage(elsewhere, [deliveryOf(elsewhere, ep2.id)], [])).outcome.created, true);
+    });
+
+    void it("20 concurrent acceptMessage calls with one key: exactly one is created", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const m = messageOf(ws, "race");
+          const d = [deliveryOf(m, ep.id)];
+          return {
+            m,
+            res: await store.acceptMessage(
+              m,
+              d,
+              d.map((x) => jobOf(x)),
+            ),
+          };
+        }),
+      );
+      const winners = results.filter((r) => r.res.outcome.created);
+      assert.equal(winners.length, 1);
+      const winnerId = winners[0]!.m.id;
+      for (const r of results) {
+        if (!r.res.outcome.created) {
+          assert.equal(r.res.outcome.existing.id, winnerId);
+          assert.equal(r.res.outcome.deliveries.length, 1);
+          assert.deepEqual(r.res.outbox, []);
+        }
+      }
+    });
+
+    void it("listDeliveries: newest first, keyset pages, filters, isolation", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const a = endpointOf(ws);
+      const b = endpointOf(ws);
+      await store.createEndpoint(a);
+      await store.createEndpoint(b);
+      const s1 = await seed(store, ws, a.id, ["queued", "succeeded"]);
+      const s2 = await seed(store, ws, b.id, ["failed"]);
+      const all = [...s1.deliveries, ...s2.deliveries].reverse();
+      assert.deepEqual(await store.listDeliveries(ws, {}, { afterId: undefined, limit: 10 }), all);
+      const p1 = await store.listDeliveries(ws, {}, { afterId: undefined, limit: 2 });
+      const p2 = await store.listDeliveries(ws, {}, { afterId: p1[1]!.id, limit: 2 });
+      assert.deepEqual([...p1, ...p2], all);
+      assert.deepEqual(
+        await store.listDeliveries(ws, { endpointId: b.id }, { afterId: undefined, limit: 10 }),
+        s2.deliveries,
+      );
+      assert.deepEqual(
+        (await store.listDeliveries(ws, { messageId: s1.message.id }, { afterId: undefined, limit: 10 })).map(
+          (d) => d.id,
+        ),
+        s1.deliveries.map((d) => d.id).reverse(),
+      );
+      assert.deepEqual(
+        (await store.listDeliveries(ws, { statuses: ["succeeded", "failed"] }, { afterId: undefined, limit: 10 })).map(
+          (d) => d.status,
+        ),
+        ["failed", "succeeded"],
+      );
+      assert.deepEqual(await store.listDeliveries(other, {}, { afterId: undefined, limit: 10 }), []);
+      assert.deepEqual(await store.listDeliveries(other, { endpointId: a.id }, { afterId: undefined, limit: 10 }), []);
+    });
+
+    void it("outbox: pendingOutbox in seq order up to createdBefore, deleteOutbox removes rows", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await drainOutbox(store);
+      const message = messageOf(ws);
+      const d = deliveryOf(message, ep.id);
+      const rows = [jobOf(d, at(0)), statusOf({ ...d, updatedAt: at(10) }), jobOf({ ...d, attemptCount: 1 }, at(20))];
+      const { outbox } = await store.acceptMessage(message, [d], rows);
+      assert.deepEqual(await store.pendingOutbox(at(10), 100), outbox.slice(0, 2));
+      assert.deepEqual(await store.pendingOutbox(at(20), 1), outbox.slice(0, 1));
+      await store.deleteOutbox([outbox[0]!.seq]);
+      assert.deepEqual(await store.pendingOutbox(at(20), 100), outbox.slice(1));
+      await store.deleteOutbox([]);
+      await store.deleteOutbox(outbox.map((o) => o.seq));
+      assert.deepEqual(await store.pendingOutbox(at(20), 100), []);
+    });
+
+    void it("releaseDue moves only due pending_retry/scheduled rows to queued and writes their outbox rows", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await drainOutbox(store);
+      const due = await seed(store, ws, ep.id, ["pending_retry", "scheduled"], at(1_000));
+      const later = await seed(store, ws, ep.id, ["pending_retry", "scheduled"], at(9_000));
+      const other = await seed(store, ws, ep.id, ["queued", "awaiting_ack", "succeeded"], at(1_000));
+      const now = at(1_000);
+      const res = await store.releaseDue(now, 100, (d) => [jobOf(d)]);
+      assert.deepEqual(res.released.map((d) => d.id).sort(), due.deliveries.map((d) => d.id).sort());
+      for (const d of res.released) {
+        assert.equal(d.status, "queued");
+        assert.deepEqual(d.updatedAt, now);
+        assert.deepEqual(await store.getDelivery(ws, d.id), d);
+      }
+      assert.equal(res.outbox.length, 2);
+      assert.deepEqual(await store.pendingOutbox(now, 100), res.outbox);
+      for (const d of [...later.deliveries, ...other.deliveries]) {
+        assert.deepEqual(await store.getDelivery(ws, d.id), d);
+      }
+      assert.deepEqual(await store.releaseDue(now, 100, (d) => [jobOf(d)]), { released: [], outbox: [] });
+      const rest = await store.releaseDue(at(9_000), 1, () => []);
+      assert.equal(rest.released.length, 1, "limit is honoured");
+      await store.releaseDue(at(9_000), 10, () => []);
+    });
+
+    if (kind === "postgresql") {
+      void it("two concurrent releaseDue callers get disjoint rows", async () => {
+        const ws = await workspace(store);
+        const ep = endpointOf(ws);
+        await store.createEndpoint(ep);
+        const seeded = await seed(store, ws, ep.id, Array<DeliveryStatusName>(40).fill("pending_retry"), at(0));
+        const now = at(1);
+        const [a, b] = await Promise.all([store.releaseDue(now, 25, () => []), store.releaseDue(now, 25, () => [])]);
+        const ids = [...a.released, ...b.released].map((d) => d.id);
+        assert.equal(new Set(ids).size, ids.length, "no row released twice");
+        assert.ok(a.released.length > 0 && b.released.length > 0, "both callers claimed rows");
+        const third = await store.releaseDue(now, 100, () => []);
+        assert.equal(ids.length + third.released.length, seeded.deliveries.length);
+      });
+    }
+
+    void it("recordAttempt applies once; a repeat or a stale number is not applied", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const { deliveries } = await seed(store, ws, ep.id, ["delivering"]);
+      const d = deliveries[0]!;
+      const attempt1 = attemptOf(d, 1);
+      const outcome = {
+        attempt: attempt1,
+        delivery: {
+          status: "pending_retry" as const,
+          nextAttemptAt: at(60_000),
+          lastResponseStatus: 500,
+          lastError: "HTTP 500",
+          updatedAt: at(11),
+        },
+        outbox: (rec: DeliveryRecord) => [statusOf(rec)],
+      };
+      const first = await store.recordAttempt(outcome);
+      const expected = { ...d, ...outcome.delivery, attemptCount: 1 };
+      assert.equal(first.applied, true);
+      assert.deepEqual(first.delivery, expected);
+      assert.equal(first.outbox.length, 1);
+      assert.deepEqual(await store.getDelivery(ws, d.id), expected);
+
+      const repeat = await store.recordAttempt({ ...outcome, attempt: { ...attempt1, id: newId("attempt") } });
+      assert.deepEqual(repeat, { applied: false, delivery: expected, outbox: [] });
+      const stale = await store.recordAttempt({ ...outcome, attempt: { ...attemptOf(d, 3) } });
+      assert.deepEqual(stale, { applied: false, delivery: expected, outbox: [] });
+
+      const attempt2 = {
+        ...attemptOf(d, 2),
+        errorKind: null,
+        errorMessage: "",
+        nextRetryAt: null,
+        responseStatus: 200,
+      };
+      const second = await store.recordAttempt({
+        attempt: attempt2,
+        delivery: {
+          status: "succeeded",
+          nextAttemptAt: null,
+          lastResponseStatus: 200,
+          lastError: "",
+          updatedAt: at(12),
+        },
+        outbox: () => [],
+      });
+      assert.equal(second.applied, true);
+      assert.equal(second.delivery.attemptCount, 2);
+      assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), [attempt1, attempt2]);
+      assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: attempt1.id, limit: 10 }), [attempt2]);
+      assert.deepEqual(await store.listAttempts(await workspace(store), d.id, { afterId: undefined, limit: 10 }), []);
+    });
+
+    void it("concurrent recordAttempt of the same number: exactly one applies", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const d = (await seed(store, ws, ep.id, ["delivering"])).deliveries[0]!;
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          store.recordAttempt({
+            attempt: attemptOf(d, 1),
+            delivery: {
+              status: "succeeded",
+              nextAttemptAt: null,
+              lastResponseStatus: 200,
+              lastError: "",
+              updatedAt: at(3),
+            },
+            outbox: () => [],
+          }),
+        ),
+      );
+      assert.equal(results.filter((r) => r.applied).length, 1);
+      assert.equal((await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
+    });
+
+    void it("deleteEndpoint cancels only non-final deliveries, hides the endpoint, and the worker sees it gone", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const ep = endpointOf(ws);
+      const keep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await store.createEndpoint(keep);
+      const { message, deliveries } = await seed(
+        store,
+        ws,
+        ep.id,
+        ["queued", "pending_retry", "succeeded", "failed"],
+        at(5),
+      );
+      const untouched = await seed(store, ws, keep.id, ["queued"]);
+
+      assert.equal(await store.deleteEndpoint(other, ep.id, at(50), () => []), null);
+      const res = await store.deleteEndpoint(ws, ep.id, at(50), (c) => [statusOf(c)]);
+      assert.ok(res !== null);
+      assert.deepEqual(
+        res.cancelled.map((d) => d.id).sort(),
+        deliveries
+          .slice(0, 2)
+          .map((d) => d.id)
+          .sort(),
+      );
+      for (const c of res.cancelled) {
+        assert.equal(c.status, "cancelled");
+        assert.deepEqual(await store.getDelivery(ws, c.id), c);
+      }
+      assert.equal(res.outbox.length, 2);
+      assert.deepEqual(await store.getDelivery(ws, deliveries[2]!.id), deliveries[2]);
+      assert.deepEqual(await store.getDelivery(ws, untouched.deliveries[0]!.id), untouched.deliveries[0]);
+      assert.equal(await store.getEndpoint(ws, ep.id), null);
+      assert.deepEqual(
+        (await store.listEndpoints(ws, { afterId: undefined, limit: 10 })).map((e) => e.id),
+        [keep.id],
+      );
+      assert.equal(await store.updateEndpoint(ws, ep.id, { url: "https://x" }, at(60)), null);
+      assert.equal(await store.deleteEndpoint(ws, ep.id, at(70), () => []), null);
+
+      const ctx = await store.loadAttemptContext(deliveries[0]!.id);
+      assert.equal(ctx?.endpoint, null);
+      assert.deepEqual(ctx?.message, message);
+      const live = await store.loadAttemptContext(untouched.deliveries[0]!.id);
+      assert.deepEqual(live?.endpoint, keep);
+      assert.equal(await store.loadAttemptContext(newId("delivery")), null);
+    });
+
+    void it("cancelDelivery cancels a non-final delivery and returns null for a final one", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const { deliveries } = await seed(store, ws, ep.id, ["pending_retry", "succeeded"], at(5));
+      const res = await store.cancelDelivery(deliveries[0]!.id, "endpoint disabled", at(8), (c) => [statusOf(c)]);
+      const expected = {
+        ...deliveries[0]!,
+        status: "cancelled" as const,
+        nextAttemptAt: null,
+        lastError: "endpoint disabled",
+        updatedAt: at(8),
+      };
+      assert.deepEqual(res?.delivery, expected);
+      assert.equal(res?.outbox.length, 1);
+      assert.deepEqual(await store.getDelivery(ws, deliveries[0]!.id), expected);
+      assert.equal(await store.cancelDelivery(deliveries[0]!.id, "again", at(9), () => []), null);
+      assert.equal(await store.cancelDelivery(deliveries[1]!.id, "final", at(9), () => []), null);
+      assert.equal(await store.cancelDelivery(newId("delivery"), "missing", at(9), () => []), null);
+    });
+  });
+}
