@@ -1,0 +1,212 @@
+// The status feed against a private nats-server: filtering, resume points, errors, restarts.
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pino } from "pino";
+import { DomainError } from "../src/domain/errors.ts";
+import type { StatusFeed, StatusFeedItem } from "../src/domain/ports.ts";
+import { connectNats } from "../src/queue/nats-connection.ts";
+import { createOutboxPublisher } from "../src/queue/outbox-publisher.ts";
+import { createStatusFeed } from "../src/queue/status-feed.ts";
+import { ensureStreams, streamNames, type StreamNames } from "../src/queue/streams.ts";
+import { startNatsServer, type TestNats } from "./support/nats-server.ts";
+
+let server: TestNats;
+let nc: NatsConnection;
+const quiet = pino({ level: "silent" });
+let prefixCounter = 0;
+let msgCounter = 0;
+
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectNats({ url: server.url, name: "status-feed-test", logger: quiet });
+});
+
+after(async () => {
+  await nc.close();
+  await server.stop();
+});
+
+async function freshStreams(opts: { statusMaxAgeMs?: number } = {}): Promise<StreamNames> {
+  prefixCounter++;
+  const names = streamNames(`FEED${prefixCounter}`);
+  await ensureStreams(nc, names, opts);
+  return names;
+}
+
+/** Publishes one status event per label, `label` as the payload; returns their stream seqs. */
+async function publishStatus(names: StreamNames, ws: string, ...labels: string[]): Promise<void> {
+  const publisher = createOutboxPublisher(nc, names);
+  await publisher.publish(
+    labels.map((label) => ({
+      seq: 0,
+      kind: "status" as const,
+      workspaceId: ws,
+      msgId: `st_${++msgCounter}`,
+      payload: new TextEncoder().encode(label),
+      createdAt: new Date(),
+    })),
+  );
+}
+
+/** Reads `count` items from a watch, then aborts it. */
+async function take(feed: StatusFeed, ws: string, afterSeq: number | undefined, count: number): Promise<StatusFeedItem[]> {
+  const ac = new AbortController();
+  const items: StatusFeedItem[] = [];
+  const guard = setTimeout(() => ac.abort(), 20_000);
+  try {
+    for await (const item of feed.watch(ws, afterSeq, ac.signal)) {
+      items.push(item);
+      if (items.length === count) break;
+    }
+  } finally {
+    clearTimeout(guard);
+    ac.abort();
+  }
+  return items;
+}
+
+const label = (item: StatusFeedItem): string => new TextDecoder().decode(item.payload);
+
+async function statusConsumers(names: StreamNames): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  return (await jsm.streams.info(names.status)).state.consumer_count;
+}
+
+async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(25);
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}
+
+void describe("status feed", () => {
+  void it("yields only the watched workspace's events, with their stream sequences", async () => {
+    const names = await freshStreams();
+    await publishStatus(names, "ws_a", "a1");
+    await publishStatus(names, "ws_b", "b1");
+    await publishStatus(names, "ws_a", "a2");
+    await publishStatus(names, "ws_b", "b2");
+    await publishStatus(names, "ws_a", "a3");
+    const feed = createStatusFeed(nc, names);
+    const items = await take(feed, "ws_a", 0, 3);
+    assert.deepEqual(items.map(label), ["a1", "a2", "a3"]);
+    assert.deepEqual(
+      items.map((i) => i.seq),
+      [1, 3, 5],
+    );
+    const b = await take(feed, "ws_b", 0, 2);
+    assert.deepEqual(b.map(label), ["b1", "b2"]);
+  });
+
+  void it("resumes exactly after a token's event", async () => {
+    const names = await freshStreams();
+    await publishStatus(names, "ws_r", "e1", "e2", "e3", "e4", "e5");
+    const feed = createStatusFeed(nc, names);
+    const all = await take(feed, "ws_r", 0, 5);
+    const token = all[1]?.seq;
+    assert.equal(token, 2);
+    const resumed = await take(feed, "ws_r", token, 3);
+    assert.deepEqual(resumed.map(label), ["e3", "e4", "e5"]);
+    // Resuming at the very end yields only what comes later.
+    const atEnd = take(feed, "ws_r", all[4]?.seq, 1);
+    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
+    await publishStatus(names, "ws_r", "e6");
+    assert.deepEqual((await atEnd).map(label), ["e6"]);
+  });
+
+  void it("without a token starts from now", async () => {
+    const names = await freshStreams();
+    await publishStatus(names, "ws_n", "old1", "old2");
+    const feed = createStatusFeed(nc, names);
+    const live = take(feed, "ws_n", undefined, 2);
+    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
+    await publishStatus(names, "ws_n", "new1");
+    await publishStatus(names, "ws_other", "noise");
+    await publishStatus(names, "ws_n", "new2");
+    assert.deepEqual((await live).map(label), ["new1", "new2"]);
+  });
+
+  void it("rejects a token past the end of the stream as invalid_argument on resume_token", async () => {
+    const names = await freshStreams();
+    await publishStatus(names, "ws_i", "x");
+    const feed = createStatusFeed(nc, names);
+    await assert.rejects(take(feed, "ws_i", 2, 1), (err: unknown) => {
+      assert.ok(err instanceof DomainError);
+      assert.equal(err.kind, "invalid_argument");
+      assert.equal(err.reason, "RESUME_TOKEN_INVALID");
+      assert.deepEqual(
+        err.violations.map((v) => v.field),
+        ["resume_token"],
+      );
+      return true;
+    });
+  });
+
+  void it("rejects a token whose next event has expired as failed_precondition", async () => {
+    const names = await freshStreams({ statusMaxAgeMs: 1_000 });
+    await publishStatus(names, "ws_e", "gone1", "gone2");
+    const jsm = await jetstreamManager(nc);
+    await eventually("events expired by max_age", async () => (await jsm.streams.info(names.status)).state.first_seq > 2);
+    await publishStatus(names, "ws_e", "fresh");
+    const feed = createStatusFeed(nc, names);
+    await assert.rejects(take(feed, "ws_e", 1, 1), (err: unknown) => {
+      assert.ok(err instanceof DomainError);
+      assert.equal(err.kind, "failed_precondition");
+      assert.equal(err.reason, "RESUME_TOKEN_EXPIRED");
+      return true;
+    });
+    // The last expired event's seq is still a valid resume point: nothing after it was lost.
+    assert.deepEqual((await take(feed, "ws_e", 2, 1)).map(label), ["fresh"]);
+  });
+
+  void it("ends when the signal aborts and deletes its consumer", async () => {
+    const names = await freshStreams();
+    const feed = createStatusFeed(nc, names);
+    const ac = new AbortController();
+    const reading = (async () => {
+      const items: StatusFeedItem[] = [];
+      for await (const item of feed.watch("ws_c", undefined, ac.signal)) items.push(item);
+      return items;
+    })();
+    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
+    ac.abort();
+    assert.deepEqual(await reading, []);
+    await eventually("watch consumer deleted", async () => (await statusConsumers(names)) === 0);
+  });
+
+  void it("keeps streaming across a NATS restart without replaying history", async () => {
+    const names = await freshStreams();
+    await publishStatus(names, "ws_s", "history1", "history2");
+    const feed = createStatusFeed(nc, names);
+    const live = take(feed, "ws_s", undefined, 2);
+    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
+    await server.restart();
+    await eventually("reconnected", async () => {
+      try {
+        await publishStatus(names, "ws_s", "after-restart");
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await publishStatus(names, "ws_s", "later");
+    assert.deepEqual((await live).map(label), ["after-restart", "later"]);
+  });
+
+  void it("reports unavailable when NATS cannot be reached", async () => {
+    const names = await freshStreams();
+    const other = await connectNats({ url: server.url, name: "closing", logger: quiet });
+    await other.close();
+    const feed = createStatusFeed(other, names);
+    await assert.rejects(take(feed, "ws_u", undefined, 1), (err: unknown) => {
+      assert.ok(err instanceof DomainError);
+      assert.equal(err.kind, "unavailable");
+      return true;
+    });
+  });
+});
