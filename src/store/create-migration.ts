@@ -4,6 +4,8 @@
  *   node src/store/create-migration.ts sqlite /tmp/scratch.db [name]
  * The scratch database is brought up to date first; the committed snapshot makes the diff exact.
  * Append the new class to the dialect's migrations/<dialect>/index.ts afterwards.
+ * Known noise: on SQLite the comparator re-creates `outbox` (bigint vs integer seq) although the
+ * DDL is identical; drop that part of a generated SQLite migration.
  */
 import { MikroORM } from "@mikro-orm/core";
 import { Migrator, TSMigrationGenerator } from "@mikro-orm/migrations";
