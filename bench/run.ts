@@ -8,9 +8,11 @@
  * Flags: --messages N (throughput phase, default 5000) --concurrency N (default 64)
  *        --rate N (latency phase msg/s, default 200) --seconds N (latency phase, default 10)
  *        --log-level LEVEL (roles' LOG_LEVEL, default info) --cpu-prof (profiles of api and worker)
+ *        --http1 (Connect over HTTP/1.1 for our Send calls and the no-op baseline; default h2c)
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
+import { createServer as createH2cServer } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,6 +35,7 @@ const { values: flags } = parseArgs({
     seconds: { type: "string", default: "10" },
     "log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "boolean", default: false },
+    http1: { type: "boolean", default: false },
   },
 });
 const MESSAGES = Math.min(Math.max(Number(flags.messages), 1), 1_000_000);
@@ -40,6 +43,7 @@ const CONCURRENCY = Math.min(Math.max(Number(flags.concurrency), 1), 1024);
 const RATE = Math.min(Math.max(Number(flags.rate), 1), 100_000);
 const SECONDS = Math.min(Math.max(Number(flags.seconds), 1), 600);
 const BASELINE_REQUESTS = Math.max(MESSAGES, 5_000);
+const HTTP_VERSION = flags.http1 ? "1.1" : "2";
 
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -62,7 +66,9 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 const fmt = (n: number, digits = 0): string =>
-  Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "n/a";
+  Number.isFinite(n)
+    ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : "n/a";
 
 /** Self time per function of a V8 .cpuprofile, top `n`. */
 async function summarizeProfile(file: string, n: number): Promise<string[]> {
@@ -72,32 +78,42 @@ async function summarizeProfile(file: string, n: number): Promise<string[]> {
     callFrame: { functionName: string; url: string; lineNumber: number };
   }
   const profile = JSON.parse(await readFile(file, "utf8")) as { nodes: ProfileNode[] };
-  const total = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
+  const busy = profile.nodes.filter((node) => node.callFrame.functionName !== "(idle)");
+  const all = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
+  const total = busy.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
   const byFrame = new Map<string, number>();
-  for (const node of profile.nodes) {
+  for (const node of busy) {
     const { functionName, url, lineNumber } = node.callFrame;
     const short = url.replace(/^.*\/node_modules\//, "~/").replace(/^file:\/\/.*?\/(src|gen|test)\//, "$1/");
     const key = `${functionName || "(anonymous)"} ${short}${url === "" ? "" : `:${lineNumber + 1}`}`;
     byFrame.set(key, (byFrame.get(key) ?? 0) + (node.hitCount ?? 0));
   }
-  return [...byFrame.entries()]
+  const lines = [...byFrame.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, n)
     .map(([key, hits]) => `${fmt((100 * hits) / Math.max(total, 1), 1).padStart(5)}%  ${key}`);
+  return [`busy ${fmt((100 * total) / Math.max(all, 1), 1)}% of samples; share of busy time:`, ...lines];
 }
 
 async function main(): Promise<void> {
   const workDir = await mkdtemp(join(tmpdir(), "hookstream-bench-"));
   const profDir = join(workDir, "profiles");
   const envDb = process.env["DATABASE_URL"];
-  const databaseUrl = envDb !== undefined && /^postgres(ql)?:\/\//.test(envDb) ? envDb : `sqlite:${join(workDir, "bench.db")}`;
+  const databaseUrl =
+    envDb !== undefined && /^postgres(ql)?:\/\//.test(envDb) ? envDb : `sqlite:${join(workDir, "bench.db")}`;
   const dbLabel = databaseUrl.startsWith("sqlite:") ? "SQLite" : "PostgreSQL";
 
-  console.log(`hookstream bench: ${dbLabel}, ${MESSAGES} messages at concurrency ${CONCURRENCY}, latency at ${RATE} msg/s for ${SECONDS} s`);
+  console.log(
+    `hookstream bench: ${dbLabel}, Connect over HTTP/${HTTP_VERSION}, ${MESSAGES} messages at concurrency ${CONCURRENCY}, ` +
+      `latency at ${RATE} msg/s for ${SECONDS} s`,
+  );
   const receiver = await startReceiver({ keepBodies: false });
   const nats = await startNatsServer();
   const nodeArgs: Partial<Record<StackRole, readonly string[]>> = flags["cpu-prof"]
-    ? { api: ["--cpu-prof", `--cpu-prof-dir=${profDir}/api`], worker: ["--cpu-prof", `--cpu-prof-dir=${profDir}/worker`] }
+    ? {
+        api: ["--cpu-prof", `--cpu-prof-dir=${profDir}/api`],
+        worker: ["--cpu-prof", `--cpu-prof-dir=${profDir}/worker`],
+      }
     : {};
   const noop = await startNoopConnectServer();
   const agent = new Agent({ connections: CONCURRENCY, keepAliveTimeout: 30_000 });
@@ -126,7 +142,7 @@ async function main(): Promise<void> {
     // Baseline 2: a no-op Connect RPC over the same kind of transport as our Send calls.
     const noopClient = createClient(
       MessageService,
-      createConnectTransport({ baseUrl: noop.url, httpVersion: "1.1", useBinaryFormat: true }),
+      createConnectTransport({ baseUrl: noop.url, httpVersion: HTTP_VERSION, useBinaryFormat: true }),
     );
     const noopMs = await pool(BASELINE_REQUESTS, CONCURRENCY, async () => {
       await noopClient.getMessage({ id: "msg_noop" });
@@ -138,13 +154,16 @@ async function main(): Promise<void> {
     const ws = await admin.admin.createWorkspace({ name: "bench" });
     const management = createClients(stack.apiUrl, ws.managementToken);
     const key = await management.apiKeys.createApiKey({ label: "bench" });
-    const producer = createClients(stack.apiUrl, key.secret, { binary: true });
+    const producer = createClients(stack.apiUrl, key.secret, { binary: true, httpVersion: HTTP_VERSION });
     const ep = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver.url}/hooks` } });
     const endpointId = ep.endpoint?.id ?? "";
 
     const delivered = new Map<string, number>();
+    let webhookRequests = 0;
     receiver.onRequest((r) => {
-      if (r.webhookId !== "" && !delivered.has(r.webhookId)) delivered.set(r.webhookId, r.receivedAt);
+      if (r.webhookId === "") return;
+      webhookRequests++;
+      if (!delivered.has(r.webhookId)) delivered.set(r.webhookId, r.receivedAt);
     });
     const send = async (n: number): Promise<{ deliveryId: string; repliedAt: number; tookMs: number }> => {
       const started = now();
@@ -195,15 +214,43 @@ async function main(): Promise<void> {
       ["baseline: undici POST → receiver", `${fmt(undiciRps)} req/s`, ""],
       ["baseline: no-op Connect RPC", `${fmt(noopRps)} req/s`, ""],
       ["accepted sends/s", `${fmt(sendsPerSec)} /s`, `${fmt(sendsPerSec / noopRps, 3)} × no-op RPC`],
-      ["end-to-end deliveries/s", `${fmt(deliveriesPerSec)} /s`, `${fmt(deliveriesPerSec / undiciRps, 3)} × undici POST`],
+      [
+        "end-to-end deliveries/s",
+        `${fmt(deliveriesPerSec)} /s`,
+        `${fmt(deliveriesPerSec / undiciRps, 3)} × undici POST`,
+      ],
       [`Send reply → receipt p50 @ ${RATE} msg/s`, `${fmt(percentile(endToEnd, 50), 1)} ms`, ""],
       [`Send reply → receipt p99 @ ${RATE} msg/s`, `${fmt(percentile(endToEnd, 99), 1)} ms`, ""],
-      [`Send call p50 / p99 @ ${RATE} msg/s`, `${fmt(percentile(sendLatency, 50), 1)} / ${fmt(percentile(sendLatency, 99), 1)} ms`, ""],
+      [
+        `Send call p50 / p99 @ ${RATE} msg/s`,
+        `${fmt(percentile(sendLatency, 50), 1)} / ${fmt(percentile(sendLatency, 99), 1)} ms`,
+        "",
+      ],
       ["not delivered (throughput / latency phase)", `${missing} / ${latencyMissing}`, ""],
+      ["duplicate deliveries (at-least-once)", `${webhookRequests - delivered.size}`, ""],
     ];
+    // Warnings and errors the roles logged during the run: a bench number means little if they fail.
+    for (const role of ["api", "dispatcher", "worker"] as const) {
+      const counts = new Map<string, number>();
+      for (const record of stack.logRecords(role)) {
+        if (
+          typeof record["level"] !== "number"
+            ? !["warn", "error", "fatal"].includes(String(record["level"]))
+            : record["level"] < 40
+        ) {
+          continue;
+        }
+        const error = record["err"] as { message?: unknown } | undefined;
+        const detail = typeof error?.message === "string" ? `: ${error.message.slice(0, 160)}` : "";
+        const text = `${String(record["level"])} ${String(record["msg"])}${detail}`;
+        counts.set(text, (counts.get(text) ?? 0) + 1);
+      }
+      for (const [text, count] of [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5)) {
+        console.log(`${role} logged ${count} × ${text}`);
+      }
+    }
     console.log("");
     for (const [name, value, ratio] of rows) console.log(`${name.padEnd(44)} ${value.padStart(16)}  ${ratio}`);
-    console.log(`(receiver saw ${receiver.requests.length} requests in all)`);
   } finally {
     if (stack !== undefined) {
       try {
@@ -214,7 +261,7 @@ async function main(): Promise<void> {
       }
     }
     await agent.close();
-    await new Promise<void>((resolve) => noop.server.close(() => resolve()));
+    await noop.close();
     await receiver.close();
     await nats.stop();
   }
@@ -235,17 +282,32 @@ async function main(): Promise<void> {
   }
 }
 
-/** An in-process connect-node server whose GetMessage returns an empty response. */
-async function startNoopConnectServer(): Promise<{ url: string; server: Server }> {
+/** An in-process connect-node server (h2c, or HTTP/1.1 with --http1) whose GetMessage returns an empty response. */
+async function startNoopConnectServer(): Promise<{ url: string; close(): Promise<void> }> {
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.rpc(MessageService.method.getMessage, () => create(GetMessageResponseSchema));
     },
   });
+  if (HTTP_VERSION === "2") {
+    const server = createH2cServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
   const server = createServer(handler);
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 await main();

@@ -115,7 +115,9 @@ for (const kind of testDbKinds()) {
       const foreign = [...distinct].filter((id) => !deliveryIds.includes(id));
       assert.deepEqual(foreign, [], "the receiver saw only the sent deliveries");
       const duplicates = rx.requests.length - distinct.size;
-      t.diagnostic(`received ${rx.requests.length} requests for ${distinct.size} deliveries: ${duplicates} duplicates, 0 lost`);
+      t.diagnostic(
+        `received ${rx.requests.length} requests for ${distinct.size} deliveries: ${duplicates} duplicates, 0 lost`,
+      );
       console.log(`crash test (${kind}): ${MESSAGES} sent, 0 lost, ${duplicates} duplicate deliveries`);
 
       // Every delivery ends SUCCEEDED (the status is recorded just after the receiver answers).

@@ -13,10 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Webhook } from "standardwebhooks";
 import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
 import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
-import type {
-  WatchDeliveriesRequestSchema,
-  WatchDeliveriesResponse,
-} from "../gen/hookstream/v1/watch_service_pb.ts";
+import type { WatchDeliveriesRequestSchema, WatchDeliveriesResponse } from "../gen/hookstream/v1/watch_service_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type ReceivedRequest, type Receiver } from "./support/receiver.ts";
@@ -349,8 +346,16 @@ for (const kind of testDbKinds()) {
         Code.Unauthenticated,
         "Send without credentials",
       );
-      await rejectsWith(anonymous.endpoints.listEndpoints({}), Code.Unauthenticated, "ListEndpoints without credentials");
-      await rejectsWith(anonymous.admin.createWorkspace({ name: "x" }), Code.Unauthenticated, "CreateWorkspace without token");
+      await rejectsWith(
+        anonymous.endpoints.listEndpoints({}),
+        Code.Unauthenticated,
+        "ListEndpoints without credentials",
+      );
+      await rejectsWith(
+        anonymous.admin.createWorkspace({ name: "x" }),
+        Code.Unauthenticated,
+        "CreateWorkspace without token",
+      );
       const forged = createClients(stack.apiUrl, "not-a-real-credential");
       await rejectsWith(
         forged.messages.send({ endpointId, eventType: "x.y", body: jsonBody({}) }),

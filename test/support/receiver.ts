@@ -59,7 +59,11 @@ export interface Receiver {
   /** Called on every request after it is recorded (the benchmark measures latency here). */
   onRequest(listener: (request: ReceivedRequest) => void): void;
   /** Resolves once `predicate(requests)` is true; rejects after `timeoutMs` with `what` in the message. */
-  waitFor(predicate: (requests: readonly ReceivedRequest[]) => boolean, timeoutMs: number, what?: string): Promise<void>;
+  waitFor(
+    predicate: (requests: readonly ReceivedRequest[]) => boolean,
+    timeoutMs: number,
+    what?: string,
+  ): Promise<void>;
   /** Closes the server and every open connection. */
   close(): Promise<void>;
 }

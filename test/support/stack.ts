@@ -41,7 +41,7 @@ export interface StackOptions {
   readonly nodeArgs?: Partial<Record<StackRole, readonly string[]>>;
   /** Run `migrate` first (default true). */
   readonly migrate?: boolean;
-  /** Copy every role's output to this process's stderr as it arrives. */
+  /** Copy every role's output to this process's stderr as it arrives (default: HOOKSTREAM_TEST_ECHO=1). */
   readonly echo?: boolean;
   /** Working directory of the role processes (default: the repository root). */
   readonly cwd?: string;
@@ -127,6 +127,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const running = new Map<StackRole, Running>();
   const node = pinnedNode();
   const cwd = options.cwd ?? root;
+  const echo = options.echo ?? process.env["HOOKSTREAM_TEST_ECHO"] === "1";
 
   const envFor = (role: string): NodeJS.ProcessEnv => ({
     ...process.env,
@@ -164,7 +165,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         partial = parts.pop() ?? "";
         for (const line of parts) {
           lines.push(line);
-          if (options.echo === true) process.stderr.write(`[${role}] ${line}\n`);
+          if (echo) process.stderr.write(`[${role}] ${line}\n`);
         }
       });
       stream.on("end", () => {
@@ -234,7 +235,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (result === undefined) {
       proc.child.kill("SIGKILL");
       const forced = await proc.exited;
-      throw new Error(`${role} did not exit within ${timeoutMs} ms of ${signal} (then SIGKILLed: ${JSON.stringify(forced)}):\n${tail(role)}`);
+      throw new Error(
+        `${role} did not exit within ${timeoutMs} ms of ${signal} (then SIGKILLed: ${JSON.stringify(forced)}):\n${tail(role)}`,
+      );
     }
     return result;
   };
@@ -287,7 +290,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           try {
             const info = await killRole(role, "SIGTERM");
             results[role] = info;
-            if (info.code !== 0) problems.push(`${role} exited with ${JSON.stringify(info)} on SIGTERM:\n${tail(role)}`);
+            if (info.code !== 0)
+              problems.push(`${role} exited with ${JSON.stringify(info)} on SIGTERM:\n${tail(role)}`);
           } catch (error) {
             problems.push(error instanceof Error ? error.message : String(error));
           }
