@@ -22,6 +22,7 @@ import { gzipSync } from "node:zlib";
 import pino from "pino";
 import { AdminService, CreateWorkspaceRequestSchema } from "../gen/hookstream/v1/admin_service_pb.ts";
 import { DeliveryStatus } from "../gen/hookstream/v1/delivery_pb.ts";
+import { MessageService } from "../gen/hookstream/v1/message_service_pb.ts";
 import { WatchService } from "../gen/hookstream/v1/watch_service_pb.ts";
 import { errorDetailOf } from "../src/api/error-mapping.ts";
 import { startHttpServer, type HttpServer, type ReadinessReport } from "../src/api/http-server.ts";
@@ -111,7 +112,9 @@ async function startHarness(): Promise<Harness> {
     port: 0,
     routes: (router, shutdownSignal) => {
       const { admin, watch } = testRoutes(shutdownSignal, slow);
-      router.service(AdminService, admin).service(WatchService, watch);
+      // MessageService without an implementation: its GET-able GetMessage still decodes
+      // requests (and answers unimplemented), which is all the malformed-GET test needs.
+      router.service(AdminService, admin).service(WatchService, watch).service(MessageService, {});
     },
     corsOrigins: [origin],
     readMaxBytes,
@@ -449,9 +452,18 @@ void describe("api server protocols", () => {
     });
 
     void it("Connect GET with a broken message parameter", async () => {
-      // CreateWorkspace has side effects so GET is refused; the streaming path is not GET-able.
-      const res = await fetch(`${h.baseUrl}${createPath}?connect=v1&encoding=json&message=%7B`, { method: "GET" });
-      assert.equal(res.status, 405);
+      const getPath = "/hookstream.v1.MessageService/GetMessage";
+      const garbage64 = Buffer.from(garbage).toString("base64url");
+      for (const query of ["encoding=json&message=%7B", `encoding=proto&base64=1&message=${garbage64}`]) {
+        const res = await fetch(`${h.baseUrl}${getPath}?connect=v1&${query}`);
+        assert.equal(res.status, 400, query);
+        assert.equal(((await res.json()) as { code: string }).code, "invalid_argument");
+      }
+      const fine = await fetch(`${h.baseUrl}${getPath}?connect=v1&encoding=json&message=%7B%7D`);
+      assert.equal(((await fine.json()) as { code: string }).code, "unimplemented", "a good request reaches the service");
+      // A method with side effects refuses GET.
+      const post = await fetch(`${h.baseUrl}${createPath}?connect=v1&encoding=json&message=%7B%7D`);
+      assert.equal(post.status, 405);
     });
 
     void it("an unsupported content type gets connect's standard 415", async () => {
