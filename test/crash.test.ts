@@ -32,7 +32,7 @@ async function listAllDeliveries(clients: Clients, endpointId: string): Promise<
 }
 
 for (const kind of testDbKinds()) {
-  describe(`crash: kill -9 the worker mid-flight on ${kind}`, { timeout: 300_000 }, () => {
+  void describe(`crash: kill -9 the worker mid-flight on ${kind}`, { timeout: 300_000 }, () => {
     let nats: TestNats | undefined;
     let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
     let receiver: Receiver | undefined;
@@ -53,7 +53,7 @@ for (const kind of testDbKinds()) {
       await database?.drop();
     });
 
-    it("loses nothing when the worker dies and comes back", async (t) => {
+    void it("loses nothing when the worker dies and comes back", async (t) => {
       assert.ok(stack !== undefined && receiver !== undefined);
       const rx = receiver;
       const admin = createClients(stack.apiUrl, stack.adminToken);

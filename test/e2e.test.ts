@@ -117,7 +117,7 @@ const statusName = (s: DeliveryStatus): string =>
   Object.entries(DeliveryStatus).find(([, v]) => v === s)?.[0] ?? String(s);
 
 for (const kind of testDbKinds()) {
-  describe(`end to end on ${kind}, roles as separate processes`, { timeout: 240_000 }, () => {
+  void describe(`end to end on ${kind}, roles as separate processes`, { timeout: 240_000 }, () => {
     let nats: TestNats | undefined;
     let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
     let receiver: Receiver;
@@ -148,7 +148,7 @@ for (const kind of testDbKinds()) {
       await database?.drop();
     });
 
-    it("creates a workspace, an API key and an endpoint", async () => {
+    void it("creates a workspace, an API key and an endpoint", async () => {
       const ws = await admin.admin.createWorkspace({ name: "e2e" });
       assert.match(ws.workspace?.id ?? "", /^ws_/);
       assert.notEqual(ws.managementToken, "");
@@ -168,7 +168,7 @@ for (const kind of testDbKinds()) {
       signingSecret = ep.signingSecret;
     });
 
-    it("delivers signed messages and streams them from queued to succeeded", async () => {
+    void it("delivers signed messages and streams them from queued to succeeded", async () => {
       watch = openWatch(management, { endpointId });
       // Give the server a moment to attach the watch before the first status event.
       await sleep(500);
@@ -215,7 +215,7 @@ for (const kind of testDbKinds()) {
       for (const s of sent) attemptsMade.set(s.deliveryId, 1);
     });
 
-    it("reports succeeded deliveries and their attempt", async () => {
+    void it("reports succeeded deliveries and their attempt", async () => {
       for (const s of sent) {
         const msg = await producer.messages.getMessage({ id: s.messageId });
         assert.equal(msg.message?.id, s.messageId);
@@ -235,7 +235,7 @@ for (const kind of testDbKinds()) {
       }
     });
 
-    it("resumes a watch exactly after a resume token", async () => {
+    void it("resumes a watch exactly after a resume token", async () => {
       assert.ok(watch !== undefined);
       const seen = [...watch.items];
       assert.ok(seen.length >= 2, `need at least two watch items, have ${seen.length}`);
@@ -255,7 +255,7 @@ for (const kind of testDbKinds()) {
       }
     });
 
-    it("retries a failed attempt: PENDING_RETRY then SUCCEEDED with two attempts", async () => {
+    void it("retries a failed attempt: PENDING_RETRY then SUCCEEDED with two attempts", async () => {
       receiver.failFirst(1, 500, (r) => r.body.toString("utf8").includes('"flaky"'));
       const payload = { type: "flaky" };
       const res = await producer.messages.send({ endpointId, eventType: "order.flaky", body: jsonBody(payload) });
@@ -294,7 +294,7 @@ for (const kind of testDbKinds()) {
       attemptsMade.set(res.deliveryId, 2);
     });
 
-    it("replays an idempotent Send and refuses the same key with other bytes", async () => {
+    void it("replays an idempotent Send and refuses the same key with other bytes", async () => {
       const idempotencyKey = `idem-${randomBytes(8).toString("hex")}`;
       const payload = { type: "idempotent", n: 1 };
       const first = await producer.messages.send({
@@ -334,7 +334,7 @@ for (const kind of testDbKinds()) {
       attemptsMade.set(first.deliveryId, 1);
     });
 
-    it("answers bad input with precise errors and changes nothing", async () => {
+    void it("answers bad input with precise errors and changes nothing", async () => {
       const deliveriesBefore = (await listAllDeliveries(management, endpointId)).length;
       const endpointsBefore = (await management.endpoints.listEndpoints({ pageSize: 100 })).endpoints.length;
       const requestsBefore = receiver.requests.length;
@@ -450,7 +450,7 @@ for (const kind of testDbKinds()) {
       assert.equal(receiver.requests.length, requestsBefore, "nothing was delivered");
     });
 
-    it("every role exits 0 on SIGTERM and logged one line per attempt", async () => {
+    void it("every role exits 0 on SIGTERM and logged one line per attempt", async () => {
       await watch?.stop();
       watch = undefined;
       const exits = await stack.stopAll();
