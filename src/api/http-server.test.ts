@@ -62,6 +62,16 @@ void describe("startHttpServer connection routing", () => {
     assert.match(answer, /HTTP\/1\.1 404 Not Found/);
   });
 
+  void it("answers a client that half-closes right after its request", async () => {
+    const socket = net.connect(server.port, "127.0.0.1");
+    let answer = "";
+    socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    socket.end("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    await closed;
+    assert.match(answer, /^HTTP\/1\.1 200 OK[\s\S]*\{"status":"ok"\}$/);
+  });
+
   void it("routes h2c whose preface arrives split", async () => {
     // A client whose socket we control: hand http2.connect a pre-made socket that dribbles.
     const socket = net.connect(server.port, "127.0.0.1");

@@ -125,6 +125,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   };
 
   const h1 = http.createServer(handle);
+  // http starts its connection tracking (headersTimeout/requestTimeout checks against slow
+  // clients, closeIdleConnections) on "listening"; h1 never listens itself, so start it here.
+  h1.emit("listening");
   const h2 = http2.createServer(handle);
   h2.on("session", (session: Http2Session) => {
     h2Sessions.add(session);
@@ -133,7 +136,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   });
   h2.on("sessionError", (err: Error) => logger.debug({ err }, "http2 session error"));
 
-  const tcp = net.createServer({ noDelay: true }, (socket) => {
+  // allowHalfOpen as http's own listener has it: a client that half-closes after its request
+  // still gets the response (http ends the connection itself afterwards).
+  const tcp = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => {
       sockets.delete(socket);
@@ -147,7 +152,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     routeConnection(socket, (isH2) => {
       peeking.delete(socket);
       if (isH2) {
-        // The http2 session reads what is already buffered on the socket itself.
+        // As http2's own listener has it; the session reads what is already buffered itself.
+        socket.allowHalfOpen = false;
         h2.emit("connection", socket);
       } else {
         h1.emit("connection", socket);
@@ -227,20 +233,22 @@ function createRpcTable(opts: HttpServerOptions, shutdownSignal: AbortSignal): M
 // back so the chosen server parses the connection from its start.
 function routeConnection(socket: Socket, route: (isH2: boolean) => void): void {
   let seen: Buffer | undefined;
-  const onError = (): void => void socket.destroy();
+  const drop = (): void => void socket.destroy();
   const onData = (chunk: Buffer): void => {
     seen = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
     const n = Math.min(seen.length, h2Preface.length);
     const prefixMatches = seen.subarray(0, n).equals(h2Preface.subarray(0, n));
     if (prefixMatches && n < h2Preface.length) return; // could still be HTTP/2: wait for more
     socket.off("data", onData);
-    socket.off("error", onError);
+    socket.off("error", drop);
+    socket.off("end", drop);
     socket.setTimeout(0);
     socket.pause();
     socket.unshift(seen);
     route(prefixMatches);
   };
-  socket.on("error", onError);
+  socket.on("error", drop);
+  socket.on("end", drop); // gone before saying anything
   socket.on("data", onData);
   socket.setTimeout(peekTimeoutMs, () => socket.destroy());
 }
