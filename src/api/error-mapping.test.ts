@@ -126,6 +126,13 @@ void describe("toConnectError", () => {
     assert.equal(errorDetailOf(toConnectError(new ConnectError("x", Code.InvalidArgument), logger))?.reason, "INVALID_ARGUMENT");
   });
 
+  void it("logs a hidden cause once even when mapped twice (nested interceptors)", () => {
+    const { logger, lines } = capturingLogger();
+    const once = toConnectError(new Error("boom"), logger);
+    assert.equal(toConnectError(once, logger), once);
+    assert.equal(lines.length, 1);
+  });
+
   void it("turns connect's internal 'parse binary' error into invalid_argument", () => {
     const { logger } = capturingLogger();
     const err = toConnectError(new ConnectError("parse binary: premature EOF", Code.Internal), logger);

@@ -35,8 +35,10 @@ export function toConnectError(err: unknown, logger: Logger, procedure?: string)
   if (err instanceof DomainError) return fromDomainError(err, logger, procedure);
   if (err instanceof ConnectError) {
     if (isUndecodableRequestError(err)) return undecodableRequestToInvalidArgument(err);
-    if (suspiciousCodes.has(err.code)) logger.error({ err, procedure }, "rpc failed with %s", codeToString(err.code));
+    // One with our detail was mapped (and, if need be, logged) already, e.g. by an inner
+    // interceptor: pass it on silently.
     if (hasErrorDetail(err)) return err;
+    if (suspiciousCodes.has(err.code)) logger.error({ err, procedure }, "rpc failed with %s", codeToString(err.code));
     const copy = new ConnectError(err.rawMessage, err.code, err.metadata, undefined, err.cause);
     copy.details = [...err.details];
     return withDetail(copy, reasonOfCode(err.code));
