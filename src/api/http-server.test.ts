@@ -114,6 +114,36 @@ void describe("startHttpServer connection routing", () => {
   });
 });
 
+void describe("startHttpServer listen errors", () => {
+  void it("rejects when the port is taken", async () => {
+    const first = await startHttpServer({
+      host: "127.0.0.1",
+      port: 0,
+      routes: () => undefined,
+      corsOrigins: [],
+      readMaxBytes: 1024,
+      ready: async () => ({ ok: true, checks: {} }),
+      logger,
+    });
+    try {
+      await assert.rejects(
+        startHttpServer({
+          host: "127.0.0.1",
+          port: first.port,
+          routes: () => undefined,
+          corsOrigins: [],
+          readMaxBytes: 1024,
+          ready: async () => ({ ok: true, checks: {} }),
+          logger,
+        }),
+        /EADDRINUSE/,
+      );
+    } finally {
+      await first.close(0);
+    }
+  });
+});
+
 void describe("HttpServer.close", () => {
   void it("closes idle keep-alive and not-yet-routed connections and resolves", async () => {
     const server = await startHttpServer({

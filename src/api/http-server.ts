@@ -166,9 +166,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   tcp.on("error", (err) => logger.error({ err }, "api server socket error"));
 
   await new Promise<void>((resolve, reject) => {
-    tcp.once("error", reject);
+    const fail = (err: Error): void => {
+      h1.close(); // stops the timers started above
+      reject(err);
+    };
+    tcp.once("error", fail);
     tcp.listen(opts.port, opts.host, () => {
-      tcp.off("error", reject);
+      tcp.off("error", fail);
       resolve();
     });
   });
