@@ -87,7 +87,7 @@ export async function startLocalNats(dataDir: string, env: Readonly<Record<strin
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) break;
     if (await accepts(port)) {
-      logger.info({ port, storeDir, pid: child.pid }, "started local nats-server");
+      logger.info({ port, storeDir, natsPid: child.pid }, "started local nats-server");
       return {
         url: `nats://127.0.0.1:${port}`,
         async stop() {

@@ -7,7 +7,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { createErrorInterceptor } from "../api/error-mapping.ts";
 import { startHttpServer } from "../api/http-server.ts";
 import { createRoutes } from "../api/routes.ts";
 import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "../config/config.ts";
@@ -209,7 +208,6 @@ async function run(role: Role): Promise<void> {
         secretGracePeriodMs: config.secretGracePeriodMs,
         shutdownSignal: shutdownController.signal,
       }),
-      interceptors: [createErrorInterceptor(logger)],
       corsOrigins: config.corsOrigins,
       // The payload limit plus room for the rest of the request and JSON's base64 of raw bytes.
       readMaxBytes: Math.ceil(config.maxPayloadBytes * 1.4) + 64 * 1024,

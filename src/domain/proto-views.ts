@@ -60,9 +60,11 @@ function ts(d: Date | null): Timestamp | undefined {
   return d === null ? undefined : timestampFromDate(d);
 }
 
-/** Milliseconds as a google.protobuf.Duration. */
+/** Milliseconds (fractions allowed) as a google.protobuf.Duration. */
 export function durationFromMs(ms: number): ReturnType<typeof create<typeof DurationSchema>> {
-  return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+  const totalNanos = Math.round(ms * 1e6);
+  const seconds = Math.floor(totalNanos / 1e9);
+  return create(DurationSchema, { seconds: BigInt(seconds), nanos: totalNanos - seconds * 1e9 });
 }
 
 /** The API view of a workspace. */

@@ -36,3 +36,14 @@ test("watch filters by endpoint, message and status and tokens point at stream p
   assert.deepEqual(out.map((i) => i.event.delivery?.id), ["dlv_3"]);
   assert.equal(decodeResumeToken(out[0]!.resumeToken), 3);
 });
+
+test("durations from fractional milliseconds encode as valid protobuf", async () => {
+  const { durationFromMs } = await import("./proto-views.ts");
+  const { DurationSchema } = await import("@bufbuild/protobuf/wkt");
+  for (const ms of [0, 0.4, 17.356637999999292, 999.9999, 1000, 86_400_000.5]) {
+    const d = durationFromMs(ms);
+    assert.ok(Number.isInteger(d.nanos) && d.nanos >= 0 && d.nanos < 1e9, String(ms));
+    assert.ok(Math.abs(Number(d.seconds) * 1000 + d.nanos / 1e6 - ms) < 1e-3);
+    toBinary(DurationSchema, d);
+  }
+});

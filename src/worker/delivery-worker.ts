@@ -119,7 +119,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
         deliveryId: delivery.id,
         number,
         startedAt,
-        latencyMs: result.latencyMs,
+        latencyMs: Math.round(result.latencyMs),
         requestHeaders: headers,
         responseStatus: result.status,
         responseHeaders: result.headers,
