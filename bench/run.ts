@@ -70,29 +70,56 @@ const fmt = (n: number, digits = 0): string =>
     ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : "n/a";
 
-/** Self time per function of a V8 .cpuprofile, top `n`. */
+/** Self time per function of a V8 .cpuprofile, top `n`, each with the call path that costs it most. */
 async function summarizeProfile(file: string, n: number): Promise<string[]> {
   interface ProfileNode {
     id: number;
     hitCount?: number;
+    children?: number[];
     callFrame: { functionName: string; url: string; lineNumber: number };
   }
   const profile = JSON.parse(await readFile(file, "utf8")) as { nodes: ProfileNode[] };
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const label = (node: ProfileNode): string => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const short = url.replace(/^.*\/node_modules\//, "~/").replace(/^file:\/\/.*?\/(src|gen|test)\//, "$1/");
+    return `${functionName || "(anonymous)"} ${short}${url === "" ? "" : `:${lineNumber + 1}`}`;
+  };
+  // The nearest caller outside node internals and dependencies says which of our code paths it is.
+  const ownCaller = (node: ProfileNode): string => {
+    const chain: string[] = [];
+    for (let id = parent.get(node.id); id !== undefined; id = parent.get(id)) {
+      const caller = byId.get(id);
+      if (caller === undefined) break;
+      const text = label(caller);
+      if (chain.length < 2 && !text.startsWith("(")) chain.push(text);
+      if (/ (src|gen)\//.test(text)) return `${chain.join(" ← ")}${chain.includes(text) ? "" : ` ← … ${text}`}`;
+    }
+    return chain.join(" ← ");
+  };
   const busy = profile.nodes.filter((node) => node.callFrame.functionName !== "(idle)");
   const all = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
   const total = busy.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
-  const byFrame = new Map<string, number>();
+  const byFrame = new Map<string, { hits: number; paths: Map<string, number> }>();
   for (const node of busy) {
-    const { functionName, url, lineNumber } = node.callFrame;
-    const short = url.replace(/^.*\/node_modules\//, "~/").replace(/^file:\/\/.*?\/(src|gen|test)\//, "$1/");
-    const key = `${functionName || "(anonymous)"} ${short}${url === "" ? "" : `:${lineNumber + 1}`}`;
-    byFrame.set(key, (byFrame.get(key) ?? 0) + (node.hitCount ?? 0));
+    const key = label(node);
+    const entry = byFrame.get(key) ?? { hits: 0, paths: new Map<string, number>() };
+    entry.hits += node.hitCount ?? 0;
+    if ((node.hitCount ?? 0) > 0) {
+      const path = ownCaller(node);
+      entry.paths.set(path, (entry.paths.get(path) ?? 0) + (node.hitCount ?? 0));
+    }
+    byFrame.set(key, entry);
   }
-  const lines = [...byFrame.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, n)
-    .map(([key, hits]) => `${fmt((100 * hits) / Math.max(total, 1), 1).padStart(5)}%  ${key}`);
-  return [`busy ${fmt((100 * total) / Math.max(all, 1), 1)}% of samples; share of busy time:`, ...lines];
+  const lines = [`busy ${fmt((100 * total) / Math.max(all, 1), 1)}% of samples; share of busy time:`];
+  for (const [key, entry] of [...byFrame.entries()].sort((a, b) => b[1].hits - a[1].hits).slice(0, n)) {
+    lines.push(`${fmt((100 * entry.hits) / Math.max(total, 1), 1).padStart(5)}%  ${key}`);
+    const [path] = [...entry.paths.entries()].sort((a, b) => b[1] - a[1]);
+    if (path !== undefined && path[0] !== "") lines.push(`          ← ${path[0]}`);
+  }
+  return lines;
 }
 
 async function main(): Promise<void> {
