@@ -1,6 +1,8 @@
 import type { Authenticator } from "../domain/auth.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { StatusFeed, Store } from "../domain/ports.ts";
+import type { EndpointRecord } from "../domain/records.ts";
+import type { TtlCache } from "../domain/ttl-cache.ts";
 
 /** What the RPC handlers are given; they reach storage and the queue only through the domain. */
 export interface ApiDeps {
@@ -10,6 +12,8 @@ export interface ApiDeps {
   readonly auth: Authenticator;
   readonly maxPayloadBytes: number;
   readonly secretGracePeriodMs: number;
+  /** Endpoints recently read by Send, shared with the endpoint service that invalidates them. */
+  readonly endpointCache?: TtlCache<EndpointRecord> | undefined;
   /** Aborted when the server shuts down, so long-lived streams end cleanly. */
   readonly shutdownSignal: AbortSignal;
 }

@@ -17,7 +17,9 @@ export function createApiKeyService(deps: ApiDeps): ServiceImpl<typeof ApiKeySer
       return { apiKeys: page.items.map(apiKeyView), nextPageToken: page.nextPageToken };
     },
     async revokeApiKey(req, ctx) {
-      return { apiKey: apiKeyView(await revokeApiKey(deps.store, await ws(ctx.requestHeader), req.id)) };
+      const key = await revokeApiKey(deps.store, await ws(ctx.requestHeader), req.id);
+      deps.auth.forgetApiKey(key.id);
+      return { apiKey: apiKeyView(key) };
     },
   };
 }

@@ -36,7 +36,12 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
 /** EndpointService: endpoint CRUD and secret rotation (management token). */
 export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof EndpointService> {
   const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
-  const endpointDeps: EndpointDeps = { store: deps.store, relay: deps.relay, secretGracePeriodMs: deps.secretGracePeriodMs };
+  const endpointDeps: EndpointDeps = {
+    store: deps.store,
+    relay: deps.relay,
+    secretGracePeriodMs: deps.secretGracePeriodMs,
+    cache: deps.endpointCache,
+  };
   return {
     async createEndpoint(req, ctx) {
       const { endpoint, signingSecret } = await createEndpoint(endpointDeps, await ws(ctx.requestHeader), endpointInput(req.endpoint));

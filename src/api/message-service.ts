@@ -31,7 +31,12 @@ function sendBody(req: SendRequest): SendBody {
 /** MessageService: the producer surface (API key). */
 export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageService> {
   const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["api_key"]);
-  const messageDeps: MessageDeps = { store: deps.store, relay: deps.relay, maxPayloadBytes: deps.maxPayloadBytes };
+  const messageDeps: MessageDeps = {
+    store: deps.store,
+    relay: deps.relay,
+    maxPayloadBytes: deps.maxPayloadBytes,
+    endpointCache: deps.endpointCache,
+  };
   return {
     async send(req, ctx) {
       const workspaceId = await ws(ctx.requestHeader);

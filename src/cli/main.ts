@@ -13,6 +13,8 @@ import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "..
 import { createDispatcher } from "../dispatcher/dispatcher.ts";
 import { createAuthenticator } from "../domain/auth.ts";
 import { createOutboxRelay } from "../domain/outbox-relay.ts";
+import type { EndpointRecord } from "../domain/records.ts";
+import { createTtlCache } from "../domain/ttl-cache.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
 import { createJobConsumer } from "../queue/job-consumer.ts";
@@ -203,7 +205,8 @@ async function run(role: Role): Promise<void> {
         store,
         relay,
         feed: createStatusFeed(nc, names),
-        auth: createAuthenticator(store, adminToken),
+        auth: createAuthenticator(store, adminToken, config.cacheTtlMs),
+        endpointCache: createTtlCache<EndpointRecord>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         secretGracePeriodMs: config.secretGracePeriodMs,
         shutdownSignal: shutdownController.signal,

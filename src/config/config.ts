@@ -36,6 +36,8 @@ export interface Config {
   readonly retrySchedule: readonly number[];
   readonly maxAttempts: number;
   readonly secretGracePeriodMs: number;
+  /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
+  readonly cacheTtlMs: number;
   readonly outboxSweepIntervalMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
@@ -59,6 +61,7 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
   { env: "HOOKSTREAM_RETRY_SCHEDULE", default: "30s,5m,30m,2h,6h,12h,24h", doc: "Delays before each retry after a failed attempt (full jitter applied)." },
   { env: "HOOKSTREAM_MAX_ATTEMPTS", default: "8", doc: "Attempts before a delivery is dead-lettered (status failed)." },
   { env: "HOOKSTREAM_SECRET_GRACE_PERIOD", default: "24h", doc: "How long a rotated-out signing secret keeps signing alongside the new one." },
+  { env: "HOOKSTREAM_CACHE_TTL", default: "2s", doc: "How long an API server reuses a credential or endpoint it has read; a revoked key or deleted endpoint is refused by other API servers within this time (0ms disables)." },
   { env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", default: "1s", doc: "How often the dispatcher looks for committed work not yet published, and due retries." },
   { env: "HOOKSTREAM_SHUTDOWN_GRACE", default: "20s", doc: "How long graceful shutdown waits for in-flight work on SIGTERM." },
   { env: "LOG_LEVEL", default: "info", doc: "pino log level: fatal, error, warn, info, debug, trace, silent." },
@@ -159,6 +162,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     retrySchedule,
     maxAttempts: int("HOOKSTREAM_MAX_ATTEMPTS", 8, 1, 100),
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
+    cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
     shutdownGraceMs: duration("HOOKSTREAM_SHUTDOWN_GRACE", "20s"),
     logLevel,

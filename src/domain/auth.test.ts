@@ -48,3 +48,24 @@ test("without an operator token configured, nothing is the operator", async () =
   const auth = createAuthenticator(fakeStore(false), undefined);
   await assert.rejects(auth.authenticate("Bearer anything", ["admin"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
 });
+
+test("credentials are cached for the TTL, and a revoked key is forgotten at once on this server", async () => {
+  let lookups = 0;
+  let revoked: Date | null = null;
+  const store = {
+    findApiKeyByHash: async (h: string) => {
+      lookups++;
+      return h === hashSecret("hsk_good") ? key(revoked) : null;
+    },
+  } as unknown as Store;
+  const auth = createAuthenticator(store, undefined, 60_000);
+  await auth.workspaceOf("Bearer hsk_good", ["api_key"]);
+  await auth.workspaceOf("Bearer hsk_good", ["api_key"]);
+  assert.equal(lookups, 1);
+  await assert.rejects(auth.workspaceOf("Bearer hsk_nope", ["api_key"]));
+  await assert.rejects(auth.workspaceOf("Bearer hsk_nope", ["api_key"]));
+  assert.equal(lookups, 3, "unknown keys are looked up every time");
+  revoked = new Date();
+  auth.forgetApiKey("key_a");
+  await assert.rejects(auth.workspaceOf("Bearer hsk_good", ["api_key"]), fails("unauthenticated", "API_KEY_REVOKED"));
+});

@@ -2,6 +2,7 @@ import { API_KEY_PREFIX, MANAGEMENT_TOKEN_PREFIX, hashSecret, sameSecret } from 
 import { DomainError } from "./errors.ts";
 import type { Store } from "./ports.ts";
 import type { ApiKeyRecord, WorkspaceRecord } from "./records.ts";
+import { createTtlCache } from "./ttl-cache.ts";
 
 /** Who is calling: the operator, a workspace's management token, or a producer API key. */
 export type Principal =
@@ -24,14 +25,23 @@ export interface Authenticator {
   authenticate(authorization: string | null, allowed: readonly PrincipalKind[]): Promise<Principal>;
   /** The workspace id of a management token or API key (whichever `allowed` names). */
   workspaceOf(authorization: string | null, allowed: readonly ("management" | "api_key")[]): Promise<string>;
+  /** Forgets a cached API key at once (after RevokeApiKey on this server). */
+  forgetApiKey(id: string): void;
 }
 
 function unauthenticated(reason: string, message: string): DomainError {
   return new DomainError("unauthenticated", reason, message);
 }
 
-/** Creates the authenticator over the store and the operator token (undefined: no operator). */
-export function createAuthenticator(store: Store, adminToken: string | undefined): Authenticator {
+/**
+ * Creates the authenticator over the store and the operator token (undefined: no operator).
+ * Successful lookups are cached for `cacheTtlMs`, so a revocation reaches other API servers
+ * within that time (this server forgets the key at once); unknown tokens are never cached.
+ */
+export function createAuthenticator(store: Store, adminToken: string | undefined, cacheTtlMs = 0): Authenticator {
+  const workspaces = createTtlCache<WorkspaceRecord>(cacheTtlMs);
+  const keys = createTtlCache<ApiKeyRecord>(cacheTtlMs);
+  const keyHashes = new Map<string, string>();
   const authenticate = async (authorization: string | null, allowed: readonly PrincipalKind[]): Promise<Principal> => {
     const expected = allowed.map((k) => KIND_NAMES[k]).join(" or ");
     if (authorization === null || authorization.trim() === "") {
@@ -42,13 +52,19 @@ export function createAuthenticator(store: Store, adminToken: string | undefined
     const token = m[1]!;
     let principal: Principal;
     if (token.startsWith(MANAGEMENT_TOKEN_PREFIX)) {
-      const workspace = await store.findWorkspaceByTokenHash(hashSecret(token));
+      const hash = hashSecret(token);
+      const workspace = workspaces.get(hash) ?? (await store.findWorkspaceByTokenHash(hash));
       if (!workspace) throw unauthenticated("INVALID_CREDENTIALS", "unknown management token");
+      workspaces.set(hash, workspace);
       principal = { kind: "management", workspace };
     } else if (token.startsWith(API_KEY_PREFIX)) {
-      const key = await store.findApiKeyByHash(hashSecret(token));
+      const hash = hashSecret(token);
+      const key = keys.get(hash) ?? (await store.findApiKeyByHash(hash));
       if (!key) throw unauthenticated("INVALID_CREDENTIALS", "unknown API key");
       if (key.revokedAt !== null) throw unauthenticated("API_KEY_REVOKED", "this API key was revoked");
+      keys.set(hash, key);
+      if (keyHashes.size >= 10_000) keyHashes.clear();
+      keyHashes.set(key.id, hash);
       principal = { kind: "api_key", workspaceId: key.workspaceId, key };
     } else if (adminToken !== undefined && sameSecret(token, adminToken)) {
       principal = { kind: "admin" };
@@ -71,6 +87,10 @@ export function createAuthenticator(store: Store, adminToken: string | undefined
       if (p.kind === "management") return p.workspace.id;
       if (p.kind === "api_key") return p.workspaceId;
       throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
+    },
+    forgetApiKey(id) {
+      const hash = keyHashes.get(id);
+      if (hash !== undefined) keys.delete(hash);
     },
   };
 }

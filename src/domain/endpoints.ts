@@ -6,6 +6,7 @@ import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type { EndpointPatch, Store } from "./ports.ts";
 import type { EndpointRecord } from "./records.ts";
 import { generateSigningSecret } from "./signing.ts";
+import type { TtlCache } from "./ttl-cache.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
 
 /** Default per-request deadline of an endpoint. */
@@ -31,6 +32,13 @@ export interface EndpointDeps {
   store: Store;
   relay: OutboxRelay;
   secretGracePeriodMs: number;
+  /** Endpoints by workspace + id for Send; entries are dropped when this server changes them. */
+  cache?: TtlCache<EndpointRecord> | undefined;
+}
+
+/** Cache key of an endpoint. */
+export function endpointCacheKey(workspaceId: string, id: string): string {
+  return `${workspaceId}/${id}`;
 }
 
 function check(v: Violations, input: EndpointInput, fields: ReadonlySet<UpdatableField>, prefix: string): void {
@@ -125,6 +133,7 @@ export async function updateEndpoint(
   if (fields.has("headers")) patch.headers = given.headers;
   if (fields.has("enabled")) patch.enabled = given.enabled ?? true;
   if (fields.has("timeout")) patch.timeoutMs = given.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
+  deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
   if (!ep) throw notFound("endpoint", id);
   return ep;
@@ -135,6 +144,7 @@ export async function deleteEndpoint(deps: EndpointDeps, workspaceId: string, id
   const v = new Violations();
   checkId(v, "id", "endpoint", id);
   v.throwIfAny();
+  deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const now = new Date();
   const result = await deps.store.deleteEndpoint(workspaceId, id, now, (d) => [statusRow(d, null, now)]);
   if (!result) throw notFound("endpoint", id);
@@ -151,6 +161,7 @@ export async function rotateEndpointSecret(
   const now = new Date();
   const signingSecret = generateSigningSecret();
   const previousSecretExpiresAt = new Date(now.getTime() + deps.secretGracePeriodMs);
+  deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(
     workspaceId,
     id,

@@ -1,11 +1,12 @@
 import { createHash, randomUUID } from "node:crypto";
-import { endpointDisabled, getEndpoint } from "./endpoints.ts";
+import { endpointCacheKey, endpointDisabled, getEndpoint } from "./endpoints.ts";
 import { DomainError, Violations, notFound } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { jobRow, statusRow } from "./outbox-rows.ts";
 import type { Store } from "./ports.ts";
-import type { DeliveryRecord, MessageRecord } from "./records.ts";
+import type { DeliveryRecord, EndpointRecord, MessageRecord } from "./records.ts";
+import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
 
 /** The body of a Send: JSON text (delivered as application/json) or raw bytes. */
@@ -35,6 +36,11 @@ export interface MessageDeps {
   store: Store;
   relay: OutboxRelay;
   maxPayloadBytes: number;
+  /**
+   * Recently read endpoints. A Send within the TTL of an endpoint's deletion or disabling on
+   * another server is still accepted; its worker then cancels the delivery, as the record says.
+   */
+  endpointCache?: TtlCache<EndpointRecord> | undefined;
 }
 
 const CONTENT_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
@@ -93,7 +99,10 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     const earlier = await deps.store.findMessageByIdempotencyKey(workspaceId, key);
     if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
   }
-  const endpoint = await getEndpoint(deps.store, workspaceId, input.endpointId, "endpoint_id");
+  const cacheKey = endpointCacheKey(workspaceId, input.endpointId);
+  const endpoint =
+    deps.endpointCache?.get(cacheKey) ?? (await getEndpoint(deps.store, workspaceId, input.endpointId, "endpoint_id"));
+  deps.endpointCache?.set(cacheKey, endpoint);
   if (!endpoint.enabled) throw endpointDisabled(endpoint.id);
 
   const now = new Date();

@@ -188,7 +188,8 @@ export const ApiKeyService: GenService<{
     output: typeof ListApiKeysResponseSchema;
   },
   /**
-   * RevokeApiKey makes a key unusable at once. Revoking a revoked key changes nothing.
+   * RevokeApiKey makes a key unusable: at once on the API server that revoked it, and on the
+   * others within HOOKSTREAM_CACHE_TTL (default 2 s). Revoking a revoked key changes nothing.
    *
    * @generated from rpc hookstream.v1.ApiKeyService.RevokeApiKey
    */
