@@ -34,3 +34,10 @@ test("durations", () => {
   assert.equal(parseDuration("1d"), 86_400_000);
   assert.equal(parseDuration("5"), undefined);
 });
+
+test("the README documents every configuration variable", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const { CONFIG_DOCS } = await import("./config.ts");
+  const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
+  for (const d of CONFIG_DOCS) assert.ok(readme.includes(`\`${d.env}\``), `${d.env} missing from README.md`);
+});
