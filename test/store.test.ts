@@ -504,6 +504,68 @@ for (const kind of testDbKinds()) {
       assert.deepEqual(await store.listAttempts(await workspace(store), d.id, { afterId: undefined, limit: 10 }), []);
     });
 
+    void it("recordAttempt with the caller's loaded delivery (expected): applies once, outbox in order, identity checked", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const [d, e] = (await seed(store, ws, ep.id, ["queued", "queued"])).deliveries as [DeliveryRecord, DeliveryRecord];
+      const change = {
+        status: "pending_retry" as const,
+        nextAttemptAt: at(60_000),
+        lastResponseStatus: 500,
+        lastError: "HTTP 500",
+        updatedAt: at(11),
+      };
+      const three = (rec: DeliveryRecord): NewOutboxRecord[] => [
+        statusOf(rec),
+        jobOf(rec, at(12)),
+        { ...statusOf(rec), msgId: `${rec.id}:third` },
+      ];
+      const first = await store.recordAttempt({ attempt: attemptOf(d, 1), delivery: change, outbox: three, expected: d });
+      const expected = { ...d, ...change, attemptCount: 1 };
+      assert.equal(first.applied, true);
+      assert.deepEqual(first.delivery, expected);
+      assert.deepEqual(
+        first.outbox.map(({ seq: _seq, ...rest }) => rest),
+        three(expected),
+      );
+      assert.ok(first.outbox[0]!.seq < first.outbox[1]!.seq && first.outbox[1]!.seq < first.outbox[2]!.seq);
+      assert.deepEqual(await store.getDelivery(ws, d.id), expected);
+
+      // The worker's stale copy again: not applied, the current row comes back, nothing written.
+      const repeat = await store.recordAttempt({ attempt: attemptOf(d, 1), delivery: change, outbox: three, expected: d });
+      assert.deepEqual(repeat, { applied: false, delivery: expected, outbox: [] });
+      assert.equal((await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
+
+      // An expected row that is not this delivery's is not trusted: the row is re-read.
+      const wrong = { ...e, eventType: "something.else", messageId: d.messageId, createdAt: at(-5) };
+      const fixed = await store.recordAttempt({
+        attempt: attemptOf(e, 1),
+        delivery: change,
+        outbox: (rec) => [statusOf(rec)],
+        expected: wrong,
+      });
+      const expectedE = { ...e, ...change, attemptCount: 1 };
+      assert.equal(fixed.applied, true);
+      assert.deepEqual(fixed.delivery, expectedE);
+      assert.deepEqual(
+        fixed.outbox.map(({ seq: _seq, ...rest }) => rest),
+        [statusOf(expectedE)],
+      );
+      assert.deepEqual(await store.getDelivery(ws, e.id), expectedE);
+
+      // Concurrent recorders holding the same loaded copy: exactly one applies.
+      const [f] = (await seed(store, ws, ep.id, ["queued"])).deliveries as [DeliveryRecord];
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          store.recordAttempt({ attempt: attemptOf(f, 1), delivery: change, outbox: three, expected: f }),
+        ),
+      );
+      assert.equal(results.filter((r) => r.applied).length, 1);
+      assert.ok(results.every((r) => r.applied || r.outbox.length === 0));
+      assert.equal((await store.listAttempts(ws, f.id, { afterId: undefined, limit: 10 })).length, 1);
+    });
+
     void it("concurrent recordAttempt of the same number: exactly one applies", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);

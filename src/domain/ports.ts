@@ -38,6 +38,12 @@ export interface AttemptOutcome {
   delivery: Pick<DeliveryRecord, "status" | "nextAttemptAt" | "lastResponseStatus" | "lastError" | "updatedAt">;
   /** Built from the recorded state: usually the status event. */
   outbox: (delivery: DeliveryRecord) => NewOutboxRecord[];
+  /**
+   * The delivery as the caller loaded it (optional). Lets the store build the recorded state
+   * without reading the row first; it is checked, never trusted: a row whose identity differs is
+   * re-read, and the attempt-count condition still decides whether anything is written.
+   */
+  expected?: DeliveryRecord | undefined;
 }
 
 /** Everything needed to perform one attempt. */

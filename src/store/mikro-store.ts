@@ -33,7 +33,21 @@ import {
   toBuffer,
   workspaceRecord,
 } from "./record-mappers.ts";
-import { isUniqueViolation, translateStoreError } from "./store-errors.ts";
+import {
+  type DeliveryChange,
+  type PgPool,
+  pgAcceptMessage,
+  pgDelivery,
+  pgDeleteOutbox,
+  pgFindApiKeyByHash,
+  pgFindMessageByIdempotencyKey,
+  pgFindWorkspaceByTokenHash,
+  pgGetEndpoint,
+  pgLoadAttemptContext,
+  pgPendingOutbox,
+  pgRecordAttempt,
+} from "./pg-fast-path.ts";
+import { isBusyError, isUniqueViolation, translateStoreError } from "./store-errors.ts";
 
 /** The ORM type the store runs on: one of the SQL drivers. */
 export type SqlOrm = MikroORM<AbstractSqlDriver, SqlEntityManager>;
@@ -71,9 +85,28 @@ function limitOf(page: PageQuery): number {
   return Math.max(1, Math.min(1000, Math.trunc(page.limit)));
 }
 
+// SQLite busy retries: a whole call is re-run while another process holds the write lock, with a
+// jittered backoff, for at most this long (the busy_timeout wait inside SQLite comes on top).
+const BUSY_RETRY_MS = 5_000;
+const BUSY_BACKOFF_MIN_MS = 5;
+const BUSY_BACKOFF_MAX_MS = 100;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const IMMUTABLE_DELIVERY_FIELDS = ["workspaceId", "messageId", "endpointId", "eventType"] as const;
+
+function sameDeliveryIdentity(a: DeliveryRecord, b: DeliveryRecord): boolean {
+  return (
+    a.id === b.id &&
+    IMMUTABLE_DELIVERY_FIELDS.every((f) => a[f] === b[f]) &&
+    a.createdAt.getTime() === b.createdAt.getTime()
+  );
+}
+
 /**
  * The Store port on MikroORM: each call forks its own EntityManager; hot paths use batched
- * native inserts and conditional updates instead of the unit of work's change tracking.
+ * native inserts and conditional updates instead of the unit of work's change tracking. On
+ * PostgreSQL the hottest calls bypass the ORM for single raw statements (pg-fast-path.ts).
  */
 export class MikroStore implements OpenedStore {
   readonly orm: SqlOrm;
@@ -86,7 +119,37 @@ export class MikroStore implements OpenedStore {
 
   async #run<T>(fn: (em: Em) => Promise<T>): Promise<T> {
     try {
-      return await fn(this.orm.em.fork());
+      if (this.#pg) return await fn(this.orm.em.fork());
+      return await this.#retryBusy(() => fn(this.orm.em.fork()));
+    } catch (error) {
+      throw translateStoreError(error);
+    }
+  }
+
+  /**
+   * SQLite, several processes on one file: a statement or transaction that meets another process's
+   * write lock fails with SQLITE_BUSY and changed nothing, so it is re-run after a short jittered
+   * backoff, for a bounded time. (Transactions start with BEGIN IMMEDIATE, see orm-options.ts, so a
+   * busy error cannot strike half-way through one.)
+   */
+  async #retryBusy<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + BUSY_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!isBusyError(error) || Date.now() >= deadline) throw error;
+        const cap = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MIN_MS * 2 ** attempt);
+        await sleep(Math.min(deadline - Date.now(), BUSY_BACKOFF_MIN_MS + Math.random() * cap));
+      }
+    }
+  }
+
+  /** Runs raw statements on MikroORM's own pg pool (PostgreSQL only). */
+  async #raw<T>(fn: (pool: PgPool) => Promise<T>): Promise<T> {
+    try {
+      const pool = (await this.orm.driver.getConnection().getNativeClient()) as PgPool;
+      return await fn(pool);
     } catch (error) {
       throw translateStoreError(error);
     }
@@ -128,6 +191,7 @@ export class MikroStore implements OpenedStore {
 
   /** @inheritdoc */
   async findWorkspaceByTokenHash(managementTokenHash: string): Promise<WorkspaceRecord | null> {
+    if (this.#pg) return this.#raw((pool) => pgFindWorkspaceByTokenHash(pool, managementTokenHash));
     const row = await this.#run((em) => em.findOne(Workspace, { managementTokenHash }, DETACHED));
     return row === null ? null : workspaceRecord(row);
   }
@@ -139,6 +203,7 @@ export class MikroStore implements OpenedStore {
 
   /** @inheritdoc */
   async findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | null> {
+    if (this.#pg) return this.#raw((pool) => pgFindApiKeyByHash(pool, secretHash));
     const row = await this.#run((em) => em.findOne(ApiKey, { secretHash }, DETACHED));
     return row === null ? null : apiKeyRecord(row);
   }
@@ -178,6 +243,7 @@ export class MikroStore implements OpenedStore {
 
   /** @inheritdoc */
   async getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null> {
+    if (this.#pg) return this.#raw((pool) => pgGetEndpoint(pool, workspaceId, id));
     const row = await this.#run((em) => em.findOne(Endpoint, { id, workspaceId, deletedAt: null }, DETACHED));
     return row === null ? null : endpointRecord(row);
   }
@@ -251,6 +317,7 @@ export class MikroStore implements OpenedStore {
     workspaceId: string,
     key: string,
   ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] } | null> {
+    if (this.#pg) return this.#raw((pool) => pgFindMessageByIdempotencyKey(pool, workspaceId, key));
     return this.#run(async (em) => {
       const row = await em.findOne(Message, { workspaceId, idempotencyKey: key }, DETACHED);
       if (row === null) return null;
@@ -270,6 +337,10 @@ export class MikroStore implements OpenedStore {
     outbox: NewOutboxRecord[],
   ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }> {
     try {
+      if (this.#pg) {
+        const rows = await this.#raw((pool) => pgAcceptMessage(pool, message, deliveries, outbox));
+        return { outcome: { created: true }, outbox: rows };
+      }
       return await this.#tx(async (em) => {
         await em.insert(Message, { ...message, payload: toBuffer(message.payload) });
         if (deliveries.length > 0) await em.insertMany(Delivery, deliveries);
@@ -339,6 +410,7 @@ export class MikroStore implements OpenedStore {
 
   /** @inheritdoc */
   async pendingOutbox(createdBefore: Date, limit: number): Promise<OutboxRecord[]> {
+    if (this.#pg) return this.#raw((pool) => pgPendingOutbox(pool, createdBefore, Math.max(1, Math.trunc(limit))));
     const rows = await this.#run((em) =>
       em.find(
         Outbox,
@@ -352,6 +424,7 @@ export class MikroStore implements OpenedStore {
   /** @inheritdoc */
   async deleteOutbox(seqs: readonly number[]): Promise<void> {
     if (seqs.length === 0) return;
+    if (this.#pg) return this.#raw((pool) => pgDeleteOutbox(pool, seqs));
     await this.#run((em) => em.nativeDelete(Outbox, { seq: { $in: [...seqs] } }));
   }
 
@@ -391,6 +464,7 @@ export class MikroStore implements OpenedStore {
 
   /** @inheritdoc */
   async loadAttemptContext(deliveryId: string): Promise<AttemptContext | null> {
+    if (this.#pg) return this.#raw((pool) => pgLoadAttemptContext(pool, deliveryId));
     return this.#run(async (em) => {
       const row = await em.findOne(Delivery, { id: deliveryId }, DETACHED);
       if (row === null) return null;
@@ -412,6 +486,7 @@ export class MikroStore implements OpenedStore {
   async recordAttempt(
     outcome: AttemptOutcome,
   ): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }> {
+    if (this.#pg) return this.#raw((pool) => this.#pgRecordAttempt(pool, outcome));
     const { attempt } = outcome;
     const notApplied = async (): Promise<{ applied: false; delivery: DeliveryRecord; outbox: OutboxRecord[] }> => {
       const row = await this.#run((em) => em.findOne(Delivery, { id: attempt.deliveryId }, DETACHED));
@@ -476,6 +551,52 @@ export class MikroStore implements OpenedStore {
       const delivery = this.#cancelled(deliveryRecord(row), reason, at);
       return { delivery, outbox: await this.#insertOutbox(em, outbox(delivery)) };
     });
+  }
+
+  // One statement when the caller says which delivery it loaded (outcome.expected), else a read and
+  // one statement; the statement's conditions make it atomic without a transaction.
+  async #pgRecordAttempt(
+    pool: PgPool,
+    outcome: AttemptOutcome,
+  ): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }> {
+    const { attempt } = outcome;
+    const change: DeliveryChange = {
+      status: outcome.delivery.status,
+      attemptCount: attempt.number,
+      nextAttemptAt: outcome.delivery.nextAttemptAt,
+      lastResponseStatus: outcome.delivery.lastResponseStatus,
+      lastError: outcome.delivery.lastError,
+      updatedAt: outcome.delivery.updatedAt,
+    };
+    const read = async (): Promise<DeliveryRecord> => {
+      const row = await pgDelivery(pool, attempt.deliveryId);
+      if (row === null) throw new Error(`delivery ${attempt.deliveryId} does not exist`);
+      return row;
+    };
+    let current = outcome.expected?.id === attempt.deliveryId ? outcome.expected : undefined;
+    for (let tries = 0; tries < 2; tries++) {
+      if (current === undefined) {
+        current = await read();
+        if (current.attemptCount !== attempt.number - 1) return { applied: false, delivery: current, outbox: [] };
+      }
+      const delivery: DeliveryRecord = { ...current, ...change };
+      try {
+        const outbox = await pgRecordAttempt(pool, current, change, attempt, outcome.outbox(delivery));
+        if (outbox !== null) return { applied: true, delivery, outbox };
+      } catch (error) {
+        // (delivery, number) already recorded: a concurrent or earlier recorder won.
+        if (!isUniqueViolation(error)) throw error;
+        return { applied: false, delivery: await read(), outbox: [] };
+      }
+      const now = await read();
+      // Not applied because the count moved on (the usual case), or because the caller's expected
+      // row was not this delivery's: then once more from the row as it is.
+      if (now.attemptCount !== attempt.number - 1 || sameDeliveryIdentity(now, current)) {
+        return { applied: false, delivery: now, outbox: [] };
+      }
+      current = now;
+    }
+    return { applied: false, delivery: await read(), outbox: [] };
   }
 
   #cancelled(d: DeliveryRecord, reason: string, at: Date): DeliveryRecord {

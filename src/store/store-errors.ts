@@ -53,9 +53,30 @@ export function isUnavailableError(error: unknown): boolean {
   });
 }
 
-/** Whether the error is a unique-constraint violation (the loser of an insert race). */
+/**
+ * Whether the error is a unique-constraint violation (the loser of an insert race): MikroORM's
+ * exception, or SQLSTATE 23505 straight from pg (the raw statements of pg-fast-path.ts).
+ */
 export function isUniqueViolation(error: unknown): boolean {
-  return causes(error).some((e) => e instanceof UniqueConstraintViolationException);
+  return causes(error).some(
+    (e) => e instanceof UniqueConstraintViolationException || (e instanceof Error && (e as { code?: unknown }).code === "23505"),
+  );
+}
+
+// SQLITE_BUSY (5) and its extended codes (BUSY_RECOVERY 261, BUSY_SNAPSHOT 517, BUSY_TIMEOUT 773).
+const SQLITE_BUSY = 5;
+
+/**
+ * Whether SQLite refused because another connection holds the lock ("database is locked"):
+ * nothing was changed and the same work may simply be run again.
+ */
+export function isBusyError(error: unknown): boolean {
+  return causes(error).some((e) => {
+    if (!(e instanceof Error)) return false;
+    const errcode = (e as { errcode?: unknown }).errcode;
+    if (typeof errcode === "number" && (errcode & 0xff) === SQLITE_BUSY) return true;
+    return e.message.includes("database is locked");
+  });
 }
 
 /** Whether the error says a table is missing (an unmigrated database). */

@@ -140,6 +140,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
           updatedAt: now,
         },
         outbox: (d) => [statusRow(d, attempt, now)],
+        expected: delivery,
       });
       // Exactly one log line per attempt.
       logger.info(

@@ -1,0 +1,399 @@
+/**
+ * PostgreSQL hot paths as single raw statements on MikroORM's own `pg` pool: one round trip each,
+ * no BEGIN/COMMIT (one statement is atomic), no query building and no entity hydration. Every
+ * statement text is fixed (row lists travel as arrays and are unnested server side), so each is a
+ * named prepared statement: parsed and planned once per pooled connection.
+ */
+import type {
+  ApiKeyRecord,
+  AttemptRecord,
+  DeliveryRecord,
+  EndpointRecord,
+  MessageRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+  WorkspaceRecord,
+} from "../domain/records.ts";
+import type { AttemptContext } from "../domain/ports.ts";
+import { toBuffer } from "./record-mappers.ts";
+
+/** The part of `pg`'s Pool used here (pg ships no type declarations in this project). */
+export interface PgPool {
+  query(config: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+type Row = Record<string, unknown>;
+
+async function rows(pool: PgPool, name: string, text: string, values: readonly unknown[]): Promise<Row[]> {
+  const res = await pool.query({ name, text, values });
+  return res.rows as Row[];
+}
+
+// ---- column lists and row mappers (MikroORM's pool returns timestamptz as text, int8 as text) ----
+
+const DELIVERY_COLS = [
+  "id",
+  "workspace_id",
+  "message_id",
+  "endpoint_id",
+  "event_type",
+  "status",
+  "attempt_count",
+  "next_attempt_at",
+  "last_response_status",
+  "last_error",
+  "created_at",
+  "updated_at",
+] as const;
+const MESSAGE_COLS = [
+  "id",
+  "workspace_id",
+  "event_type",
+  "payload",
+  "content_type",
+  "idempotency_key",
+  "payload_hash",
+  "created_at",
+] as const;
+const ENDPOINT_COLS = [
+  "id",
+  "workspace_id",
+  "url",
+  "description",
+  "metadata",
+  "enabled",
+  "headers",
+  "timeout_ms",
+  "secret",
+  "previous_secret",
+  "previous_secret_expires_at",
+  "created_at",
+  "updated_at",
+] as const;
+const OUTBOX_COLS = ["seq", "kind", "workspace_id", "msg_id", "payload", "created_at"] as const;
+
+/** `a.col AS pcol, …` for a joined select. */
+function aliased(alias: string, cols: readonly string[], prefix: string): string {
+  return cols.map((c) => `${alias}.${c} AS ${prefix}${c}`).join(", ");
+}
+
+function date(value: unknown): Date {
+  return value instanceof Date ? value : new Date(value as string);
+}
+
+function dateOrNull(value: unknown): Date | null {
+  return value === null || value === undefined ? null : date(value);
+}
+
+function bytes(value: unknown): Uint8Array {
+  const b = value as Uint8Array;
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  const parsed: unknown = typeof value === "string" ? JSON.parse(value) : value;
+  return parsed !== null && typeof parsed === "object" ? { ...(parsed as Record<string, string>) } : {};
+}
+
+function deliveryOf(r: Row, p = ""): DeliveryRecord {
+  return {
+    id: r[`${p}id`] as string,
+    workspaceId: r[`${p}workspace_id`] as string,
+    messageId: r[`${p}message_id`] as string,
+    endpointId: r[`${p}endpoint_id`] as string,
+    eventType: r[`${p}event_type`] as string,
+    status: r[`${p}status`] as DeliveryRecord["status"],
+    attemptCount: r[`${p}attempt_count`] as number,
+    nextAttemptAt: dateOrNull(r[`${p}next_attempt_at`]),
+    lastResponseStatus: r[`${p}last_response_status`] as number,
+    lastError: r[`${p}last_error`] as string,
+    createdAt: date(r[`${p}created_at`]),
+    updatedAt: date(r[`${p}updated_at`]),
+  };
+}
+
+function messageOf(r: Row, p = ""): MessageRecord {
+  return {
+    id: r[`${p}id`] as string,
+    workspaceId: r[`${p}workspace_id`] as string,
+    eventType: r[`${p}event_type`] as string,
+    payload: bytes(r[`${p}payload`]),
+    contentType: r[`${p}content_type`] as string,
+    idempotencyKey: r[`${p}idempotency_key`] as string,
+    payloadHash: r[`${p}payload_hash`] as string,
+    createdAt: date(r[`${p}created_at`]),
+  };
+}
+
+function endpointOf(r: Row, p = ""): EndpointRecord {
+  return {
+    id: r[`${p}id`] as string,
+    workspaceId: r[`${p}workspace_id`] as string,
+    url: r[`${p}url`] as string,
+    description: r[`${p}description`] as string,
+    metadata: stringMap(r[`${p}metadata`]),
+    enabled: Boolean(r[`${p}enabled`]),
+    headers: stringMap(r[`${p}headers`]),
+    timeoutMs: r[`${p}timeout_ms`] as number,
+    secret: r[`${p}secret`] as string,
+    previousSecret: (r[`${p}previous_secret`] as string | null) ?? null,
+    previousSecretExpiresAt: dateOrNull(r[`${p}previous_secret_expires_at`]),
+    createdAt: date(r[`${p}created_at`]),
+    updatedAt: date(r[`${p}updated_at`]),
+  };
+}
+
+function outboxOf(r: Row): OutboxRecord {
+  return {
+    seq: Number(r["seq"]),
+    kind: r["kind"] as OutboxRecord["kind"],
+    workspaceId: r["workspace_id"] as string,
+    msgId: r["msg_id"] as string,
+    payload: bytes(r["payload"]),
+    createdAt: date(r["created_at"]),
+  };
+}
+
+/** The five outbox column arrays, for `unnest(…) WITH ORDINALITY`. */
+function outboxArrays(rows: readonly NewOutboxRecord[]): unknown[] {
+  return [
+    rows.map((r) => r.kind),
+    rows.map((r) => r.workspaceId),
+    rows.map((r) => r.msgId),
+    rows.map((r) => toBuffer(r.payload)),
+    rows.map((r) => r.createdAt.toISOString()),
+  ];
+}
+
+/** Pairs rows with the seqs one statement assigned them; bigserial follows insertion order. */
+function withSeqs(rows: readonly NewOutboxRecord[], seqs: readonly unknown[]): OutboxRecord[] {
+  const sorted = seqs.map(Number).sort((a, b) => a - b);
+  if (sorted.length !== rows.length) throw new Error(`outbox insert returned ${sorted.length} seqs for ${rows.length} rows`);
+  return rows.map((row, i) => ({ ...row, seq: sorted[i]! }));
+}
+
+// Outbox rows are fed to the INSERT in ordinality order, so the sequence hands out increasing seqs in
+// the caller's order; RETURNING's own order is not guaranteed, hence the sort on the way out.
+const OUTBOX_INSERT = `INSERT INTO outbox (kind, workspace_id, msg_id, payload, created_at)
+    SELECT t.kind, t.workspace_id, t.msg_id, t.payload, t.created_at`;
+const outboxUnnest = (first: number): string =>
+  `unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::bytea[], $${first + 4}::timestamptz[])
+      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, ord)`;
+
+// ---- statements ----
+
+const ACCEPT_SQL = `WITH m AS (
+  INSERT INTO message (${MESSAGE_COLS.join(", ")})
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  RETURNING id
+), d AS (
+  INSERT INTO delivery (${DELIVERY_COLS.join(", ")})
+  SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[],
+    $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::timestamptz[])
+), o AS (
+  ${OUTBOX_INSERT}
+    FROM m, ${outboxUnnest(21)}
+    ORDER BY t.ord
+  RETURNING seq
+)
+SELECT seq FROM o ORDER BY seq`;
+
+const LOAD_CONTEXT_SQL = `SELECT ${aliased("d", DELIVERY_COLS, "d_")}, ${aliased("m", MESSAGE_COLS, "m_")},
+    ${aliased("e", ENDPOINT_COLS, "e_")}
+  FROM delivery d
+  JOIN message m ON m.id = d.message_id
+  LEFT JOIN endpoint e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
+  WHERE d.id = $1`;
+
+// The update is conditional on the attempt count (a concurrent recorder of the same attempt waits for
+// the row lock, re-checks, and updates nothing) and on the delivery's immutable columns being the
+// ones the caller built the outbox rows from. The attempt and outbox rows exist only if it applied.
+const RECORD_SQL = `WITH u AS (
+  UPDATE delivery
+  SET status = $3, attempt_count = $2, next_attempt_at = $4, last_response_status = $5, last_error = $6, updated_at = $7
+  WHERE id = $1 AND attempt_count = $2::int - 1
+    AND workspace_id = $8 AND message_id = $9 AND endpoint_id = $10 AND event_type = $11 AND created_at = $12
+  RETURNING id
+), a AS (
+  INSERT INTO attempt (id, workspace_id, delivery_id, number, started_at, latency_ms, request_headers, response_status,
+    response_headers, response_body, error_kind, error_message, next_retry_at)
+  SELECT $13::text, $14::text, u.id, $2::int, $15::timestamptz, $16::int, $17::jsonb, $18::int, $19::jsonb, $20::text,
+    $21::text, $22::text, $23::timestamptz
+  FROM u
+), o AS (
+  ${OUTBOX_INSERT}
+    FROM u, ${outboxUnnest(24)}
+    ORDER BY t.ord
+  RETURNING seq
+)
+SELECT (SELECT count(*) FROM u)::int AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
+
+const DELIVERY_SQL = `SELECT ${DELIVERY_COLS.join(", ")} FROM delivery WHERE id = $1`;
+
+const IDEMPOTENCY_SQL = `SELECT ${aliased("m", MESSAGE_COLS, "m_")}, ${aliased("d", DELIVERY_COLS, "d_")}
+  FROM message m
+  LEFT JOIN delivery d ON d.workspace_id = m.workspace_id AND d.message_id = m.id
+  WHERE m.workspace_id = $1 AND m.idempotency_key = $2
+  ORDER BY d.id`;
+
+const API_KEY_SQL = `SELECT id, workspace_id, label, secret_prefix, created_at, revoked_at FROM api_key WHERE secret_hash = $1`;
+const WORKSPACE_SQL = `SELECT id, name, created_at FROM workspace WHERE management_token_hash = $1`;
+const ENDPOINT_SQL = `SELECT ${ENDPOINT_COLS.join(", ")} FROM endpoint
+  WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL`;
+const PENDING_OUTBOX_SQL = `SELECT ${OUTBOX_COLS.join(", ")} FROM outbox WHERE created_at <= $1 ORDER BY seq LIMIT $2`;
+const DELETE_OUTBOX_SQL = `DELETE FROM outbox WHERE seq = ANY($1::bigint[])`;
+
+// ---- operations ----
+
+/** Message, deliveries and outbox rows in one statement; a taken idempotency key fails it whole. */
+export async function pgAcceptMessage(
+  pool: PgPool,
+  message: MessageRecord,
+  deliveries: readonly DeliveryRecord[],
+  outbox: readonly NewOutboxRecord[],
+): Promise<OutboxRecord[]> {
+  const result = await rows(pool, "hs_accept_message", ACCEPT_SQL, [
+    message.id,
+    message.workspaceId,
+    message.eventType,
+    toBuffer(message.payload),
+    message.contentType,
+    message.idempotencyKey,
+    message.payloadHash,
+    message.createdAt.toISOString(),
+    deliveries.map((d) => d.id),
+    deliveries.map((d) => d.workspaceId),
+    deliveries.map((d) => d.messageId),
+    deliveries.map((d) => d.endpointId),
+    deliveries.map((d) => d.eventType),
+    deliveries.map((d) => d.status),
+    deliveries.map((d) => d.attemptCount),
+    deliveries.map((d) => d.nextAttemptAt?.toISOString() ?? null),
+    deliveries.map((d) => d.lastResponseStatus),
+    deliveries.map((d) => d.lastError),
+    deliveries.map((d) => d.createdAt.toISOString()),
+    deliveries.map((d) => d.updatedAt.toISOString()),
+    ...outboxArrays(outbox),
+  ]);
+  return withSeqs(
+    outbox,
+    result.map((r) => r["seq"]),
+  );
+}
+
+/** Delivery, message and live endpoint in one query. */
+export async function pgLoadAttemptContext(pool: PgPool, deliveryId: string): Promise<AttemptContext | null> {
+  const [row] = await rows(pool, "hs_load_attempt_context", LOAD_CONTEXT_SQL, [deliveryId]);
+  if (row === undefined) return null;
+  return {
+    delivery: deliveryOf(row, "d_"),
+    message: messageOf(row, "m_"),
+    endpoint: row["e_id"] === null ? null : endpointOf(row, "e_"),
+  };
+}
+
+/** The delivery's new state, written by recordAttempt. */
+export type DeliveryChange = Pick<
+  DeliveryRecord,
+  "status" | "attemptCount" | "nextAttemptAt" | "lastResponseStatus" | "lastError" | "updatedAt"
+>;
+
+/**
+ * Updates the delivery (conditional on its attempt count and on `current`'s immutable columns),
+ * inserts the attempt and the outbox rows, all in one statement. Null when the update did not apply.
+ */
+export async function pgRecordAttempt(
+  pool: PgPool,
+  current: DeliveryRecord,
+  change: DeliveryChange,
+  attempt: AttemptRecord,
+  outbox: readonly NewOutboxRecord[],
+): Promise<OutboxRecord[] | null> {
+  const [row] = await rows(pool, "hs_record_attempt", RECORD_SQL, [
+    current.id,
+    change.attemptCount,
+    change.status,
+    change.nextAttemptAt?.toISOString() ?? null,
+    change.lastResponseStatus,
+    change.lastError,
+    change.updatedAt.toISOString(),
+    current.workspaceId,
+    current.messageId,
+    current.endpointId,
+    current.eventType,
+    current.createdAt.toISOString(),
+    attempt.id,
+    attempt.workspaceId,
+    attempt.startedAt.toISOString(),
+    attempt.latencyMs,
+    JSON.stringify(attempt.requestHeaders),
+    attempt.responseStatus,
+    JSON.stringify(attempt.responseHeaders),
+    attempt.responseBody,
+    attempt.errorKind,
+    attempt.errorMessage,
+    attempt.nextRetryAt?.toISOString() ?? null,
+    ...outboxArrays(outbox),
+  ]);
+  if (row === undefined || row["applied"] !== 1) return null;
+  return withSeqs(outbox, row["seqs"] as unknown[]);
+}
+
+/** One delivery by id, unscoped (worker paths). */
+export async function pgDelivery(pool: PgPool, id: string): Promise<DeliveryRecord | null> {
+  const [row] = await rows(pool, "hs_delivery", DELIVERY_SQL, [id]);
+  return row === undefined ? null : deliveryOf(row);
+}
+
+/** The message under an idempotency key with its deliveries (oldest first), in one query. */
+export async function pgFindMessageByIdempotencyKey(
+  pool: PgPool,
+  workspaceId: string,
+  key: string,
+): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] } | null> {
+  const result = await rows(pool, "hs_find_by_idempotency_key", IDEMPOTENCY_SQL, [workspaceId, key]);
+  const [first] = result;
+  if (first === undefined) return null;
+  return {
+    message: messageOf(first, "m_"),
+    deliveries: result.filter((r) => r["d_id"] !== null).map((r) => deliveryOf(r, "d_")),
+  };
+}
+
+/** The API key with this secret hash. */
+export async function pgFindApiKeyByHash(pool: PgPool, secretHash: string): Promise<ApiKeyRecord | null> {
+  const [r] = await rows(pool, "hs_api_key_by_hash", API_KEY_SQL, [secretHash]);
+  if (r === undefined) return null;
+  return {
+    id: r["id"] as string,
+    workspaceId: r["workspace_id"] as string,
+    label: r["label"] as string,
+    secretPrefix: r["secret_prefix"] as string,
+    createdAt: date(r["created_at"]),
+    revokedAt: dateOrNull(r["revoked_at"]),
+  };
+}
+
+/** The workspace with this management token hash. */
+export async function pgFindWorkspaceByTokenHash(pool: PgPool, tokenHash: string): Promise<WorkspaceRecord | null> {
+  const [r] = await rows(pool, "hs_workspace_by_token_hash", WORKSPACE_SQL, [tokenHash]);
+  if (r === undefined) return null;
+  return { id: r["id"] as string, name: r["name"] as string, createdAt: date(r["created_at"]) };
+}
+
+/** A live endpoint of the workspace. */
+export async function pgGetEndpoint(pool: PgPool, workspaceId: string, id: string): Promise<EndpointRecord | null> {
+  const [r] = await rows(pool, "hs_endpoint", ENDPOINT_SQL, [id, workspaceId]);
+  return r === undefined ? null : endpointOf(r);
+}
+
+/** Unpublished outbox rows up to a creation time, in seq order. */
+export async function pgPendingOutbox(pool: PgPool, createdBefore: Date, limit: number): Promise<OutboxRecord[]> {
+  const result = await rows(pool, "hs_pending_outbox", PENDING_OUTBOX_SQL, [createdBefore.toISOString(), limit]);
+  return result.map(outboxOf);
+}
+
+/** Deletes published outbox rows. */
+export async function pgDeleteOutbox(pool: PgPool, seqs: readonly number[]): Promise<void> {
+  await rows(pool, "hs_delete_outbox", DELETE_OUTBOX_SQL, [seqs.map(String)]);
+}
