@@ -9,6 +9,50 @@ import type { DatabaseConfig } from "../config/config.ts";
 import { ENTITIES } from "./entities/index.ts";
 import { postgresqlMigrations } from "./migrations/postgresql/index.ts";
 import { sqliteMigrations } from "./migrations/sqlite/index.ts";
+import { isBusyError } from "./store-errors.ts";
+
+// Kysely's types, reached through the dialect MikroORM exports (kysely is its dependency, not ours).
+type KyselyDriver = ReturnType<NodeSqliteDialect["createDriver"]>;
+type KyselyConnection = Parameters<KyselyDriver["beginTransaction"]>[0];
+type KyselyCompiledQuery = Parameters<KyselyConnection["executeQuery"]>[0];
+
+/** A parameterless raw statement, as kysely's own CompiledQuery.raw builds it. */
+function rawStatement(sql: string): KyselyCompiledQuery {
+  return Object.freeze({
+    sql,
+    parameters: Object.freeze([]),
+    query: Object.freeze({ kind: "RawNode" as const, sqlFragments: Object.freeze([sql]), parameters: Object.freeze([]) }),
+    queryId: Object.freeze({ queryId: `hookstream:${sql}` }),
+  });
+}
+
+const BEGIN_IMMEDIATE = rawStatement("begin immediate");
+const BEGIN_DEFERRED = rawStatement("begin");
+
+/**
+ * node:sqlite whose transactions start with BEGIN IMMEDIATE. With several processes on one file
+ * (api, dispatcher, worker), a deferred transaction that reads and then writes fails at once with
+ * SQLITE_BUSY when another process wrote in between: busy_timeout does not cover that upgrade.
+ * Taking the write lock at BEGIN makes the wait happen there, under busy_timeout, before anything
+ * is read. Our transactions all write, so nothing is lost by taking it early.
+ */
+export class ImmediateNodeSqliteDialect extends NodeSqliteDialect {
+  override createDriver(): KyselyDriver {
+    const driver = super.createDriver();
+    driver.beginTransaction = async (connection: KyselyConnection): Promise<void> => {
+      try {
+        await connection.executeQuery(BEGIN_IMMEDIATE);
+      } catch (error) {
+        // Kysely does not release its single connection when BEGIN throws, which would stall every
+        // later query of the process: still busy after busy_timeout, start deferred instead and let
+        // the transaction's first write fail (and the store's busy retry take over).
+        if (!isBusyError(error)) throw error;
+        await connection.executeQuery(BEGIN_DEFERRED);
+      }
+    };
+    return driver;
+  }
+}
 
 /** MikroORM options for one of our SQL drivers. */
 export type SqlOrmOptions = Partial<Options<AbstractSqlDriver, SqlEntityManager>>;
@@ -67,6 +111,6 @@ export function createOrmOptions(
     ...common,
     driver: SqliteDriver,
     dbName: db.path,
-    driverOptions: new NodeSqliteDialect(db.path),
+    driverOptions: new ImmediateNodeSqliteDialect(db.path),
   };
 }
