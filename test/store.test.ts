@@ -639,6 +639,30 @@ for (const kind of testDbKinds()) {
       assert.equal(await store.loadAttemptContext(newId("delivery")), null);
     });
 
+    void it("concurrent loadAttemptContext calls each get their own delivery's context", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      const gone = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await store.createEndpoint(gone);
+      const live = await seed(store, ws, ep.id, ["queued", "queued", "pending_retry"]);
+      const dead = await seed(store, ws, gone.id, ["queued"]);
+      await store.deleteEndpoint(ws, gone.id, at(50), () => []);
+      const missing = newId("delivery");
+      const ids = [...live.deliveries.map((d) => d.id), dead.deliveries[0]!.id, missing];
+      const wanted = [...ids, ...ids, ...ids];
+      const got = await Promise.all(wanted.map((id) => store.loadAttemptContext(id)));
+      got.forEach((ctx, i) => {
+        const id = wanted[i]!;
+        if (id === missing) return assert.equal(ctx, null);
+        const isLive = id !== dead.deliveries[0]!.id;
+        assert.equal(ctx?.delivery.id, id);
+        assert.deepEqual(ctx?.message, isLive ? live.message : dead.message);
+        assert.deepEqual(ctx?.endpoint, isLive ? ep : null);
+        if (isLive) assert.deepEqual(ctx?.delivery, live.deliveries.find((d) => d.id === id));
+      });
+    });
+
     void it("cancelDelivery cancels a non-final delivery and returns null for a final one", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);

@@ -36,6 +36,7 @@ import {
 import {
   type DeliveryChange,
   type PgPool,
+  createAttemptContextLoader,
   pgAcceptMessage,
   pgDelivery,
   pgDeleteOutbox,
@@ -43,7 +44,6 @@ import {
   pgFindMessageByIdempotencyKey,
   pgFindWorkspaceByTokenHash,
   pgGetEndpoint,
-  pgLoadAttemptContext,
   pgPendingOutbox,
   pgRecordAttempt,
 } from "./pg-fast-path.ts";
@@ -111,10 +111,12 @@ function sameDeliveryIdentity(a: DeliveryRecord, b: DeliveryRecord): boolean {
 export class MikroStore implements OpenedStore {
   readonly orm: SqlOrm;
   readonly #pg: boolean;
+  readonly #loadContext: (deliveryId: string) => Promise<AttemptContext | null>;
 
   constructor(orm: SqlOrm) {
     this.orm = orm;
     this.#pg = orm.config.get("driver")?.name === "PostgreSqlDriver";
+    this.#loadContext = createAttemptContextLoader(() => this.#pool());
   }
 
   async #run<T>(fn: (em: Em) => Promise<T>): Promise<T> {
@@ -148,11 +150,14 @@ export class MikroStore implements OpenedStore {
   /** Runs raw statements on MikroORM's own pg pool (PostgreSQL only). */
   async #raw<T>(fn: (pool: PgPool) => Promise<T>): Promise<T> {
     try {
-      const pool = (await this.orm.driver.getConnection().getNativeClient()) as PgPool;
-      return await fn(pool);
+      return await fn(await this.#pool());
     } catch (error) {
       throw translateStoreError(error);
     }
+  }
+
+  async #pool(): Promise<PgPool> {
+    return (await this.orm.driver.getConnection().getNativeClient()) as PgPool;
   }
 
   async #tx<T>(fn: (em: Em) => Promise<T>): Promise<T> {
@@ -464,7 +469,8 @@ export class MikroStore implements OpenedStore {
 
   /** @inheritdoc */
   async loadAttemptContext(deliveryId: string): Promise<AttemptContext | null> {
-    if (this.#pg) return this.#raw((pool) => pgLoadAttemptContext(pool, deliveryId));
+    // Concurrent jobs of a worker share one query (see createAttemptContextLoader).
+    if (this.#pg) return this.#raw(() => this.#loadContext(deliveryId));
     return this.#run(async (em) => {
       const row = await em.findOne(Delivery, { id: deliveryId }, DETACHED);
       if (row === null) return null;

@@ -205,6 +205,8 @@ const LOAD_CONTEXT_SQL = `SELECT ${aliased("d", DELIVERY_COLS, "d_")}, ${aliased
   LEFT JOIN endpoint e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
   WHERE d.id = $1`;
 
+const LOAD_CONTEXTS_SQL = LOAD_CONTEXT_SQL.replace("WHERE d.id = $1", "WHERE d.id = ANY($1::text[])");
+
 // The update is conditional on the attempt count (a concurrent recorder of the same attempt waits for
 // the row lock, re-checks, and updates nothing) and on the delivery's immutable columns being the
 // ones the caller built the outbox rows from. The attempt and outbox rows exist only if it applied.
@@ -281,15 +283,72 @@ export async function pgAcceptMessage(
   );
 }
 
-/** Delivery, message and live endpoint in one query. */
-export async function pgLoadAttemptContext(pool: PgPool, deliveryId: string): Promise<AttemptContext | null> {
-  const [row] = await rows(pool, "hs_load_attempt_context", LOAD_CONTEXT_SQL, [deliveryId]);
-  if (row === undefined) return null;
+function contextOf(row: Row): AttemptContext {
   return {
     delivery: deliveryOf(row, "d_"),
     message: messageOf(row, "m_"),
     endpoint: row["e_id"] === null ? null : endpointOf(row, "e_"),
   };
+}
+
+/** Delivery, message and live endpoint in one query. */
+export async function pgLoadAttemptContext(pool: PgPool, deliveryId: string): Promise<AttemptContext | null> {
+  const [row] = await rows(pool, "hs_load_attempt_context", LOAD_CONTEXT_SQL, [deliveryId]);
+  return row === undefined ? null : contextOf(row);
+}
+
+/** The contexts of several deliveries in one query, keyed by delivery id. */
+export async function pgLoadAttemptContexts(pool: PgPool, ids: readonly string[]): Promise<Map<string, AttemptContext>> {
+  const result = await rows(pool, "hs_load_attempt_contexts", LOAD_CONTEXTS_SQL, [ids]);
+  return new Map(result.map((r) => [r["d_id"] as string, contextOf(r)]));
+}
+
+/**
+ * Coalesces concurrent loads: a call made while `maxInFlight` queries are already running waits
+ * and goes out with every other such call in one `= ANY($1)` query. An idle store sends each call
+ * at once; a busy worker sends one query per batch of jobs instead of one per job.
+ */
+export function createAttemptContextLoader(
+  pool: () => Promise<PgPool>,
+  maxInFlight = 2,
+  maxBatch = 256,
+): (deliveryId: string) => Promise<AttemptContext | null> {
+  interface Waiter {
+    id: string;
+    resolve: (ctx: AttemptContext | null) => void;
+    reject: (error: unknown) => void;
+  }
+  let queue: Waiter[] = [];
+  let inFlight = 0;
+  const pump = (): void => {
+    while (inFlight < maxInFlight && queue.length > 0) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      inFlight++;
+      void (async () => {
+        try {
+          const p = await pool();
+          if (batch.length === 1) {
+            const only = batch[0]!;
+            only.resolve(await pgLoadAttemptContext(p, only.id));
+          } else {
+            const found = await pgLoadAttemptContexts(p, [...new Set(batch.map((w) => w.id))]);
+            for (const w of batch) w.resolve(found.get(w.id) ?? null);
+          }
+        } catch (error) {
+          for (const w of batch) w.reject(error);
+        } finally {
+          inFlight--;
+          pump();
+        }
+      })();
+    }
+  };
+  return (id) =>
+    new Promise<AttemptContext | null>((resolve, reject) => {
+      queue.push({ id, resolve, reject });
+      pump();
+    });
 }
 
 /** The delivery's new state, written by recordAttempt. */
