@@ -206,7 +206,9 @@ void describe("api server protocols", () => {
         assert.equal(err.rawMessage, "internal error");
         assert.ok(!JSON.stringify(err).includes("hunter2"));
         assert.equal(errorDetailOf(err)?.reason, "INTERNAL");
-        const line = h.logs.find((l) => l["procedure"] === "/hookstream.v1.AdminService/CreateWorkspace" && l["level"] === 50);
+        const line = h.logs.find(
+          (l) => l["procedure"] === "/hookstream.v1.AdminService/CreateWorkspace" && l["level"] === 50,
+        );
         assert.ok(line, "the cause is logged with the procedure");
         assert.match(JSON.stringify(line["err"]), /hunter2/);
       });
@@ -262,9 +264,15 @@ void describe("api server protocols", () => {
 
     before(() => {
       const files = readdirSync(join(protoDir, "hookstream", "v1")).map((f) => join("hookstream", "v1", f));
-      const definition = protoLoader.loadSync(files, { includeDirs: [protoDir], longs: String, enums: String, defaults: true });
+      const definition = protoLoader.loadSync(files, {
+        includeDirs: [protoDir],
+        longs: String,
+        enums: String,
+        defaults: true,
+      });
       const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-        hookstream: { v1: Record<string, new (address: string, creds: grpc.ChannelCredentials) => grpc.Client> } };
+        hookstream: { v1: Record<string, new (address: string, creds: grpc.ChannelCredentials) => grpc.Client> };
+      };
       const address = `127.0.0.1:${h.server.port}`;
       const AdminCtor = loaded.hookstream.v1["AdminService"];
       const WatchCtor = loaded.hookstream.v1["WatchService"];
@@ -278,8 +286,8 @@ void describe("api server protocols", () => {
     });
 
     void it("makes a unary call", async () => {
-      const res = await new Promise<{ workspace: { name: string }; managementToken: string } | undefined>((resolve, reject) =>
-        admin.CreateWorkspace({ name: "grpc-js" }, (err, r) => (err ? reject(err) : resolve(r))),
+      const res = await new Promise<{ workspace: { name: string }; managementToken: string } | undefined>(
+        (resolve, reject) => admin.CreateWorkspace({ name: "grpc-js" }, (err, r) => (err ? reject(err) : resolve(r))),
       );
       assert.equal(res?.workspace.name, "grpc-js");
       assert.equal(res?.managementToken, "hsm_test");
@@ -287,7 +295,9 @@ void describe("api server protocols", () => {
 
     void it("reads a server stream", async () => {
       const tokens: string[] = [];
-      for await (const item of watch.WatchDeliveries({ endpointId: "ep_1" }) as AsyncIterable<{ resumeToken: string }>) {
+      for await (const item of watch.WatchDeliveries({ endpointId: "ep_1" }) as AsyncIterable<{
+        resumeToken: string;
+      }>) {
         tokens.push(item.resumeToken);
       }
       assert.deepEqual(tokens, ["rt_1", "rt_2", "rt_3"]);
@@ -321,25 +331,41 @@ void describe("api server protocols", () => {
     const run = promisify(execFile);
 
     for (const protocol of ["grpc", "connect", "grpcweb"] as const) {
-      void it(`calls the server with --protocol ${protocol}`, { skip: !existsSync(buf) && "buf is not installed" }, async () => {
-        const args = ["curl", "--schema", "proto", "--protocol", protocol];
-        if (protocol === "grpc") args.push("--http2-prior-knowledge");
-        args.push("-d", '{"name":"from-buf"}', `${h.baseUrl}/hookstream.v1.AdminService/CreateWorkspace`);
-        const { stdout } = await run(buf, args, { cwd: root });
-        const res = JSON.parse(stdout) as { workspace: { name: string }; managementToken: string };
-        assert.equal(res.workspace.name, "from-buf");
-        assert.equal(res.managementToken, "hsm_test");
-      });
+      void it(
+        `calls the server with --protocol ${protocol}`,
+        { skip: !existsSync(buf) && "buf is not installed" },
+        async () => {
+          const args = ["curl", "--schema", "proto", "--protocol", protocol];
+          if (protocol === "grpc") args.push("--http2-prior-knowledge");
+          args.push("-d", '{"name":"from-buf"}', `${h.baseUrl}/hookstream.v1.AdminService/CreateWorkspace`);
+          const { stdout } = await run(buf, args, { cwd: root });
+          const res = JSON.parse(stdout) as { workspace: { name: string }; managementToken: string };
+          assert.equal(res.workspace.name, "from-buf");
+          assert.equal(res.managementToken, "hsm_test");
+        },
+      );
     }
 
     void it("streams with --protocol grpc", { skip: !existsSync(buf) && "buf is not installed" }, async () => {
       const { stdout } = await run(
         buf,
-        ["curl", "--schema", "proto", "--protocol", "grpc", "--http2-prior-knowledge", "-d", '{"endpointId":"ep_1"}',
-          `${h.baseUrl}/hookstream.v1.WatchService/WatchDeliveries`],
+        [
+          "curl",
+          "--schema",
+          "proto",
+          "--protocol",
+          "grpc",
+          "--http2-prior-knowledge",
+          "-d",
+          '{"endpointId":"ep_1"}',
+          `${h.baseUrl}/hookstream.v1.WatchService/WatchDeliveries`,
+        ],
         { cwd: root },
       );
-      assert.deepEqual([...stdout.matchAll(/"resumeToken": "(rt_\d)"/g)].map((m) => m[1]), ["rt_1", "rt_2", "rt_3"]);
+      assert.deepEqual(
+        [...stdout.matchAll(/"resumeToken": "(rt_\d)"/g)].map((m) => m[1]),
+        ["rt_1", "rt_2", "rt_3"],
+      );
     });
   });
 
@@ -397,7 +423,9 @@ void describe("api server protocols", () => {
     });
 
     void it("a gzip body that is cut short", async () => {
-      const zipped = gzipSync(toBinary(CreateWorkspaceRequestSchema, create(CreateWorkspaceRequestSchema, { name: "zip" })));
+      const zipped = gzipSync(
+        toBinary(CreateWorkspaceRequestSchema, create(CreateWorkspaceRequestSchema, { name: "zip" })),
+      );
       const ok = await fetch(h.baseUrl + createPath, {
         method: "POST",
         headers: { "content-type": "application/proto", "connect-protocol-version": "1", "content-encoding": "gzip" },
@@ -460,7 +488,11 @@ void describe("api server protocols", () => {
         assert.equal(((await res.json()) as { code: string }).code, "invalid_argument");
       }
       const fine = await fetch(`${h.baseUrl}${getPath}?connect=v1&encoding=json&message=%7B%7D`);
-      assert.equal(((await fine.json()) as { code: string }).code, "unimplemented", "a good request reaches the service");
+      assert.equal(
+        ((await fine.json()) as { code: string }).code,
+        "unimplemented",
+        "a good request reaches the service",
+      );
       // A method with side effects refuses GET.
       const post = await fetch(`${h.baseUrl}${createPath}?connect=v1&encoding=json&message=%7B%7D`);
       assert.equal(post.status, 405);
@@ -476,7 +508,10 @@ void describe("api server protocols", () => {
     });
 
     void it("an oversized body over plain HTTP is resource_exhausted", async () => {
-      const { status, json } = await connectUnary("application/json", JSON.stringify({ name: "x".repeat(readMaxBytes) }));
+      const { status, json } = await connectUnary(
+        "application/json",
+        JSON.stringify({ name: "x".repeat(readMaxBytes) }),
+      );
       assert.equal(status, 429);
       assert.equal(json.code, "resource_exhausted");
     });
@@ -525,7 +560,11 @@ void describe("api server protocols", () => {
 
       const evil = await fetch(h.baseUrl + "/hookstream.v1.AdminService/CreateWorkspace", {
         method: "POST",
-        headers: { origin: "https://evil.example", "content-type": "application/json", "connect-protocol-version": "1" },
+        headers: {
+          origin: "https://evil.example",
+          "content-type": "application/json",
+          "connect-protocol-version": "1",
+        },
         body: '{"name":"cors"}',
       });
       assert.equal(evil.headers.get("access-control-allow-origin"), null);
@@ -658,7 +697,12 @@ async function rawGrpc(baseUrl: string, path: string, body: Uint8Array): Promise
   try {
     return await new Promise((resolve, reject) => {
       const status = new Map<string, string>();
-      const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers" });
+      const req = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc+proto",
+        te: "trailers",
+      });
       const take = (h: http2.IncomingHttpHeaders) => {
         for (const name of ["grpc-status", "grpc-message"]) {
           const v = h[name];

@@ -30,7 +30,10 @@ const preflight = { origin: "https://app.example.com", "access-control-request-m
 
 void describe("createCorsHandler", () => {
   void it("answers a preflight from an allowed origin with 204 and the Connect/gRPC-Web headers", () => {
-    const cors = createCorsHandler(["https://app.example.com/"], { extraAllowedHeaders: ["X-Trace"], maxAgeSeconds: 600 });
+    const cors = createCorsHandler(["https://app.example.com/"], {
+      extraAllowedHeaders: ["X-Trace"],
+      maxAgeSeconds: 600,
+    });
     const x = exchange("OPTIONS", preflight);
     assert.equal(cors(x.req, x.res), true);
     assert.equal(x.status(), 204);
@@ -38,7 +41,16 @@ void describe("createCorsHandler", () => {
     assert.equal(x.out["access-control-allow-origin"], "https://app.example.com");
     assert.equal(x.out["access-control-allow-methods"], "POST, GET");
     const allowed = (x.out["access-control-allow-headers"] ?? "").toLowerCase().split(", ");
-    for (const h of ["content-type", "connect-protocol-version", "connect-timeout-ms", "x-grpc-web", "x-user-agent", "grpc-timeout", "authorization", "x-trace"]) {
+    for (const h of [
+      "content-type",
+      "connect-protocol-version",
+      "connect-timeout-ms",
+      "x-grpc-web",
+      "x-user-agent",
+      "grpc-timeout",
+      "authorization",
+      "x-trace",
+    ]) {
       assert.ok(allowed.includes(h), h);
     }
     assert.equal(x.out["access-control-max-age"], "600");
@@ -67,7 +79,8 @@ void describe("createCorsHandler", () => {
     assert.equal(x.ended(), false);
     assert.equal(x.out["access-control-allow-origin"], "https://app.example.com");
     const exposed = (x.out["access-control-expose-headers"] ?? "").toLowerCase();
-    for (const h of ["grpc-status", "grpc-message", "grpc-status-details-bin", "retry-after"]) assert.ok(exposed.includes(h), h);
+    for (const h of ["grpc-status", "grpc-message", "grpc-status-details-bin", "retry-after"])
+      assert.ok(exposed.includes(h), h);
   });
 
   void it("does nothing without an Origin, and nothing but Vary for a disallowed one", () => {

@@ -34,8 +34,12 @@ export function createCorsHandler(origins: readonly string[], options: CorsOptio
   const anyOrigin = origins.includes("*");
   const allowed = new Set(origins.map(normalizeOrigin));
   const allowMethods = [...cors.allowedMethods].join(", ");
-  const allowHeaders = unique([...cors.allowedHeaders, "Authorization", ...(options.extraAllowedHeaders ?? [])]).join(", ");
-  const exposeHeaders = unique([...cors.exposedHeaders, "Retry-After", ...(options.extraExposedHeaders ?? [])]).join(", ");
+  const allowHeaders = unique([...cors.allowedHeaders, "Authorization", ...(options.extraAllowedHeaders ?? [])]).join(
+    ", ",
+  );
+  const exposeHeaders = unique([...cors.exposedHeaders, "Retry-After", ...(options.extraExposedHeaders ?? [])]).join(
+    ", ",
+  );
   const maxAge = String(options.maxAgeSeconds ?? 7200);
 
   return (req, res) => {

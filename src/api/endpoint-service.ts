@@ -44,7 +44,11 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
   };
   return {
     async createEndpoint(req, ctx) {
-      const { endpoint, signingSecret } = await createEndpoint(endpointDeps, await ws(ctx.requestHeader), endpointInput(req.endpoint));
+      const { endpoint, signingSecret } = await createEndpoint(
+        endpointDeps,
+        await ws(ctx.requestHeader),
+        endpointInput(req.endpoint),
+      );
       return { endpoint: endpointView(endpoint), signingSecret };
     },
     async getEndpoint(req, ctx) {

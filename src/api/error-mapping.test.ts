@@ -11,7 +11,10 @@ import { createErrorInterceptor, errorDetailOf, toConnectError } from "./error-m
 
 function capturingLogger() {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const logger = pino(
+    { level: "debug" },
+    { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
@@ -123,7 +126,10 @@ void describe("toConnectError", () => {
     assert.equal(err.rawMessage, "no such thing");
     assert.equal(err.metadata.get("x-a"), "1");
     assert.equal(errorDetailOf(err)?.reason, "NOT_FOUND");
-    assert.equal(errorDetailOf(toConnectError(new ConnectError("x", Code.InvalidArgument), logger))?.reason, "INVALID_ARGUMENT");
+    assert.equal(
+      errorDetailOf(toConnectError(new ConnectError("x", Code.InvalidArgument), logger))?.reason,
+      "INVALID_ARGUMENT",
+    );
   });
 
   void it("logs a hidden cause once even when mapped twice (nested interceptors)", () => {
@@ -187,7 +193,8 @@ void describe("createErrorInterceptor", () => {
       (async () => {
         for await (const _ of watch.watchDeliveries({ endpointId: "before" })) assert.fail("no item expected");
       })(),
-      (err: ConnectError) => err.code === Code.InvalidArgument && errorDetailOf(err)?.fieldViolations[0]?.field === "endpoint_id",
+      (err: ConnectError) =>
+        err.code === Code.InvalidArgument && errorDetailOf(err)?.fieldViolations[0]?.field === "endpoint_id",
     );
     const seen: string[] = [];
     await assert.rejects(

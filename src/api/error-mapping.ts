@@ -46,7 +46,10 @@ export function toConnectError(err: unknown, logger: Logger, procedure?: string)
   if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) {
     // A handler gave up because its signal fired (client gone, deadline, shutdown): no bug.
     logger.debug({ err, procedure }, "rpc aborted");
-    return withDetail(new ConnectError(err.message, Code.Canceled, undefined, undefined, err), reasonOfCode(Code.Canceled));
+    return withDetail(
+      new ConnectError(err.message, Code.Canceled, undefined, undefined, err),
+      reasonOfCode(Code.Canceled),
+    );
   }
   logger.error({ err, procedure }, "rpc failed with an unexpected error");
   return withDetail(new ConnectError("internal error", Code.Internal, undefined, undefined, err), "INTERNAL");

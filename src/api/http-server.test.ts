@@ -50,7 +50,10 @@ void describe("startHttpServer connection routing", () => {
   });
 
   void it("routes HTTP/1.1 starting with bytes of the HTTP/2 preface ('P' of POST/PUT)", async () => {
-    const answer = await rawExchange(server.port, ["P", "RI-not-h2 /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
+    const answer = await rawExchange(server.port, [
+      "P",
+      "RI-not-h2 /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ]);
     assert.match(answer, /^HTTP\/1\.1 (404|400)/);
   });
 

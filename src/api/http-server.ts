@@ -7,7 +7,14 @@
  * `http` server. Both share one request handler, a slim version of connect-node's adapter that
  * also knows the operational routes and logs through pino.
  */
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  type ConnectRouter,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -288,7 +295,13 @@ function serveRpc(rpc: UniversalHandler, req: NodeRequest, res: NodeResponse, lo
     });
 }
 
-function serveOperational(path: string, req: NodeRequest, res: NodeResponse, opts: HttpServerOptions, logger: Logger): void {
+function serveOperational(
+  path: string,
+  req: NodeRequest,
+  res: NodeResponse,
+  opts: HttpServerOptions,
+  logger: Logger,
+): void {
   const known = path === "/healthz" || path === "/readyz" || (path === "/metrics" && opts.metrics !== undefined);
   if (!known) {
     sendText(res, 404, "");
@@ -314,7 +327,9 @@ function serveOperational(path: string, req: NodeRequest, res: NodeResponse, opt
             sendBody(res, 503, "application/json", JSON.stringify(report));
           },
         )
-      : (opts.metrics as NonNullable<HttpServerOptions["metrics"]>)().then((m) => sendBody(res, 200, m.contentType, m.body));
+      : (opts.metrics as NonNullable<HttpServerOptions["metrics"]>)().then((m) =>
+          sendBody(res, 200, m.contentType, m.body),
+        );
   work.catch((err: unknown) => {
     logger.error({ err, path }, "operational endpoint failed");
     if (!res.headersSent) sendText(res, 500, "");

@@ -8,7 +8,10 @@ import type { ApiDeps } from "./api-deps.ts";
 export function createWatchService(deps: ApiDeps): ServiceImpl<typeof WatchService> {
   return {
     async *watchDeliveries(req, ctx) {
-      const workspaceId = await deps.auth.workspaceOf(ctx.requestHeader.get("authorization"), ["management", "api_key"]);
+      const workspaceId = await deps.auth.workspaceOf(ctx.requestHeader.get("authorization"), [
+        "management",
+        "api_key",
+      ]);
       // Ends when the client goes away or the server shuts down.
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
       const items = watchDeliveries(

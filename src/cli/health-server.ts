@@ -45,9 +45,10 @@ export async function startHealthServer(
   const addr = server.address();
   return {
     port: typeof addr === "object" && addr !== null ? addr.port : port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

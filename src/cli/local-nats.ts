@@ -62,7 +62,11 @@ function killStale(pidFile: string, logger: Logger): void {
  * Starts nats-server with JetStream on a free loopback port, its store under
  * `${dataDir}/nats`, and waits until it accepts connections.
  */
-export async function startLocalNats(dataDir: string, env: Readonly<Record<string, string | undefined>>, logger: Logger): Promise<LocalNats> {
+export async function startLocalNats(
+  dataDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+  logger: Logger,
+): Promise<LocalNats> {
   const bin = findNatsServer(env);
   if (!bin) {
     throw new Error(

@@ -14,13 +14,25 @@ test("defaults: SQLite under ./.hookstream, dev allows loopback delivery and sta
 });
 
 test("PostgreSQL and SQLite URLs", () => {
-  assert.deepEqual(loadConfig("api", { DATABASE_URL: "postgres://u@h/db" }).database, { kind: "postgresql", url: "postgres://u@h/db" });
-  assert.deepEqual(loadConfig("api", { DATABASE_URL: "sqlite:/tmp/x.db" }).database, { kind: "sqlite", path: "/tmp/x.db" });
+  assert.deepEqual(loadConfig("api", { DATABASE_URL: "postgres://u@h/db" }).database, {
+    kind: "postgresql",
+    url: "postgres://u@h/db",
+  });
+  assert.deepEqual(loadConfig("api", { DATABASE_URL: "sqlite:/tmp/x.db" }).database, {
+    kind: "sqlite",
+    path: "/tmp/x.db",
+  });
 });
 
 test("every bad setting is reported at once", () => {
   assert.throws(
-    () => loadConfig("api", { PORT: "http", HOOKSTREAM_JOB_ACK_WAIT: "soon", DATABASE_URL: "mysql://x", LOG_LEVEL: "loud" }),
+    () =>
+      loadConfig("api", {
+        PORT: "http",
+        HOOKSTREAM_JOB_ACK_WAIT: "soon",
+        DATABASE_URL: "mysql://x",
+        LOG_LEVEL: "loud",
+      }),
     (err: unknown) =>
       err instanceof ConfigError &&
       ["PORT", "HOOKSTREAM_JOB_ACK_WAIT", "DATABASE_URL", "LOG_LEVEL"].every((n) => err.message.includes(n)),

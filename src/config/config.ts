@@ -9,8 +9,7 @@ export type Role = "api" | "dispatcher" | "worker" | "dev" | "migrate";
 
 /** Where the data lives: PostgreSQL by URL, or an SQLite file. */
 export type DatabaseConfig =
-  | { readonly kind: "postgresql"; readonly url: string }
-  | { readonly kind: "sqlite"; readonly path: string };
+  { readonly kind: "postgresql"; readonly url: string } | { readonly kind: "sqlite"; readonly path: string };
 
 /** The typed, validated configuration. */
 export interface Config {
@@ -45,25 +44,85 @@ export interface Config {
 
 /** Documentation of every environment variable: name, default, meaning. */
 export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default: string; readonly doc: string }> = [
-  { env: "DATABASE_URL", default: "sqlite:./.hookstream/hookstream.db", doc: "postgres://… for PostgreSQL, or sqlite:PATH (or a bare path) for an SQLite file." },
-  { env: "NATS_URL", default: "nats://127.0.0.1:4222 (dev: a local nats-server on a free port)", doc: "NATS server with JetStream." },
-  { env: "HOOKSTREAM_STREAM_PREFIX", default: "HOOKSTREAM", doc: "Prefix of JetStream stream names and subjects (letters, digits, _ and -)." },
+  {
+    env: "DATABASE_URL",
+    default: "sqlite:./.hookstream/hookstream.db",
+    doc: "postgres://… for PostgreSQL, or sqlite:PATH (or a bare path) for an SQLite file.",
+  },
+  {
+    env: "NATS_URL",
+    default: "nats://127.0.0.1:4222 (dev: a local nats-server on a free port)",
+    doc: "NATS server with JetStream.",
+  },
+  {
+    env: "HOOKSTREAM_STREAM_PREFIX",
+    default: "HOOKSTREAM",
+    doc: "Prefix of JetStream stream names and subjects (letters, digits, _ and -).",
+  },
   { env: "HOST", default: "127.0.0.1 (dev) / 0.0.0.0", doc: "Address the API server listens on." },
-  { env: "PORT", default: "8080", doc: "Port of the API server: Connect, gRPC-Web and HTTP/1.1 and gRPC over h2c on one port." },
-  { env: "HOOKSTREAM_HEALTH_PORT", default: "unset (no listener)", doc: "worker and dispatcher roles: port serving /healthz, /readyz and /metrics on HOST." },
-  { env: "HOOKSTREAM_ADMIN_TOKEN", default: "unset (dev: generated, printed and kept in ./.hookstream/admin-token)", doc: "Operator token for AdminService; when unset AdminService answers unauthenticated." },
-  { env: "HOOKSTREAM_DATA_DIR", default: "./.hookstream", doc: "Where dev keeps its SQLite file, admin token and nats-server data." },
+  {
+    env: "PORT",
+    default: "8080",
+    doc: "Port of the API server: Connect, gRPC-Web and HTTP/1.1 and gRPC over h2c on one port.",
+  },
+  {
+    env: "HOOKSTREAM_HEALTH_PORT",
+    default: "unset (no listener)",
+    doc: "worker and dispatcher roles: port serving /healthz, /readyz and /metrics on HOST.",
+  },
+  {
+    env: "HOOKSTREAM_ADMIN_TOKEN",
+    default: "unset (dev: generated, printed and kept in ./.hookstream/admin-token)",
+    doc: "Operator token for AdminService; when unset AdminService answers unauthenticated.",
+  },
+  {
+    env: "HOOKSTREAM_DATA_DIR",
+    default: "./.hookstream",
+    doc: "Where dev keeps its SQLite file, admin token and nats-server data.",
+  },
   { env: "HOOKSTREAM_MAX_PAYLOAD_BYTES", default: "262144", doc: "Largest payload accepted by Send, in bytes." },
-  { env: "HOOKSTREAM_CORS_ORIGINS", default: "*", doc: "Comma-separated origins allowed to call the API from a browser, or * for any." },
-  { env: "HOOKSTREAM_OUTBOUND_ALLOW", default: "empty (dev: 127.0.0.0/8,::1/128)", doc: "Comma-separated CIDRs deliveries may reach although they are private, loopback or link-local." },
+  {
+    env: "HOOKSTREAM_CORS_ORIGINS",
+    default: "*",
+    doc: "Comma-separated origins allowed to call the API from a browser, or * for any.",
+  },
+  {
+    env: "HOOKSTREAM_OUTBOUND_ALLOW",
+    default: "empty (dev: 127.0.0.0/8,::1/128)",
+    doc: "Comma-separated CIDRs deliveries may reach although they are private, loopback or link-local.",
+  },
   { env: "HOOKSTREAM_WORKER_CONCURRENCY", default: "64", doc: "Deliveries one worker process performs at once." },
-  { env: "HOOKSTREAM_JOB_ACK_WAIT", default: "30s", doc: "How long a job may go without an ack or progress signal before JetStream hands it to another worker." },
-  { env: "HOOKSTREAM_RETRY_SCHEDULE", default: "30s,5m,30m,2h,6h,12h,24h", doc: "Delays before each retry after a failed attempt (full jitter applied)." },
+  {
+    env: "HOOKSTREAM_JOB_ACK_WAIT",
+    default: "30s",
+    doc: "How long a job may go without an ack or progress signal before JetStream hands it to another worker.",
+  },
+  {
+    env: "HOOKSTREAM_RETRY_SCHEDULE",
+    default: "30s,5m,30m,2h,6h,12h,24h",
+    doc: "Delays before each retry after a failed attempt (full jitter applied).",
+  },
   { env: "HOOKSTREAM_MAX_ATTEMPTS", default: "8", doc: "Attempts before a delivery is dead-lettered (status failed)." },
-  { env: "HOOKSTREAM_SECRET_GRACE_PERIOD", default: "24h", doc: "How long a rotated-out signing secret keeps signing alongside the new one." },
-  { env: "HOOKSTREAM_CACHE_TTL", default: "2s", doc: "How long an API server reuses a credential or endpoint it has read; a revoked key or deleted endpoint is refused by other API servers within this time (0ms disables)." },
-  { env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", default: "1s", doc: "How often the dispatcher looks for committed work not yet published, and due retries." },
-  { env: "HOOKSTREAM_SHUTDOWN_GRACE", default: "20s", doc: "How long graceful shutdown waits for in-flight work on SIGTERM." },
+  {
+    env: "HOOKSTREAM_SECRET_GRACE_PERIOD",
+    default: "24h",
+    doc: "How long a rotated-out signing secret keeps signing alongside the new one.",
+  },
+  {
+    env: "HOOKSTREAM_CACHE_TTL",
+    default: "2s",
+    doc: "How long an API server reuses a credential or endpoint it has read; a revoked key or deleted endpoint is refused by other API servers within this time (0ms disables).",
+  },
+  {
+    env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
+    default: "1s",
+    doc: "How often the dispatcher looks for committed work not yet published, and due retries.",
+  },
+  {
+    env: "HOOKSTREAM_SHUTDOWN_GRACE",
+    default: "20s",
+    doc: "How long graceful shutdown waits for in-flight work on SIGTERM.",
+  },
   { env: "LOG_LEVEL", default: "info", doc: "pino log level: fatal, error, warn, info, debug, trace, silent." },
 ];
 

@@ -38,15 +38,24 @@ test("missing, malformed, unknown, revoked and wrong-kind credentials are refuse
   const auth = createAuthenticator(fakeStore(true), "operator-secret");
   await assert.rejects(auth.authenticate(null, ["admin"]), fails("unauthenticated", "MISSING_CREDENTIALS"));
   await assert.rejects(auth.authenticate("Basic abc", ["admin"]), fails("unauthenticated", "MALFORMED_CREDENTIALS"));
-  await assert.rejects(auth.authenticate("Bearer hsm_bad", ["management"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
+  await assert.rejects(
+    auth.authenticate("Bearer hsm_bad", ["management"]),
+    fails("unauthenticated", "INVALID_CREDENTIALS"),
+  );
   await assert.rejects(auth.authenticate("Bearer guess", ["admin"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
   await assert.rejects(auth.authenticate("Bearer hsk_good", ["api_key"]), fails("unauthenticated", "API_KEY_REVOKED"));
-  await assert.rejects(auth.authenticate("Bearer hsm_good", ["api_key"]), fails("permission_denied", "WRONG_CREDENTIAL_KIND"));
+  await assert.rejects(
+    auth.authenticate("Bearer hsm_good", ["api_key"]),
+    fails("permission_denied", "WRONG_CREDENTIAL_KIND"),
+  );
 });
 
 test("without an operator token configured, nothing is the operator", async () => {
   const auth = createAuthenticator(fakeStore(false), undefined);
-  await assert.rejects(auth.authenticate("Bearer anything", ["admin"]), fails("unauthenticated", "INVALID_CREDENTIALS"));
+  await assert.rejects(
+    auth.authenticate("Bearer anything", ["admin"]),
+    fails("unauthenticated", "INVALID_CREDENTIALS"),
+  );
 });
 
 test("credentials are cached for the TTL, and a revoked key is forgotten at once on this server", async () => {

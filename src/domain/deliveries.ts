@@ -5,7 +5,12 @@ import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "./record
 import { checkId } from "./validation.ts";
 
 /** Returns a delivery of the workspace. */
-export async function getDelivery(store: Store, workspaceId: string, id: string, field = "id"): Promise<DeliveryRecord> {
+export async function getDelivery(
+  store: Store,
+  workspaceId: string,
+  id: string,
+  field = "id",
+): Promise<DeliveryRecord> {
   const v = new Violations();
   checkId(v, field, "delivery", id);
   v.throwIfAny();

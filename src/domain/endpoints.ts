@@ -44,7 +44,8 @@ export function endpointCacheKey(workspaceId: string, id: string): string {
 function check(v: Violations, input: EndpointInput, fields: ReadonlySet<UpdatableField>, prefix: string): void {
   if (fields.has("url")) checkEndpointUrl(v, `${prefix}.url`, input.url);
   if (fields.has("description")) checkLength(v, `${prefix}.description`, input.description, 1000);
-  if (fields.has("metadata")) checkStringMap(v, `${prefix}.metadata`, input.metadata, { maxEntries: 50, maxKey: 64, maxValue: 512 });
+  if (fields.has("metadata"))
+    checkStringMap(v, `${prefix}.metadata`, input.metadata, { maxEntries: 50, maxKey: 64, maxValue: 512 });
   if (fields.has("headers")) checkHeaders(v, `${prefix}.headers`, input.headers);
   if (fields.has("timeout") && input.timeoutMs !== undefined) {
     if (!Number.isFinite(input.timeoutMs) || input.timeoutMs < 1000 || input.timeoutMs > 60_000) {
@@ -85,7 +86,12 @@ export async function createEndpoint(
 }
 
 /** Returns an endpoint of the workspace. */
-export async function getEndpoint(store: Store, workspaceId: string, id: string, field = "id"): Promise<EndpointRecord> {
+export async function getEndpoint(
+  store: Store,
+  workspaceId: string,
+  id: string,
+  field = "id",
+): Promise<EndpointRecord> {
   const v = new Violations();
   checkId(v, field, "endpoint", id);
   v.throwIfAny();
@@ -120,7 +126,11 @@ export async function updateEndpoint(
   const fields = new Set<UpdatableField>();
   for (const path of maskPaths) {
     if ((UPDATABLE_ENDPOINT_FIELDS as readonly string[]).includes(path)) fields.add(path as UpdatableField);
-    else v.add("update_mask", `${JSON.stringify(path)} is not an updatable field (${UPDATABLE_ENDPOINT_FIELDS.join(", ")})`);
+    else
+      v.add(
+        "update_mask",
+        `${JSON.stringify(path)} is not an updatable field (${UPDATABLE_ENDPOINT_FIELDS.join(", ")})`,
+      );
   }
   if (maskPaths.length === 0) for (const f of UPDATABLE_ENDPOINT_FIELDS) fields.add(f);
   if (input) check(v, input, fields, "endpoint");
@@ -183,5 +193,9 @@ export function signingSecretsOf(ep: EndpointRecord, now: Date): string[] {
 
 /** Raised when a message is sent to an endpoint that is switched off. */
 export function endpointDisabled(id: string): DomainError {
-  return new DomainError("failed_precondition", "ENDPOINT_DISABLED", `endpoint ${JSON.stringify(id)} is disabled; enable it to send`);
+  return new DomainError(
+    "failed_precondition",
+    "ENDPOINT_DISABLED",
+    `endpoint ${JSON.stringify(id)} is disabled; enable it to send`,
+  );
 }

@@ -46,7 +46,11 @@ export function invalidArgument(violations: readonly FieldViolation[]): DomainEr
 
 /** A resource that does not exist in the caller's workspace (foreign ids look the same). */
 export function notFound(resource: string, id: string): DomainError {
-  return new DomainError("not_found", `${resource.toUpperCase()}_NOT_FOUND`, `${resource} ${JSON.stringify(id)} not found`);
+  return new DomainError(
+    "not_found",
+    `${resource.toUpperCase()}_NOT_FOUND`,
+    `${resource} ${JSON.stringify(id)} not found`,
+  );
 }
 
 /** Collects field violations so a request reports every bad field at once. */

@@ -11,9 +11,7 @@ import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
 
 /** The body of a Send: JSON text (delivered as application/json) or raw bytes. */
 export type SendBody =
-  | { kind: "json"; bytes: Uint8Array }
-  | { kind: "raw"; bytes: Uint8Array; contentType: string }
-  | undefined;
+  { kind: "json"; bytes: Uint8Array } | { kind: "raw"; bytes: Uint8Array; contentType: string } | undefined;
 
 /** A Send request in domain terms. */
 export interface SendInput {
@@ -43,17 +41,15 @@ export interface MessageDeps {
   endpointCache?: TtlCache<EndpointRecord> | undefined;
 }
 
-const CONTENT_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
+const CONTENT_TYPE =
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
 
 /**
  * The fingerprint an idempotency key is bound to: the whole request that matters for
  * delivery (endpoint, type, content type, exact payload bytes), not only the payload.
  */
 function fingerprint(endpointId: string, eventType: string, contentType: string, payload: Uint8Array): string {
-  return createHash("sha256")
-    .update(`${endpointId}\0${eventType}\0${contentType}\0`)
-    .update(payload)
-    .digest("hex");
+  return createHash("sha256").update(`${endpointId}\0${eventType}\0${contentType}\0`).update(payload).digest("hex");
 }
 
 function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[], hash: string): SendResult {
@@ -131,7 +127,11 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     updatedAt: now,
   };
   // The status event goes first, so a watcher sees "queued" before any worker's outcome.
-  const { outcome, outbox } = await deps.store.acceptMessage(message, [delivery], [statusRow(delivery, null, now), jobRow(delivery, now)]);
+  const { outcome, outbox } = await deps.store.acceptMessage(
+    message,
+    [delivery],
+    [statusRow(delivery, null, now), jobRow(delivery, now)],
+  );
   if (!outcome.created) return replay(key, outcome.existing, outcome.deliveries, hash);
   void deps.relay.publishNow(outbox);
   return { messageId: message.id, deliveryId: delivery.id, idempotencyKey: key, replayed: false };

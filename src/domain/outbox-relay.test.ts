@@ -17,7 +17,8 @@ const row = (seq: number, createdAt = new Date()): OutboxRecord => ({
 function memoryOutbox(rows: OutboxRecord[]): { store: Store; rows: OutboxRecord[] } {
   const table = { rows };
   const store = {
-    pendingOutbox: async (before: Date, limit: number) => table.rows.filter((r) => r.createdAt <= before).slice(0, limit),
+    pendingOutbox: async (before: Date, limit: number) =>
+      table.rows.filter((r) => r.createdAt <= before).slice(0, limit),
     deleteOutbox: async (seqs: readonly number[]) => {
       table.rows = table.rows.filter((r) => !seqs.includes(r.seq));
     },
@@ -49,7 +50,10 @@ test("published rows are deleted; failed publishes stay for the sweep", async ()
   fail = false;
   assert.equal(await relay.publishNow([row(1)]), true);
   await relay.drain();
-  assert.deepEqual(mem.rows.map((r) => r.seq), [2, 3]);
+  assert.deepEqual(
+    mem.rows.map((r) => r.seq),
+    [2, 3],
+  );
   assert.equal(await relay.sweep(0), 2);
   assert.deepEqual(published, ["m1", "m2", "m3"]);
   assert.equal(mem.rows.length, 0);
@@ -59,5 +63,8 @@ test("the sweep leaves young rows to the process that wrote them", async () => {
   const mem = memoryOutbox([row(1, new Date(Date.now() - 60_000)), row(2, new Date(Date.now() + 60_000))]);
   const relay = createOutboxRelay(mem.store, { publish: async () => undefined }, quiet);
   assert.equal(await relay.sweep(1_000), 1);
-  assert.deepEqual(mem.rows.map((r) => r.seq), [2]);
+  assert.deepEqual(
+    mem.rows.map((r) => r.seq),
+    [2],
+  );
 });

@@ -17,7 +17,10 @@ test("a page token reused with other filters or another list is invalid_argument
   assert.throws(() => decodePageToken(t, "deliveries", { endpointId: "ep_2" }), isInvalid("page_token"));
   assert.throws(() => decodePageToken(t, "endpoints", { endpointId: "ep_1" }), isInvalid("page_token"));
   assert.throws(() => decodePageToken("not a token!", "deliveries", {}), isInvalid("page_token"));
-  assert.throws(() => decodePageToken(Buffer.from("[1]").toString("base64url"), "deliveries", {}), isInvalid("page_token"));
+  assert.throws(
+    () => decodePageToken(Buffer.from("[1]").toString("base64url"), "deliveries", {}),
+    isInvalid("page_token"),
+  );
 });
 
 test("page sizes default, cap and reject negatives", () => {

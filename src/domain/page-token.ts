@@ -14,7 +14,10 @@ interface TokenBody {
 }
 
 function filterKey(filters: unknown): string {
-  return createHash("sha256").update(JSON.stringify(filters ?? null)).digest("base64url").slice(0, 16);
+  return createHash("sha256")
+    .update(JSON.stringify(filters ?? null))
+    .digest("base64url")
+    .slice(0, 16);
 }
 
 /** Validates page_size: negative is invalid, 0 means the default, above the max is capped. */
@@ -47,14 +50,22 @@ export function decodePageToken(
   } catch {
     throw invalidArgument([{ field, description: "is not a page token returned by this API" }]);
   }
-  if (typeof body !== "object" || body === null || body.v !== 1 || typeof body.a !== "string" || typeof body.c !== "string") {
+  if (
+    typeof body !== "object" ||
+    body === null ||
+    body.v !== 1 ||
+    typeof body.a !== "string" ||
+    typeof body.c !== "string"
+  ) {
     throw invalidArgument([{ field, description: "is not a page token returned by this API" }]);
   }
   if (body.c !== collection) {
     throw invalidArgument([{ field, description: "belongs to another list" }]);
   }
   if (body.f !== filterKey(filters)) {
-    throw invalidArgument([{ field, description: "was issued for other filters; repeat the request with the same filters" }]);
+    throw invalidArgument([
+      { field, description: "was issued for other filters; repeat the request with the same filters" },
+    ]);
   }
   return body.a;
 }

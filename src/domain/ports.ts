@@ -22,14 +22,21 @@ export interface DeliveryFilter {
 export type EndpointPatch = Partial<
   Pick<
     EndpointRecord,
-    "url" | "description" | "metadata" | "enabled" | "headers" | "timeoutMs" | "secret" | "previousSecret" | "previousSecretExpiresAt"
+    | "url"
+    | "description"
+    | "metadata"
+    | "enabled"
+    | "headers"
+    | "timeoutMs"
+    | "secret"
+    | "previousSecret"
+    | "previousSecretExpiresAt"
   >
 >;
 
 /** Outcome of writing a new message: created, or an earlier message under the same key. */
 export type AcceptOutcome =
-  | { created: true }
-  | { created: false; existing: MessageRecord; deliveries: DeliveryRecord[] };
+  { created: true } | { created: false; existing: MessageRecord; deliveries: DeliveryRecord[] };
 
 /** What the worker records after one attempt, in one transaction. */
 export interface AttemptOutcome {
@@ -142,7 +149,9 @@ export interface Store {
    * (delivery, attempt number): when that attempt is already recorded, or the delivery's
    * attemptCount is no longer number - 1, nothing is written and `applied` is false.
    */
-  recordAttempt(outcome: AttemptOutcome): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }>;
+  recordAttempt(
+    outcome: AttemptOutcome,
+  ): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }>;
   /**
    * Cancels a non-final delivery (e.g. its endpoint is gone) with the given reason;
    * returns null when it was already final.

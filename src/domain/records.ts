@@ -2,14 +2,7 @@
 
 /** Delivery statuses, spelled as stored (the proto enum names without the prefix, lower case). */
 export type DeliveryStatusName =
-  | "scheduled"
-  | "queued"
-  | "delivering"
-  | "awaiting_ack"
-  | "pending_retry"
-  | "succeeded"
-  | "failed"
-  | "cancelled";
+  "scheduled" | "queued" | "delivering" | "awaiting_ack" | "pending_retry" | "succeeded" | "failed" | "cancelled";
 
 /** Statuses after which nothing more happens to a delivery. */
 export const FINAL_STATUSES: ReadonlySet<DeliveryStatusName> = new Set(["succeeded", "failed", "cancelled"]);

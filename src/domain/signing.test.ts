@@ -38,7 +38,12 @@ void describe("signatureHeader / webhookHeaders", () => {
   void it("verifies with the standardwebhooks reference library for one secret", () => {
     const secret = generateSigningSecret();
     const payload = JSON.stringify({ type: "invoice.paid", data: { id: 42 } });
-    const headers = webhookHeaders({ secrets: [secret], msgId: "msg_01", timestampSeconds: now(), body: utf8(payload) });
+    const headers = webhookHeaders({
+      secrets: [secret],
+      msgId: "msg_01",
+      timestampSeconds: now(),
+      body: utf8(payload),
+    });
     assert.deepEqual(Object.keys(headers).sort(), ["webhook-id", "webhook-signature", "webhook-timestamp"]);
     assert.equal(headers["webhook-id"], "msg_01");
     assert.match(headers["webhook-signature"] ?? "", /^v1,[A-Za-z0-9+/]{43}=$/);
@@ -49,7 +54,12 @@ void describe("signatureHeader / webhookHeaders", () => {
     const oldSecret = generateSigningSecret();
     const newSecret = generateSigningSecret();
     const payload = '{"ok":true}';
-    const headers = webhookHeaders({ secrets: [newSecret, oldSecret], msgId: "msg_02", timestampSeconds: now(), body: utf8(payload) });
+    const headers = webhookHeaders({
+      secrets: [newSecret, oldSecret],
+      msgId: "msg_02",
+      timestampSeconds: now(),
+      body: utf8(payload),
+    });
     const parts = (headers["webhook-signature"] ?? "").split(" ");
     assert.equal(parts.length, 2);
     assert.ok(parts.every((p) => p.startsWith("v1,")));
@@ -60,9 +70,17 @@ void describe("signatureHeader / webhookHeaders", () => {
 
   void it("fails verification when the body or id is tampered with", () => {
     const secret = generateSigningSecret();
-    const headers = webhookHeaders({ secrets: [secret], msgId: "msg_03", timestampSeconds: now(), body: utf8('{"amount":100}') });
+    const headers = webhookHeaders({
+      secrets: [secret],
+      msgId: "msg_03",
+      timestampSeconds: now(),
+      body: utf8('{"amount":100}'),
+    });
     assert.throws(() => new Webhook(secret).verify('{"amount":900}', headers), /No matching signature/);
-    assert.throws(() => new Webhook(secret).verify('{"amount":100}', { ...headers, "webhook-id": "msg_04" }), /No matching signature/);
+    assert.throws(
+      () => new Webhook(secret).verify('{"amount":100}', { ...headers, "webhook-id": "msg_04" }),
+      /No matching signature/,
+    );
   });
 
   void it("signs non-ASCII UTF-8 payloads as their raw bytes", () => {

@@ -32,7 +32,9 @@ export function signatureHeader(
 ): string {
   if (secrets.length === 0) throw new RangeError("signatureHeader: at least one signing secret is required");
   if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) {
-    throw new RangeError(`signatureHeader: timestamp must be a non-negative integer of seconds, got ${timestampSeconds}`);
+    throw new RangeError(
+      `signatureHeader: timestamp must be a non-negative integer of seconds, got ${timestampSeconds}`,
+    );
   }
   // Signed over the raw bytes: decoding and re-encoding could change what the receiver hashes.
   const prefix = `${msgId}.${timestampSeconds}.`;

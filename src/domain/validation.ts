@@ -68,8 +68,10 @@ export function checkStringMap(
   const keys = Object.keys(map);
   if (keys.length > limits.maxEntries) v.add(field, `must have at most ${limits.maxEntries} entries`);
   for (const k of keys) {
-    if (k === "" || k.length > limits.maxKey) v.add(`${field}[${JSON.stringify(k)}]`, `key must be 1 to ${limits.maxKey} characters`);
-    if (map[k]!.length > limits.maxValue) v.add(`${field}[${JSON.stringify(k)}]`, `value must be at most ${limits.maxValue} characters`);
+    if (k === "" || k.length > limits.maxKey)
+      v.add(`${field}[${JSON.stringify(k)}]`, `key must be 1 to ${limits.maxKey} characters`);
+    if (map[k]!.length > limits.maxValue)
+      v.add(`${field}[${JSON.stringify(k)}]`, `value must be at most ${limits.maxValue} characters`);
   }
 }
 
@@ -81,7 +83,8 @@ export function checkHeaders(v: Violations, field: string, headers: Record<strin
     const at = `${field}[${JSON.stringify(name)}]`;
     const lower = name.toLowerCase();
     if (!HEADER_NAME.test(name)) v.add(at, "is not a valid HTTP header name");
-    else if (RESERVED_HEADERS.has(lower) || lower.startsWith("webhook-")) v.add(at, "is set by Hookstream and cannot be overridden");
+    else if (RESERVED_HEADERS.has(lower) || lower.startsWith("webhook-"))
+      v.add(at, "is set by Hookstream and cannot be overridden");
     const value = headers[name]!;
     if (/[\r\n\0]/.test(value)) v.add(at, "value must not contain CR, LF or NUL");
     else if (value.length > 4096) v.add(at, "value must be at most 4096 characters");

@@ -9,7 +9,10 @@ import { decodeResumeToken, encodeResumeToken, watchDeliveries } from "./watch.t
 
 test("resume tokens round-trip and reject anything else", () => {
   assert.equal(decodeResumeToken(encodeResumeToken(42)), 42);
-  assert.throws(() => decodeResumeToken("nope"), (e: unknown) => e instanceof DomainError && e.violations[0]?.field === "resume_token");
+  assert.throws(
+    () => decodeResumeToken("nope"),
+    (e: unknown) => e instanceof DomainError && e.violations[0]?.field === "resume_token",
+  );
 });
 
 test("watch filters by endpoint, message and status and tokens point at stream positions", async () => {
@@ -17,7 +20,10 @@ test("watch filters by endpoint, message and status and tokens point at stream p
     seq,
     payload: toBinary(
       DeliveryStatusEventSchema,
-      create(DeliveryStatusEventSchema, { workspaceId: "ws_a", delivery: { id: `dlv_${seq}`, endpointId, messageId: "msg_1", status } }),
+      create(DeliveryStatusEventSchema, {
+        workspaceId: "ws_a",
+        delivery: { id: `dlv_${seq}`, endpointId, messageId: "msg_1", status },
+      }),
     ),
   });
   const seen: (number | undefined)[] = [];
@@ -31,9 +37,13 @@ test("watch filters by endpoint, message and status and tokens point at stream p
   };
   const out = [];
   const filter = { endpointId: "", messageId: "", statuses: [DeliveryStatus.SUCCEEDED] };
-  for await (const item of watchDeliveries(feed, "ws_a", filter, encodeResumeToken(0), new AbortController().signal)) out.push(item);
+  for await (const item of watchDeliveries(feed, "ws_a", filter, encodeResumeToken(0), new AbortController().signal))
+    out.push(item);
   assert.deepEqual(seen, [0]);
-  assert.deepEqual(out.map((i) => i.event.delivery?.id), ["dlv_3"]);
+  assert.deepEqual(
+    out.map((i) => i.event.delivery?.id),
+    ["dlv_3"],
+  );
   assert.equal(decodeResumeToken(out[0]!.resumeToken), 3);
 });
 

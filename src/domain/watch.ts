@@ -1,8 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import {
-  DeliveryStatusEventSchema,
-  type DeliveryStatusEvent,
-} from "../../gen/hookstream/internal/v1/jobs_pb.ts";
+import { DeliveryStatusEventSchema, type DeliveryStatusEvent } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { DeliveryStatus } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { Violations, invalidArgument } from "./errors.ts";
 import type { StatusFeed } from "./ports.ts";

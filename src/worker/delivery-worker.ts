@@ -84,7 +84,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
         return { kind: "ack" }; // stale or duplicate job: that attempt was made, or is not due
       }
       if (delivery.attemptCount !== number - 1) {
-        logger.warn({ deliveryId: delivery.id, attemptNumber: number, attemptCount: delivery.attemptCount }, "job out of sequence dropped");
+        logger.warn(
+          { deliveryId: delivery.id, attemptNumber: number, attemptCount: delivery.attemptCount },
+          "job out of sequence dropped",
+        );
         return { kind: "ack" };
       }
       if (!endpoint) return cancel(delivery, "endpoint deleted");
@@ -93,7 +96,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
       // send
       const startedAt = new Date();
       const headers = requestHeaders(ctx, startedAt);
-      const result = await sender.send({ url: endpoint.url, headers, body: ctx.message.payload, timeoutMs: endpoint.timeoutMs });
+      const result = await sender.send({
+        url: endpoint.url,
+        headers,
+        body: ctx.message.payload,
+        timeoutMs: endpoint.timeoutMs,
+      });
 
       // decide
       const now = new Date();

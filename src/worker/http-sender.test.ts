@@ -33,7 +33,11 @@ async function startServer(handler: RequestListener, host = "127.0.0.1"): Promis
   return track(server, host, "http");
 }
 
-async function track(server: Server & { closeAllConnections(): void }, host: string, scheme: string): Promise<TestServer> {
+async function track(
+  server: Server & { closeAllConnections(): void },
+  host: string,
+  scheme: string,
+): Promise<TestServer> {
   const state: TestServer = {
     port: 0,
     origin: "",
@@ -56,12 +60,20 @@ async function track(server: Server & { closeAllConnections(): void }, host: str
 }
 
 /** A handler that records each request, then answers with `respond`. */
-function recording(requests: () => Received[], respond: (req: IncomingMessage, res: ServerResponse) => void): RequestListener {
+function recording(
+  requests: () => Received[],
+  respond: (req: IncomingMessage, res: ServerResponse) => void,
+): RequestListener {
   return (req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      requests().push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks) });
+      requests().push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      });
       respond(req, res);
     });
   };
@@ -191,7 +203,9 @@ void describe("createHttpSender against local servers", () => {
 
   void it("reads Retry-After as an HTTP-date on a 429", async () => {
     const now = Date.UTC(2026, 0, 2, 3, 4, 5);
-    const s = keep(await serve((_req, res) => res.writeHead(429, { "retry-after": new Date(now + 90_000).toUTCString() }).end()));
+    const s = keep(
+      await serve((_req, res) => res.writeHead(429, { "retry-after": new Date(now + 90_000).toUTCString() }).end()),
+    );
     const clocked = createHttpSender({ policy: loopbackPolicy, now: () => now });
     try {
       const r = await clocked.send(post(`${s.origin}/`));
@@ -346,9 +360,25 @@ void describe("createHttpSender TLS", () => {
   try {
     execFileSync(
       "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
       { stdio: "ignore" },
     );
     cert = { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) };
@@ -358,23 +388,37 @@ void describe("createHttpSender TLS", () => {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  void it("refuses a self-signed certificate as tls", { skip: cert === undefined ? "openssl not available" : false }, async () => {
-    assert.ok(cert !== undefined);
-    const requests: Received[] = [];
-    const s = await track(createHttpsServer(cert, recording(() => requests, (_req, res) => res.end("secret"))), "127.0.0.1", "https");
-    const sender = createHttpSender({ policy: loopbackPolicy });
-    try {
-      const r = await sender.send(post(`${s.origin}/`));
-      assert.equal(r.status, 0);
-      assert.equal(r.errorKind, "tls");
-      assert.match(r.errorMessage, /self[- ]signed/i);
-      assert.equal(s.connections, 1);
-      assert.equal(requests.length, 0);
-    } finally {
-      await sender.close();
-      await s.close();
-    }
-  });
+  void it(
+    "refuses a self-signed certificate as tls",
+    { skip: cert === undefined ? "openssl not available" : false },
+    async () => {
+      assert.ok(cert !== undefined);
+      const requests: Received[] = [];
+      const s = await track(
+        createHttpsServer(
+          cert,
+          recording(
+            () => requests,
+            (_req, res) => res.end("secret"),
+          ),
+        ),
+        "127.0.0.1",
+        "https",
+      );
+      const sender = createHttpSender({ policy: loopbackPolicy });
+      try {
+        const r = await sender.send(post(`${s.origin}/`));
+        assert.equal(r.status, 0);
+        assert.equal(r.errorKind, "tls");
+        assert.match(r.errorMessage, /self[- ]signed/i);
+        assert.equal(s.connections, 1);
+        assert.equal(requests.length, 0);
+      } finally {
+        await sender.close();
+        await s.close();
+      }
+    },
+  );
 });
 
 void describe("createHttpSender SSRF refusals (default policy)", () => {

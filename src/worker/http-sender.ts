@@ -219,7 +219,13 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     } catch (err) {
       const body = decode(chunks);
       if (timedOut) {
-        return result({ status, headers, body, errorKind: "timeout", errorMessage: `no complete response within ${req.timeoutMs} ms` });
+        return result({
+          status,
+          headers,
+          body,
+          errorKind: "timeout",
+          errorMessage: `no complete response within ${req.timeoutMs} ms`,
+        });
       }
       return result({ status, headers, body, ...classify(err) });
     } finally {
@@ -274,7 +280,8 @@ function checkTarget(raw: string, policy: OutboundPolicy): URL | string {
   } catch {
     return `invalid URL ${JSON.stringify(raw)}`;
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `only http and https URLs are delivered to, not ${url.protocol}`;
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    return `only http and https URLs are delivered to, not ${url.protocol}`;
   const host = url.hostname;
   const literal = host.startsWith("[") ? host.slice(1, -1) : isIPv4(host) ? host : undefined;
   if (literal !== undefined && !policy.isAllowed(literal)) return policy.describe(literal);
@@ -307,7 +314,12 @@ function decode(chunks: readonly Buffer[]): string {
 }
 
 const DNS_CODES = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME", "EAI_NODATA", "ENODATA", "ESERVFAIL"]);
-const TIMEOUT_CODES = new Set(["ETIMEDOUT", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
+const TIMEOUT_CODES = new Set([
+  "ETIMEDOUT",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+]);
 const TLS_CODES = new Set([
   "EPROTO",
   "DEPTH_ZERO_SELF_SIGNED_CERT",
@@ -333,7 +345,8 @@ function classify(err: unknown): { errorKind: SendErrorKind; errorMessage: strin
   const dns = find((code) => DNS_CODES.has(code));
   if (dns !== undefined) return { errorKind: "dns", errorMessage: dns.message };
   const tls = find(
-    (code) => TLS_CODES.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_") || code.includes("CERT"),
+    (code) =>
+      TLS_CODES.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_") || code.includes("CERT"),
   );
   if (tls !== undefined) return { errorKind: "tls", errorMessage: tls.message };
   const timeout = find((code) => TIMEOUT_CODES.has(code));
@@ -342,7 +355,8 @@ function classify(err: unknown): { errorKind: SendErrorKind; errorMessage: strin
   // endpoint could not be talked to, which retries treat alike.
   const withCode = find((code) => code !== "");
   const first = all[0];
-  const message = withCode !== undefined ? `${withCode.message} (${codeOf(withCode)})` : (first?.message ?? String(err));
+  const message =
+    withCode !== undefined ? `${withCode.message} (${codeOf(withCode)})` : (first?.message ?? String(err));
   return { errorKind: "connect", errorMessage: message };
 }
 

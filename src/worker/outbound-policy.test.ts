@@ -61,7 +61,17 @@ void describe("createOutboundPolicy: default refusals", () => {
   }
 
   void it("refuses strings that are not canonical IP addresses", () => {
-    for (const s of ["", "localhost", "example.com", "2130706433", "0x7f.0.0.1", "127.1", "127.000.000.001", "1.2.3.256", "::g"]) {
+    for (const s of [
+      "",
+      "localhost",
+      "example.com",
+      "2130706433",
+      "0x7f.0.0.1",
+      "127.1",
+      "127.000.000.001",
+      "1.2.3.256",
+      "::g",
+    ]) {
       assert.equal(strict.isAllowed(s), false, s);
       assert.match(strict.describe(s), /not an IP address/);
     }
@@ -84,7 +94,16 @@ void describe("createOutboundPolicy: default refusals", () => {
 
 void describe("createOutboundPolicy: public addresses", () => {
   void it("allows public IPv4, IPv6 and IPv6 forms embedding a public IPv4", () => {
-    for (const ip of ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:0808:0808::1"]) {
+    for (const ip of [
+      "1.1.1.1",
+      "8.8.8.8",
+      "93.184.216.34",
+      "2606:4700:4700::1111",
+      "2a00:1450:4001:80b::200e",
+      "::ffff:8.8.8.8",
+      "64:ff9b::8.8.8.8",
+      "2002:0808:0808::1",
+    ]) {
       assert.equal(strict.isAllowed(ip), true, ip);
       assert.match(strict.describe(ip), /public/);
     }
@@ -121,8 +140,22 @@ void describe("createOutboundPolicy: allow-list", () => {
   });
 
   void it("throws a clear error on malformed CIDRs", () => {
-    for (const bad of ["", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/-1", "10.0.0.0/8/8", "fe80::/x", "localhost/8", "fe80::1%eth0/64"]) {
-      assert.throws(() => createOutboundPolicy([bad]), (e: unknown) => e instanceof RangeError && e.message.includes("outbound allow-list"), bad);
+    for (const bad of [
+      "",
+      "10.0.0.0/33",
+      "::/129",
+      "10.0.0/8",
+      "10.0.0.0/-1",
+      "10.0.0.0/8/8",
+      "fe80::/x",
+      "localhost/8",
+      "fe80::1%eth0/64",
+    ]) {
+      assert.throws(
+        () => createOutboundPolicy([bad]),
+        (e: unknown) => e instanceof RangeError && e.message.includes("outbound allow-list"),
+        bad,
+      );
     }
   });
 });

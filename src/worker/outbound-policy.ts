@@ -123,7 +123,8 @@ function verdict(ip: string, allow: readonly Cidr[]): Verdict {
 
 function refusal(addr: Address): string | undefined {
   if (addr.family === 4) {
-    if (METADATA_V4 !== undefined && addr.value === METADATA_V4.value) return "cloud metadata endpoint (169.254.0.0/16, link-local)";
+    if (METADATA_V4 !== undefined && addr.value === METADATA_V4.value)
+      return "cloud metadata endpoint (169.254.0.0/16, link-local)";
     const r = DENY_V4.find((d) => contains(d, addr));
     return r === undefined ? undefined : `${r.reason} (${r.text})`;
   }
@@ -160,14 +161,18 @@ function parseCidr(text: string): Cidr {
   const ipPart = slash === -1 ? trimmed : trimmed.slice(0, slash);
   const addr = ipPart.includes("%") ? undefined : parseIp(ipPart);
   if (addr === undefined) {
-    throw new RangeError(`outbound allow-list: ${JSON.stringify(text)} is not a CIDR (expected e.g. 10.0.0.0/8 or fd00::/8)`);
+    throw new RangeError(
+      `outbound allow-list: ${JSON.stringify(text)} is not a CIDR (expected e.g. 10.0.0.0/8 or fd00::/8)`,
+    );
   }
   const bits = addr.family === 4 ? V4_BITS : V6_BITS;
   let prefix = bits;
   if (slash !== -1) {
     const p = trimmed.slice(slash + 1);
     if (!/^\d{1,3}$/.test(p) || Number(p) > bits) {
-      throw new RangeError(`outbound allow-list: ${JSON.stringify(text)} has an invalid prefix length (0..${bits} for IPv${addr.family})`);
+      throw new RangeError(
+        `outbound allow-list: ${JSON.stringify(text)} has an invalid prefix length (0..${bits} for IPv${addr.family})`,
+      );
     }
     prefix = Number(p);
   }

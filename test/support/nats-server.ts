@@ -51,7 +51,11 @@ export async function startNatsServer(): Promise<TestNats> {
 }
 
 function findNatsServer(): string {
-  const dirs = [...(process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== ""), "/usr/sbin", "/usr/local/sbin"];
+  const dirs = [
+    ...(process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== ""),
+    "/usr/sbin",
+    "/usr/local/sbin",
+  ];
   for (const dir of dirs) {
     const candidate = join(dir, "nats-server");
     if (existsSync(candidate)) return candidate;
