@@ -20,6 +20,10 @@ export interface TestNats {
   stop(): Promise<void>;
   /** Stops and starts the server again on the same port and store directory (data survives). */
   restart(): Promise<void>;
+  /** Stops the server but keeps its store: an outage, ended by up(). */
+  down(): Promise<void>;
+  /** Starts the server again after down(), on the same port and store. */
+  up(): Promise<void>;
 }
 
 /** Starts nats-server -js on a free port with a fresh temporary store directory. */
@@ -45,6 +49,12 @@ export async function startNatsServer(): Promise<TestNats> {
     },
     async restart() {
       await halt();
+      child = await launch(binary, port, storeDir);
+    },
+    async down() {
+      await halt();
+    },
+    async up() {
       child = await launch(binary, port, storeDir);
     },
   };
