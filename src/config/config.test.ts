@@ -44,6 +44,7 @@ test("durations", () => {
   assert.equal(parseDuration("30s"), 30_000);
   assert.equal(parseDuration("2h"), 7_200_000);
   assert.equal(parseDuration("1d"), 86_400_000);
+  assert.equal(parseDuration("0"), 0);
   assert.equal(parseDuration("5"), undefined);
 });
 

@@ -111,7 +111,7 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
   {
     env: "HOOKSTREAM_CACHE_TTL",
     default: "2s",
-    doc: "How long an API server reuses a credential or endpoint it has read; a revoked key or deleted endpoint is refused by other API servers within this time (0ms disables).",
+    doc: "How long an API server reuses a credential or endpoint it has read; a revoked key or deleted endpoint is refused by other API servers within this time (0 disables).",
   },
   {
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
@@ -134,8 +134,9 @@ export class ConfigError extends Error {
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Parses "250ms", "30s", "5m", "2h" or "1d" to milliseconds; undefined when malformed. */
+/** Parses "0", "250ms", "30s", "5m", "2h" or "1d" to milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
+  if (text.trim() === "0") return 0;
   const m = DURATION.exec(text.trim());
   if (!m) return undefined;
   return Number(m[1]) * UNIT_MS[m[2]!]!;
