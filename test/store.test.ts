@@ -354,6 +354,96 @@ for (const kind of testDbKinds()) {
       }
     });
 
+    // On PostgreSQL a burst like this goes out as group statements (createGroupCommitter); on SQLite
+    // it exercises the ordinary path. Either way every caller must see the single-call contract.
+    void it("50 concurrent acceptMessage calls with repeated keys: one created per key, each caller its own outbox rows", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      const ep2 = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await store.createEndpoint(ep2);
+      await drainOutbox(store);
+      // k0 is taken before the burst; k0..k14 come twice within it, k15..k34 once.
+      const earlier = messageOf(ws, "k0");
+      const earlierDeliveries = [deliveryOf(earlier, ep.id)];
+      await store.acceptMessage(earlier, earlierDeliveries, []);
+      const calls = Array.from({ length: 50 }, (_, i) => {
+        const m = messageOf(ws, `k${i % 35}`);
+        const d = [deliveryOf(m, ep.id), deliveryOf(m, ep2.id)];
+        return { m, d, o: [...d.map((x) => jobOf(x)), { ...statusOf(d[0]!), msgId: `${m.id}:accepted` }] };
+      });
+      const results = await Promise.all(calls.map((c) => store.acceptMessage(c.m, c.d, c.o)));
+
+      const winners = new Map<string, (typeof calls)[number]>();
+      results.forEach((r, i) => {
+        const c = calls[i]!;
+        if (!r.outcome.created) return;
+        assert.equal(winners.has(c.m.idempotencyKey), false, `one winner for ${c.m.idempotencyKey}`);
+        winners.set(c.m.idempotencyKey, c);
+        assert.deepEqual(
+          r.outbox.map(({ seq: _seq, ...rest }) => rest),
+          c.o,
+          "the caller's own rows, in its order",
+        );
+        for (let j = 1; j < r.outbox.length; j++) assert.ok(r.outbox[j - 1]!.seq < r.outbox[j]!.seq, "seqs increase");
+      });
+      assert.equal(winners.size, 34, "k1..k34 created once each, k0 not at all");
+      assert.equal(winners.has("k0"), false);
+      for (const [i, r] of results.entries()) {
+        const c = calls[i]!;
+        if (r.outcome.created) {
+          assert.deepEqual(await store.listDeliveriesOfMessage(ws, c.m.id), c.d);
+          continue;
+        }
+        const winner = c.m.idempotencyKey === "k0" ? { m: earlier, d: earlierDeliveries } : winners.get(c.m.idempotencyKey)!;
+        assert.deepEqual(r, { outcome: { created: false, existing: winner.m, deliveries: winner.d }, outbox: [] });
+        assert.equal(await store.getMessage(ws, c.m.id), null);
+        assert.equal(await store.getDelivery(ws, c.d[0]!.id), null);
+      }
+      // Exactly the winners' rows are stored, under the seqs their callers were given.
+      const given = results.flatMap((r) => r.outbox).sort((a, b) => a.seq - b.seq);
+      assert.equal(given.length, 34 * 3);
+      assert.deepEqual(await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000), given);
+    });
+
+    void it("a poisoned acceptMessage in a burst fails alone; the others are written", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      await drainOutbox(store);
+      const calls = Array.from({ length: 20 }, () => {
+        const m = messageOf(ws);
+        const d = [deliveryOf(m, ep.id)];
+        return { m, d, o: d.map((x) => jobOf(x)) };
+      });
+      // A workspace that does not exist: a foreign key violation.
+      const orphan = messageOf(newId("workspace"));
+      const orphanDeliveries = [deliveryOf(orphan, ep.id)];
+      calls[7] = { m: orphan, d: orphanDeliveries, o: orphanDeliveries.map((x) => jobOf(x)) };
+      if (kind === "postgresql") {
+        // An outbox kind longer than its column (SQLite does not enforce varchar lengths).
+        const c = calls[13]!;
+        calls[13] = { ...c, o: [{ ...c.o[0]!, kind: "x".repeat(40) as NewOutboxRecord["kind"] }] };
+      }
+      const poisoned = new Set(kind === "postgresql" ? [7, 13] : [7]);
+      const settled = await Promise.allSettled(calls.map((c) => store.acceptMessage(c.m, c.d, c.o)));
+      for (const [i, s] of settled.entries()) {
+        const c = calls[i]!;
+        if (poisoned.has(i)) {
+          assert.equal(s.status, "rejected", `call ${i} fails`);
+          assert.equal(await store.getMessage(c.m.workspaceId, c.m.id), null);
+          continue;
+        }
+        assert.equal(s.status, "fulfilled", `call ${i} succeeds`);
+        if (s.status === "fulfilled") assert.equal(s.value.outcome.created, true);
+        assert.deepEqual(await store.getMessage(ws, c.m.id), c.m);
+      }
+      assert.equal(
+        (await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000)).length,
+        calls.length - poisoned.size,
+      );
+    });
+
     void it("listDeliveries: newest first, keyset pages, filters, isolation", async () => {
       const ws = await workspace(store);
       const other = await workspace(store);
@@ -588,6 +678,86 @@ for (const kind of testDbKinds()) {
       );
       assert.equal(results.filter((r) => r.applied).length, 1);
       assert.equal((await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
+    });
+
+    void it("50 concurrent recordAttempt calls on 40 deliveries: each delivery's attempt applies exactly once", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const { deliveries } = await seed(store, ws, ep.id, Array<DeliveryStatusName>(40).fill("queued"));
+      await drainOutbox(store);
+      const change = {
+        status: "pending_retry" as const,
+        nextAttemptAt: at(60_000),
+        lastResponseStatus: 500,
+        lastError: "HTTP 500",
+        updatedAt: at(11),
+      };
+      const two = (rec: DeliveryRecord): NewOutboxRecord[] => [statusOf(rec), jobOf(rec, at(12))];
+      // Every delivery once, then ten of them again (a redelivered job), with and without `expected`.
+      const calls = [...deliveries, ...deliveries.slice(0, 10)].map((d, i) => ({
+        attempt: attemptOf(d, 1),
+        delivery: change,
+        outbox: two,
+        expected: i % 3 === 0 ? undefined : d,
+      }));
+      const results = await Promise.all(calls.map((c) => store.recordAttempt(c)));
+      for (const d of deliveries) {
+        const expected = { ...d, ...change, attemptCount: 1 };
+        const mine = results.map((r, i) => ({ r, c: calls[i]! })).filter((x) => x.c.attempt.deliveryId === d.id);
+        const applied = mine.filter((x) => x.r.applied);
+        assert.equal(applied.length, 1, `delivery ${d.id} applied once`);
+        for (const { r } of mine) {
+          assert.deepEqual(r.delivery, expected);
+          if (!r.applied) assert.deepEqual(r.outbox, []);
+        }
+        const winner = applied[0]!;
+        assert.deepEqual(
+          winner.r.outbox.map(({ seq: _seq, ...rest }) => rest),
+          two(expected),
+        );
+        assert.ok(winner.r.outbox[0]!.seq < winner.r.outbox[1]!.seq, "seqs increase");
+        assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), [winner.c.attempt]);
+        assert.deepEqual(await store.getDelivery(ws, d.id), expected);
+      }
+      const given = results.flatMap((r) => r.outbox).sort((a, b) => a.seq - b.seq);
+      assert.equal(given.length, 80);
+      assert.deepEqual(await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000), given);
+    });
+
+    void it("a poisoned recordAttempt in a burst fails alone and writes nothing; the others apply", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.createEndpoint(ep);
+      const { deliveries } = await seed(store, ws, ep.id, Array<DeliveryStatusName>(20).fill("queued"));
+      const change = {
+        status: "succeeded" as const,
+        nextAttemptAt: null,
+        lastResponseStatus: 200,
+        lastError: "",
+        updatedAt: at(11),
+      };
+      const calls = deliveries.map((d) => ({
+        attempt: attemptOf(d, 1),
+        delivery: change,
+        outbox: (rec: DeliveryRecord) => [statusOf(rec)],
+        expected: d,
+      }));
+      // The attempt names a workspace that does not exist: a foreign key violation.
+      calls[5] = { ...calls[5]!, attempt: { ...calls[5]!.attempt, workspaceId: newId("workspace") } };
+      const settled = await Promise.allSettled(calls.map((c) => store.recordAttempt(c)));
+      for (const [i, s] of settled.entries()) {
+        const d = deliveries[i]!;
+        if (i === 5) {
+          assert.equal(s.status, "rejected");
+          assert.deepEqual(await store.getDelivery(ws, d.id), d, "the poisoned call changed nothing");
+          assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), []);
+          continue;
+        }
+        assert.equal(s.status, "fulfilled", `call ${i} succeeds`);
+        if (s.status === "fulfilled") assert.equal(s.value.applied, true);
+        assert.deepEqual(await store.getDelivery(ws, d.id), { ...d, ...change, attemptCount: 1 });
+      }
     });
 
     void it("deleteEndpoint cancels only non-final deliveries, hides the endpoint, and the worker sees it gone", async () => {

@@ -34,10 +34,14 @@ import {
   workspaceRecord,
 } from "./record-mappers.ts";
 import {
+  type AcceptInput,
   type DeliveryChange,
   type PgPool,
+  type RecordInput,
   createAttemptContextLoader,
+  createGroupCommitter,
   pgAcceptMessage,
+  pgAcceptMessages,
   pgDelivery,
   pgDeleteOutbox,
   pgFindApiKeyByHash,
@@ -46,6 +50,7 @@ import {
   pgGetEndpoint,
   pgPendingOutbox,
   pgRecordAttempt,
+  pgRecordAttempts,
 } from "./pg-fast-path.ts";
 import { isBusyError, isUniqueViolation, translateStoreError } from "./store-errors.ts";
 
@@ -112,11 +117,27 @@ export class MikroStore implements OpenedStore {
   readonly orm: SqlOrm;
   readonly #pg: boolean;
   readonly #loadContext: (deliveryId: string) => Promise<AttemptContext | null>;
+  /** Outbox rows with seqs, or null when the idempotency key was taken (then nothing was written). */
+  readonly #accept: (call: AcceptInput) => Promise<OutboxRecord[] | null>;
+  /** Outbox rows with seqs, or null when the conditional update did not apply. */
+  readonly #record: (call: RecordInput) => Promise<OutboxRecord[] | null>;
 
   constructor(orm: SqlOrm) {
     this.orm = orm;
     this.#pg = orm.config.get("driver")?.name === "PostgreSqlDriver";
     this.#loadContext = createAttemptContextLoader(() => this.#pool());
+    // Group commit on PostgreSQL: concurrent writers share one statement (see createGroupCommitter).
+    // A lone call runs the single statement, which reports a taken key as a unique violation.
+    this.#accept = createGroupCommitter(
+      () => this.#pool(),
+      (pool, c) => pgAcceptMessage(pool, c.message, c.deliveries, c.outbox),
+      pgAcceptMessages,
+    );
+    this.#record = createGroupCommitter(
+      () => this.#pool(),
+      (pool, c) => pgRecordAttempt(pool, c.current, c.change, c.attempt, c.outbox),
+      pgRecordAttempts,
+    );
   }
 
   async #run<T>(fn: (em: Em) => Promise<T>): Promise<T> {
@@ -343,8 +364,12 @@ export class MikroStore implements OpenedStore {
   ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }> {
     try {
       if (this.#pg) {
-        const rows = await this.#raw((pool) => pgAcceptMessage(pool, message, deliveries, outbox));
-        return { outcome: { created: true }, outbox: rows };
+        const rows = await this.#raw(() => this.#accept({ message, deliveries, outbox }));
+        if (rows !== null) return { outcome: { created: true }, outbox: rows };
+        // Skipped in a group statement because the key is taken: the same answer as below.
+        const existing = await this.findMessageByIdempotencyKey(message.workspaceId, message.idempotencyKey);
+        if (existing === null) throw new Error(`idempotency key ${message.idempotencyKey} is taken by no message`);
+        return { outcome: { created: false, existing: existing.message, deliveries: existing.deliveries }, outbox: [] };
       }
       return await this.#tx(async (em) => {
         await em.insert(Message, { ...message, payload: toBuffer(message.payload) });
@@ -587,7 +612,7 @@ export class MikroStore implements OpenedStore {
       }
       const delivery: DeliveryRecord = { ...current, ...change };
       try {
-        const outbox = await pgRecordAttempt(pool, current, change, attempt, outcome.outbox(delivery));
+        const outbox = await this.#record({ current, change, attempt, outbox: outcome.outbox(delivery) });
         if (outbox !== null) return { applied: true, delivery, outbox };
       } catch (error) {
         // (delivery, number) already recorded: a concurrent or earlier recorder won.

@@ -16,6 +16,7 @@ import type {
 } from "../domain/records.ts";
 import type { AttemptContext } from "../domain/ports.ts";
 import { toBuffer } from "./record-mappers.ts";
+import { isUnavailableError } from "./store-errors.ts";
 
 /** The part of `pg`'s Pool used here (pg ships no type declarations in this project). */
 export interface PgPool {
@@ -455,4 +456,276 @@ export async function pgPendingOutbox(pool: PgPool, createdBefore: Date, limit: 
 /** Deletes published outbox rows. */
 export async function pgDeleteOutbox(pool: PgPool, seqs: readonly number[]): Promise<void> {
   await rows(pool, "hs_delete_outbox", DELETE_OUTBOX_SQL, [seqs.map(String)]);
+}
+
+// ---- group commit: many callers' writes in one statement ----
+
+/**
+ * Coalesces concurrent writes like createAttemptContextLoader: a call made while `maxInFlight`
+ * statements are running queues, and the queue goes out as one group statement (`many`) when one
+ * finishes; a lone call goes at once through `one`, so an idle store adds no latency. A group
+ * whose statement fails (a statement is atomic: it wrote nothing) is re-run call by call, so a bad
+ * call fails alone; only an unreachable database fails the whole group at once.
+ */
+export function createGroupCommitter<I, O>(
+  pool: () => Promise<PgPool>,
+  one: (pool: PgPool, input: I) => Promise<O>,
+  many: (pool: PgPool, inputs: readonly I[]) => Promise<O[]>,
+  maxInFlight = 2,
+  maxBatch = 200,
+): (input: I) => Promise<O> {
+  interface Waiter {
+    input: I;
+    resolve: (out: O) => void;
+    reject: (error: unknown) => void;
+  }
+  let queue: Waiter[] = [];
+  let inFlight = 0;
+  const alone = async (p: PgPool, w: Waiter): Promise<void> => {
+    try {
+      w.resolve(await one(p, w.input));
+    } catch (error) {
+      w.reject(error);
+    }
+  };
+  const pump = (): void => {
+    while (inFlight < maxInFlight && queue.length > 0) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      inFlight++;
+      void (async () => {
+        try {
+          const p = await pool();
+          if (batch.length === 1) return await alone(p, batch[0]!);
+          let outs: O[];
+          try {
+            outs = await many(
+              p,
+              batch.map((w) => w.input),
+            );
+          } catch (error) {
+            if (isUnavailableError(error)) throw error;
+            await Promise.all(batch.map((w) => alone(p, w)));
+            return;
+          }
+          batch.forEach((w, i) => w.resolve(outs[i]!));
+        } catch (error) {
+          for (const w of batch) w.reject(error);
+        } finally {
+          inFlight--;
+          pump();
+        }
+      })();
+    }
+  };
+  return (input) =>
+    new Promise<O>((resolve, reject) => {
+      queue.push({ input, resolve, reject });
+      pump();
+    });
+}
+
+/** One acceptMessage call. */
+export interface AcceptInput {
+  message: MessageRecord;
+  deliveries: readonly DeliveryRecord[];
+  outbox: readonly NewOutboxRecord[];
+}
+
+const ACCEPT_GROUP_SQL = `WITH mi AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+    $8::timestamptz[]) WITH ORDINALITY AS t(${MESSAGE_COLS.join(", ")}, ord)
+), m AS (
+  INSERT INTO message (${MESSAGE_COLS.join(", ")})
+  SELECT ${MESSAGE_COLS.join(", ")} FROM mi ORDER BY ord
+  ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+  RETURNING id
+), d AS (
+  INSERT INTO delivery (${DELIVERY_COLS.join(", ")})
+  SELECT ${DELIVERY_COLS.join(", ")}
+  FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[],
+    $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::timestamptz[], $21::text[])
+    AS x(${DELIVERY_COLS.join(", ")}, owner)
+  WHERE x.owner IN (SELECT id FROM m)
+), o AS (
+  ${OUTBOX_INSERT}
+    FROM unnest($22::text[], $23::text[], $24::text[], $25::bytea[], $26::timestamptz[], $27::text[])
+      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, owner, ord)
+    WHERE t.owner IN (SELECT id FROM m)
+    ORDER BY t.ord
+  RETURNING seq
+)
+SELECT ARRAY(SELECT id FROM m) AS ids, ARRAY(SELECT seq FROM o) AS seqs`;
+
+/**
+ * Several acceptMessage calls in one statement. A message whose (workspace, idempotency key) is
+ * taken, by an earlier message or by an earlier call of the same group, is skipped with its
+ * deliveries and outbox rows: null for that call. Others get their outbox rows with seqs.
+ */
+export async function pgAcceptMessages(
+  pool: PgPool,
+  calls: readonly AcceptInput[],
+): Promise<(OutboxRecord[] | null)[]> {
+  // Rows find their call through its message id; a (never seen) repeated id could not tell them apart.
+  if (new Set(calls.map((c) => c.message.id)).size !== calls.length) throw new Error("message ids repeat in a group");
+  const ms = calls.map((c) => c.message);
+  const ds = calls.flatMap((c) => c.deliveries.map((d) => ({ d, owner: c.message.id })));
+  const os = calls.flatMap((c) => c.outbox.map((o) => ({ o, owner: c.message.id })));
+  const [row] = await rows(pool, "hs_accept_messages", ACCEPT_GROUP_SQL, [
+    ms.map((m) => m.id),
+    ms.map((m) => m.workspaceId),
+    ms.map((m) => m.eventType),
+    ms.map((m) => toBuffer(m.payload)),
+    ms.map((m) => m.contentType),
+    ms.map((m) => m.idempotencyKey),
+    ms.map((m) => m.payloadHash),
+    ms.map((m) => m.createdAt.toISOString()),
+    ds.map((x) => x.d.id),
+    ds.map((x) => x.d.workspaceId),
+    ds.map((x) => x.d.messageId),
+    ds.map((x) => x.d.endpointId),
+    ds.map((x) => x.d.eventType),
+    ds.map((x) => x.d.status),
+    ds.map((x) => x.d.attemptCount),
+    ds.map((x) => x.d.nextAttemptAt?.toISOString() ?? null),
+    ds.map((x) => x.d.lastResponseStatus),
+    ds.map((x) => x.d.lastError),
+    ds.map((x) => x.d.createdAt.toISOString()),
+    ds.map((x) => x.d.updatedAt.toISOString()),
+    ds.map((x) => x.owner),
+    ...outboxArrays(os.map((x) => x.o)),
+    os.map((x) => x.owner),
+  ]);
+  const created = new Set(row!["ids"] as string[]);
+  return splitSeqs(
+    calls.map((c) => (created.has(c.message.id) ? c.outbox : null)),
+    row!["seqs"] as unknown[],
+  );
+}
+
+/**
+ * Hands each applied call its outbox rows with seqs: the statement inserted the applied calls' rows
+ * in call order, and the sequence numbers them in that order.
+ */
+function splitSeqs(
+  applied: readonly (readonly NewOutboxRecord[] | null)[],
+  seqs: readonly unknown[],
+): (OutboxRecord[] | null)[] {
+  const all = withSeqs(
+    applied.flatMap((o) => o ?? []),
+    seqs,
+  );
+  let next = 0;
+  return applied.map((o) => {
+    if (o === null) return null;
+    const mine = all.slice(next, next + o.length);
+    next += o.length;
+    return mine;
+  });
+}
+
+/** One recordAttempt statement's input. */
+export interface RecordInput {
+  current: DeliveryRecord;
+  change: DeliveryChange;
+  attempt: AttemptRecord;
+  outbox: readonly NewOutboxRecord[];
+}
+
+// As RECORD_SQL for many calls: the update applies per row under the same conditions, and RETURNING
+// names the input row that applied (of several inputs for one delivery, PostgreSQL applies one and
+// skips the rest). Attempts and outbox rows are inserted for applied input rows only. The attempt
+// insert has no ON CONFLICT: an applied update moved attempt_count from number - 1 to number, and
+// an attempt (delivery, number) is only ever written together with that move, while attempt_count
+// never goes down; so a conflict would mean broken data, and it fails the statement as a whole
+// (nothing written), after which every call runs alone and meets the single path's handling.
+const RECORD_GROUP_SQL = `WITH v AS (
+  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::timestamptz[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+    $13::text[], $14::text[], $15::timestamptz[], $16::int[], $17::jsonb[], $18::int[], $19::jsonb[], $20::text[],
+    $21::text[], $22::text[], $23::timestamptz[])
+    WITH ORDINALITY AS v(id, number, status, next_attempt_at, last_response_status, last_error, updated_at,
+      workspace_id, message_id, endpoint_id, event_type, created_at,
+      a_id, a_workspace_id, started_at, latency_ms, request_headers, response_status, response_headers, response_body,
+      error_kind, error_message, next_retry_at, ord)
+), u AS (
+  UPDATE delivery
+  SET status = v.status, attempt_count = v.number, next_attempt_at = v.next_attempt_at,
+    last_response_status = v.last_response_status, last_error = v.last_error, updated_at = v.updated_at
+  FROM v
+  WHERE delivery.id = v.id AND delivery.attempt_count = v.number - 1
+    AND delivery.workspace_id = v.workspace_id AND delivery.message_id = v.message_id
+    AND delivery.endpoint_id = v.endpoint_id AND delivery.event_type = v.event_type
+    AND delivery.created_at = v.created_at
+  RETURNING v.ord
+), a AS (
+  INSERT INTO attempt (id, workspace_id, delivery_id, number, started_at, latency_ms, request_headers, response_status,
+    response_headers, response_body, error_kind, error_message, next_retry_at)
+  SELECT a_id, a_workspace_id, id, number, started_at, latency_ms, request_headers, response_status,
+    response_headers, response_body, error_kind, error_message, next_retry_at
+  FROM v WHERE v.ord IN (SELECT ord FROM u)
+), o AS (
+  ${OUTBOX_INSERT}
+    FROM unnest($24::text[], $25::text[], $26::text[], $27::bytea[], $28::timestamptz[], $29::int[])
+      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, owner, ord)
+    WHERE t.owner IN (SELECT ord FROM u)
+    ORDER BY t.ord
+  RETURNING seq
+)
+SELECT ARRAY(SELECT ord FROM u) AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
+
+/**
+ * Several recordAttempt statements in one: per call, its outbox rows with seqs when its update
+ * applied, null when it did not (as pgRecordAttempt). Rows go in delivery id order, so two groups
+ * touching the same deliveries lock them in the same order.
+ */
+export async function pgRecordAttempts(
+  pool: PgPool,
+  calls: readonly RecordInput[],
+): Promise<(OutboxRecord[] | null)[]> {
+  const order = calls.map((_, i) => i).sort((a, b) => compare(calls[a]!.current.id, calls[b]!.current.id));
+  const sorted = order.map((i) => calls[i]!);
+  // 1-based position of each call in `sorted`: its ordinality in the statement.
+  const os = sorted.flatMap((c, i) => c.outbox.map((o) => ({ o, owner: i + 1 })));
+  const [row] = await rows(pool, "hs_record_attempts", RECORD_GROUP_SQL, [
+    sorted.map((c) => c.current.id),
+    sorted.map((c) => c.change.attemptCount),
+    sorted.map((c) => c.change.status),
+    sorted.map((c) => c.change.nextAttemptAt?.toISOString() ?? null),
+    sorted.map((c) => c.change.lastResponseStatus),
+    sorted.map((c) => c.change.lastError),
+    sorted.map((c) => c.change.updatedAt.toISOString()),
+    sorted.map((c) => c.current.workspaceId),
+    sorted.map((c) => c.current.messageId),
+    sorted.map((c) => c.current.endpointId),
+    sorted.map((c) => c.current.eventType),
+    sorted.map((c) => c.current.createdAt.toISOString()),
+    sorted.map((c) => c.attempt.id),
+    sorted.map((c) => c.attempt.workspaceId),
+    sorted.map((c) => c.attempt.startedAt.toISOString()),
+    sorted.map((c) => c.attempt.latencyMs),
+    sorted.map((c) => JSON.stringify(c.attempt.requestHeaders)),
+    sorted.map((c) => c.attempt.responseStatus),
+    sorted.map((c) => JSON.stringify(c.attempt.responseHeaders)),
+    sorted.map((c) => c.attempt.responseBody),
+    sorted.map((c) => c.attempt.errorKind),
+    sorted.map((c) => c.attempt.errorMessage),
+    sorted.map((c) => c.attempt.nextRetryAt?.toISOString() ?? null),
+    ...outboxArrays(os.map((x) => x.o)),
+    os.map((x) => x.owner),
+  ]);
+  const applied = new Set((row!["applied"] as unknown[]).map(Number));
+  const outs = splitSeqs(
+    sorted.map((c, i) => (applied.has(i + 1) ? c.outbox : null)),
+    row!["seqs"] as unknown[],
+  );
+  const result: (OutboxRecord[] | null)[] = Array.from({ length: calls.length }, () => null);
+  order.forEach((callIndex, i) => {
+    result[callIndex] = outs[i]!;
+  });
+  return result;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
