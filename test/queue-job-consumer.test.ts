@@ -46,7 +46,14 @@ async function freshStreams(): Promise<StreamNames> {
 
 function jobRow(ws: string, deliveryId: string): OutboxRecord {
   const job = create(DeliveryJobSchema, { workspaceId: ws, deliveryId, attemptNumber: 1 });
-  return { seq: 0, kind: "job", workspaceId: ws, msgId: `${deliveryId}:1`, payload: toBinary(DeliveryJobSchema, job), createdAt: new Date() };
+  return {
+    seq: 0,
+    kind: "job",
+    workspaceId: ws,
+    msgId: `${deliveryId}:1`,
+    payload: toBinary(DeliveryJobSchema, job),
+    createdAt: new Date(),
+  };
 }
 
 async function publishJobs(names: StreamNames, count: number, ws = "ws_t"): Promise<string[]> {
@@ -65,7 +72,10 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
   assert.fail(`timed out waiting for: ${what}`);
 }
 
-async function consumerState(names: StreamNames, durable: string): Promise<{ ackPending: number; redelivered: number; pending: number }> {
+async function consumerState(
+  names: StreamNames,
+  durable: string,
+): Promise<{ ackPending: number; redelivered: number; pending: number }> {
   const jsm = await jetstreamManager(nc);
   const ci = await jsm.consumers.info(names.work, durable);
   return { ackPending: ci.num_ack_pending, redelivered: ci.num_redelivered, pending: ci.num_pending };
@@ -78,7 +88,10 @@ async function streamMessages(names: StreamNames): Promise<number> {
 
 function capturingLogger(): { logger: Logger; lines: { level: number; msg: string }[] } {
   const lines: { level: number; msg: string }[] = [];
-  const logger = pino({ level: "debug" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  const logger = pino(
+    { level: "debug" },
+    { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) },
+  );
   return { logger, lines };
 }
 
@@ -125,7 +138,10 @@ void describe("job consumer", () => {
       return info.deliveryCount === 1 ? { kind: "nak", delayMs: 300 } : { kind: "ack" };
     });
     await c.start();
-    await eventually("job redelivered and acked", async () => counts.length === 2 && (await streamMessages(names)) === 0);
+    await eventually(
+      "job redelivered and acked",
+      async () => counts.length === 2 && (await streamMessages(names)) === 0,
+    );
     await c.stop(1_000);
     assert.deepEqual(counts, [1, 2]);
   });
@@ -193,7 +209,10 @@ void describe("job consumer", () => {
       { logger },
     );
     await c.start();
-    await eventually("retried after the backoff and acked", async () => counts.length === 2 && (await streamMessages(names)) === 0);
+    await eventually(
+      "retried after the backoff and acked",
+      async () => counts.length === 2 && (await streamMessages(names)) === 0,
+    );
     await c.stop(1_000);
     assert.deepEqual(counts, [1, 2]);
     assert.ok(lines.some((l) => l.level === 50 && /threw/.test(l.msg)));
@@ -230,7 +249,10 @@ void describe("job consumer", () => {
       { ackWaitMs: 2_000 },
     );
     await second.start();
-    await eventually("job redelivered to the new consumer", async () => secondCounts.length === 1 && (await streamMessages(names)) === 0);
+    await eventually(
+      "job redelivered to the new consumer",
+      async () => secondCounts.length === 1 && (await streamMessages(names)) === 0,
+    );
     await second.stop(1_000);
     release();
     await first.stop(1_000);

@@ -52,7 +52,12 @@ async function publishStatus(names: StreamNames, ws: string, ...labels: string[]
 }
 
 /** Reads `count` items from a watch, then aborts it. */
-async function take(feed: StatusFeed, ws: string, afterSeq: number | undefined, count: number): Promise<StatusFeedItem[]> {
+async function take(
+  feed: StatusFeed,
+  ws: string,
+  afterSeq: number | undefined,
+  count: number,
+): Promise<StatusFeedItem[]> {
   const ac = new AbortController();
   const items: StatusFeedItem[] = [];
   const guard = setTimeout(() => ac.abort(), 20_000);
@@ -151,7 +156,10 @@ void describe("status feed", () => {
     const names = await freshStreams({ statusMaxAgeMs: 1_000 });
     await publishStatus(names, "ws_e", "gone1", "gone2");
     const jsm = await jetstreamManager(nc);
-    await eventually("events expired by max_age", async () => (await jsm.streams.info(names.status)).state.first_seq > 2);
+    await eventually(
+      "events expired by max_age",
+      async () => (await jsm.streams.info(names.status)).state.first_seq > 2,
+    );
     await publishStatus(names, "ws_e", "fresh");
     const feed = createStatusFeed(nc, names);
     await assert.rejects(take(feed, "ws_e", 1, 1), (err: unknown) => {

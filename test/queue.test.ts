@@ -30,7 +30,14 @@ after(async () => {
 
 function jobRow(seq: number, ws: string, deliveryId: string): OutboxRecord {
   const job = create(DeliveryJobSchema, { workspaceId: ws, deliveryId, attemptNumber: 1 });
-  return { seq, kind: "job", workspaceId: ws, msgId: `${deliveryId}:1`, payload: toBinary(DeliveryJobSchema, job), createdAt: new Date() };
+  return {
+    seq,
+    kind: "job",
+    workspaceId: ws,
+    msgId: `${deliveryId}:1`,
+    payload: toBinary(DeliveryJobSchema, job),
+    createdAt: new Date(),
+  };
 }
 
 void describe("connectNats", () => {
@@ -93,7 +100,14 @@ void describe("createOutboxPublisher", () => {
     await ensureStreams(nc, names);
     const publisher = createOutboxPublisher(nc, names);
     const job = jobRow(1, "ws_a", "dlv_1");
-    const status: OutboxRecord = { seq: 2, kind: "status", workspaceId: "ws_a", msgId: "dlv_1:st:1", payload: new Uint8Array([1, 2]), createdAt: new Date() };
+    const status: OutboxRecord = {
+      seq: 2,
+      kind: "status",
+      workspaceId: "ws_a",
+      msgId: "dlv_1:st:1",
+      payload: new Uint8Array([1, 2]),
+      createdAt: new Date(),
+    };
     await publisher.publish([job, status]);
     // The same rows again, as after a crash between publish and delete.
     await publisher.publish([job, status]);
@@ -149,9 +163,14 @@ void describe("createOutboxPublisher", () => {
     const names = streamNames("CONC");
     await ensureStreams(nc, names);
     const publisher = createOutboxPublisher(nc, names);
-    const calls = Array.from({ length: 50 }, (_, c) => publisher.publish([jobRow(0, "ws_c", `dlv_${c}_a`), jobRow(0, "ws_c", `dlv_${c}_b`)]));
+    const calls = Array.from({ length: 50 }, (_, c) =>
+      publisher.publish([jobRow(0, "ws_c", `dlv_${c}_a`), jobRow(0, "ws_c", `dlv_${c}_b`)]),
+    );
     // One call in the middle fails (its stream is missing) without disturbing the others.
-    const broken = assert.rejects(createOutboxPublisher(nc, streamNames("CONCX")).publish([jobRow(0, "ws_c", "dlv_x")]), queueUnavailable());
+    const broken = assert.rejects(
+      createOutboxPublisher(nc, streamNames("CONCX")).publish([jobRow(0, "ws_c", "dlv_x")]),
+      queueUnavailable(),
+    );
     await Promise.all(calls);
     await broken;
     const jsm = await jetstreamManager(nc);
@@ -171,7 +190,10 @@ void describe("createOutboxPublisher", () => {
     });
     const publisher = createOutboxPublisher(nc, names);
     await publisher.publish([jobRow(1, "ws_f", "dlv_1")]);
-    await assert.rejects(publisher.publish([jobRow(2, "ws_f", "dlv_2")]), queueUnavailable(/JetStream error 503.*maximum messages/));
+    await assert.rejects(
+      publisher.publish([jobRow(2, "ws_f", "dlv_2")]),
+      queueUnavailable(/JetStream error 503.*maximum messages/),
+    );
     // The same publisher goes on working for rows the stream takes (a duplicate is acked).
     await publisher.publish([jobRow(1, "ws_f", "dlv_1")]);
   });
@@ -180,7 +202,10 @@ void describe("createOutboxPublisher", () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "FOREIGN", subjects: ["ALIEN.work.>"], storage: StorageType.Memory });
     const publisher = createOutboxPublisher(nc, streamNames("ALIEN"));
-    await assert.rejects(publisher.publish([jobRow(1, "ws_a", "dlv_1")]), queueUnavailable(/unexpected stream FOREIGN/));
+    await assert.rejects(
+      publisher.publish([jobRow(1, "ws_a", "dlv_1")]),
+      queueUnavailable(/unexpected stream FOREIGN/),
+    );
   });
 
   void it("rejects a call after its timeout when nothing acknowledges, and drops the late PubAcks", async () => {
@@ -189,7 +214,10 @@ void describe("createOutboxPublisher", () => {
     // Something listens on the subject (so no "no responders") but never answers in time.
     const listener = nc.subscribe(names.workFilter, { callback: (_err, msg) => void held.push(msg.reply ?? "") });
     const publisher = createOutboxPublisher(nc, names, { timeoutMs: 200 });
-    await assert.rejects(publisher.publish([jobRow(1, "ws_s", "dlv_1"), jobRow(2, "ws_s", "dlv_2")]), queueUnavailable(/no PubAck within 200 ms for 2 rows/));
+    await assert.rejects(
+      publisher.publish([jobRow(1, "ws_s", "dlv_1"), jobRow(2, "ws_s", "dlv_2")]),
+      queueUnavailable(/no PubAck within 200 ms for 2 rows/),
+    );
     assert.equal(held.length, 2);
     // The PubAcks come late: they are dropped, and a later call still needs its own.
     for (const reply of held) nc.publish(reply, JSON.stringify({ stream: names.work, seq: 1 }));
@@ -215,48 +243,58 @@ void describe("createOutboxPublisher across server outages", () => {
     await own.stop();
   });
 
-  void it("fails outstanding calls when the connection drops, and works again after a restart", { timeout: 60_000 }, async () => {
-    const publisher = createOutboxPublisher(ownNc, names, { timeoutMs: 120_000 });
-    await publisher.publish([jobRow(1, "ws_o", "dlv_1")]);
-    // A call that will never be acknowledged (a listener that does not answer, no stream).
-    const silentNames = streamNames("OUTSILENT");
-    ownNc.subscribe(silentNames.workFilter, { callback: () => undefined });
-    const waiting = createOutboxPublisher(ownNc, silentNames, { timeoutMs: 120_000 }).publish([jobRow(2, "ws_o", "dlv_2")]);
-    const failed = assert.rejects(waiting, queueUnavailable(/connection lost/));
-    await ownNc.flush();
-    // The server goes away: the call fails on the disconnect, long before its timeout.
-    await own.restart();
-    await failed;
-    // Once reconnected, the long-lived reply subscription is back and PubAcks flow again.
-    await eventually(async () => {
-      try {
-        await publisher.publish([jobRow(3, "ws_o", "dlv_3")]);
-        return true;
-      } catch (err) {
-        assert.ok(err instanceof DomainError && err.reason === "QUEUE_UNAVAILABLE", String(err));
-        return false;
-      }
-    });
-    await publisher.publish([jobRow(1, "ws_o", "dlv_1")]);
-    const jsm = await jetstreamManager(ownNc);
-    assert.equal((await jsm.streams.info(names.work)).state.messages, 2);
-  });
+  void it(
+    "fails outstanding calls when the connection drops, and works again after a restart",
+    { timeout: 60_000 },
+    async () => {
+      const publisher = createOutboxPublisher(ownNc, names, { timeoutMs: 120_000 });
+      await publisher.publish([jobRow(1, "ws_o", "dlv_1")]);
+      // A call that will never be acknowledged (a listener that does not answer, no stream).
+      const silentNames = streamNames("OUTSILENT");
+      ownNc.subscribe(silentNames.workFilter, { callback: () => undefined });
+      const waiting = createOutboxPublisher(ownNc, silentNames, { timeoutMs: 120_000 }).publish([
+        jobRow(2, "ws_o", "dlv_2"),
+      ]);
+      const failed = assert.rejects(waiting, queueUnavailable(/connection lost/));
+      await ownNc.flush();
+      // The server goes away: the call fails on the disconnect, long before its timeout.
+      await own.restart();
+      await failed;
+      // Once reconnected, the long-lived reply subscription is back and PubAcks flow again.
+      await eventually(async () => {
+        try {
+          await publisher.publish([jobRow(3, "ws_o", "dlv_3")]);
+          return true;
+        } catch (err) {
+          assert.ok(err instanceof DomainError && err.reason === "QUEUE_UNAVAILABLE", String(err));
+          return false;
+        }
+      });
+      await publisher.publish([jobRow(1, "ws_o", "dlv_1")]);
+      const jsm = await jetstreamManager(ownNc);
+      assert.equal((await jsm.streams.info(names.work)).state.messages, 2);
+    },
+  );
 
-  void it("rejects within its timeout while the server is stopped, and at once on a closed connection", { timeout: 60_000 }, async () => {
-    const publisher = createOutboxPublisher(ownNc, names);
-    await eventually(async () => {
-      try {
-        await publisher.publish([jobRow(4, "ws_o", "dlv_4")]);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    await own.stop();
-    await assert.rejects(publisher.publish([jobRow(5, "ws_o", "dlv_5")]), queueUnavailable());
-    await ownNc.close();
-    await assert.rejects(publisher.publish([jobRow(6, "ws_o", "dlv_6")]), queueUnavailable(/closed/));
-  });
+  void it(
+    "rejects within its timeout while the server is stopped, and at once on a closed connection",
+    { timeout: 60_000 },
+    async () => {
+      const publisher = createOutboxPublisher(ownNc, names);
+      await eventually(async () => {
+        try {
+          await publisher.publish([jobRow(4, "ws_o", "dlv_4")]);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      await own.stop();
+      await assert.rejects(publisher.publish([jobRow(5, "ws_o", "dlv_5")]), queueUnavailable());
+      await ownNc.close();
+      await assert.rejects(publisher.publish([jobRow(6, "ws_o", "dlv_6")]), queueUnavailable(/closed/));
+    },
+  );
 });
 
 /** An assert.rejects check for DomainError("unavailable", "QUEUE_UNAVAILABLE") with a cause. */

@@ -82,7 +82,13 @@ for (let i = 0; i < rounds; i++) {
         errorMessage: "HTTP 500",
         nextRetryAt: now,
       },
-      delivery: { status: "pending_retry", nextAttemptAt: now, lastResponseStatus: 500, lastError: "HTTP 500", updatedAt: now },
+      delivery: {
+        status: "pending_retry",
+        nextAttemptAt: now,
+        lastResponseStatus: 500,
+        lastError: "HTTP 500",
+        updatedAt: now,
+      },
       outbox: (d) => [row(d, "pending_retry")],
     });
     if (res.applied) applied++;

@@ -395,7 +395,8 @@ for (const kind of testDbKinds()) {
           assert.deepEqual(await store.listDeliveriesOfMessage(ws, c.m.id), c.d);
           continue;
         }
-        const winner = c.m.idempotencyKey === "k0" ? { m: earlier, d: earlierDeliveries } : winners.get(c.m.idempotencyKey)!;
+        const winner =
+          c.m.idempotencyKey === "k0" ? { m: earlier, d: earlierDeliveries } : winners.get(c.m.idempotencyKey)!;
         assert.deepEqual(r, { outcome: { created: false, existing: winner.m, deliveries: winner.d }, outbox: [] });
         assert.equal(await store.getMessage(ws, c.m.id), null);
         assert.equal(await store.getDelivery(ws, c.d[0]!.id), null);
@@ -598,7 +599,10 @@ for (const kind of testDbKinds()) {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
       await store.createEndpoint(ep);
-      const [d, e] = (await seed(store, ws, ep.id, ["queued", "queued"])).deliveries as [DeliveryRecord, DeliveryRecord];
+      const [d, e] = (await seed(store, ws, ep.id, ["queued", "queued"])).deliveries as [
+        DeliveryRecord,
+        DeliveryRecord,
+      ];
       const change = {
         status: "pending_retry" as const,
         nextAttemptAt: at(60_000),
@@ -611,7 +615,12 @@ for (const kind of testDbKinds()) {
         jobOf(rec, at(12)),
         { ...statusOf(rec), msgId: `${rec.id}:third` },
       ];
-      const first = await store.recordAttempt({ attempt: attemptOf(d, 1), delivery: change, outbox: three, expected: d });
+      const first = await store.recordAttempt({
+        attempt: attemptOf(d, 1),
+        delivery: change,
+        outbox: three,
+        expected: d,
+      });
       const expected = { ...d, ...change, attemptCount: 1 };
       assert.equal(first.applied, true);
       assert.deepEqual(first.delivery, expected);
@@ -623,7 +632,12 @@ for (const kind of testDbKinds()) {
       assert.deepEqual(await store.getDelivery(ws, d.id), expected);
 
       // The worker's stale copy again: not applied, the current row comes back, nothing written.
-      const repeat = await store.recordAttempt({ attempt: attemptOf(d, 1), delivery: change, outbox: three, expected: d });
+      const repeat = await store.recordAttempt({
+        attempt: attemptOf(d, 1),
+        delivery: change,
+        outbox: three,
+        expected: d,
+      });
       assert.deepEqual(repeat, { applied: false, delivery: expected, outbox: [] });
       assert.equal((await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
 
@@ -829,7 +843,11 @@ for (const kind of testDbKinds()) {
         assert.equal(ctx?.delivery.id, id);
         assert.deepEqual(ctx?.message, isLive ? live.message : dead.message);
         assert.deepEqual(ctx?.endpoint, isLive ? ep : null);
-        if (isLive) assert.deepEqual(ctx?.delivery, live.deliveries.find((d) => d.id === id));
+        if (isLive)
+          assert.deepEqual(
+            ctx?.delivery,
+            live.deliveries.find((d) => d.id === id),
+          );
       });
     });
 

@@ -135,9 +135,14 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
       return js.consumers.getConsumerFromInfo(await jsm.consumers.add(names.work, wanted()));
     }
     const c = info.config;
-    const tooFewPending = c.max_ack_pending !== undefined && c.max_ack_pending !== -1 && c.max_ack_pending < concurrency;
+    const tooFewPending =
+      c.max_ack_pending !== undefined && c.max_ack_pending !== -1 && c.max_ack_pending < concurrency;
     if (c.ack_wait !== nanos(ackWaitMs) || c.max_deliver !== -1 || tooFewPending) {
-      const update = { ack_wait: nanos(ackWaitMs), max_deliver: -1, ...(tooFewPending ? { max_ack_pending: wanted().max_ack_pending } : {}) };
+      const update = {
+        ack_wait: nanos(ackWaitMs),
+        max_deliver: -1,
+        ...(tooFewPending ? { max_ack_pending: wanted().max_ack_pending } : {}),
+      };
       info = await jsm.consumers.update(names.work, durable, update);
       log.info({ update }, "job consumer updated");
     }
@@ -208,9 +213,12 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
     const entry: Running = {
       msg,
       abort: new AbortController(),
-      heartbeat: setInterval(() => {
-        if (!entry.settled) hand(msg, () => msg.working());
-      }, Math.max(100, Math.floor(ackWaitMs / 3))),
+      heartbeat: setInterval(
+        () => {
+          if (!entry.settled) hand(msg, () => msg.working());
+        },
+        Math.max(100, Math.floor(ackWaitMs / 3)),
+      ),
       settled: false,
       done: Promise.resolve(),
     };
@@ -230,7 +238,10 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
     } catch (err) {
       const delayMs = Math.min(HANDLER_BACKOFF_MS.first * 2 ** Math.max(0, deliveryCount - 1), HANDLER_BACKOFF_MS.max);
       if (!entry.settled) {
-        log.error({ err, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, deliveryCount, delayMs }, "job handler threw; nak with backoff");
+        log.error(
+          { err, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, deliveryCount, delayMs },
+          "job handler threw; nak with backoff",
+        );
       }
       verdict = { kind: "nak", delayMs };
     }
@@ -274,7 +285,9 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
         consumer = await ensureConsumer();
       } catch (cause) {
         const detail = cause instanceof Error ? cause.message : String(cause);
-        throw new DomainError("unavailable", "QUEUE_UNAVAILABLE", `cannot create job consumer ${durable}: ${detail}`, { cause });
+        throw new DomainError("unavailable", "QUEUE_UNAVAILABLE", `cannot create job consumer ${durable}: ${detail}`, {
+          cause,
+        });
       }
       log.info({ concurrency, ackWaitMs }, "job consumer started");
       loop = pullLoop(consumer).catch((err: unknown) => {
@@ -298,7 +311,10 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
             hand(entry.msg, () => entry.msg.nak());
             entry.abort.abort(new Error("job consumer stopping"));
           }
-          log.warn({ count: unfinished.length, graceMs }, "handed unfinished jobs back after the shutdown grace period");
+          log.warn(
+            { count: unfinished.length, graceMs },
+            "handed unfinished jobs back after the shutdown grace period",
+          );
           await within(Promise.allSettled(unfinished.map((r) => r.done)), ABORTED_HANDLER_WAIT_MS);
         }
         log.info("job consumer stopped");

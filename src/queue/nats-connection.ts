@@ -22,7 +22,9 @@ export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnect
     nc = await connect({ servers: opts.url, name: opts.name, maxReconnectAttempts: -1 });
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new DomainError("unavailable", "NATS_UNAVAILABLE", `cannot connect to NATS at ${opts.url}: ${detail}`, { cause });
+    throw new DomainError("unavailable", "NATS_UNAVAILABLE", `cannot connect to NATS at ${opts.url}: ${detail}`, {
+      cause,
+    });
   }
   opts.logger.info({ url: opts.url, name: opts.name }, "connected to NATS");
   logStatusChanges(nc, opts.logger).catch((err: unknown) => {

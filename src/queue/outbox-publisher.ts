@@ -45,7 +45,11 @@ interface PubAckJson {
  * status (no stream covers the subject), the timeout, a disconnect or a closed connection fail
  * the whole call. Replies that arrive after their call failed are dropped.
  */
-export function createOutboxPublisher(nc: NatsConnection, names: StreamNames, opts: OutboxPublisherOptions = {}): OutboxPublisher {
+export function createOutboxPublisher(
+  nc: NatsConnection,
+  names: StreamNames,
+  opts: OutboxPublisherOptions = {},
+): OutboxPublisher {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const subjectOf = (row: OutboxRecord): string =>
     row.kind === "job" ? names.workSubject(row.workspaceId) : names.statusSubject(row.workspaceId);
@@ -150,7 +154,10 @@ export function createOutboxPublisher(nc: NatsConnection, names: StreamNames, op
         // Number.MAX_SAFE_INTEGER tokens is centuries of publishing at any rate; restart anyway.
         if (nextToken > Number.MAX_SAFE_INTEGER - 1e9) nextToken = 0;
         for (let i = 0; i < rows.length; i++) waiting.set(batch.first + i, batch);
-        batch.timer = setTimeout(() => fail(batch, `no PubAck within ${timeoutMs} ms for ${batch.rows - batch.acked} rows`), timeoutMs);
+        batch.timer = setTimeout(
+          () => fail(batch, `no PubAck within ${timeoutMs} ms for ${batch.rows - batch.acked} rows`),
+          timeoutMs,
+        );
         // Every row goes out before any PubAck can be handled (replies arrive on later ticks), and
         // the client writes them to the socket in call order.
         let i = 0;
@@ -174,7 +181,9 @@ function pubAckProblem(msg: Msg, names: StreamNames): string | undefined {
   if (msg.data.length === 0) {
     // A status message: 503 means no stream (no responder) listens on the subject.
     const code = msg.headers?.code ?? 0;
-    return code === 503 ? "no responders: no stream covers the subject" : `empty reply with status ${code} ${msg.headers?.description ?? ""}`.trim();
+    return code === 503
+      ? "no responders: no stream covers the subject"
+      : `empty reply with status ${code} ${msg.headers?.description ?? ""}`.trim();
   }
   let ack: PubAckJson;
   try {
@@ -187,13 +196,16 @@ function pubAckProblem(msg: Msg, names: StreamNames): string | undefined {
     return `JetStream error ${code ?? "?"}${errCode === undefined ? "" : `/${errCode}`}: ${description ?? "no description"}`;
   }
   // A stream that is not ours answering would mean a misconfigured prefix.
-  if (ack.stream !== names.work && ack.stream !== names.status) return `stored in unexpected stream ${ack.stream ?? "(none)"}`;
+  if (ack.stream !== names.work && ack.stream !== names.status)
+    return `stored in unexpected stream ${ack.stream ?? "(none)"}`;
   if (typeof ack.seq !== "number") return "PubAck without a sequence";
   return undefined;
 }
 
 function unavailable(rows: number, detail: string, cause?: unknown): DomainError {
-  return new DomainError("unavailable", "QUEUE_UNAVAILABLE", `publishing ${rows} outbox rows failed: ${detail}`, { cause: cause ?? new Error(detail) });
+  return new DomainError("unavailable", "QUEUE_UNAVAILABLE", `publishing ${rows} outbox rows failed: ${detail}`, {
+    cause: cause ?? new Error(detail),
+  });
 }
 
 function describe(err: unknown): string {

@@ -49,7 +49,11 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
     },
   };
 
-  async function* watchWorkspace(workspaceId: string, afterSeq: number | undefined, signal: AbortSignal): AsyncGenerator<StatusFeedItem> {
+  async function* watchWorkspace(
+    workspaceId: string,
+    afterSeq: number | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<StatusFeedItem> {
     if (signal.aborted) return;
     let info: StreamInfo;
     try {
@@ -93,7 +97,9 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
           if (signal.aborted) break;
           // The ordered consumer re-creates itself at its cursor on the next fetch.
           failures++;
-          await sleep(Math.min(RETRY_MS.first * 2 ** (failures - 1), RETRY_MS.max), undefined, { signal }).catch(() => undefined);
+          await sleep(Math.min(RETRY_MS.first * 2 ** (failures - 1), RETRY_MS.max), undefined, { signal }).catch(
+            () => undefined,
+          );
         }
       }
     } finally {
@@ -110,9 +116,14 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
 function resumePoint(afterSeq: number | undefined, firstSeq: number, lastSeq: number): number {
   if (afterSeq === undefined) return lastSeq + 1;
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0 || afterSeq > lastSeq) {
-    throw new DomainError("invalid_argument", "RESUME_TOKEN_INVALID", "resume token points past the end of the status stream", {
-      violations: [{ field: "resume_token", description: "does not name a position of this server's status stream" }],
-    });
+    throw new DomainError(
+      "invalid_argument",
+      "RESUME_TOKEN_INVALID",
+      "resume token points past the end of the status stream",
+      {
+        violations: [{ field: "resume_token", description: "does not name a position of this server's status stream" }],
+      },
+    );
   }
   if (afterSeq + 1 < firstSeq) {
     throw new DomainError(

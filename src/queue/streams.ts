@@ -62,7 +62,11 @@ const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
  * run from every process at every start. Throws DomainError("unavailable") when NATS or
  * JetStream cannot be reached, with the cause.
  */
-export async function ensureStreams(nc: NatsConnection, names: StreamNames, opts: EnsureStreamsOptions = {}): Promise<void> {
+export async function ensureStreams(
+  nc: NatsConnection,
+  names: StreamNames,
+  opts: EnsureStreamsOptions = {},
+): Promise<void> {
   const statusMaxAgeMs = opts.statusMaxAgeMs ?? DEFAULT_STATUS_MAX_AGE_MS;
   // The server rejects a duplicate window longer than max_age.
   const duplicateWindowMs = Math.min(opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS, statusMaxAgeMs);
@@ -92,14 +96,19 @@ export async function ensureStreams(nc: NatsConnection, names: StreamNames, opts
     await ensureStream(jsm, work);
     await ensureStream(jsm, status);
   } catch (cause) {
-    throw new DomainError("unavailable", "QUEUE_UNAVAILABLE", `cannot provision JetStream streams: ${message(cause)}`, { cause });
+    throw new DomainError("unavailable", "QUEUE_UNAVAILABLE", `cannot provision JetStream streams: ${message(cause)}`, {
+      cause,
+    });
   }
 }
 
 type StreamConfig = Partial<JsStreamConfig> & Pick<JsStreamConfig, "name" | "retention" | "storage">;
 
 /** Limits we leave at the server's "unlimited" defaults, spelled out so an update compares. */
-function baseConfig(): Pick<StreamConfig, "max_msgs" | "max_bytes" | "max_msg_size" | "max_msgs_per_subject" | "num_replicas"> {
+function baseConfig(): Pick<
+  StreamConfig,
+  "max_msgs" | "max_bytes" | "max_msg_size" | "max_msgs_per_subject" | "num_replicas"
+> {
   return { max_msgs: -1, max_bytes: -1, max_msg_size: -1, max_msgs_per_subject: -1, num_replicas: 1 };
 }
 

@@ -21,7 +21,11 @@ function rawStatement(sql: string): KyselyCompiledQuery {
   return Object.freeze({
     sql,
     parameters: Object.freeze([]),
-    query: Object.freeze({ kind: "RawNode" as const, sqlFragments: Object.freeze([sql]), parameters: Object.freeze([]) }),
+    query: Object.freeze({
+      kind: "RawNode" as const,
+      sqlFragments: Object.freeze([sql]),
+      parameters: Object.freeze([]),
+    }),
     queryId: Object.freeze({ queryId: `hookstream:${sql}` }),
   });
 }

@@ -169,7 +169,8 @@ function outboxArrays(rows: readonly NewOutboxRecord[]): unknown[] {
 /** Pairs rows with the seqs one statement assigned them; bigserial follows insertion order. */
 function withSeqs(rows: readonly NewOutboxRecord[], seqs: readonly unknown[]): OutboxRecord[] {
   const sorted = seqs.map(Number).sort((a, b) => a - b);
-  if (sorted.length !== rows.length) throw new Error(`outbox insert returned ${sorted.length} seqs for ${rows.length} rows`);
+  if (sorted.length !== rows.length)
+    throw new Error(`outbox insert returned ${sorted.length} seqs for ${rows.length} rows`);
   return rows.map((row, i) => ({ ...row, seq: sorted[i]! }));
 }
 
@@ -299,7 +300,10 @@ export async function pgLoadAttemptContext(pool: PgPool, deliveryId: string): Pr
 }
 
 /** The contexts of several deliveries in one query, keyed by delivery id. */
-export async function pgLoadAttemptContexts(pool: PgPool, ids: readonly string[]): Promise<Map<string, AttemptContext>> {
+export async function pgLoadAttemptContexts(
+  pool: PgPool,
+  ids: readonly string[],
+): Promise<Map<string, AttemptContext>> {
   const result = await rows(pool, "hs_load_attempt_contexts", LOAD_CONTEXTS_SQL, [ids]);
   return new Map(result.map((r) => [r["d_id"] as string, contextOf(r)]));
 }

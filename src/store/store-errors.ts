@@ -59,7 +59,9 @@ export function isUnavailableError(error: unknown): boolean {
  */
 export function isUniqueViolation(error: unknown): boolean {
   return causes(error).some(
-    (e) => e instanceof UniqueConstraintViolationException || (e instanceof Error && (e as { code?: unknown }).code === "23505"),
+    (e) =>
+      e instanceof UniqueConstraintViolationException ||
+      (e instanceof Error && (e as { code?: unknown }).code === "23505"),
   );
 }
 
