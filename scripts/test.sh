@@ -9,14 +9,14 @@
 #
 # Knobs (environment):
 #   HOOKSTREAM_TEST_DBS="sqlite postgresql"  database passes to run (e.g. "sqlite" without PostgreSQL)
-#   HOOKSTREAM_CHECK_FORMAT=1                also run `prettier --check .` (off by default)
+#   HOOKSTREAM_CHECK_FORMAT=0                skip `prettier --check .` (on by default)
 #   HOOKSTREAM_TEST_ONLY=unit|integration    run only that part of the tests (gates still run)
 #   HOOKSTREAM_TEST_TIMEOUT_MS=300000        per-test timeout for node:test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 
-CHECK_FORMAT="${HOOKSTREAM_CHECK_FORMAT:-0}"
+CHECK_FORMAT="${HOOKSTREAM_CHECK_FORMAT:-1}"
 DB_PASSES="${HOOKSTREAM_TEST_DBS:-sqlite postgresql}"
 ONLY="${HOOKSTREAM_TEST_ONLY:-}"
 TEST_TIMEOUT_MS="${HOOKSTREAM_TEST_TIMEOUT_MS:-300000}"
@@ -55,7 +55,7 @@ if [[ "$CHECK_FORMAT" == "1" ]]; then
   step "prettier --check ."
   prettier --check .
 else
-  step "prettier --check skipped (set HOOKSTREAM_CHECK_FORMAT=1 to enable)"
+  step "prettier --check skipped (HOOKSTREAM_CHECK_FORMAT=0)"
 fi
 
 # node:test options shared by every pass: one file at a time (integration tests start processes
