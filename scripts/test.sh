@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as `npm test` / `make test` / CI run it: toolchain guard, schema gates
-# (buf lint, buf breaking, generated code up to date), type check, lint, optional format check,
+# (buf lint, buf breaking, generated code up to date), type check, lint, format check,
 # unit tests, then the integration and end-to-end tests once per database kind.
 #
 # Integration tests (test/**/*.test.ts) run in a first pass with HOOKSTREAM_TEST_DB=sqlite.
