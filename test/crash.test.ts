@@ -11,25 +11,13 @@ import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
-import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
+import { createClients, listAllDeliveries, startStack, type Stack } from "./support/stack.ts";
 
 const MESSAGES = 1_000;
 const KILL_AFTER = 300;
 const SEND_CONCURRENCY = 32;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function listAllDeliveries(clients: Clients, endpointId: string): Promise<Delivery[]> {
-  const all: Delivery[] = [];
-  let pageToken = "";
-  for (let page = 0; page < 1000; page++) {
-    const res = await clients.deliveries.listDeliveries({ endpointId, pageSize: 100, pageToken });
-    all.push(...res.deliveries);
-    if (res.nextPageToken === "") return all;
-    pageToken = res.nextPageToken;
-  }
-  return assert.fail("ListDeliveries never ended");
-}
 
 for (const kind of testDbKinds()) {
   void describe(`crash: kill -9 the worker mid-flight on ${kind}`, { timeout: 300_000 }, () => {

@@ -11,13 +11,13 @@ import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/proto
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Webhook } from "standardwebhooks";
-import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { DeliveryStatus } from "../gen/hookstream/v1/delivery_pb.ts";
 import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
 import type { WatchDeliveriesRequestSchema, WatchDeliveriesResponse } from "../gen/hookstream/v1/watch_service_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type ReceivedRequest, type Receiver } from "./support/receiver.ts";
-import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
+import { createClients, listAllDeliveries, startStack, type Clients, type Stack } from "./support/stack.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -88,19 +88,6 @@ function openWatch(clients: Clients, request: MessageInitShape<typeof WatchDeliv
     },
     error: () => failure,
   };
-}
-
-/** Every delivery of an endpoint, following next_page_token to the end. */
-async function listAllDeliveries(clients: Clients, endpointId: string): Promise<Delivery[]> {
-  const all: Delivery[] = [];
-  let pageToken = "";
-  for (let page = 0; page < 1000; page++) {
-    const res = await clients.deliveries.listDeliveries({ endpointId, pageSize: 100, pageToken });
-    all.push(...res.deliveries);
-    if (res.nextPageToken === "") return all;
-    pageToken = res.nextPageToken;
-  }
-  return assert.fail("ListDeliveries never ended");
 }
 
 /** Checks the Standard Webhooks headers and signature of one received request. */

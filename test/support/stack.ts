@@ -13,6 +13,7 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../../gen/hookstream/v1/admin_service_pb.ts";
 import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
+import type { Delivery } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
@@ -349,4 +350,17 @@ export function createClients(baseUrl: string, token?: string, options: ClientOp
     deliveries: createClient(DeliveryService, transport),
     watch: createClient(WatchService, transport),
   };
+}
+
+/** Every delivery of an endpoint, following next_page_token to the end. */
+export async function listAllDeliveries(clients: Clients, endpointId: string): Promise<Delivery[]> {
+  const all: Delivery[] = [];
+  let pageToken = "";
+  for (let page = 0; page < 1000; page++) {
+    const res = await clients.deliveries.listDeliveries({ endpointId, pageSize: 100, pageToken });
+    all.push(...res.deliveries);
+    if (res.nextPageToken === "") return all;
+    pageToken = res.nextPageToken;
+  }
+  throw new Error("ListDeliveries never ended");
 }
