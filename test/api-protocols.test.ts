@@ -385,10 +385,18 @@ void describe("api server protocols", () => {
       return { status: res.status, json };
     }
 
+    /** The reason inside the ErrorDetail of a Connect JSON error body. */
+    function detailReason(json: { details?: unknown[] }): string | undefined {
+      const d = json.details?.find((x) => (x as { type?: string }).type === "hookstream.v1.ErrorDetail") as
+        { debug?: { reason?: string } } | undefined;
+      return d?.debug?.reason;
+    }
+
     void it("broken JSON", async () => {
       const { status, json } = await connectUnary("application/json", '{"name": ');
       assert.equal(status, 400);
       assert.equal(json.code, "invalid_argument");
+      assert.equal(detailReason(json), "INVALID_ARGUMENT", "connect's own errors carry our ErrorDetail too");
     });
 
     void it("JSON with an unknown field", async () => {
@@ -514,6 +522,7 @@ void describe("api server protocols", () => {
       );
       assert.equal(status, 429);
       assert.equal(json.code, "resource_exhausted");
+      assert.equal(detailReason(json), "RESOURCE_EXHAUSTED");
     });
   });
 

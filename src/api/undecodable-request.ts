@@ -48,7 +48,11 @@ export function watchUndecodableRequest(context: HandlerContext): void {
     "abort",
     () => {
       const reason: unknown = signal.reason;
-      if (isUndecodableRequestError(reason)) reclassifyInPlace(reason as ConnectError);
+      if (!(reason instanceof ConnectError)) return;
+      if (isUndecodableRequestError(reason)) reclassifyInPlace(reason);
+      // Errors connect raises itself (broken JSON, oversized body, unsupported encoding) never
+      // pass our interceptor; they get the same machine-readable detail as every other error.
+      else if (!hasErrorDetail(reason)) reason.details.push(detailFor(reason.code));
     },
     { once: true },
   );
@@ -63,5 +67,15 @@ function reclassifyInPlace(err: ConnectError): void {
 }
 
 function invalidArgumentDetail(): ConnectError["details"][number] {
-  return { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { reason: "INVALID_ARGUMENT" }) };
+  return detailFor(Code.InvalidArgument);
+}
+
+/** An ErrorDetail whose reason is the code's name in UPPER_SNAKE ("RESOURCE_EXHAUSTED"). */
+function detailFor(code: Code): ConnectError["details"][number] {
+  const reason = Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+  return { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { reason }) };
+}
+
+function hasErrorDetail(err: ConnectError): boolean {
+  return err.details.some((d) => ("desc" in d ? d.desc.typeName : d.type) === ErrorDetailSchema.typeName);
 }
