@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { Webhook } from "standardwebhooks";
+import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
+import type { OutboxRelay } from "../domain/outbox-relay.ts";
+import type { AttemptContext, AttemptOutcome, Store } from "../domain/ports.ts";
+import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
+import { generateSigningSecret } from "../domain/signing.ts";
+import { createDeliveryWorker } from "./delivery-worker.ts";
+import type { HttpSender, OutboundRequest, OutboundResult } from "./http-sender.ts";
+
+const secret = generateSigningSecret();
+const now = new Date();
+
+function context(
+  over: { delivery?: Partial<DeliveryRecord>; endpoint?: Partial<EndpointRecord> | null } = {},
+): AttemptContext {
+  const message: MessageRecord = {
+    id: "msg_1",
+    workspaceId: "ws_1",
+    eventType: "order.paid",
+    payload: new TextEncoder().encode('{"order":42}'),
+    contentType: "application/json",
+    idempotencyKey: "k",
+    payloadHash: "h",
+    createdAt: now,
+  };
+  const delivery: DeliveryRecord = {
+    id: "dlv_1",
+    workspaceId: "ws_1",
+    messageId: "msg_1",
+    endpointId: "ep_1",
+    eventType: "order.paid",
+    status: "queued",
+    attemptCount: 0,
+    nextAttemptAt: null,
+    lastResponseStatus: 0,
+    lastError: "",
+    createdAt: now,
+    updatedAt: now,
+    ...over.delivery,
+  };
+  const endpoint: EndpointRecord | null =
+    over.endpoint === null
+      ? null
+      : {
+          id: "ep_1",
+          workspaceId: "ws_1",
+          url: "https://example.com/hook",
+          description: "",
+          metadata: {},
+          enabled: true,
+          headers: { "x-tenant": "acme" },
+          timeoutMs: 5000,
+          secret,
+          previousSecret: null,
+          previousSecretExpiresAt: null,
+          createdAt: now,
+          updatedAt: now,
+          ...over.endpoint,
+        };
+  return { delivery, message, endpoint };
+}
+
+const ok: OutboundResult = {
+  status: 200,
+  ok: true,
+  headers: {},
+  body: "ok",
+  latencyMs: 3.7,
+  errorKind: null,
+  errorMessage: "",
+  retryAfterMs: undefined,
+};
+const failed = (status: number, retryAfterMs?: number): OutboundResult => ({
+  ...ok,
+  status,
+  ok: false,
+  errorKind: "http_status",
+  errorMessage: `HTTP ${status}`,
+  retryAfterMs,
+});
+
+/** In-memory fakes of the ports one attempt touches, recording what the worker did. */
+function harness(
+  ctx: AttemptContext | null,
+  result: OutboundResult,
+  opts: { applied?: boolean; maxAttempts?: number } = {},
+) {
+  const sent: OutboundRequest[] = [];
+  const recorded: AttemptOutcome[] = [];
+  const published: OutboxRecord[][] = [];
+  const cancelled: string[] = [];
+  const store = {
+    loadAttemptContext: async () => ctx,
+    recordAttempt: async (o: AttemptOutcome) => {
+      recorded.push(o);
+      const delivery = { ...ctx!.delivery, ...o.delivery, attemptCount: o.attempt.number };
+      const outbox = o.outbox(delivery).map((r, i) => ({ ...r, seq: i + 1 }));
+      return opts.applied === false
+        ? { applied: false, delivery: ctx!.delivery, outbox: [] }
+        : { applied: true, delivery, outbox };
+    },
+    cancelDelivery: async (id: string, reason: string) => {
+      cancelled.push(`${id}: ${reason}`);
+      return { delivery: { ...ctx!.delivery, status: "cancelled" }, outbox: [] };
+    },
+  } as unknown as Store;
+  const relay = { publishNow: async (rows: OutboxRecord[]) => (published.push(rows), true) } as unknown as OutboxRelay;
+  const sender: HttpSender = {
+    send: async (req) => (sent.push(req), result),
+    close: async () => undefined,
+  };
+  const worker = createDeliveryWorker({
+    store,
+    relay,
+    sender,
+    retry: { schedule: [10_000], maxAttempts: opts.maxAttempts ?? 3 },
+    logger: { info: () => undefined, warn: () => undefined },
+  });
+  const job = (attemptNumber: number) =>
+    create(DeliveryJobSchema, { workspaceId: "ws_1", deliveryId: "dlv_1", attemptNumber });
+  return { worker, job, sent, recorded, published, cancelled };
+}
+
+test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
+  const h = harness(context(), ok);
+  assert.deepEqual(await h.worker.handle(h.job(1)), { kind: "ack" });
+  const req = h.sent[0]!;
+  assert.equal(req.url, "https://example.com/hook");
+  assert.equal(req.headers["x-tenant"], "acme");
+  assert.equal(req.headers["content-type"], "application/json");
+  assert.equal(req.headers["webhook-id"], "dlv_1");
+  new Webhook(secret).verify(Buffer.from(req.body).toString("utf8"), req.headers);
+  const o = h.recorded[0]!;
+  assert.equal(o.attempt.number, 1);
+  assert.equal(o.attempt.latencyMs, 4, "latency is stored in whole milliseconds");
+  assert.equal(o.delivery.status, "succeeded");
+  assert.equal(h.published[0]?.length, 1, "the status event is published after the record");
+});
+
+test("a retryable failure schedules a retry; a permanent one and the last attempt dead-letter", async () => {
+  let h = harness(context(), failed(503, 60_000));
+  await h.worker.handle(h.job(1));
+  assert.equal(h.recorded[0]!.delivery.status, "pending_retry");
+  assert.ok(h.recorded[0]!.delivery.nextAttemptAt! >= new Date(Date.now() + 59_000), "Retry-After is a floor");
+
+  h = harness(context(), failed(404));
+  await h.worker.handle(h.job(1));
+  assert.equal(h.recorded[0]!.delivery.status, "failed");
+
+  h = harness(context({ delivery: { attemptCount: 2 } }), failed(500), { maxAttempts: 3 });
+  await h.worker.handle(h.job(3));
+  assert.equal(h.recorded[0]!.delivery.status, "failed");
+  assert.equal(h.recorded[0]!.delivery.lastError, "HTTP 500");
+});
+
+test("stale, duplicate and out-of-sequence jobs are acked without sending", async () => {
+  for (const [over, attempt] of [
+    [{ status: "succeeded" as const, attemptCount: 1 }, 1],
+    [{ attemptCount: 1 }, 1],
+    [{ status: "pending_retry" as const, attemptCount: 1 }, 2],
+    [{ attemptCount: 0 }, 3],
+  ] as const) {
+    const h = harness(context({ delivery: over }), ok);
+    assert.deepEqual(await h.worker.handle(h.job(attempt)), { kind: "ack" });
+    assert.equal(h.sent.length, 0, JSON.stringify(over));
+  }
+  const gone = harness(null, ok);
+  assert.deepEqual(await gone.worker.handle(gone.job(1)), { kind: "ack" });
+  assert.equal(gone.sent.length, 0);
+});
+
+test("deliveries to deleted or disabled endpoints are cancelled, not sent", async () => {
+  const deleted = harness(context({ endpoint: null }), ok);
+  await deleted.worker.handle(deleted.job(1));
+  assert.deepEqual(deleted.cancelled, ["dlv_1: endpoint deleted"]);
+  const disabled = harness(context({ endpoint: { enabled: false } }), ok);
+  await disabled.worker.handle(disabled.job(1));
+  assert.deepEqual(disabled.cancelled, ["dlv_1: endpoint disabled"]);
+  assert.equal(deleted.sent.length + disabled.sent.length, 0);
+});
+
+test("an attempt someone else recorded first publishes nothing", async () => {
+  const h = harness(context(), ok, { applied: false });
+  assert.deepEqual(await h.worker.handle(h.job(1)), { kind: "ack" });
+  assert.equal(h.published.length, 0);
+});
+
+test("during a rotation grace period both secrets sign", async () => {
+  const old = generateSigningSecret();
+  const h = harness(
+    context({ endpoint: { previousSecret: old, previousSecretExpiresAt: new Date(Date.now() + 60_000) } }),
+    ok,
+  );
+  await h.worker.handle(h.job(1));
+  const req = h.sent[0]!;
+  for (const s of [secret, old]) new Webhook(s).verify(Buffer.from(req.body).toString("utf8"), req.headers);
+});
