@@ -40,7 +40,6 @@ import {
   type RecordInput,
   createAttemptContextLoader,
   createGroupCommitter,
-  pgAcceptMessage,
   pgAcceptMessages,
   pgDelivery,
   pgDeleteOutbox,
@@ -49,7 +48,6 @@ import {
   pgFindWorkspaceByTokenHash,
   pgGetEndpoint,
   pgPendingOutbox,
-  pgRecordAttempt,
   pgRecordAttempts,
 } from "./pg-fast-path.ts";
 import { isBusyError, isUniqueViolation, translateStoreError } from "./store-errors.ts";
@@ -126,18 +124,10 @@ export class MikroStore implements OpenedStore {
     this.orm = orm;
     this.#pg = orm.config.get("driver")?.name === "PostgreSqlDriver";
     this.#loadContext = createAttemptContextLoader(() => this.#pool());
-    // Group commit on PostgreSQL: concurrent writers share one statement (see createGroupCommitter).
-    // A lone call runs the single statement, which reports a taken key as a unique violation.
-    this.#accept = createGroupCommitter(
-      () => this.#pool(),
-      (pool, c) => pgAcceptMessage(pool, c.message, c.deliveries, c.outbox),
-      pgAcceptMessages,
-    );
-    this.#record = createGroupCommitter(
-      () => this.#pool(),
-      (pool, c) => pgRecordAttempt(pool, c.current, c.change, c.attempt, c.outbox),
-      pgRecordAttempts,
-    );
+    // Group commit on PostgreSQL: concurrent writers share one statement (see createGroupCommitter);
+    // a lone call is a group of one.
+    this.#accept = createGroupCommitter(() => this.#pool(), pgAcceptMessages);
+    this.#record = createGroupCommitter(() => this.#pool(), pgRecordAttempts);
   }
 
   async #run<T>(fn: (em: Em) => Promise<T>): Promise<T> {
@@ -366,7 +356,7 @@ export class MikroStore implements OpenedStore {
       if (this.#pg) {
         const rows = await this.#raw(() => this.#accept({ message, deliveries, outbox }));
         if (rows !== null) return { outcome: { created: true }, outbox: rows };
-        // Skipped in a group statement because the key is taken: the same answer as below.
+        // Skipped because the key is taken (ON CONFLICT DO NOTHING): the same answer as below.
         const existing = await this.findMessageByIdempotencyKey(message.workspaceId, message.idempotencyKey);
         if (existing === null) throw new Error(`idempotency key ${message.idempotencyKey} is taken by no message`);
         return { outcome: { created: false, existing: existing.message, deliveries: existing.deliveries }, outbox: [] };

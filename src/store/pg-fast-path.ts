@@ -2,7 +2,8 @@
  * PostgreSQL hot paths as single raw statements on MikroORM's own `pg` pool: one round trip each,
  * no BEGIN/COMMIT (one statement is atomic), no query building and no entity hydration. Every
  * statement text is fixed (row lists travel as arrays and are unnested server side), so each is a
- * named prepared statement: parsed and planned once per pooled connection.
+ * named prepared statement, parsed once per pooled connection. The group statements are planned at
+ * every execution, a lone call included: with array parameters PostgreSQL keeps choosing custom plans.
  */
 import type {
   ApiKeyRecord,
@@ -178,27 +179,13 @@ function withSeqs(rows: readonly NewOutboxRecord[], seqs: readonly unknown[]): O
 // the caller's order; RETURNING's own order is not guaranteed, hence the sort on the way out.
 const OUTBOX_INSERT = `INSERT INTO outbox (kind, workspace_id, msg_id, payload, created_at)
     SELECT t.kind, t.workspace_id, t.msg_id, t.payload, t.created_at`;
-const outboxUnnest = (first: number): string =>
-  `unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::bytea[], $${first + 4}::timestamptz[])
-      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, ord)`;
+// Each row carries its call's key (`owner`), so a group statement inserts the rows of applied calls only.
+const outboxUnnest = (first: number, ownerType: "text" | "int"): string =>
+  `unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::bytea[], $${first + 4}::timestamptz[],
+        $${first + 5}::${ownerType}[])
+      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, owner, ord)`;
 
 // ---- statements ----
-
-const ACCEPT_SQL = `WITH m AS (
-  INSERT INTO message (${MESSAGE_COLS.join(", ")})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-  RETURNING id
-), d AS (
-  INSERT INTO delivery (${DELIVERY_COLS.join(", ")})
-  SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[],
-    $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::timestamptz[])
-), o AS (
-  ${OUTBOX_INSERT}
-    FROM m, ${outboxUnnest(21)}
-    ORDER BY t.ord
-  RETURNING seq
-)
-SELECT seq FROM o ORDER BY seq`;
 
 const LOAD_CONTEXT_SQL = `SELECT ${aliased("d", DELIVERY_COLS, "d_")}, ${aliased("m", MESSAGE_COLS, "m_")},
     ${aliased("e", ENDPOINT_COLS, "e_")}
@@ -208,29 +195,6 @@ const LOAD_CONTEXT_SQL = `SELECT ${aliased("d", DELIVERY_COLS, "d_")}, ${aliased
   WHERE d.id = $1`;
 
 const LOAD_CONTEXTS_SQL = LOAD_CONTEXT_SQL.replace("WHERE d.id = $1", "WHERE d.id = ANY($1::text[])");
-
-// The update is conditional on the attempt count (a concurrent recorder of the same attempt waits for
-// the row lock, re-checks, and updates nothing) and on the delivery's immutable columns being the
-// ones the caller built the outbox rows from. The attempt and outbox rows exist only if it applied.
-const RECORD_SQL = `WITH u AS (
-  UPDATE delivery
-  SET status = $3, attempt_count = $2, next_attempt_at = $4, last_response_status = $5, last_error = $6, updated_at = $7
-  WHERE id = $1 AND attempt_count = $2::int - 1
-    AND workspace_id = $8 AND message_id = $9 AND endpoint_id = $10 AND event_type = $11 AND created_at = $12
-  RETURNING id
-), a AS (
-  INSERT INTO attempt (id, workspace_id, delivery_id, number, started_at, latency_ms, request_headers, response_status,
-    response_headers, response_body, error_kind, error_message, next_retry_at)
-  SELECT $13::text, $14::text, u.id, $2::int, $15::timestamptz, $16::int, $17::jsonb, $18::int, $19::jsonb, $20::text,
-    $21::text, $22::text, $23::timestamptz
-  FROM u
-), o AS (
-  ${OUTBOX_INSERT}
-    FROM u, ${outboxUnnest(24)}
-    ORDER BY t.ord
-  RETURNING seq
-)
-SELECT (SELECT count(*) FROM u)::int AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
 
 const DELIVERY_SQL = `SELECT ${DELIVERY_COLS.join(", ")} FROM delivery WHERE id = $1`;
 
@@ -248,42 +212,6 @@ const PENDING_OUTBOX_SQL = `SELECT ${OUTBOX_COLS.join(", ")} FROM outbox WHERE c
 const DELETE_OUTBOX_SQL = `DELETE FROM outbox WHERE seq = ANY($1::bigint[])`;
 
 // ---- operations ----
-
-/** Message, deliveries and outbox rows in one statement; a taken idempotency key fails it whole. */
-export async function pgAcceptMessage(
-  pool: PgPool,
-  message: MessageRecord,
-  deliveries: readonly DeliveryRecord[],
-  outbox: readonly NewOutboxRecord[],
-): Promise<OutboxRecord[]> {
-  const result = await rows(pool, "hs_accept_message", ACCEPT_SQL, [
-    message.id,
-    message.workspaceId,
-    message.eventType,
-    toBuffer(message.payload),
-    message.contentType,
-    message.idempotencyKey,
-    message.payloadHash,
-    message.createdAt.toISOString(),
-    deliveries.map((d) => d.id),
-    deliveries.map((d) => d.workspaceId),
-    deliveries.map((d) => d.messageId),
-    deliveries.map((d) => d.endpointId),
-    deliveries.map((d) => d.eventType),
-    deliveries.map((d) => d.status),
-    deliveries.map((d) => d.attemptCount),
-    deliveries.map((d) => d.nextAttemptAt?.toISOString() ?? null),
-    deliveries.map((d) => d.lastResponseStatus),
-    deliveries.map((d) => d.lastError),
-    deliveries.map((d) => d.createdAt.toISOString()),
-    deliveries.map((d) => d.updatedAt.toISOString()),
-    ...outboxArrays(outbox),
-  ]);
-  return withSeqs(
-    outbox,
-    result.map((r) => r["seq"]),
-  );
-}
 
 function contextOf(row: Row): AttemptContext {
   return {
@@ -362,47 +290,6 @@ export type DeliveryChange = Pick<
   "status" | "attemptCount" | "nextAttemptAt" | "lastResponseStatus" | "lastError" | "updatedAt"
 >;
 
-/**
- * Updates the delivery (conditional on its attempt count and on `current`'s immutable columns),
- * inserts the attempt and the outbox rows, all in one statement. Null when the update did not apply.
- */
-export async function pgRecordAttempt(
-  pool: PgPool,
-  current: DeliveryRecord,
-  change: DeliveryChange,
-  attempt: AttemptRecord,
-  outbox: readonly NewOutboxRecord[],
-): Promise<OutboxRecord[] | null> {
-  const [row] = await rows(pool, "hs_record_attempt", RECORD_SQL, [
-    current.id,
-    change.attemptCount,
-    change.status,
-    change.nextAttemptAt?.toISOString() ?? null,
-    change.lastResponseStatus,
-    change.lastError,
-    change.updatedAt.toISOString(),
-    current.workspaceId,
-    current.messageId,
-    current.endpointId,
-    current.eventType,
-    current.createdAt.toISOString(),
-    attempt.id,
-    attempt.workspaceId,
-    attempt.startedAt.toISOString(),
-    attempt.latencyMs,
-    JSON.stringify(attempt.requestHeaders),
-    attempt.responseStatus,
-    JSON.stringify(attempt.responseHeaders),
-    attempt.responseBody,
-    attempt.errorKind,
-    attempt.errorMessage,
-    attempt.nextRetryAt?.toISOString() ?? null,
-    ...outboxArrays(outbox),
-  ]);
-  if (row === undefined || row["applied"] !== 1) return null;
-  return withSeqs(outbox, row["seqs"] as unknown[]);
-}
-
 /** One delivery by id, unscoped (worker paths). */
 export async function pgDelivery(pool: PgPool, id: string): Promise<DeliveryRecord | null> {
   const [row] = await rows(pool, "hs_delivery", DELIVERY_SQL, [id]);
@@ -467,13 +354,12 @@ export async function pgDeleteOutbox(pool: PgPool, seqs: readonly number[]): Pro
 /**
  * Coalesces concurrent writes like createAttemptContextLoader: a call made while `maxInFlight`
  * statements are running queues, and the queue goes out as one group statement (`many`) when one
- * finishes; a lone call goes at once through `one`, so an idle store adds no latency. A group
- * whose statement fails (a statement is atomic: it wrote nothing) is re-run call by call, so a bad
- * call fails alone; only an unreachable database fails the whole group at once.
+ * finishes; a lone call goes at once as a group of one, so an idle store adds no latency. A group
+ * whose statement fails (a statement is atomic: it wrote nothing) is re-run call by call, each as a
+ * group of one, so a bad call fails alone; only an unreachable database fails the whole group at once.
  */
 export function createGroupCommitter<I, O>(
   pool: () => Promise<PgPool>,
-  one: (pool: PgPool, input: I) => Promise<O>,
   many: (pool: PgPool, inputs: readonly I[]) => Promise<O[]>,
   maxInFlight = 2,
   maxBatch = 200,
@@ -487,7 +373,8 @@ export function createGroupCommitter<I, O>(
   let inFlight = 0;
   const alone = async (p: PgPool, w: Waiter): Promise<void> => {
     try {
-      w.resolve(await one(p, w.input));
+      const [out] = await many(p, [w.input]);
+      w.resolve(out!);
     } catch (error) {
       w.reject(error);
     }
@@ -553,8 +440,7 @@ const ACCEPT_GROUP_SQL = `WITH mi AS (
   WHERE x.owner IN (SELECT id FROM m)
 ), o AS (
   ${OUTBOX_INSERT}
-    FROM unnest($22::text[], $23::text[], $24::text[], $25::bytea[], $26::timestamptz[], $27::text[])
-      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, owner, ord)
+    FROM ${outboxUnnest(22, "text")}
     WHERE t.owner IN (SELECT id FROM m)
     ORDER BY t.ord
   RETURNING seq
@@ -562,8 +448,8 @@ const ACCEPT_GROUP_SQL = `WITH mi AS (
 SELECT ARRAY(SELECT id FROM m) AS ids, ARRAY(SELECT seq FROM o) AS seqs`;
 
 /**
- * Several acceptMessage calls in one statement. A message whose (workspace, idempotency key) is
- * taken, by an earlier message or by an earlier call of the same group, is skipped with its
+ * One or several acceptMessage calls in one statement. A message whose (workspace, idempotency key)
+ * is taken, by an earlier message or by an earlier call of the same group, is skipped with its
  * deliveries and outbox rows: null for that call. Others get their outbox rows with seqs.
  */
 export async function pgAcceptMessages(
@@ -636,13 +522,16 @@ export interface RecordInput {
   outbox: readonly NewOutboxRecord[];
 }
 
-// As RECORD_SQL for many calls: the update applies per row under the same conditions, and RETURNING
-// names the input row that applied (of several inputs for one delivery, PostgreSQL applies one and
-// skips the rest). Attempts and outbox rows are inserted for applied input rows only. The attempt
-// insert has no ON CONFLICT: an applied update moved attempt_count from number - 1 to number, and
-// an attempt (delivery, number) is only ever written together with that move, while attempt_count
-// never goes down; so a conflict would mean broken data, and it fails the statement as a whole
-// (nothing written), after which every call runs alone and meets the single path's handling.
+// One statement for any number of calls, a lone call included. Each call's update is conditional on
+// the attempt count (a concurrent recorder of the same attempt waits for the row lock, re-checks, and
+// updates nothing) and on the delivery's immutable columns being the ones the caller built the outbox
+// rows from; RETURNING names the input row that applied (of several inputs for one delivery,
+// PostgreSQL applies one and skips the rest). Attempts and outbox rows are inserted for applied input
+// rows only. The attempt insert has no ON CONFLICT: an applied update moved attempt_count from
+// number - 1 to number, and an attempt (delivery, number) is only ever written together with that
+// move, while attempt_count never goes down; so a conflict would mean broken data, and it fails the
+// statement as a whole (nothing written) with a unique violation, which a group of one hands to its
+// caller and a larger group answers by running every call alone.
 const RECORD_GROUP_SQL = `WITH v AS (
   SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::timestamptz[],
     $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
@@ -670,8 +559,7 @@ const RECORD_GROUP_SQL = `WITH v AS (
   FROM v WHERE v.ord IN (SELECT ord FROM u)
 ), o AS (
   ${OUTBOX_INSERT}
-    FROM unnest($24::text[], $25::text[], $26::text[], $27::bytea[], $28::timestamptz[], $29::int[])
-      WITH ORDINALITY AS t(kind, workspace_id, msg_id, payload, created_at, owner, ord)
+    FROM ${outboxUnnest(24, "int")}
     WHERE t.owner IN (SELECT ord FROM u)
     ORDER BY t.ord
   RETURNING seq
@@ -679,9 +567,9 @@ const RECORD_GROUP_SQL = `WITH v AS (
 SELECT ARRAY(SELECT ord FROM u) AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
 
 /**
- * Several recordAttempt statements in one: per call, its outbox rows with seqs when its update
- * applied, null when it did not (as pgRecordAttempt). Rows go in delivery id order, so two groups
- * touching the same deliveries lock them in the same order.
+ * One or several recordAttempt statements in one: per call, its outbox rows with seqs when its
+ * update applied, null when it did not. Rows go in delivery id order, so two groups touching the
+ * same deliveries lock them in the same order.
  */
 export async function pgRecordAttempts(
   pool: PgPool,
