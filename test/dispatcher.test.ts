@@ -44,7 +44,7 @@ for (const kind of testDbKinds()) {
       names = streamNames(`D${Math.random().toString(36).slice(2, 8)}`);
       await ensureStreams(nc, names);
       const now = new Date();
-      await store.createWorkspace({ id: ws, name: "w", createdAt: now }, hashSecret(`hsm_${ws}`));
+      await store.workspaces.createWorkspace({ id: ws, name: "w", createdAt: now }, hashSecret(`hsm_${ws}`));
       endpoint = {
         id: newId("endpoint"),
         workspaceId: ws,
@@ -60,7 +60,7 @@ for (const kind of testDbKinds()) {
         createdAt: now,
         updatedAt: now,
       };
-      await store.createEndpoint(endpoint);
+      await store.endpoints.createEndpoint(endpoint);
     });
 
     after(async () => {
@@ -97,7 +97,7 @@ for (const kind of testDbKinds()) {
         updatedAt: createdAt,
       };
       const rows = status === "queued" ? [statusRow(delivery, null, createdAt), jobRow(delivery, createdAt)] : [];
-      const { outcome } = await store.acceptMessage(message, [delivery], rows);
+      const { outcome } = await store.messages.acceptMessage(message, [delivery], rows);
       assert.ok(outcome.created);
       return delivery;
     }
@@ -122,8 +122,14 @@ for (const kind of testDbKinds()) {
       const retry = await commitWithoutPublishing("pending_retry", old);
       const fresh = await commitWithoutPublishing("queued", new Date());
 
-      const relay = createOutboxRelay(store, createOutboxPublisher(nc, names), logger);
-      const dispatcher = createDispatcher({ store, relay, logger, intervalMs: 50, outboxMinAgeMs: 5_000 });
+      const relay = createOutboxRelay(store.outbox, createOutboxPublisher(nc, names), logger);
+      const dispatcher = createDispatcher({
+        store: store.deliveries,
+        relay,
+        logger,
+        intervalMs: 50,
+        outboxMinAgeMs: 5_000,
+      });
       await dispatcher.runOnce();
       await relay.drain();
 
@@ -133,7 +139,7 @@ for (const kind of testDbKinds()) {
         [`${orphan.id}:1`, `${retry.id}:2`].sort(),
         "the orphan (attempt 1) and the due retry (attempt 2); the fresh row is left to its writer",
       );
-      const released = await store.getDelivery(ws, retry.id);
+      const released = await store.deliveries.getDelivery(ws, retry.id);
       assert.equal(released?.status, "queued");
       assert.equal(released?.nextAttemptAt, null);
 
@@ -141,29 +147,45 @@ for (const kind of testDbKinds()) {
       // published rows and JetStream drops a repeated Nats-Msg-Id.
       await dispatcher.runOnce();
       await createOutboxPublisher(nc, names).publish(
-        (await store.pendingOutbox(new Date(Date.now() + 60_000), 100)).filter((r) => r.msgId.startsWith(orphan.id)),
+        (await store.outbox.pendingOutbox(new Date(Date.now() + 60_000), 100)).filter((r) =>
+          r.msgId.startsWith(orphan.id),
+        ),
       );
       jobs = await jobsOnStream();
       assert.equal(jobs.filter((j) => j.deliveryId === orphan.id).length, 1);
 
       // The fresh row is swept once it is old enough.
-      const eager = createDispatcher({ store, relay, logger, intervalMs: 50, outboxMinAgeMs: 0 });
+      const eager = createDispatcher({ store: store.deliveries, relay, logger, intervalMs: 50, outboxMinAgeMs: 0 });
       await eager.runOnce();
       await relay.drain();
       jobs = await jobsOnStream();
       assert.equal(jobs.filter((j) => j.deliveryId === fresh.id).length, 1);
-      assert.deepEqual(await store.pendingOutbox(new Date(Date.now() + 60_000), 100), []);
+      assert.deepEqual(await store.outbox.pendingOutbox(new Date(Date.now() + 60_000), 100), []);
     });
 
     void it("keeps the work when NATS is down and publishes it once NATS is back", async () => {
       const orphan = await commitWithoutPublishing("queued", new Date(Date.now() - 60_000));
-      const relay = createOutboxRelay(store, createOutboxPublisher(nc, names), logger);
-      const dispatcher = createDispatcher({ store, relay, logger, intervalMs: 50, outboxMinAgeMs: 0 });
+      const relay = createOutboxRelay(store.outbox, createOutboxPublisher(nc, names), logger);
+      const dispatcher = createDispatcher({
+        store: store.deliveries,
+        relay,
+        logger,
+        intervalMs: 50,
+        outboxMinAgeMs: 0,
+      });
       await nats.down();
       await assert.rejects(dispatcher.runOnce());
-      assert.equal((await store.pendingOutbox(new Date(Date.now() + 60_000), 100)).length, 2, "nothing was lost");
+      assert.equal(
+        (await store.outbox.pendingOutbox(new Date(Date.now() + 60_000), 100)).length,
+        2,
+        "nothing was lost",
+      );
       await nats.up();
-      for (let i = 0; i < 100 && (await store.pendingOutbox(new Date(Date.now() + 60_000), 100)).length > 0; i++) {
+      for (
+        let i = 0;
+        i < 100 && (await store.outbox.pendingOutbox(new Date(Date.now() + 60_000), 100)).length > 0;
+        i++
+      ) {
         await dispatcher.runOnce().catch(() => undefined);
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -63,10 +63,10 @@ for (let i = 0; i < rounds; i++) {
     updatedAt: now,
   };
   await attempt(async () => {
-    await store.acceptMessage(message, [delivery], [row(delivery, "queued")]);
+    await store.messages.acceptMessage(message, [delivery], [row(delivery, "queued")]);
   });
   await attempt(async () => {
-    const res = await store.recordAttempt({
+    const res = await store.deliveries.recordAttempt({
       attempt: {
         id: newId("attempt"),
         workspaceId,
@@ -94,7 +94,7 @@ for (let i = 0; i < rounds; i++) {
     if (res.applied) applied++;
   });
   await attempt(async () => {
-    await store.releaseDue(new Date(), 5, (d) => [row(d, "released")]);
+    await store.deliveries.releaseDue(new Date(), 5, (d) => [row(d, "released")]);
   });
 }
 await store.close();

@@ -55,8 +55,8 @@ if (testDbKinds().includes("sqlite")) {
     const endpointId = newId("endpoint");
     const T0 = new Date();
     try {
-      await store.createWorkspace({ id: workspaceId, name: "hammer", createdAt: T0 }, `hash-${workspaceId}`);
-      await store.createEndpoint({
+      await store.workspaces.createWorkspace({ id: workspaceId, name: "hammer", createdAt: T0 }, `hash-${workspaceId}`);
+      await store.endpoints.createEndpoint({
         id: endpointId,
         workspaceId,
         url: "https://example.com/hook",
@@ -83,10 +83,10 @@ if (testDbKinds().includes("sqlite")) {
 
     const check = await openStore(db.config, { logger: pino({ level: "silent" }) });
     try {
-      const deliveries = await check.listDeliveries(workspaceId, {}, { afterId: undefined, limit: 1000 });
+      const deliveries = await check.deliveries.listDeliveries(workspaceId, {}, { afterId: undefined, limit: 1000 });
       assert.equal(deliveries.length, PROCESSES * ROUNDS);
       assert.ok(deliveries.every((d) => d.attemptCount === 1));
-      const outbox = await check.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100_000);
+      const outbox = await check.outbox.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100_000);
       assert.equal(new Set(outbox.map((o) => o.seq)).size, outbox.length);
       assert.ok(outbox.length >= 2 * PROCESSES * ROUNDS, "accept and attempt rows all written");
     } finally {

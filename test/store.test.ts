@@ -12,7 +12,7 @@ import type {
   NewOutboxRecord,
 } from "../src/domain/records.ts";
 import { migrateDatabase, openStore, type OpenedStore } from "../src/store/index.ts";
-import { createTestDatabase, testDbKinds, type TestDatabase } from "./support/database.ts";
+import { createTestDatabase, testDbKinds, type TestDatabase, type TestDbKind } from "./support/database.ts";
 
 const logger = pino({ level: "silent" });
 const T0 = new Date("2030-01-02T03:04:05.678Z");
@@ -21,7 +21,7 @@ const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
 
 function workspace(store: OpenedStore): Promise<string> {
   const id = newId("workspace");
-  return store.createWorkspace({ id, name: `ws ${id}`, createdAt: T0 }, `hash-${id}`).then(() => id);
+  return store.workspaces.createWorkspace({ id, name: `ws ${id}`, createdAt: T0 }, `hash-${id}`).then(() => id);
 }
 
 function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}): EndpointRecord {
@@ -125,14 +125,14 @@ async function seed(
 ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
   const message = messageOf(workspaceId);
   const deliveries = statuses.map((s) => deliveryOf(message, endpointId, s, nextAttemptAt));
-  const { outcome } = await store.acceptMessage(message, deliveries, []);
+  const { outcome } = await store.messages.acceptMessage(message, deliveries, []);
   assert.equal(outcome.created, true);
   return { message, deliveries };
 }
 
 async function drainOutbox(store: OpenedStore): Promise<void> {
-  const rows = await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100_000);
-  await store.deleteOutbox(rows.map((r) => r.seq));
+  const rows = await store.outbox.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100_000);
+  await store.outbox.deleteOutbox(rows.map((r) => r.seq));
 }
 
 void it("openStore on a PostgreSQL port where nothing listens fails with DomainError unavailable", async () => {
@@ -146,8 +146,19 @@ void it("openStore on a PostgreSQL port where nothing listens fails with DomainE
   );
 });
 
-for (const kind of testDbKinds()) {
-  void describe(`store on ${kind}`, () => {
+// The conformance suite: every port's contract, run against the MikroORM reference on each database
+// and, on PostgreSQL, against the dialect overrides too, so two implementations of a port cannot drift.
+const variants = testDbKinds().flatMap((kind): { kind: TestDbKind; overrides: boolean; label: string }[] =>
+  kind === "postgresql"
+    ? [
+        { kind, overrides: true, label: "postgresql (with overrides)" },
+        { kind, overrides: false, label: "postgresql (MikroORM reference)" },
+      ]
+    : [{ kind, overrides: false, label: kind }],
+);
+
+for (const { kind, overrides, label } of variants) {
+  void describe(`store on ${label}`, () => {
     let db: TestDatabase;
     let store: OpenedStore;
 
@@ -169,15 +180,19 @@ for (const kind of testDbKinds()) {
       const applied = await migrateDatabase(db.config, { logger });
       assert.equal(applied.length, 1);
       assert.deepEqual(await migrateDatabase(db.config, { logger }), []);
-      store = await openStore(db.config, { logger });
+      store = await openStore(db.config, { logger, overrides });
       await store.ping();
     });
 
     void it("workspaces and API keys: lookups by hash, newest-first pages, revocation, isolation", async () => {
       const ws = await workspace(store);
       const other = await workspace(store);
-      assert.deepEqual(await store.findWorkspaceByTokenHash(`hash-${ws}`), { id: ws, name: `ws ${ws}`, createdAt: T0 });
-      assert.equal(await store.findWorkspaceByTokenHash("nope"), null);
+      assert.deepEqual(await store.workspaces.findWorkspaceByTokenHash(`hash-${ws}`), {
+        id: ws,
+        name: `ws ${ws}`,
+        createdAt: T0,
+      });
+      assert.equal(await store.workspaces.findWorkspaceByTokenHash("nope"), null);
 
       const keys = [];
       for (let i = 0; i < 5; i++) {
@@ -189,38 +204,38 @@ for (const kind of testDbKinds()) {
           createdAt: at(i),
           revokedAt: null,
         };
-        await store.createApiKey(key, `secret-${key.id}`);
+        await store.apiKeys.createApiKey(key, `secret-${key.id}`);
         keys.push(key);
       }
-      await store.createApiKey(
+      await store.apiKeys.createApiKey(
         { id: newId("apiKey"), workspaceId: other, label: "x", secretPrefix: "sk_x", createdAt: T0, revokedAt: null },
         "secret-other",
       );
-      assert.deepEqual(await store.findApiKeyByHash(`secret-${keys[2]!.id}`), keys[2]);
-      assert.equal(await store.findApiKeyByHash("missing"), null);
+      assert.deepEqual(await store.apiKeys.findApiKeyByHash(`secret-${keys[2]!.id}`), keys[2]);
+      assert.equal(await store.apiKeys.findApiKeyByHash("missing"), null);
 
-      const page1 = await store.listApiKeys(ws, { afterId: undefined, limit: 2 });
+      const page1 = await store.apiKeys.listApiKeys(ws, { afterId: undefined, limit: 2 });
       assert.deepEqual(
         page1.map((k) => k.label),
         ["k4", "k3"],
       );
-      const page2 = await store.listApiKeys(ws, { afterId: page1[1]!.id, limit: 2 });
+      const page2 = await store.apiKeys.listApiKeys(ws, { afterId: page1[1]!.id, limit: 2 });
       assert.deepEqual(
         page2.map((k) => k.label),
         ["k2", "k1"],
       );
-      const page3 = await store.listApiKeys(ws, { afterId: page2[1]!.id, limit: 2 });
+      const page3 = await store.apiKeys.listApiKeys(ws, { afterId: page2[1]!.id, limit: 2 });
       assert.deepEqual(
         page3.map((k) => k.label),
         ["k0"],
       );
 
-      assert.equal(await store.revokeApiKey(other, keys[0]!.id, at(100)), null);
-      const revoked = await store.revokeApiKey(ws, keys[0]!.id, at(100));
+      assert.equal(await store.apiKeys.revokeApiKey(other, keys[0]!.id, at(100)), null);
+      const revoked = await store.apiKeys.revokeApiKey(ws, keys[0]!.id, at(100));
       assert.deepEqual(revoked?.revokedAt, at(100));
-      const again = await store.revokeApiKey(ws, keys[0]!.id, at(200));
+      const again = await store.apiKeys.revokeApiKey(ws, keys[0]!.id, at(200));
       assert.deepEqual(again?.revokedAt, at(100), "a second revoke keeps the first time");
-      assert.deepEqual((await store.findApiKeyByHash(`secret-${keys[0]!.id}`))?.revokedAt, at(100));
+      assert.deepEqual((await store.apiKeys.findApiKeyByHash(`secret-${keys[0]!.id}`))?.revokedAt, at(100));
     });
 
     void it("endpoints: round-trip, pages, patch, isolation", async () => {
@@ -233,20 +248,20 @@ for (const kind of testDbKinds()) {
           previousSecret: i === 0 ? "whsec_OLD" : null,
           previousSecretExpiresAt: i === 0 ? at(999) : null,
         });
-        await store.createEndpoint(ep);
+        await store.endpoints.createEndpoint(ep);
         eps.push(ep);
       }
-      assert.deepEqual(await store.getEndpoint(ws, eps[0]!.id), eps[0]);
-      assert.equal(await store.getEndpoint(other, eps[0]!.id), null);
-      assert.deepEqual(await store.listEndpoints(other, { afterId: undefined, limit: 10 }), []);
-      const page = await store.listEndpoints(ws, { afterId: eps[2]!.id, limit: 10 });
+      assert.deepEqual(await store.endpoints.getEndpoint(ws, eps[0]!.id), eps[0]);
+      assert.equal(await store.endpoints.getEndpoint(other, eps[0]!.id), null);
+      assert.deepEqual(await store.endpoints.listEndpoints(other, { afterId: undefined, limit: 10 }), []);
+      const page = await store.endpoints.listEndpoints(ws, { afterId: eps[2]!.id, limit: 10 });
       assert.deepEqual(
         page.map((e) => e.description),
         ["e1", "e0"],
       );
 
-      assert.equal(await store.updateEndpoint(other, eps[1]!.id, { url: "https://evil" }, at(5)), null);
-      const updated = await store.updateEndpoint(
+      assert.equal(await store.endpoints.updateEndpoint(other, eps[1]!.id, { url: "https://evil" }, at(5)), null);
+      const updated = await store.endpoints.updateEndpoint(
         ws,
         eps[1]!.id,
         { url: "https://new.example", enabled: false, metadata: {} },
@@ -254,7 +269,7 @@ for (const kind of testDbKinds()) {
       );
       const expected = { ...eps[1]!, url: "https://new.example", enabled: false, metadata: {}, updatedAt: at(5) };
       assert.deepEqual(updated, expected);
-      assert.deepEqual(await store.getEndpoint(ws, eps[1]!.id), expected);
+      assert.deepEqual(await store.endpoints.getEndpoint(ws, eps[1]!.id), expected);
     });
 
     void it("acceptMessage writes message, deliveries and outbox; bytes and timestamps round-trip; isolation", async () => {
@@ -262,11 +277,11 @@ for (const kind of testDbKinds()) {
       const other = await workspace(store);
       const ep = endpointOf(ws);
       const ep2 = endpointOf(ws);
-      await store.createEndpoint(ep);
-      await store.createEndpoint(ep2);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep2);
       const message = messageOf(ws);
       const deliveries = [deliveryOf(message, ep.id), deliveryOf(message, ep2.id, "scheduled", at(5_000))];
-      const res = await store.acceptMessage(
+      const res = await store.messages.acceptMessage(
         message,
         deliveries,
         deliveries.map((d) => jobOf(d)),
@@ -279,26 +294,29 @@ for (const kind of testDbKinds()) {
         deliveries.map((d) => jobOf(d)),
       );
 
-      const got = await store.getMessage(ws, message.id);
+      const got = await store.messages.getMessage(ws, message.id);
       assert.deepEqual(got, message);
       assert.ok(got?.payload instanceof Uint8Array);
-      assert.equal(await store.getMessage(other, message.id), null);
-      assert.deepEqual(await store.listDeliveriesOfMessage(ws, message.id), deliveries);
-      assert.deepEqual(await store.listDeliveriesOfMessage(other, message.id), []);
-      assert.deepEqual(await store.getDelivery(ws, deliveries[1]!.id), deliveries[1]);
-      assert.equal(await store.getDelivery(other, deliveries[1]!.id), null);
-      assert.deepEqual(await store.findMessageByIdempotencyKey(ws, message.idempotencyKey), { message, deliveries });
-      assert.equal(await store.findMessageByIdempotencyKey(other, message.idempotencyKey), null);
+      assert.equal(await store.messages.getMessage(other, message.id), null);
+      assert.deepEqual(await store.messages.listDeliveriesOfMessage(ws, message.id), deliveries);
+      assert.deepEqual(await store.messages.listDeliveriesOfMessage(other, message.id), []);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, deliveries[1]!.id), deliveries[1]);
+      assert.equal(await store.deliveries.getDelivery(other, deliveries[1]!.id), null);
+      assert.deepEqual(await store.messages.findMessageByIdempotencyKey(ws, message.idempotencyKey), {
+        message,
+        deliveries,
+      });
+      assert.equal(await store.messages.findMessageByIdempotencyKey(other, message.idempotencyKey), null);
     });
 
     void it("acceptMessage with a used idempotency key writes nothing and returns the original", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       await drainOutbox(store);
       const first = messageOf(ws, "key-1");
       const firstDeliveries = [deliveryOf(first, ep.id)];
-      await store.acceptMessage(
+      await store.messages.acceptMessage(
         first,
         firstDeliveries,
         firstDeliveries.map((d) => jobOf(d)),
@@ -306,35 +324,38 @@ for (const kind of testDbKinds()) {
 
       const second = messageOf(ws, "key-1");
       const secondDeliveries = [deliveryOf(second, ep.id)];
-      const res = await store.acceptMessage(
+      const res = await store.messages.acceptMessage(
         second,
         secondDeliveries,
         secondDeliveries.map((d) => jobOf(d)),
       );
       assert.deepEqual(res, { outcome: { created: false, existing: first, deliveries: firstDeliveries }, outbox: [] });
-      assert.equal(await store.getMessage(ws, second.id), null);
-      assert.equal(await store.getDelivery(ws, secondDeliveries[0]!.id), null);
-      assert.equal((await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100)).length, 1);
+      assert.equal(await store.messages.getMessage(ws, second.id), null);
+      assert.equal(await store.deliveries.getDelivery(ws, secondDeliveries[0]!.id), null);
+      assert.equal((await store.outbox.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 100)).length, 1);
 
       // The same key in another workspace is a different message.
       const ws2 = await workspace(store);
       const ep2 = endpointOf(ws2);
-      await store.createEndpoint(ep2);
+      await store.endpoints.createEndpoint(ep2);
       const elsewhere = messageOf(ws2, "key-1");
-      assert.equal((await store.acceptMessage(elsewhere, [deliveryOf(elsewhere, ep2.id)], [])).outcome.created, true);
+      assert.equal(
+        (await store.messages.acceptMessage(elsewhere, [deliveryOf(elsewhere, ep2.id)], [])).outcome.created,
+        true,
+      );
     });
 
     void it("20 concurrent acceptMessage calls with one key: exactly one is created", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const results = await Promise.all(
         Array.from({ length: 20 }, async () => {
           const m = messageOf(ws, "race");
           const d = [deliveryOf(m, ep.id)];
           return {
             m,
-            res: await store.acceptMessage(
+            res: await store.messages.acceptMessage(
               m,
               d,
               d.map((x) => jobOf(x)),
@@ -360,19 +381,19 @@ for (const kind of testDbKinds()) {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
       const ep2 = endpointOf(ws);
-      await store.createEndpoint(ep);
-      await store.createEndpoint(ep2);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep2);
       await drainOutbox(store);
       // k0 is taken before the burst; k0..k14 come twice within it, k15..k34 once.
       const earlier = messageOf(ws, "k0");
       const earlierDeliveries = [deliveryOf(earlier, ep.id)];
-      await store.acceptMessage(earlier, earlierDeliveries, []);
+      await store.messages.acceptMessage(earlier, earlierDeliveries, []);
       const calls = Array.from({ length: 50 }, (_, i) => {
         const m = messageOf(ws, `k${i % 35}`);
         const d = [deliveryOf(m, ep.id), deliveryOf(m, ep2.id)];
         return { m, d, o: [...d.map((x) => jobOf(x)), { ...statusOf(d[0]!), msgId: `${m.id}:accepted` }] };
       });
-      const results = await Promise.all(calls.map((c) => store.acceptMessage(c.m, c.d, c.o)));
+      const results = await Promise.all(calls.map((c) => store.messages.acceptMessage(c.m, c.d, c.o)));
 
       const winners = new Map<string, (typeof calls)[number]>();
       results.forEach((r, i) => {
@@ -392,25 +413,25 @@ for (const kind of testDbKinds()) {
       for (const [i, r] of results.entries()) {
         const c = calls[i]!;
         if (r.outcome.created) {
-          assert.deepEqual(await store.listDeliveriesOfMessage(ws, c.m.id), c.d);
+          assert.deepEqual(await store.messages.listDeliveriesOfMessage(ws, c.m.id), c.d);
           continue;
         }
         const winner =
           c.m.idempotencyKey === "k0" ? { m: earlier, d: earlierDeliveries } : winners.get(c.m.idempotencyKey)!;
         assert.deepEqual(r, { outcome: { created: false, existing: winner.m, deliveries: winner.d }, outbox: [] });
-        assert.equal(await store.getMessage(ws, c.m.id), null);
-        assert.equal(await store.getDelivery(ws, c.d[0]!.id), null);
+        assert.equal(await store.messages.getMessage(ws, c.m.id), null);
+        assert.equal(await store.deliveries.getDelivery(ws, c.d[0]!.id), null);
       }
       // Exactly the winners' rows are stored, under the seqs their callers were given.
       const given = results.flatMap((r) => r.outbox).sort((a, b) => a.seq - b.seq);
       assert.equal(given.length, 34 * 3);
-      assert.deepEqual(await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000), given);
+      assert.deepEqual(await store.outbox.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000), given);
     });
 
     void it("a poisoned acceptMessage in a burst fails alone; the others are written", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       await drainOutbox(store);
       const calls = Array.from({ length: 20 }, () => {
         const m = messageOf(ws);
@@ -427,20 +448,20 @@ for (const kind of testDbKinds()) {
         calls[13] = { ...c, o: [{ ...c.o[0]!, kind: "x".repeat(40) as NewOutboxRecord["kind"] }] };
       }
       const poisoned = new Set(kind === "postgresql" ? [7, 13] : [7]);
-      const settled = await Promise.allSettled(calls.map((c) => store.acceptMessage(c.m, c.d, c.o)));
+      const settled = await Promise.allSettled(calls.map((c) => store.messages.acceptMessage(c.m, c.d, c.o)));
       for (const [i, s] of settled.entries()) {
         const c = calls[i]!;
         if (poisoned.has(i)) {
           assert.equal(s.status, "rejected", `call ${i} fails`);
-          assert.equal(await store.getMessage(c.m.workspaceId, c.m.id), null);
+          assert.equal(await store.messages.getMessage(c.m.workspaceId, c.m.id), null);
           continue;
         }
         assert.equal(s.status, "fulfilled", `call ${i} succeeds`);
         if (s.status === "fulfilled") assert.equal(s.value.outcome.created, true);
-        assert.deepEqual(await store.getMessage(ws, c.m.id), c.m);
+        assert.deepEqual(await store.messages.getMessage(ws, c.m.id), c.m);
       }
       assert.equal(
-        (await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000)).length,
+        (await store.outbox.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000)).length,
         calls.length - poisoned.size,
       );
     });
@@ -450,92 +471,102 @@ for (const kind of testDbKinds()) {
       const other = await workspace(store);
       const a = endpointOf(ws);
       const b = endpointOf(ws);
-      await store.createEndpoint(a);
-      await store.createEndpoint(b);
+      await store.endpoints.createEndpoint(a);
+      await store.endpoints.createEndpoint(b);
       const s1 = await seed(store, ws, a.id, ["queued", "succeeded"]);
       const s2 = await seed(store, ws, b.id, ["failed"]);
       const all = [...s1.deliveries, ...s2.deliveries].reverse();
-      assert.deepEqual(await store.listDeliveries(ws, {}, { afterId: undefined, limit: 10 }), all);
-      const p1 = await store.listDeliveries(ws, {}, { afterId: undefined, limit: 2 });
-      const p2 = await store.listDeliveries(ws, {}, { afterId: p1[1]!.id, limit: 2 });
+      assert.deepEqual(await store.deliveries.listDeliveries(ws, {}, { afterId: undefined, limit: 10 }), all);
+      const p1 = await store.deliveries.listDeliveries(ws, {}, { afterId: undefined, limit: 2 });
+      const p2 = await store.deliveries.listDeliveries(ws, {}, { afterId: p1[1]!.id, limit: 2 });
       assert.deepEqual([...p1, ...p2], all);
       assert.deepEqual(
-        await store.listDeliveries(ws, { endpointId: b.id }, { afterId: undefined, limit: 10 }),
+        await store.deliveries.listDeliveries(ws, { endpointId: b.id }, { afterId: undefined, limit: 10 }),
         s2.deliveries,
       );
       assert.deepEqual(
-        (await store.listDeliveries(ws, { messageId: s1.message.id }, { afterId: undefined, limit: 10 })).map(
-          (d) => d.id,
-        ),
+        (
+          await store.deliveries.listDeliveries(ws, { messageId: s1.message.id }, { afterId: undefined, limit: 10 })
+        ).map((d) => d.id),
         s1.deliveries.map((d) => d.id).reverse(),
       );
       assert.deepEqual(
-        (await store.listDeliveries(ws, { statuses: ["succeeded", "failed"] }, { afterId: undefined, limit: 10 })).map(
-          (d) => d.status,
-        ),
+        (
+          await store.deliveries.listDeliveries(
+            ws,
+            { statuses: ["succeeded", "failed"] },
+            { afterId: undefined, limit: 10 },
+          )
+        ).map((d) => d.status),
         ["failed", "succeeded"],
       );
-      assert.deepEqual(await store.listDeliveries(other, {}, { afterId: undefined, limit: 10 }), []);
-      assert.deepEqual(await store.listDeliveries(other, { endpointId: a.id }, { afterId: undefined, limit: 10 }), []);
+      assert.deepEqual(await store.deliveries.listDeliveries(other, {}, { afterId: undefined, limit: 10 }), []);
+      assert.deepEqual(
+        await store.deliveries.listDeliveries(other, { endpointId: a.id }, { afterId: undefined, limit: 10 }),
+        [],
+      );
     });
 
     void it("outbox: pendingOutbox in seq order up to createdBefore, deleteOutbox removes rows", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       await drainOutbox(store);
       const message = messageOf(ws);
       const d = deliveryOf(message, ep.id);
       const rows = [jobOf(d, at(0)), statusOf({ ...d, updatedAt: at(10) }), jobOf({ ...d, attemptCount: 1 }, at(20))];
-      const { outbox } = await store.acceptMessage(message, [d], rows);
-      assert.deepEqual(await store.pendingOutbox(at(10), 100), outbox.slice(0, 2));
-      assert.deepEqual(await store.pendingOutbox(at(20), 1), outbox.slice(0, 1));
-      await store.deleteOutbox([outbox[0]!.seq]);
-      assert.deepEqual(await store.pendingOutbox(at(20), 100), outbox.slice(1));
-      await store.deleteOutbox([]);
-      await store.deleteOutbox(outbox.map((o) => o.seq));
-      assert.deepEqual(await store.pendingOutbox(at(20), 100), []);
+      const { outbox } = await store.messages.acceptMessage(message, [d], rows);
+      assert.deepEqual(await store.outbox.pendingOutbox(at(10), 100), outbox.slice(0, 2));
+      assert.deepEqual(await store.outbox.pendingOutbox(at(20), 1), outbox.slice(0, 1));
+      await store.outbox.deleteOutbox([outbox[0]!.seq]);
+      assert.deepEqual(await store.outbox.pendingOutbox(at(20), 100), outbox.slice(1));
+      await store.outbox.deleteOutbox([]);
+      await store.outbox.deleteOutbox(outbox.map((o) => o.seq));
+      assert.deepEqual(await store.outbox.pendingOutbox(at(20), 100), []);
     });
 
     void it("releaseDue moves only due pending_retry/scheduled rows to queued and writes their outbox rows", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       await drainOutbox(store);
       const due = await seed(store, ws, ep.id, ["pending_retry", "scheduled"], at(1_000));
       const later = await seed(store, ws, ep.id, ["pending_retry", "scheduled"], at(9_000));
       const other = await seed(store, ws, ep.id, ["queued", "awaiting_ack", "succeeded"], at(1_000));
       const now = at(1_000);
-      const res = await store.releaseDue(now, 100, (d) => [jobOf(d)]);
+      const res = await store.deliveries.releaseDue(now, 100, (d) => [jobOf(d)]);
       assert.deepEqual(res.released.map((d) => d.id).sort(), due.deliveries.map((d) => d.id).sort());
       for (const d of res.released) {
         assert.equal(d.status, "queued");
         assert.deepEqual(d.updatedAt, now);
-        assert.deepEqual(await store.getDelivery(ws, d.id), d);
+        assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), d);
       }
       assert.equal(res.outbox.length, 2);
-      assert.deepEqual(await store.pendingOutbox(now, 100), res.outbox);
+      assert.deepEqual(await store.outbox.pendingOutbox(now, 100), res.outbox);
       for (const d of [...later.deliveries, ...other.deliveries]) {
-        assert.deepEqual(await store.getDelivery(ws, d.id), d);
+        assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), d);
       }
-      assert.deepEqual(await store.releaseDue(now, 100, (d) => [jobOf(d)]), { released: [], outbox: [] });
-      const rest = await store.releaseDue(at(9_000), 1, () => []);
+      assert.deepEqual(await store.deliveries.releaseDue(now, 100, (d) => [jobOf(d)]), { released: [], outbox: [] });
+      const rest = await store.deliveries.releaseDue(at(9_000), 1, () => []);
       assert.equal(rest.released.length, 1, "limit is honoured");
-      await store.releaseDue(at(9_000), 10, () => []);
+      await store.deliveries.releaseDue(at(9_000), 10, () => []);
     });
 
     if (kind === "postgresql") {
       void it("two concurrent releaseDue callers get disjoint rows", async () => {
         const ws = await workspace(store);
         const ep = endpointOf(ws);
-        await store.createEndpoint(ep);
+        await store.endpoints.createEndpoint(ep);
         const seeded = await seed(store, ws, ep.id, Array<DeliveryStatusName>(40).fill("pending_retry"), at(0));
         const now = at(1);
-        const [a, b] = await Promise.all([store.releaseDue(now, 25, () => []), store.releaseDue(now, 25, () => [])]);
+        const [a, b] = await Promise.all([
+          store.deliveries.releaseDue(now, 25, () => []),
+          store.deliveries.releaseDue(now, 25, () => []),
+        ]);
         const ids = [...a.released, ...b.released].map((d) => d.id);
         assert.equal(new Set(ids).size, ids.length, "no row released twice");
         assert.ok(a.released.length > 0 && b.released.length > 0, "both callers claimed rows");
-        const third = await store.releaseDue(now, 100, () => []);
+        const third = await store.deliveries.releaseDue(now, 100, () => []);
         assert.equal(ids.length + third.released.length, seeded.deliveries.length);
       });
     }
@@ -543,7 +574,7 @@ for (const kind of testDbKinds()) {
     void it("recordAttempt applies once; a repeat or a stale number is not applied", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const { deliveries } = await seed(store, ws, ep.id, ["delivering"]);
       const d = deliveries[0]!;
       const attempt1 = attemptOf(d, 1);
@@ -558,16 +589,19 @@ for (const kind of testDbKinds()) {
         },
         outbox: (rec: DeliveryRecord) => [statusOf(rec)],
       };
-      const first = await store.recordAttempt(outcome);
+      const first = await store.deliveries.recordAttempt(outcome);
       const expected = { ...d, ...outcome.delivery, attemptCount: 1 };
       assert.equal(first.applied, true);
       assert.deepEqual(first.delivery, expected);
       assert.equal(first.outbox.length, 1);
-      assert.deepEqual(await store.getDelivery(ws, d.id), expected);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), expected);
 
-      const repeat = await store.recordAttempt({ ...outcome, attempt: { ...attempt1, id: newId("attempt") } });
+      const repeat = await store.deliveries.recordAttempt({
+        ...outcome,
+        attempt: { ...attempt1, id: newId("attempt") },
+      });
       assert.deepEqual(repeat, { applied: false, delivery: expected, outbox: [] });
-      const stale = await store.recordAttempt({ ...outcome, attempt: { ...attemptOf(d, 3) } });
+      const stale = await store.deliveries.recordAttempt({ ...outcome, attempt: { ...attemptOf(d, 3) } });
       assert.deepEqual(stale, { applied: false, delivery: expected, outbox: [] });
 
       const attempt2 = {
@@ -577,7 +611,7 @@ for (const kind of testDbKinds()) {
         nextRetryAt: null,
         responseStatus: 200,
       };
-      const second = await store.recordAttempt({
+      const second = await store.deliveries.recordAttempt({
         attempt: attempt2,
         delivery: {
           status: "succeeded",
@@ -590,15 +624,21 @@ for (const kind of testDbKinds()) {
       });
       assert.equal(second.applied, true);
       assert.equal(second.delivery.attemptCount, 2);
-      assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), [attempt1, attempt2]);
-      assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: attempt1.id, limit: 10 }), [attempt2]);
-      assert.deepEqual(await store.listAttempts(await workspace(store), d.id, { afterId: undefined, limit: 10 }), []);
+      assert.deepEqual(await store.deliveries.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), [
+        attempt1,
+        attempt2,
+      ]);
+      assert.deepEqual(await store.deliveries.listAttempts(ws, d.id, { afterId: attempt1.id, limit: 10 }), [attempt2]);
+      assert.deepEqual(
+        await store.deliveries.listAttempts(await workspace(store), d.id, { afterId: undefined, limit: 10 }),
+        [],
+      );
     });
 
     void it("recordAttempt with the caller's loaded delivery (expected): applies once, outbox in order, identity checked", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const [d, e] = (await seed(store, ws, ep.id, ["queued", "queued"])).deliveries as [
         DeliveryRecord,
         DeliveryRecord,
@@ -615,7 +655,7 @@ for (const kind of testDbKinds()) {
         jobOf(rec, at(12)),
         { ...statusOf(rec), msgId: `${rec.id}:third` },
       ];
-      const first = await store.recordAttempt({
+      const first = await store.deliveries.recordAttempt({
         attempt: attemptOf(d, 1),
         delivery: change,
         outbox: three,
@@ -629,21 +669,21 @@ for (const kind of testDbKinds()) {
         three(expected),
       );
       assert.ok(first.outbox[0]!.seq < first.outbox[1]!.seq && first.outbox[1]!.seq < first.outbox[2]!.seq);
-      assert.deepEqual(await store.getDelivery(ws, d.id), expected);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), expected);
 
       // The worker's stale copy again: not applied, the current row comes back, nothing written.
-      const repeat = await store.recordAttempt({
+      const repeat = await store.deliveries.recordAttempt({
         attempt: attemptOf(d, 1),
         delivery: change,
         outbox: three,
         expected: d,
       });
       assert.deepEqual(repeat, { applied: false, delivery: expected, outbox: [] });
-      assert.equal((await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
+      assert.equal((await store.deliveries.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
 
       // An expected row that is not this delivery's is not trusted: the row is re-read.
       const wrong = { ...e, eventType: "something.else", messageId: d.messageId, createdAt: at(-5) };
-      const fixed = await store.recordAttempt({
+      const fixed = await store.deliveries.recordAttempt({
         attempt: attemptOf(e, 1),
         delivery: change,
         outbox: (rec) => [statusOf(rec)],
@@ -656,28 +696,28 @@ for (const kind of testDbKinds()) {
         fixed.outbox.map(({ seq: _seq, ...rest }) => rest),
         [statusOf(expectedE)],
       );
-      assert.deepEqual(await store.getDelivery(ws, e.id), expectedE);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, e.id), expectedE);
 
       // Concurrent recorders holding the same loaded copy: exactly one applies.
       const [f] = (await seed(store, ws, ep.id, ["queued"])).deliveries as [DeliveryRecord];
       const results = await Promise.all(
         Array.from({ length: 8 }, () =>
-          store.recordAttempt({ attempt: attemptOf(f, 1), delivery: change, outbox: three, expected: f }),
+          store.deliveries.recordAttempt({ attempt: attemptOf(f, 1), delivery: change, outbox: three, expected: f }),
         ),
       );
       assert.equal(results.filter((r) => r.applied).length, 1);
       assert.ok(results.every((r) => r.applied || r.outbox.length === 0));
-      assert.equal((await store.listAttempts(ws, f.id, { afterId: undefined, limit: 10 })).length, 1);
+      assert.equal((await store.deliveries.listAttempts(ws, f.id, { afterId: undefined, limit: 10 })).length, 1);
     });
 
     void it("concurrent recordAttempt of the same number: exactly one applies", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const d = (await seed(store, ws, ep.id, ["delivering"])).deliveries[0]!;
       const results = await Promise.all(
         Array.from({ length: 8 }, () =>
-          store.recordAttempt({
+          store.deliveries.recordAttempt({
             attempt: attemptOf(d, 1),
             delivery: {
               status: "succeeded",
@@ -691,13 +731,13 @@ for (const kind of testDbKinds()) {
         ),
       );
       assert.equal(results.filter((r) => r.applied).length, 1);
-      assert.equal((await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
+      assert.equal((await store.deliveries.listAttempts(ws, d.id, { afterId: undefined, limit: 10 })).length, 1);
     });
 
     void it("50 concurrent recordAttempt calls on 40 deliveries: each delivery's attempt applies exactly once", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const { deliveries } = await seed(store, ws, ep.id, Array<DeliveryStatusName>(40).fill("queued"));
       await drainOutbox(store);
       const change = {
@@ -715,7 +755,7 @@ for (const kind of testDbKinds()) {
         outbox: two,
         expected: i % 3 === 0 ? undefined : d,
       }));
-      const results = await Promise.all(calls.map((c) => store.recordAttempt(c)));
+      const results = await Promise.all(calls.map((c) => store.deliveries.recordAttempt(c)));
       for (const d of deliveries) {
         const expected = { ...d, ...change, attemptCount: 1 };
         const mine = results.map((r, i) => ({ r, c: calls[i]! })).filter((x) => x.c.attempt.deliveryId === d.id);
@@ -731,18 +771,20 @@ for (const kind of testDbKinds()) {
           two(expected),
         );
         assert.ok(winner.r.outbox[0]!.seq < winner.r.outbox[1]!.seq, "seqs increase");
-        assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), [winner.c.attempt]);
-        assert.deepEqual(await store.getDelivery(ws, d.id), expected);
+        assert.deepEqual(await store.deliveries.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), [
+          winner.c.attempt,
+        ]);
+        assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), expected);
       }
       const given = results.flatMap((r) => r.outbox).sort((a, b) => a.seq - b.seq);
       assert.equal(given.length, 80);
-      assert.deepEqual(await store.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000), given);
+      assert.deepEqual(await store.outbox.pendingOutbox(new Date("2100-01-01T00:00:00Z"), 1_000), given);
     });
 
     void it("a poisoned recordAttempt in a burst fails alone and writes nothing; the others apply", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const { deliveries } = await seed(store, ws, ep.id, Array<DeliveryStatusName>(20).fill("queued"));
       const change = {
         status: "succeeded" as const,
@@ -759,18 +801,18 @@ for (const kind of testDbKinds()) {
       }));
       // The attempt names a workspace that does not exist: a foreign key violation.
       calls[5] = { ...calls[5]!, attempt: { ...calls[5]!.attempt, workspaceId: newId("workspace") } };
-      const settled = await Promise.allSettled(calls.map((c) => store.recordAttempt(c)));
+      const settled = await Promise.allSettled(calls.map((c) => store.deliveries.recordAttempt(c)));
       for (const [i, s] of settled.entries()) {
         const d = deliveries[i]!;
         if (i === 5) {
           assert.equal(s.status, "rejected");
-          assert.deepEqual(await store.getDelivery(ws, d.id), d, "the poisoned call changed nothing");
-          assert.deepEqual(await store.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), []);
+          assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), d, "the poisoned call changed nothing");
+          assert.deepEqual(await store.deliveries.listAttempts(ws, d.id, { afterId: undefined, limit: 10 }), []);
           continue;
         }
         assert.equal(s.status, "fulfilled", `call ${i} succeeds`);
         if (s.status === "fulfilled") assert.equal(s.value.applied, true);
-        assert.deepEqual(await store.getDelivery(ws, d.id), { ...d, ...change, attemptCount: 1 });
+        assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), { ...d, ...change, attemptCount: 1 });
       }
     });
 
@@ -779,8 +821,8 @@ for (const kind of testDbKinds()) {
       const other = await workspace(store);
       const ep = endpointOf(ws);
       const keep = endpointOf(ws);
-      await store.createEndpoint(ep);
-      await store.createEndpoint(keep);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(keep);
       const { message, deliveries } = await seed(
         store,
         ws,
@@ -790,8 +832,8 @@ for (const kind of testDbKinds()) {
       );
       const untouched = await seed(store, ws, keep.id, ["queued"]);
 
-      assert.equal(await store.deleteEndpoint(other, ep.id, at(50), () => []), null);
-      const res = await store.deleteEndpoint(ws, ep.id, at(50), (c) => [statusOf(c)]);
+      assert.equal(await store.endpoints.deleteEndpoint(other, ep.id, at(50), () => []), null);
+      const res = await store.endpoints.deleteEndpoint(ws, ep.id, at(50), (c) => [statusOf(c)]);
       assert.ok(res !== null);
       assert.deepEqual(
         res.cancelled.map((d) => d.id).sort(),
@@ -802,40 +844,40 @@ for (const kind of testDbKinds()) {
       );
       for (const c of res.cancelled) {
         assert.equal(c.status, "cancelled");
-        assert.deepEqual(await store.getDelivery(ws, c.id), c);
+        assert.deepEqual(await store.deliveries.getDelivery(ws, c.id), c);
       }
       assert.equal(res.outbox.length, 2);
-      assert.deepEqual(await store.getDelivery(ws, deliveries[2]!.id), deliveries[2]);
-      assert.deepEqual(await store.getDelivery(ws, untouched.deliveries[0]!.id), untouched.deliveries[0]);
-      assert.equal(await store.getEndpoint(ws, ep.id), null);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, deliveries[2]!.id), deliveries[2]);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, untouched.deliveries[0]!.id), untouched.deliveries[0]);
+      assert.equal(await store.endpoints.getEndpoint(ws, ep.id), null);
       assert.deepEqual(
-        (await store.listEndpoints(ws, { afterId: undefined, limit: 10 })).map((e) => e.id),
+        (await store.endpoints.listEndpoints(ws, { afterId: undefined, limit: 10 })).map((e) => e.id),
         [keep.id],
       );
-      assert.equal(await store.updateEndpoint(ws, ep.id, { url: "https://x" }, at(60)), null);
-      assert.equal(await store.deleteEndpoint(ws, ep.id, at(70), () => []), null);
+      assert.equal(await store.endpoints.updateEndpoint(ws, ep.id, { url: "https://x" }, at(60)), null);
+      assert.equal(await store.endpoints.deleteEndpoint(ws, ep.id, at(70), () => []), null);
 
-      const ctx = await store.loadAttemptContext(deliveries[0]!.id);
+      const ctx = await store.deliveries.loadAttemptContext(deliveries[0]!.id);
       assert.equal(ctx?.endpoint, null);
       assert.deepEqual(ctx?.message, message);
-      const live = await store.loadAttemptContext(untouched.deliveries[0]!.id);
+      const live = await store.deliveries.loadAttemptContext(untouched.deliveries[0]!.id);
       assert.deepEqual(live?.endpoint, keep);
-      assert.equal(await store.loadAttemptContext(newId("delivery")), null);
+      assert.equal(await store.deliveries.loadAttemptContext(newId("delivery")), null);
     });
 
     void it("concurrent loadAttemptContext calls each get their own delivery's context", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
       const gone = endpointOf(ws);
-      await store.createEndpoint(ep);
-      await store.createEndpoint(gone);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(gone);
       const live = await seed(store, ws, ep.id, ["queued", "queued", "pending_retry"]);
       const dead = await seed(store, ws, gone.id, ["queued"]);
-      await store.deleteEndpoint(ws, gone.id, at(50), () => []);
+      await store.endpoints.deleteEndpoint(ws, gone.id, at(50), () => []);
       const missing = newId("delivery");
       const ids = [...live.deliveries.map((d) => d.id), dead.deliveries[0]!.id, missing];
       const wanted = [...ids, ...ids, ...ids];
-      const got = await Promise.all(wanted.map((id) => store.loadAttemptContext(id)));
+      const got = await Promise.all(wanted.map((id) => store.deliveries.loadAttemptContext(id)));
       got.forEach((ctx, i) => {
         const id = wanted[i]!;
         if (id === missing) return assert.equal(ctx, null);
@@ -854,9 +896,11 @@ for (const kind of testDbKinds()) {
     void it("cancelDelivery cancels a non-final delivery and returns null for a final one", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);
-      await store.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep);
       const { deliveries } = await seed(store, ws, ep.id, ["pending_retry", "succeeded"], at(5));
-      const res = await store.cancelDelivery(deliveries[0]!.id, "endpoint disabled", at(8), (c) => [statusOf(c)]);
+      const res = await store.deliveries.cancelDelivery(deliveries[0]!.id, "endpoint disabled", at(8), (c) => [
+        statusOf(c),
+      ]);
       const expected = {
         ...deliveries[0]!,
         status: "cancelled" as const,
@@ -866,10 +910,10 @@ for (const kind of testDbKinds()) {
       };
       assert.deepEqual(res?.delivery, expected);
       assert.equal(res?.outbox.length, 1);
-      assert.deepEqual(await store.getDelivery(ws, deliveries[0]!.id), expected);
-      assert.equal(await store.cancelDelivery(deliveries[0]!.id, "again", at(9), () => []), null);
-      assert.equal(await store.cancelDelivery(deliveries[1]!.id, "final", at(9), () => []), null);
-      assert.equal(await store.cancelDelivery(newId("delivery"), "missing", at(9), () => []), null);
+      assert.deepEqual(await store.deliveries.getDelivery(ws, deliveries[0]!.id), expected);
+      assert.equal(await store.deliveries.cancelDelivery(deliveries[0]!.id, "again", at(9), () => []), null);
+      assert.equal(await store.deliveries.cancelDelivery(deliveries[1]!.id, "final", at(9), () => []), null);
+      assert.equal(await store.deliveries.cancelDelivery(newId("delivery"), "missing", at(9), () => []), null);
     });
   });
 }

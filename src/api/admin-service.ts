@@ -9,7 +9,7 @@ export function createAdminService(deps: ApiDeps): ServiceImpl<typeof AdminServi
   return {
     async createWorkspace(req, ctx) {
       await deps.auth.authenticate(ctx.requestHeader.get("authorization"), ["admin"]);
-      const { workspace, managementToken } = await createWorkspace(deps.store, req.name);
+      const { workspace, managementToken } = await createWorkspace(deps.workspaces, req.name);
       return { workspace: workspaceView(workspace), managementToken };
     },
   };

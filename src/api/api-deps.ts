@@ -1,12 +1,21 @@
 import type { Authenticator } from "../domain/auth.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
-import type { StatusFeed, Store } from "../domain/ports.ts";
+import type { ApiKeyRepository } from "../domain/api-keys.ts";
+import type { DeliveryReader } from "../domain/deliveries.ts";
+import type { EndpointRepository } from "../domain/endpoints.ts";
+import type { MessageIntake, MessageReader } from "../domain/messages.ts";
+import type { StatusFeed } from "../domain/ports.ts";
+import type { WorkspaceRepository } from "../domain/workspaces.ts";
 import type { EndpointRecord } from "../domain/records.ts";
 import type { TtlCache } from "../domain/ttl-cache.ts";
 
 /** What the RPC handlers are given; they reach storage and the queue only through the domain. */
 export interface ApiDeps {
-  readonly store: Store;
+  readonly workspaces: WorkspaceRepository;
+  readonly apiKeys: ApiKeyRepository;
+  readonly endpoints: EndpointRepository;
+  readonly messages: MessageIntake & MessageReader;
+  readonly deliveries: DeliveryReader;
   readonly relay: OutboxRelay;
   readonly feed: StatusFeed;
   readonly auth: Authenticator;

@@ -9,15 +9,15 @@ export function createApiKeyService(deps: ApiDeps): ServiceImpl<typeof ApiKeySer
   const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
   return {
     async createApiKey(req, ctx) {
-      const { apiKey, secret } = await createApiKey(deps.store, await ws(ctx.requestHeader), req.label);
+      const { apiKey, secret } = await createApiKey(deps.apiKeys, await ws(ctx.requestHeader), req.label);
       return { apiKey: apiKeyView(apiKey), secret };
     },
     async listApiKeys(req, ctx) {
-      const page = await listApiKeys(deps.store, await ws(ctx.requestHeader), req);
+      const page = await listApiKeys(deps.apiKeys, await ws(ctx.requestHeader), req);
       return { apiKeys: page.items.map(apiKeyView), nextPageToken: page.nextPageToken };
     },
     async revokeApiKey(req, ctx) {
-      const key = await revokeApiKey(deps.store, await ws(ctx.requestHeader), req.id);
+      const key = await revokeApiKey(deps.apiKeys, await ws(ctx.requestHeader), req.id);
       deps.auth.forgetApiKey(key.id);
       return { apiKey: apiKeyView(key) };
     },

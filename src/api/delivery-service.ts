@@ -9,10 +9,10 @@ export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof Deliver
   const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
   return {
     async getDelivery(req, ctx) {
-      return { delivery: deliveryView(await getDelivery(deps.store, await ws(ctx.requestHeader), req.id)) };
+      return { delivery: deliveryView(await getDelivery(deps.deliveries, await ws(ctx.requestHeader), req.id)) };
     },
     async listDeliveries(req, ctx) {
-      const page = await listDeliveries(deps.store, await ws(ctx.requestHeader), {
+      const page = await listDeliveries(deps.deliveries, await ws(ctx.requestHeader), {
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         endpointId: req.endpointId,
@@ -22,7 +22,7 @@ export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof Deliver
       return { deliveries: page.items.map(deliveryView), nextPageToken: page.nextPageToken };
     },
     async listAttempts(req, ctx) {
-      const page = await listAttempts(deps.store, await ws(ctx.requestHeader), req);
+      const page = await listAttempts(deps.deliveries, await ws(ctx.requestHeader), req);
       return { attempts: page.items.map(attemptView), nextPageToken: page.nextPageToken };
     },
   };

@@ -37,7 +37,7 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
 export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof EndpointService> {
   const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
   const endpointDeps: EndpointDeps = {
-    store: deps.store,
+    store: deps.endpoints,
     relay: deps.relay,
     secretGracePeriodMs: deps.secretGracePeriodMs,
     cache: deps.endpointCache,
@@ -52,10 +52,10 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
       return { endpoint: endpointView(endpoint), signingSecret };
     },
     async getEndpoint(req, ctx) {
-      return { endpoint: endpointView(await getEndpoint(deps.store, await ws(ctx.requestHeader), req.id)) };
+      return { endpoint: endpointView(await getEndpoint(deps.endpoints, await ws(ctx.requestHeader), req.id)) };
     },
     async listEndpoints(req, ctx) {
-      const page = await listEndpoints(deps.store, await ws(ctx.requestHeader), req);
+      const page = await listEndpoints(deps.endpoints, await ws(ctx.requestHeader), req);
       return { endpoints: page.items.map(endpointView), nextPageToken: page.nextPageToken };
     },
     async updateEndpoint(req, ctx) {

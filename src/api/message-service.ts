@@ -32,7 +32,8 @@ function sendBody(req: SendRequest): SendBody {
 export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageService> {
   const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["api_key"]);
   const messageDeps: MessageDeps = {
-    store: deps.store,
+    messages: deps.messages,
+    endpoints: deps.endpoints,
     relay: deps.relay,
     maxPayloadBytes: deps.maxPayloadBytes,
     endpointCache: deps.endpointCache,
@@ -48,7 +49,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       });
     },
     async getMessage(req, ctx) {
-      const { message, deliveries } = await getMessage(deps.store, await ws(ctx.requestHeader), req.id);
+      const { message, deliveries } = await getMessage(deps.messages, await ws(ctx.requestHeader), req.id);
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
     },
   };

@@ -134,7 +134,7 @@ async function run(role: Role): Promise<void> {
   closers.push({ name: "nats", close: () => nc.drain() });
   const names = streamNames(config.streamPrefix);
   await ensureStreams(nc, names);
-  const relay = createOutboxRelay(store, createOutboxPublisher(nc, names), logger);
+  const relay = createOutboxRelay(store.outbox, createOutboxPublisher(nc, names), logger);
   closers.push({ name: "outbox relay", close: () => relay.drain() });
   const metrics = createMetrics(role);
 
@@ -168,7 +168,7 @@ async function run(role: Role): Promise<void> {
     const sender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
     closers.push({ name: "http sender", close: () => sender.close() });
     const worker = createDeliveryWorker({
-      store,
+      store: store.deliveries,
       relay,
       sender,
       retry: { schedule: config.retrySchedule, maxAttempts: config.maxAttempts },
@@ -190,7 +190,12 @@ async function run(role: Role): Promise<void> {
   }
 
   if (runs("dispatcher")) {
-    const dispatcher = createDispatcher({ store, relay, logger, intervalMs: config.outboxSweepIntervalMs });
+    const dispatcher = createDispatcher({
+      store: store.deliveries,
+      relay,
+      logger,
+      intervalMs: config.outboxSweepIntervalMs,
+    });
     dispatcher.start();
     closers.push({ name: "dispatcher", close: () => dispatcher.stop() });
     logger.info({ intervalMs: config.outboxSweepIntervalMs }, "dispatcher started");
@@ -202,10 +207,14 @@ async function run(role: Role): Promise<void> {
       host: config.host,
       port: config.port,
       routes: createRoutes({
-        store,
+        workspaces: store.workspaces,
+        apiKeys: store.apiKeys,
+        endpoints: store.endpoints,
+        messages: store.messages,
+        deliveries: store.deliveries,
         relay,
         feed: createStatusFeed(nc, names),
-        auth: createAuthenticator(store, adminToken, config.cacheTtlMs),
+        auth: createAuthenticator(store.credentials, adminToken, config.cacheTtlMs),
         endpointCache: createTtlCache<EndpointRecord>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         secretGracePeriodMs: config.secretGracePeriodMs,

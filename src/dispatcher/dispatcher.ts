@@ -1,6 +1,6 @@
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import { jobRow, statusRow } from "../domain/outbox-rows.ts";
-import type { Store } from "../domain/ports.ts";
+import type { DueReleaser } from "../domain/due-deliveries.ts";
 
 /** Minimal logger (pino fits). */
 export interface DispatcherLogger {
@@ -11,7 +11,7 @@ export interface DispatcherLogger {
 
 /** Options of the dispatcher loop. */
 export interface DispatcherOptions {
-  store: Store;
+  store: DueReleaser;
   relay: OutboxRelay;
   logger: DispatcherLogger;
   /** Pause between rounds when there was nothing to do. */

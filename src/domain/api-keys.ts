@@ -2,13 +2,22 @@ import { API_KEY_PREFIX, hashSecret, newSecret, secretPrefix } from "./credentia
 import { Violations, notFound } from "./errors.ts";
 import { newId } from "./ids.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
-import type { Store } from "./ports.ts";
-import type { ApiKeyRecord } from "./records.ts";
+import type { ApiKeyRecord, PageQuery } from "./records.ts";
 import { checkId, checkLength } from "./validation.ts";
+
+/** The API key use cases' port. */
+export interface ApiKeyRepository {
+  /** Stores a new key with the hash of its secret. */
+  createApiKey(key: ApiKeyRecord, secretHash: string): Promise<void>;
+  /** Newest first. */
+  listApiKeys(workspaceId: string, page: PageQuery): Promise<ApiKeyRecord[]>;
+  /** Sets revokedAt if unset; returns the key, or null when not in the workspace. */
+  revokeApiKey(workspaceId: string, id: string, at: Date): Promise<ApiKeyRecord | null>;
+}
 
 /** Issues a producer key; the secret is returned once and stored hashed. */
 export async function createApiKey(
-  store: Store,
+  store: ApiKeyRepository,
   workspaceId: string,
   label: string,
 ): Promise<{ apiKey: ApiKeyRecord; secret: string }> {
@@ -30,7 +39,7 @@ export async function createApiKey(
 
 /** Lists the workspace's keys, newest first. */
 export async function listApiKeys(
-  store: Store,
+  store: ApiKeyRepository,
   workspaceId: string,
   req: { pageSize: number; pageToken: string },
 ): Promise<{ items: ApiKeyRecord[]; nextPageToken: string }> {
@@ -41,7 +50,7 @@ export async function listApiKeys(
 }
 
 /** Revokes a key; revoking twice keeps the first revocation time. */
-export async function revokeApiKey(store: Store, workspaceId: string, id: string): Promise<ApiKeyRecord> {
+export async function revokeApiKey(store: ApiKeyRepository, workspaceId: string, id: string): Promise<ApiKeyRecord> {
   const v = new Violations();
   checkId(v, "id", "apiKey", id);
   v.throwIfAny();

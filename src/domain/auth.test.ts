@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createAuthenticator } from "./auth.ts";
+import { createAuthenticator, type CredentialLookup } from "./auth.ts";
 import { hashSecret } from "./credentials.ts";
 import { DomainError } from "./errors.ts";
-import type { Store } from "./ports.ts";
 import type { ApiKeyRecord, WorkspaceRecord } from "./records.ts";
 
 const ws: WorkspaceRecord = { id: "ws_a", name: "a", createdAt: new Date() };
@@ -16,12 +15,12 @@ const key = (revokedAt: Date | null): ApiKeyRecord => ({
   revokedAt,
 });
 
-// Only the two lookups the authenticator uses; the rest of the port is not reached.
-function fakeStore(revoked: boolean): Store {
+// The authenticator's whole port: the two lookups.
+function fakeStore(revoked: boolean): CredentialLookup {
   return {
     findWorkspaceByTokenHash: async (h: string) => (h === hashSecret("hsm_good") ? ws : null),
     findApiKeyByHash: async (h: string) => (h === hashSecret("hsk_good") ? key(revoked ? new Date() : null) : null),
-  } as unknown as Store;
+  };
 }
 
 const fails = (kind: string, reason: string) => (err: unknown) =>
@@ -61,12 +60,13 @@ test("without an operator token configured, nothing is the operator", async () =
 test("credentials are cached for the TTL, and a revoked key is forgotten at once on this server", async () => {
   let lookups = 0;
   let revoked: Date | null = null;
-  const store = {
+  const store: CredentialLookup = {
+    findWorkspaceByTokenHash: async () => null,
     findApiKeyByHash: async (h: string) => {
       lookups++;
       return h === hashSecret("hsk_good") ? key(revoked) : null;
     },
-  } as unknown as Store;
+  };
   const auth = createAuthenticator(store, undefined, 60_000);
   await auth.workspaceOf("Bearer hsk_good", ["api_key"]);
   await auth.workspaceOf("Bearer hsk_good", ["api_key"]);

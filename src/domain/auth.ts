@@ -1,8 +1,15 @@
 import { API_KEY_PREFIX, MANAGEMENT_TOKEN_PREFIX, hashSecret, sameSecret } from "./credentials.ts";
 import { DomainError } from "./errors.ts";
-import type { Store } from "./ports.ts";
 import type { ApiKeyRecord, WorkspaceRecord } from "./records.ts";
 import { createTtlCache } from "./ttl-cache.ts";
+
+/** How the authenticator finds the owner of a token: its own narrow port. */
+export interface CredentialLookup {
+  /** The workspace whose management token has this hash. */
+  findWorkspaceByTokenHash(managementTokenHash: string): Promise<WorkspaceRecord | null>;
+  /** The key with this secret hash, revoked or not (the caller checks revokedAt). */
+  findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | null>;
+}
 
 /** Who is calling: the operator, a workspace's management token, or a producer API key. */
 export type Principal =
@@ -38,7 +45,11 @@ function unauthenticated(reason: string, message: string): DomainError {
  * Successful lookups are cached for `cacheTtlMs`, so a revocation reaches other API servers
  * within that time (this server forgets the key at once); unknown tokens are never cached.
  */
-export function createAuthenticator(store: Store, adminToken: string | undefined, cacheTtlMs = 0): Authenticator {
+export function createAuthenticator(
+  store: CredentialLookup,
+  adminToken: string | undefined,
+  cacheTtlMs = 0,
+): Authenticator {
   const workspaces = createTtlCache<WorkspaceRecord>(cacheTtlMs);
   const keys = createTtlCache<ApiKeyRecord>(cacheTtlMs);
   const keyHashes = new Map<string, string>();

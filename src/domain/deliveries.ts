@@ -1,12 +1,28 @@
 import { Violations, notFound } from "./errors.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
-import type { DeliveryFilter, Store } from "./ports.ts";
-import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "./records.ts";
+import type { AttemptRecord, DeliveryRecord, DeliveryStatusName, PageQuery } from "./records.ts";
 import { checkId } from "./validation.ts";
+
+/** Filters of ListDeliveries. */
+export interface DeliveryFilter {
+  endpointId?: string | undefined;
+  messageId?: string | undefined;
+  statuses?: readonly DeliveryStatusName[] | undefined;
+}
+
+/** Reads deliveries and attempts back: the delivery service's port. */
+export interface DeliveryReader {
+  /** Null when missing or in another workspace. */
+  getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null>;
+  /** Newest first. */
+  listDeliveries(workspaceId: string, filter: DeliveryFilter, page: PageQuery): Promise<DeliveryRecord[]>;
+  /** Oldest first; afterId is an attempt id. */
+  listAttempts(workspaceId: string, deliveryId: string, page: PageQuery): Promise<AttemptRecord[]>;
+}
 
 /** Returns a delivery of the workspace. */
 export async function getDelivery(
-  store: Store,
+  store: DeliveryReader,
   workspaceId: string,
   id: string,
   field = "id",
@@ -30,7 +46,7 @@ export interface ListDeliveriesInput {
 
 /** Lists deliveries newest first, filtered by endpoint, message and status. */
 export async function listDeliveries(
-  store: Store,
+  store: DeliveryReader,
   workspaceId: string,
   req: ListDeliveriesInput,
 ): Promise<{ items: DeliveryRecord[]; nextPageToken: string }> {
@@ -61,7 +77,7 @@ export async function listDeliveries(
 
 /** Lists the attempts of a delivery, oldest first. */
 export async function listAttempts(
-  store: Store,
+  store: DeliveryReader,
   workspaceId: string,
   req: { deliveryId: string; pageSize: number; pageToken: string },
 ): Promise<{ items: AttemptRecord[]; nextPageToken: string }> {

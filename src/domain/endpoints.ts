@@ -3,11 +3,51 @@ import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { statusRow } from "./outbox-rows.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
-import type { EndpointPatch, Store } from "./ports.ts";
-import type { EndpointRecord } from "./records.ts";
+import type { DeliveryRecord, EndpointRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "./records.ts";
 import { generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
+
+/** Partial update of an endpoint (only the present keys change). */
+export type EndpointPatch = Partial<
+  Pick<
+    EndpointRecord,
+    | "url"
+    | "description"
+    | "metadata"
+    | "enabled"
+    | "headers"
+    | "timeoutMs"
+    | "secret"
+    | "previousSecret"
+    | "previousSecretExpiresAt"
+  >
+>;
+
+/** The endpoint use cases' port. */
+export interface EndpointRepository {
+  /** Stores a new endpoint. */
+  createEndpoint(ep: EndpointRecord): Promise<void>;
+  /** Null when missing, deleted, or in another workspace. */
+  getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null>;
+  /** Newest first, deleted ones excluded. */
+  listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]>;
+  /** Applies the patch and sets updatedAt; null when not found. */
+  updateEndpoint(workspaceId: string, id: string, patch: EndpointPatch, at: Date): Promise<EndpointRecord | null>;
+  /**
+   * Marks the endpoint deleted and cancels its non-final deliveries, writing the outbox rows
+   * `outbox` builds for each cancelled delivery, in one transaction; returns null when not found.
+   */
+  deleteEndpoint(
+    workspaceId: string,
+    id: string,
+    at: Date,
+    outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
+  ): Promise<{ cancelled: DeliveryRecord[]; outbox: OutboxRecord[] } | null>;
+}
+
+/** Reads one endpoint: what Send needs of the endpoints. */
+export type EndpointLookup = Pick<EndpointRepository, "getEndpoint">;
 
 /** Default per-request deadline of an endpoint. */
 export const DEFAULT_ENDPOINT_TIMEOUT_MS = 15_000;
@@ -29,7 +69,7 @@ type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 
 /** What the endpoint use cases need. */
 export interface EndpointDeps {
-  store: Store;
+  store: EndpointRepository;
   relay: OutboxRelay;
   secretGracePeriodMs: number;
   /** Endpoints by workspace + id for Send; entries are dropped when this server changes them. */
@@ -87,7 +127,7 @@ export async function createEndpoint(
 
 /** Returns an endpoint of the workspace. */
 export async function getEndpoint(
-  store: Store,
+  store: EndpointLookup,
   workspaceId: string,
   id: string,
   field = "id",
@@ -102,7 +142,7 @@ export async function getEndpoint(
 
 /** Lists endpoints, newest first. */
 export async function listEndpoints(
-  store: Store,
+  store: Pick<EndpointRepository, "listEndpoints">,
   workspaceId: string,
   req: { pageSize: number; pageToken: string },
 ): Promise<{ items: EndpointRecord[]; nextPageToken: string }> {

@@ -1,13 +1,43 @@
 import { createHash, randomUUID } from "node:crypto";
-import { endpointCacheKey, endpointDisabled, getEndpoint } from "./endpoints.ts";
+import { endpointCacheKey, endpointDisabled, getEndpoint, type EndpointLookup } from "./endpoints.ts";
 import { DomainError, Violations, notFound } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { jobRow, statusRow } from "./outbox-rows.ts";
-import type { Store } from "./ports.ts";
-import type { DeliveryRecord, EndpointRecord, MessageRecord } from "./records.ts";
+import type { DeliveryRecord, EndpointRecord, MessageRecord, NewOutboxRecord, OutboxRecord } from "./records.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
+
+/** Outcome of writing a new message: created, or an earlier message under the same key. */
+export type AcceptOutcome =
+  { created: true } | { created: false; existing: MessageRecord; deliveries: DeliveryRecord[] };
+
+/** Message intake: how Send stores what it accepted. */
+export interface MessageIntake {
+  /** The message stored under this idempotency key, with its deliveries (oldest first). */
+  findMessageByIdempotencyKey(
+    workspaceId: string,
+    key: string,
+  ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] } | null>;
+  /**
+   * Writes message, deliveries and outbox rows in one transaction. When another message holds
+   * the same (workspace, idempotency key), writes nothing and returns it (unique constraint,
+   * so concurrent senders cannot both win).
+   */
+  acceptMessage(
+    message: MessageRecord,
+    deliveries: DeliveryRecord[],
+    outbox: NewOutboxRecord[],
+  ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }>;
+}
+
+/** Reads messages back: GetMessage's port. */
+export interface MessageReader {
+  /** Null when missing or in another workspace. */
+  getMessage(workspaceId: string, id: string): Promise<MessageRecord | null>;
+  /** Deliveries of a message, oldest first. */
+  listDeliveriesOfMessage(workspaceId: string, messageId: string): Promise<DeliveryRecord[]>;
+}
 
 /** The body of a Send: JSON text (delivered as application/json) or raw bytes. */
 export type SendBody =
@@ -31,7 +61,8 @@ export interface SendResult {
 
 /** What the message use cases need. */
 export interface MessageDeps {
-  store: Store;
+  messages: MessageIntake;
+  endpoints: EndpointLookup;
   relay: OutboxRelay;
   maxPayloadBytes: number;
   /**
@@ -92,12 +123,13 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   const hash = fingerprint(input.endpointId, input.eventType, contentType, payload);
 
   if (input.idempotencyKey !== "") {
-    const earlier = await deps.store.findMessageByIdempotencyKey(workspaceId, key);
+    const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
     if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
   }
   const cacheKey = endpointCacheKey(workspaceId, input.endpointId);
   const endpoint =
-    deps.endpointCache?.get(cacheKey) ?? (await getEndpoint(deps.store, workspaceId, input.endpointId, "endpoint_id"));
+    deps.endpointCache?.get(cacheKey) ??
+    (await getEndpoint(deps.endpoints, workspaceId, input.endpointId, "endpoint_id"));
   deps.endpointCache?.set(cacheKey, endpoint);
   if (!endpoint.enabled) throw endpointDisabled(endpoint.id);
 
@@ -127,7 +159,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     updatedAt: now,
   };
   // The status event goes first, so a watcher sees "queued" before any worker's outcome.
-  const { outcome, outbox } = await deps.store.acceptMessage(
+  const { outcome, outbox } = await deps.messages.acceptMessage(
     message,
     [delivery],
     [statusRow(delivery, null, now), jobRow(delivery, now)],
@@ -139,7 +171,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
 
 /** A message of the workspace with its deliveries. */
 export async function getMessage(
-  store: Store,
+  store: MessageReader,
   workspaceId: string,
   id: string,
 ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createOutboxRelay } from "./outbox-relay.ts";
-import type { OutboxPublisher, Store } from "./ports.ts";
+import { createOutboxRelay, type OutboxBacklog } from "./outbox-relay.ts";
+import type { OutboxPublisher } from "./ports.ts";
 import type { OutboxRecord } from "./records.ts";
 
 const row = (seq: number, createdAt = new Date()): OutboxRecord => ({
@@ -14,15 +14,15 @@ const row = (seq: number, createdAt = new Date()): OutboxRecord => ({
 });
 
 // An in-memory outbox table: enough of the port to check what the relay deletes and when.
-function memoryOutbox(rows: OutboxRecord[]): { store: Store; rows: OutboxRecord[] } {
+function memoryOutbox(rows: OutboxRecord[]): { store: OutboxBacklog; rows: OutboxRecord[] } {
   const table = { rows };
-  const store = {
+  const store: OutboxBacklog = {
     pendingOutbox: async (before: Date, limit: number) =>
       table.rows.filter((r) => r.createdAt <= before).slice(0, limit),
     deleteOutbox: async (seqs: readonly number[]) => {
       table.rows = table.rows.filter((r) => !seqs.includes(r.seq));
     },
-  } as unknown as Store;
+  };
   return {
     store,
     get rows() {

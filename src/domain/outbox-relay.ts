@@ -1,5 +1,13 @@
-import type { OutboxPublisher, Store } from "./ports.ts";
+import type { OutboxPublisher } from "./ports.ts";
 import type { OutboxRecord } from "./records.ts";
+
+/** The outbox rows the relay reads and deletes: its own narrow port. */
+export interface OutboxBacklog {
+  /** Unpublished outbox rows created at or before `createdBefore`, in seq order. */
+  pendingOutbox(createdBefore: Date, limit: number): Promise<OutboxRecord[]>;
+  /** Deletes published rows. */
+  deleteOutbox(seqs: readonly number[]): Promise<void>;
+}
 
 /** Minimal logger the relay needs (pino fits). */
 export interface RelayLogger {
@@ -22,8 +30,8 @@ export interface OutboxRelay {
   drain(): Promise<void>;
 }
 
-/** Creates the relay over the store and the JetStream publisher. */
-export function createOutboxRelay(store: Store, publisher: OutboxPublisher, logger: RelayLogger): OutboxRelay {
+/** Creates the relay over the outbox backlog and the JetStream publisher. */
+export function createOutboxRelay(store: OutboxBacklog, publisher: OutboxPublisher, logger: RelayLogger): OutboxRelay {
   const inFlight = new Set<Promise<unknown>>();
   let toDelete: number[] = [];
   let flushTimer: NodeJS.Timeout | undefined;

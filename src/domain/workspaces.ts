@@ -1,12 +1,17 @@
 import { MANAGEMENT_TOKEN_PREFIX, hashSecret, newSecret } from "./credentials.ts";
 import { Violations } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { Store } from "./ports.ts";
 import type { WorkspaceRecord } from "./records.ts";
+
+/** Where workspaces are created: the admin surface's port. */
+export interface WorkspaceRepository {
+  /** Stores a new workspace with the hash of its management token. */
+  createWorkspace(ws: WorkspaceRecord, managementTokenHash: string): Promise<void>;
+}
 
 /** Creates a workspace and its management token (returned once, stored hashed). */
 export async function createWorkspace(
-  store: Store,
+  store: WorkspaceRepository,
   name: string,
 ): Promise<{ workspace: WorkspaceRecord; managementToken: string }> {
   const v = new Violations();

@@ -1,3 +1,4 @@
-/** The persistence adapter: the Store port on MikroORM, for PostgreSQL and SQLite. */
-export { migrateDatabase, openStore, NOT_MIGRATED_HINT } from "./open-store.ts";
-export type { OpenedStore, SqlOrm } from "./mikro-store.ts";
+/** The persistence adapter: feature repositories on MikroORM (PostgreSQL and SQLite), with PostgreSQL overrides of the hot paths. */
+export { createStore, migrateDatabase, openStore, NOT_MIGRATED_HINT } from "./open-store.ts";
+export type { OpenedStore, StoreOptions } from "./open-store.ts";
+export type { SqlOrm } from "./store-context.ts";

@@ -4,11 +4,73 @@ import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
 import type { Logger } from "pino";
 import type { DatabaseConfig } from "../config/config.ts";
 import { DomainError } from "../domain/errors.ts";
-import { MikroStore, type OpenedStore, type SqlOrm } from "./mikro-store.ts";
+import { createApiKeyRepository, type ApiKeyStore } from "./api-keys/api-key-repository.ts";
+import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
+import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
+import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
+import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
+import { StoreContext, type SqlOrm } from "./store-context.ts";
+import { createWorkspaceRepository, type WorkspaceStore } from "./workspaces/workspace-repository.ts";
 import { MIGRATIONS_TABLE, createOrmOptions, migrationsFor } from "./orm-options.ts";
 import { isMissingTable, translateStoreError } from "./store-errors.ts";
 
-export type { OpenedStore } from "./mikro-store.ts";
+import type { CredentialLookup } from "../domain/auth.ts";
+import type { EndpointRepository } from "../domain/endpoints.ts";
+import type { OutboxBacklog } from "../domain/outbox-relay.ts";
+
+/**
+ * The opened database: one repository per feature, each implementing the narrow ports its
+ * consumers declare (no single interface covers every table), plus health and shutdown.
+ */
+export interface OpenedStore {
+  readonly orm: SqlOrm;
+  /** Checks the database answers (readiness). */
+  ping(): Promise<void>;
+  /** Releases connections. */
+  close(): Promise<void>;
+  readonly workspaces: WorkspaceStore;
+  readonly apiKeys: ApiKeyStore;
+  /** What the authenticator reads: management tokens and API keys. */
+  readonly credentials: CredentialLookup;
+  readonly endpoints: EndpointRepository;
+  readonly messages: MessageStore;
+  readonly deliveries: DeliveryStore;
+  readonly outbox: OutboxBacklog;
+}
+
+/** How the store is opened. */
+export interface StoreOptions {
+  /**
+   * Use the PostgreSQL overrides of the hot paths (default true). False runs the MikroORM
+   * reference everywhere, so the conformance suite can check both implementations of each port.
+   */
+  overrides?: boolean;
+}
+
+/** Wires the feature repositories over one ORM. */
+export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStore {
+  const ctx = new StoreContext(orm);
+  const overrides = options.overrides ?? true;
+  const workspaces = createWorkspaceRepository(ctx);
+  const apiKeys = createApiKeyRepository(ctx);
+  return {
+    orm,
+    ping: async () => {
+      await ctx.run((em) => em.execute("select 1"));
+    },
+    close: () => orm.close(true),
+    workspaces,
+    apiKeys,
+    credentials: {
+      findWorkspaceByTokenHash: (hash) => workspaces.findWorkspaceByTokenHash(hash),
+      findApiKeyByHash: (hash) => apiKeys.findApiKeyByHash(hash),
+    },
+    endpoints: createEndpointRepository(ctx),
+    messages: createMessageRepository(ctx, overrides),
+    deliveries: createDeliveryRepository(ctx, overrides),
+    outbox: outboxBacklogFor(ctx, overrides),
+  };
+}
 
 /** What a database needs before the store can use it. */
 export const NOT_MIGRATED_HINT = "run `hookstream migrate`";
@@ -48,7 +110,10 @@ async function appliedMigrations(orm: SqlOrm): Promise<Set<string>> {
  * the schema: an unmigrated or outdated database fails here, before any request, with a message
  * saying what to run. An unreachable database fails with DomainError("unavailable").
  */
-export async function openStore(db: DatabaseConfig, opts: { logger: Logger; debug?: boolean }): Promise<OpenedStore> {
+export async function openStore(
+  db: DatabaseConfig,
+  opts: { logger: Logger; debug?: boolean } & StoreOptions,
+): Promise<OpenedStore> {
   let orm: SqlOrm;
   try {
     orm = await initOrm(db, opts.logger, opts.debug ?? false, false);
@@ -67,7 +132,7 @@ export async function openStore(db: DatabaseConfig, opts: { logger: Logger; debu
         `the ${db.kind} database schema is not up to date (${pending.length} pending migration(s): ${pending.join(", ")}); ${NOT_MIGRATED_HINT} first`,
       );
     }
-    return new MikroStore(orm);
+    return createStore(orm, opts);
   } catch (error) {
     await orm.close(true);
     throw translateStoreError(error);

@@ -6,7 +6,7 @@ import { PostgreSqlDriver } from "@mikro-orm/postgresql";
 import { type AbstractSqlDriver, NodeSqliteDialect, type SqlEntityManager, SqliteDriver } from "@mikro-orm/sql";
 import type { Logger } from "pino";
 import type { DatabaseConfig } from "../config/config.ts";
-import { ENTITIES } from "./entities/index.ts";
+import { ENTITIES } from "./entities.ts";
 import { postgresqlMigrations } from "./migrations/postgresql/index.ts";
 import { sqliteMigrations } from "./migrations/sqlite/index.ts";
 import { isBusyError } from "./store-errors.ts";

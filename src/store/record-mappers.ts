@@ -8,13 +8,13 @@ import type {
   OutboxRecord,
   WorkspaceRecord,
 } from "../domain/records.ts";
-import type { ApiKey } from "./entities/api-key.entity.ts";
-import type { Attempt } from "./entities/attempt.entity.ts";
-import type { Delivery } from "./entities/delivery.entity.ts";
-import type { Endpoint } from "./entities/endpoint.entity.ts";
-import type { Message } from "./entities/message.entity.ts";
-import type { Outbox } from "./entities/outbox.entity.ts";
-import type { Workspace } from "./entities/workspace.entity.ts";
+import type { ApiKey } from "./api-keys/api-key.entity.ts";
+import type { Attempt } from "./deliveries/attempt.entity.ts";
+import type { Delivery } from "./deliveries/delivery.entity.ts";
+import type { Endpoint } from "./endpoints/endpoint.entity.ts";
+import type { Message } from "./messages/message.entity.ts";
+import type { Outbox } from "./outbox/outbox.entity.ts";
+import type { Workspace } from "./workspaces/workspace.entity.ts";
 
 /** A Buffer view of bytes without copying (the blob column type wants a Buffer). */
 export function toBuffer(bytes: Uint8Array): Buffer {

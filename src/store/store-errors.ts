@@ -55,7 +55,7 @@ export function isUnavailableError(error: unknown): boolean {
 
 /**
  * Whether the error is a unique-constraint violation (the loser of an insert race): MikroORM's
- * exception, or SQLSTATE 23505 straight from pg (the raw statements of pg-fast-path.ts).
+ * exception, or SQLSTATE 23505 straight from pg (the raw statements of the PostgreSQL overrides).
  */
 export function isUniqueViolation(error: unknown): boolean {
   return causes(error).some(

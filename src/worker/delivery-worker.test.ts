@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { Webhook } from "standardwebhooks";
 import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
-import type { AttemptContext, AttemptOutcome, Store } from "../domain/ports.ts";
+import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
 import { generateSigningSecret } from "../domain/signing.ts";
 import { createDeliveryWorker } from "./delivery-worker.ts";
@@ -92,7 +92,7 @@ function harness(
   const recorded: AttemptOutcome[] = [];
   const published: OutboxRecord[][] = [];
   const cancelled: string[] = [];
-  const store = {
+  const store: DeliveryLedger = {
     loadAttemptContext: async () => ctx,
     recordAttempt: async (o: AttemptOutcome) => {
       recorded.push(o);
@@ -104,10 +104,14 @@ function harness(
     },
     cancelDelivery: async (id: string, reason: string) => {
       cancelled.push(`${id}: ${reason}`);
-      return { delivery: { ...ctx!.delivery, status: "cancelled" }, outbox: [] };
+      return { delivery: { ...ctx!.delivery, status: "cancelled" as const }, outbox: [] };
     },
-  } as unknown as Store;
-  const relay = { publishNow: async (rows: OutboxRecord[]) => (published.push(rows), true) } as unknown as OutboxRelay;
+  };
+  const relay: OutboxRelay = {
+    publishNow: async (rows) => (published.push([...rows]), true),
+    sweep: async () => 0,
+    drain: async () => undefined,
+  };
   const sender: HttpSender = {
     send: async (req) => (sent.push(req), result),
     close: async () => undefined,

@@ -3,7 +3,7 @@ import { signingSecretsOf } from "../domain/endpoints.ts";
 import { newId } from "../domain/ids.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import { statusRow } from "../domain/outbox-rows.ts";
-import type { AttemptContext, Store } from "../domain/ports.ts";
+import type { AttemptContext, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domain/records.ts";
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
@@ -22,7 +22,7 @@ export type JobOutcome = { kind: "ack" } | { kind: "nak"; delayMs: number };
 
 /** The narrow set of things one delivery attempt needs. */
 export interface DeliveryWorkerDeps {
-  store: Store;
+  store: DeliveryLedger;
   relay: OutboxRelay;
   sender: HttpSender;
   retry: RetryPolicy;

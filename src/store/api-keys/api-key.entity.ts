@@ -1,5 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
-import { Workspace } from "./workspace.entity.ts";
+import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of a producer key; only the secret's hash is kept, unique so lookups are exact. */
 export const ApiKeySchema = defineEntity({

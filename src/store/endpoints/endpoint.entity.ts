@@ -1,5 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
-import { Workspace } from "./workspace.entity.ts";
+import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of a customer's receiver; soft-deleted (deleted_at) so deliveries keep their reference. */
 export const EndpointSchema = defineEntity({

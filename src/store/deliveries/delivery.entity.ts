@@ -1,8 +1,8 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import type { DeliveryStatusName } from "../../domain/records.ts";
-import { Endpoint } from "./endpoint.entity.ts";
-import { Message } from "./message.entity.ts";
-import { Workspace } from "./workspace.entity.ts";
+import { Endpoint } from "../endpoints/endpoint.entity.ts";
+import { Message } from "../messages/message.entity.ts";
+import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of one message to one endpoint, indexed for the lists and the dispatcher's due scan. */
 export const DeliverySchema = defineEntity({

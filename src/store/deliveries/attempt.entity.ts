@@ -1,7 +1,7 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import type { AttemptErrorKindName } from "../../domain/records.ts";
 import { Delivery } from "./delivery.entity.ts";
-import { Workspace } from "./workspace.entity.ts";
+import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of one HTTP try; unique on (delivery_id, number) so recording is idempotent. */
 export const AttemptSchema = defineEntity({

@@ -1,0 +1,58 @@
+import type {
+  AttemptRecord,
+  DeliveryRecord,
+  EndpointRecord,
+  MessageRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+} from "./records.ts";
+
+/** What the worker records after one attempt, in one transaction. */
+export interface AttemptOutcome {
+  attempt: AttemptRecord;
+  /** The delivery's new state; attemptCount must equal attempt.number. */
+  delivery: Pick<DeliveryRecord, "status" | "nextAttemptAt" | "lastResponseStatus" | "lastError" | "updatedAt">;
+  /** Built from the recorded state: usually the status event. */
+  outbox: (delivery: DeliveryRecord) => NewOutboxRecord[];
+  /**
+   * The delivery as the caller loaded it (optional). Lets the store build the recorded state
+   * without reading the row first; it is checked, never trusted: a row whose identity differs is
+   * re-read, and the attempt-count condition still decides whether anything is written.
+   */
+  expected?: DeliveryRecord | undefined;
+}
+
+/** Everything needed to perform one attempt. */
+export interface AttemptContext {
+  delivery: DeliveryRecord;
+  message: MessageRecord;
+  /** Null when the endpoint was deleted. */
+  endpoint: EndpointRecord | null;
+}
+
+/**
+ * The delivery ledger: the worker's port. Calls are unscoped (the worker is a trusted internal
+ * process that reads ids from its own queue).
+ */
+export interface DeliveryLedger {
+  /** Delivery, message and endpoint (null when deleted) for the worker; null if no delivery. */
+  loadAttemptContext(deliveryId: string): Promise<AttemptContext | null>;
+  /**
+   * Records an attempt and the delivery's new state in one transaction, idempotent on
+   * (delivery, attempt number): when that attempt is already recorded, or the delivery's
+   * attemptCount is no longer number - 1, nothing is written and `applied` is false.
+   */
+  recordAttempt(
+    outcome: AttemptOutcome,
+  ): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }>;
+  /**
+   * Cancels a non-final delivery (e.g. its endpoint is gone) with the given reason;
+   * returns null when it was already final.
+   */
+  cancelDelivery(
+    deliveryId: string,
+    reason: string,
+    at: Date,
+    outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
+  ): Promise<{ delivery: DeliveryRecord; outbox: OutboxRecord[] } | null>;
+}

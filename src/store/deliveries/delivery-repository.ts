@@ -1,0 +1,206 @@
+import { LockMode } from "@mikro-orm/core";
+import type { DeliveryFilter, DeliveryReader } from "../../domain/deliveries.ts";
+import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../../domain/delivery-ledger.ts";
+import type { DueReleaser } from "../../domain/due-deliveries.ts";
+import { FINAL_STATUSES } from "../../domain/records.ts";
+import type { AttemptRecord, DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
+import { Endpoint } from "../endpoints/endpoint.entity.ts";
+import { Message } from "../messages/message.entity.ts";
+import { attemptRecord, deliveryRecord, endpointRecord, messageRecord } from "../record-mappers.ts";
+import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
+import { isUniqueViolation } from "../store-errors.ts";
+import { unitOfWork } from "../unit-of-work.ts";
+import { Attempt } from "./attempt.entity.ts";
+import { DUE, NON_FINAL, cancelledDelivery } from "./delivery-states.ts";
+import { Delivery } from "./delivery.entity.ts";
+import { createPgDeliveryLedger } from "./pg-delivery-ledger.ts";
+
+/** Deliveries and attempts: reads, the worker's ledger and the dispatcher's due release. */
+export interface DeliveryStore extends DeliveryReader, DeliveryLedger, DueReleaser {}
+
+/** Thrown inside a transaction to roll it back and hand a value out of it. */
+class Rollback<T> extends Error {
+  readonly value: T;
+  constructor(value: T) {
+    super("rollback");
+    this.value = value;
+  }
+}
+
+/** The worker's ledger on MikroORM (the reference implementation, both databases). */
+export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
+  return {
+    async loadAttemptContext(deliveryId: string): Promise<AttemptContext | null> {
+      return ctx.run(async (em) => {
+        const row = await em.findOne(Delivery, { id: deliveryId }, DETACHED);
+        if (row === null) return null;
+        // Two forks so the two reads run at once on PostgreSQL's pool.
+        const [message, endpoint] = await Promise.all([
+          em.fork().findOne(Message, { id: row.messageId }, DETACHED),
+          em.fork().findOne(Endpoint, { id: row.endpointId, deletedAt: null }, DETACHED),
+        ]);
+        if (message === null) return null;
+        return {
+          delivery: deliveryRecord(row),
+          message: messageRecord(message),
+          endpoint: endpoint === null ? null : endpointRecord(endpoint),
+        };
+      });
+    },
+
+    async recordAttempt(
+      outcome: AttemptOutcome,
+    ): Promise<{ applied: boolean; delivery: DeliveryRecord; outbox: OutboxRecord[] }> {
+      const { attempt } = outcome;
+      const notApplied = async (): Promise<{ applied: false; delivery: DeliveryRecord; outbox: OutboxRecord[] }> => {
+        const row = await ctx.run((em) => em.findOne(Delivery, { id: attempt.deliveryId }, DETACHED));
+        if (row === null) throw new Error(`delivery ${attempt.deliveryId} does not exist`);
+        return { applied: false, delivery: deliveryRecord(row), outbox: [] };
+      };
+      try {
+        const done = await unitOfWork(ctx, async (em) => {
+          const row = await em.findOne(Delivery, { id: attempt.deliveryId }, DETACHED);
+          if (row === null || row.attemptCount !== attempt.number - 1) {
+            throw new Rollback(row === null ? null : deliveryRecord(row));
+          }
+          const change = {
+            status: outcome.delivery.status,
+            attemptCount: attempt.number,
+            nextAttemptAt: outcome.delivery.nextAttemptAt,
+            lastResponseStatus: outcome.delivery.lastResponseStatus,
+            lastError: outcome.delivery.lastError,
+            updatedAt: outcome.delivery.updatedAt,
+          };
+          // Conditional on the count we read: a concurrent recorder of the same attempt loses here.
+          const updated = await em.nativeUpdate(
+            Delivery,
+            { id: attempt.deliveryId, attemptCount: attempt.number - 1 },
+            change,
+          );
+          if (updated === 0) throw new Rollback(null);
+          await em.insert(Attempt, attempt);
+          const delivery: DeliveryRecord = { ...deliveryRecord(row), ...change };
+          return { value: delivery, outbox: outcome.outbox(delivery) };
+        });
+        if (done === null) return await notApplied();
+        return { applied: true, delivery: done.value, outbox: done.outbox };
+      } catch (error) {
+        if (error instanceof Rollback) {
+          const value = error.value as DeliveryRecord | null;
+          return value === null ? notApplied() : { applied: false, delivery: value, outbox: [] };
+        }
+        if (isUniqueViolation(error)) return notApplied();
+        throw error;
+      }
+    },
+
+    async cancelDelivery(
+      deliveryId: string,
+      reason: string,
+      at: Date,
+      outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ delivery: DeliveryRecord; outbox: OutboxRecord[] } | null> {
+      const done = await unitOfWork(ctx, async (em) => {
+        const row = await em.findOne(
+          Delivery,
+          { id: deliveryId },
+          { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
+        );
+        if (row === null || FINAL_STATUSES.has(row.status)) return null;
+        const updated = await em.nativeUpdate(
+          Delivery,
+          { id: deliveryId, status: { $in: NON_FINAL } },
+          { status: "cancelled", nextAttemptAt: null, lastError: reason, updatedAt: at },
+        );
+        if (updated === 0) return null;
+        const delivery = cancelledDelivery(deliveryRecord(row), reason, at);
+        return { value: delivery, outbox: outbox(delivery) };
+      });
+      return done === null ? null : { delivery: done.value, outbox: done.outbox };
+    },
+  };
+}
+
+/**
+ * Creates the delivery repository. With `overrides` on PostgreSQL the worker's two hottest calls
+ * (loading an attempt's context, recording an attempt) go through pg-delivery-ledger.ts; every
+ * other call is the MikroORM reference on both databases.
+ */
+export function createDeliveryRepository(ctx: StoreContext, overrides: boolean): DeliveryStore {
+  const reference = createDeliveryLedger(ctx);
+  const ledger = ctx.pg && overrides ? createPgDeliveryLedger(ctx, reference) : reference;
+  return {
+    loadAttemptContext: (id) => ledger.loadAttemptContext(id),
+    recordAttempt: (outcome) => ledger.recordAttempt(outcome),
+    cancelDelivery: (id, reason, at, outbox) => ledger.cancelDelivery(id, reason, at, outbox),
+
+    async getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null> {
+      const row = await ctx.run((em) => em.findOne(Delivery, { id, workspaceId }, DETACHED));
+      return row === null ? null : deliveryRecord(row);
+    },
+
+    async listDeliveries(workspaceId: string, filter: DeliveryFilter, page: PageQuery): Promise<DeliveryRecord[]> {
+      const rows = await ctx.run((em) =>
+        em.find(
+          Delivery,
+          {
+            workspaceId,
+            ...(filter.endpointId === undefined ? {} : { endpointId: filter.endpointId }),
+            ...(filter.messageId === undefined ? {} : { messageId: filter.messageId }),
+            ...(filter.statuses === undefined || filter.statuses.length === 0
+              ? {}
+              : { status: { $in: [...filter.statuses] } }),
+            ...keyset("desc", page.afterId),
+          },
+          { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+        ),
+      );
+      return rows.map(deliveryRecord);
+    },
+
+    async listAttempts(workspaceId: string, deliveryId: string, page: PageQuery): Promise<AttemptRecord[]> {
+      const rows = await ctx.run((em) =>
+        em.find(
+          Attempt,
+          { workspaceId, deliveryId, ...keyset("asc", page.afterId) },
+          { ...DETACHED, orderBy: { id: "asc" }, limit: limitOf(page) },
+        ),
+      );
+      return rows.map(attemptRecord);
+    },
+
+    async releaseDue(
+      now: Date,
+      limit: number,
+      outbox: (released: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ released: DeliveryRecord[]; outbox: OutboxRecord[] }> {
+      const done = await unitOfWork(ctx, async (em) => {
+        // SKIP LOCKED on PostgreSQL: concurrent dispatchers claim disjoint rows without waiting.
+        const due = await em.find(
+          Delivery,
+          { status: { $in: DUE }, nextAttemptAt: { $lte: now } },
+          {
+            ...DETACHED,
+            orderBy: { nextAttemptAt: "asc", id: "asc" },
+            limit: Math.max(1, Math.trunc(limit)),
+            lockMode: ctx.lock(LockMode.PESSIMISTIC_PARTIAL_WRITE),
+          },
+        );
+        if (due.length === 0) return null;
+        const released = due.map((row): DeliveryRecord => ({
+          ...deliveryRecord(row),
+          status: "queued",
+          nextAttemptAt: null,
+          updatedAt: now,
+        }));
+        await em.nativeUpdate(
+          Delivery,
+          { id: { $in: released.map((d) => d.id) }, status: { $in: DUE } },
+          { status: "queued", nextAttemptAt: null, updatedAt: now },
+        );
+        return { value: released, outbox: released.flatMap(outbox) };
+      });
+      return done === null ? { released: [], outbox: [] } : { released: done.value, outbox: done.outbox };
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { LockMode } from "@mikro-orm/core";
+import type { EndpointPatch, EndpointRepository } from "../../domain/endpoints.ts";
+import type { DeliveryRecord, EndpointRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
+import { Delivery } from "../deliveries/delivery.entity.ts";
+import { NON_FINAL, cancelledDelivery } from "../deliveries/delivery-states.ts";
+import { deliveryRecord, endpointRecord } from "../record-mappers.ts";
+import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
+import { unitOfWork } from "../unit-of-work.ts";
+import { Endpoint } from "./endpoint.entity.ts";
+
+const ENDPOINT_DELETED = "endpoint deleted";
+
+/**
+ * Endpoints on MikroORM (reference implementation, both databases; Send reads them through the
+ * API server's endpoint cache, so no dialect override is needed).
+ */
+export function createEndpointRepository(ctx: StoreContext): EndpointRepository {
+  return {
+    async createEndpoint(ep: EndpointRecord): Promise<void> {
+      await ctx.run((em) => em.insert(Endpoint, { ...ep, deletedAt: null }));
+    },
+
+    async getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null> {
+      const row = await ctx.run((em) => em.findOne(Endpoint, { id, workspaceId, deletedAt: null }, DETACHED));
+      return row === null ? null : endpointRecord(row);
+    },
+
+    async listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]> {
+      const rows = await ctx.run((em) =>
+        em.find(
+          Endpoint,
+          { workspaceId, deletedAt: null, ...keyset("desc", page.afterId) },
+          { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+        ),
+      );
+      return rows.map(endpointRecord);
+    },
+
+    async updateEndpoint(
+      workspaceId: string,
+      id: string,
+      patch: EndpointPatch,
+      at: Date,
+    ): Promise<EndpointRecord | null> {
+      return ctx.tx(async (em) => {
+        const where = { id, workspaceId, deletedAt: null };
+        const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) });
+        if (row === null) return null;
+        const changes: EndpointPatch & { updatedAt: Date } = { updatedAt: at };
+        for (const [key, value] of Object.entries(patch) as [keyof EndpointPatch, unknown][]) {
+          if (value !== undefined) Object.assign(changes, { [key]: value });
+        }
+        await em.nativeUpdate(Endpoint, where, changes);
+        return { ...endpointRecord(row), ...changes };
+      });
+    },
+
+    async deleteEndpoint(
+      workspaceId: string,
+      id: string,
+      at: Date,
+      outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ cancelled: DeliveryRecord[]; outbox: OutboxRecord[] } | null> {
+      const done = await unitOfWork(ctx, async (em) => {
+        const deleted = await em.nativeUpdate(
+          Endpoint,
+          { id, workspaceId, deletedAt: null },
+          { deletedAt: at, updatedAt: at },
+        );
+        if (deleted === 0) return null;
+        // Locked so a worker recording an attempt cannot finalise a row we are about to cancel.
+        const open = await em.find(
+          Delivery,
+          { workspaceId, endpointId: id, status: { $in: NON_FINAL } },
+          { ...DETACHED, orderBy: { id: "asc" }, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
+        );
+        const cancelled = open.map((row) => cancelledDelivery(deliveryRecord(row), ENDPOINT_DELETED, at));
+        if (cancelled.length > 0) {
+          await em.nativeUpdate(
+            Delivery,
+            { id: { $in: cancelled.map((d) => d.id) } },
+            { status: "cancelled", nextAttemptAt: null, lastError: ENDPOINT_DELETED, updatedAt: at },
+          );
+        }
+        return { value: cancelled, outbox: cancelled.flatMap(outbox) };
+      });
+      return done === null ? null : { cancelled: done.value, outbox: done.outbox };
+    },
+  };
+}

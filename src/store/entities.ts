@@ -1,0 +1,12 @@
+import { ApiKey } from "./api-keys/api-key.entity.ts";
+import { Attempt } from "./deliveries/attempt.entity.ts";
+import { Delivery } from "./deliveries/delivery.entity.ts";
+import { Endpoint } from "./endpoints/endpoint.entity.ts";
+import { Message } from "./messages/message.entity.ts";
+import { Outbox } from "./outbox/outbox.entity.ts";
+import { Workspace } from "./workspaces/workspace.entity.ts";
+
+export { ApiKey, Attempt, Delivery, Endpoint, Message, Outbox, Workspace };
+
+/** Every entity of the store, for MikroORM's discovery. */
+export const ENTITIES = [Workspace, ApiKey, Endpoint, Message, Delivery, Attempt, Outbox] as const;
