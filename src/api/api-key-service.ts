@@ -3,21 +3,21 @@ import type { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.t
 import { createApiKey, listApiKeys, revokeApiKey } from "../domain/api-keys.ts";
 import { apiKeyView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { workspaceIdOf } from "./authorization.ts";
 
 /** ApiKeyService: producer keys (management token). */
 export function createApiKeyService(deps: ApiDeps): ServiceImpl<typeof ApiKeyService> {
-  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
   return {
     async createApiKey(req, ctx) {
-      const { apiKey, secret } = await createApiKey(deps.apiKeys, await ws(ctx.requestHeader), req.label);
+      const { apiKey, secret } = await createApiKey(deps.apiKeys, workspaceIdOf(ctx), req.label);
       return { apiKey: apiKeyView(apiKey), secret };
     },
     async listApiKeys(req, ctx) {
-      const page = await listApiKeys(deps.apiKeys, await ws(ctx.requestHeader), req);
+      const page = await listApiKeys(deps.apiKeys, workspaceIdOf(ctx), req);
       return { apiKeys: page.items.map(apiKeyView), nextPageToken: page.nextPageToken };
     },
     async revokeApiKey(req, ctx) {
-      const key = await revokeApiKey(deps.apiKeys, await ws(ctx.requestHeader), req.id);
+      const key = await revokeApiKey(deps.apiKeys, workspaceIdOf(ctx), req.id);
       deps.auth.forgetApiKey(key.id);
       return { apiKey: apiKeyView(key) };
     },

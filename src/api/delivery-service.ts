@@ -3,16 +3,16 @@ import type { DeliveryService } from "../../gen/hookstream/v1/delivery_service_p
 import { getDelivery, listAttempts, listDeliveries } from "../domain/deliveries.ts";
 import { attemptView, deliveryView, statusFromProto } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { workspaceIdOf } from "./authorization.ts";
 
 /** DeliveryService: deliveries and attempts (management token). */
 export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof DeliveryService> {
-  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
   return {
     async getDelivery(req, ctx) {
-      return { delivery: deliveryView(await getDelivery(deps.deliveries, await ws(ctx.requestHeader), req.id)) };
+      return { delivery: deliveryView(await getDelivery(deps.deliveries, workspaceIdOf(ctx), req.id)) };
     },
     async listDeliveries(req, ctx) {
-      const page = await listDeliveries(deps.deliveries, await ws(ctx.requestHeader), {
+      const page = await listDeliveries(deps.deliveries, workspaceIdOf(ctx), {
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         endpointId: req.endpointId,
@@ -22,7 +22,7 @@ export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof Deliver
       return { deliveries: page.items.map(deliveryView), nextPageToken: page.nextPageToken };
     },
     async listAttempts(req, ctx) {
-      const page = await listAttempts(deps.deliveries, await ws(ctx.requestHeader), req);
+      const page = await listAttempts(deps.deliveries, workspaceIdOf(ctx), req);
       return { attempts: page.items.map(attemptView), nextPageToken: page.nextPageToken };
     },
   };

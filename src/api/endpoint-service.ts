@@ -14,6 +14,7 @@ import {
 } from "../domain/endpoints.ts";
 import { endpointView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { workspaceIdOf } from "./authorization.ts";
 
 /** Milliseconds of a Duration; NaN when it is not a valid duration. */
 function durationMs(d: Duration): number {
@@ -35,7 +36,6 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
 
 /** EndpointService: endpoint CRUD and secret rotation (management token). */
 export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof EndpointService> {
-  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["management"]);
   const endpointDeps: EndpointDeps = {
     store: deps.endpoints,
     relay: deps.relay,
@@ -46,22 +46,22 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
     async createEndpoint(req, ctx) {
       const { endpoint, signingSecret } = await createEndpoint(
         endpointDeps,
-        await ws(ctx.requestHeader),
+        workspaceIdOf(ctx),
         endpointInput(req.endpoint),
       );
       return { endpoint: endpointView(endpoint), signingSecret };
     },
     async getEndpoint(req, ctx) {
-      return { endpoint: endpointView(await getEndpoint(deps.endpoints, await ws(ctx.requestHeader), req.id)) };
+      return { endpoint: endpointView(await getEndpoint(deps.endpoints, workspaceIdOf(ctx), req.id)) };
     },
     async listEndpoints(req, ctx) {
-      const page = await listEndpoints(deps.endpoints, await ws(ctx.requestHeader), req);
+      const page = await listEndpoints(deps.endpoints, workspaceIdOf(ctx), req);
       return { endpoints: page.items.map(endpointView), nextPageToken: page.nextPageToken };
     },
     async updateEndpoint(req, ctx) {
       const ep = await updateEndpoint(
         endpointDeps,
-        await ws(ctx.requestHeader),
+        workspaceIdOf(ctx),
         req.endpoint?.id ?? "",
         endpointInput(req.endpoint),
         req.updateMask?.paths ?? [],
@@ -69,11 +69,11 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
       return { endpoint: endpointView(ep) };
     },
     async deleteEndpoint(req, ctx) {
-      await deleteEndpoint(endpointDeps, await ws(ctx.requestHeader), req.id);
+      await deleteEndpoint(endpointDeps, workspaceIdOf(ctx), req.id);
       return {};
     },
     async rotateEndpointSecret(req, ctx) {
-      const r = await rotateEndpointSecret(endpointDeps, await ws(ctx.requestHeader), req.id);
+      const r = await rotateEndpointSecret(endpointDeps, workspaceIdOf(ctx), req.id);
       return {
         endpoint: endpointView(r.endpoint),
         signingSecret: r.signingSecret,

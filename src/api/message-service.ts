@@ -6,6 +6,7 @@ import { invalidArgument } from "../domain/errors.ts";
 import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
 import { deliveryView, messageView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { workspaceIdOf } from "./authorization.ts";
 
 const encoder = new TextEncoder();
 
@@ -30,7 +31,6 @@ function sendBody(req: SendRequest): SendBody {
 
 /** MessageService: the producer surface (API key). */
 export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageService> {
-  const ws = (h: Headers): Promise<string> => deps.auth.workspaceOf(h.get("authorization"), ["api_key"]);
   const messageDeps: MessageDeps = {
     messages: deps.messages,
     endpoints: deps.endpoints,
@@ -40,7 +40,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
   };
   return {
     async send(req, ctx) {
-      const workspaceId = await ws(ctx.requestHeader);
+      const workspaceId = workspaceIdOf(ctx);
       return send(messageDeps, workspaceId, {
         endpointId: req.endpointId,
         eventType: req.eventType,
@@ -49,7 +49,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       });
     },
     async getMessage(req, ctx) {
-      const { message, deliveries } = await getMessage(deps.messages, await ws(ctx.requestHeader), req.id);
+      const { message, deliveries } = await getMessage(deps.messages, workspaceIdOf(ctx), req.id);
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
     },
   };

@@ -3,15 +3,13 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { watchDeliveries } from "../domain/watch.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { workspaceIdOf } from "./authorization.ts";
 
 /** WatchService: live delivery status (management token or API key). */
 export function createWatchService(deps: ApiDeps): ServiceImpl<typeof WatchService> {
   return {
     async *watchDeliveries(req, ctx) {
-      const workspaceId = await deps.auth.workspaceOf(ctx.requestHeader.get("authorization"), [
-        "management",
-        "api_key",
-      ]);
+      const workspaceId = workspaceIdOf(ctx);
       // Ends when the client goes away or the server shuts down.
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
       const items = watchDeliveries(

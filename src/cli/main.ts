@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { createAuthorizationInterceptor } from "../api/authorization.ts";
 import { startHttpServer } from "../api/http-server.ts";
 import { createRoutes } from "../api/routes.ts";
 import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "../config/config.ts";
@@ -203,6 +204,7 @@ async function run(role: Role): Promise<void> {
 
   if (runs("api")) {
     const shutdownController = new AbortController();
+    const auth = createAuthenticator(store.credentials, adminToken, config.cacheTtlMs);
     const server = await startHttpServer({
       host: config.host,
       port: config.port,
@@ -214,12 +216,14 @@ async function run(role: Role): Promise<void> {
         deliveries: store.deliveries,
         relay,
         feed: createStatusFeed(nc, names),
-        auth: createAuthenticator(store.credentials, adminToken, config.cacheTtlMs),
+        auth,
         endpointCache: createTtlCache<EndpointRecord>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         secretGracePeriodMs: config.secretGracePeriodMs,
         shutdownSignal: shutdownController.signal,
       }),
+      // Every RPC is authorized here, by the policy its method declares in the schema.
+      interceptors: [createAuthorizationInterceptor(auth)],
       corsOrigins: config.corsOrigins,
       // The payload limit plus room for the rest of the request and JSON's base64 of raw bytes.
       readMaxBytes: Math.ceil(config.maxPayloadBytes * 1.4) + 64 * 1024,

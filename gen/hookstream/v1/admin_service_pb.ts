@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Workspace } from "./workspace_pb.ts";
 import { file_hookstream_v1_workspace } from "./workspace_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/admin_service.proto.
  */
 export const file_hookstream_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFob29rc3RyZWFtL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiJgoWQ3JlYXRlV29ya3NwYWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJImAKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEisKCXdvcmtzcGFjZRgBIAEoCzIYLmhvb2tzdHJlYW0udjEuV29ya3NwYWNlEhgKEG1hbmFnZW1lbnRfdG9rZW4YAiABKAkycAoMQWRtaW5TZXJ2aWNlEmAKD0NyZWF0ZVdvcmtzcGFjZRIlLmhvb2tzdHJlYW0udjEuQ3JlYXRlV29ya3NwYWNlUmVxdWVzdBomLmhvb2tzdHJlYW0udjEuQ3JlYXRlV29ya3NwYWNlUmVzcG9uc2ViBnByb3RvMw", [file_hookstream_v1_workspace]);
+  fileDesc("CiFob29rc3RyZWFtL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiJgoWQ3JlYXRlV29ya3NwYWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJImAKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEisKCXdvcmtzcGFjZRgBIAEoCzIYLmhvb2tzdHJlYW0udjEuV29ya3NwYWNlEhgKEG1hbmFnZW1lbnRfdG9rZW4YAiABKAkyeQoMQWRtaW5TZXJ2aWNlEmkKD0NyZWF0ZVdvcmtzcGFjZRIlLmhvb2tzdHJlYW0udjEuQ3JlYXRlV29ya3NwYWNlUmVxdWVzdBomLmhvb2tzdHJlYW0udjEuQ3JlYXRlV29ya3NwYWNlUmVzcG9uc2UiB6K7GAMKAQFiBnByb3RvMw", [file_hookstream_v1_auth, file_hookstream_v1_workspace]);
 
 /**
  * CreateWorkspaceRequest names the new workspace.

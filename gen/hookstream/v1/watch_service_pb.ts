@@ -6,6 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Attempt, Delivery, DeliveryStatus } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/watch_service.proto.
  */
 export const file_hookstream_v1_watch_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFob29rc3RyZWFtL3YxL3dhdGNoX3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiiAEKFldhdGNoRGVsaXZlcmllc1JlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIvCghzdGF0dXNlcxgDIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMSFAoMcmVzdW1lX3Rva2VuGAQgASgJIrMBChdXYXRjaERlbGl2ZXJpZXNSZXNwb25zZRIUCgxyZXN1bWVfdG9rZW4YASABKAkSKQoIZGVsaXZlcnkYAiABKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5EicKB2F0dGVtcHQYAyABKAsyFi5ob29rc3RyZWFtLnYxLkF0dGVtcHQSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAycgoMV2F0Y2hTZXJ2aWNlEmIKD1dhdGNoRGVsaXZlcmllcxIlLmhvb2tzdHJlYW0udjEuV2F0Y2hEZWxpdmVyaWVzUmVxdWVzdBomLmhvb2tzdHJlYW0udjEuV2F0Y2hEZWxpdmVyaWVzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_hookstream_v1_delivery]);
+  fileDesc("CiFob29rc3RyZWFtL3YxL3dhdGNoX3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiiAEKFldhdGNoRGVsaXZlcmllc1JlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIvCghzdGF0dXNlcxgDIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMSFAoMcmVzdW1lX3Rva2VuGAQgASgJIrMBChdXYXRjaERlbGl2ZXJpZXNSZXNwb25zZRIUCgxyZXN1bWVfdG9rZW4YASABKAkSKQoIZGVsaXZlcnkYAiABKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5EicKB2F0dGVtcHQYAyABKAsyFi5ob29rc3RyZWFtLnYxLkF0dGVtcHQSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyfAoMV2F0Y2hTZXJ2aWNlEmwKD1dhdGNoRGVsaXZlcmllcxIlLmhvb2tzdHJlYW0udjEuV2F0Y2hEZWxpdmVyaWVzUmVxdWVzdBomLmhvb2tzdHJlYW0udjEuV2F0Y2hEZWxpdmVyaWVzUmVzcG9uc2UiCKK7GAQKAgIDMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery]);
 
 /**
  * WatchDeliveriesRequest filters the stream. Empty filters match everything.
