@@ -916,5 +916,17 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(await store.deliveries.cancelDelivery(deliveries[1]!.id, "final", at(9), () => []), null);
       assert.equal(await store.deliveries.cancelDelivery(newId("delivery"), "missing", at(9), () => []), null);
     });
+
+    void it("disableEndpoint disables an enabled endpoint of its workspace once, never another workspace's", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      assert.equal(await store.deliveries.disableEndpoint(other, ep.id, at(3)), false);
+      assert.equal((await store.endpoints.getEndpoint(ws, ep.id))?.enabled, true);
+      assert.equal(await store.deliveries.disableEndpoint(ws, ep.id, at(4)), true);
+      assert.deepEqual(await store.endpoints.getEndpoint(ws, ep.id), { ...ep, enabled: false, updatedAt: at(4) });
+      assert.equal(await store.deliveries.disableEndpoint(ws, ep.id, at(5)), false);
+    });
   });
 }

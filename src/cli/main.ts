@@ -172,7 +172,14 @@ async function run(role: Role): Promise<void> {
       store: store.deliveries,
       relay,
       sender,
-      retry: { schedule: config.retrySchedule, maxAttempts: config.maxAttempts },
+      retry: {
+        schedule: config.retrySchedule,
+        rateLimitSchedule: config.rateLimitRetrySchedule,
+        maxAttempts: config.maxAttempts,
+        jitter: config.retryJitter,
+        maxRetryAfterMs: config.maxRetryAfterMs,
+        retryableStatuses: config.retryableStatuses,
+      },
       logger,
       metrics,
     });

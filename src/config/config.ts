@@ -32,8 +32,17 @@ export interface Config {
   readonly outboundAllow: readonly string[];
   readonly workerConcurrency: number;
   readonly jobAckWaitMs: number;
+  /** Slow retry lane: delays after retryable failures other than 429. */
   readonly retrySchedule: readonly number[];
+  /** Fast retry lane: delays after a 429. */
+  readonly rateLimitRetrySchedule: readonly number[];
   readonly maxAttempts: number;
+  /** Retry jitter as a fraction of each step (±). */
+  readonly retryJitter: number;
+  /** Longest Retry-After honoured. */
+  readonly maxRetryAfterMs: number;
+  /** Extra HTTP statuses treated as retryable. */
+  readonly retryableStatuses: readonly number[];
   readonly secretGracePeriodMs: number;
   /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
   readonly cacheTtlMs: number;
@@ -99,10 +108,30 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
   },
   {
     env: "HOOKSTREAM_RETRY_SCHEDULE",
-    default: "30s,5m,30m,2h,6h,12h,24h",
-    doc: "Delays before each retry after a failed attempt (full jitter applied).",
+    default: "30m,2h,6h,12h,24h,48h,72h,96h",
+    doc: "Slow retry lane: delays before each retry after a network error, timeout, 408, 425 or 5xx (the last step repeats).",
   },
-  { env: "HOOKSTREAM_MAX_ATTEMPTS", default: "8", doc: "Attempts before a delivery is dead-lettered (status failed)." },
+  {
+    env: "HOOKSTREAM_RATE_LIMIT_RETRY_SCHEDULE",
+    default: "30s,60s,120s,240s,300s",
+    doc: "Fast retry lane: delays before each retry after a 429 Too Many Requests (the last step repeats).",
+  },
+  { env: "HOOKSTREAM_MAX_ATTEMPTS", default: "9", doc: "Attempts before a delivery is dead-lettered (status failed)." },
+  {
+    env: "HOOKSTREAM_RETRY_JITTER",
+    default: "0.2",
+    doc: "Retry jitter: each delay is spread uniformly within ± this fraction of its step (0 to 1).",
+  },
+  {
+    env: "HOOKSTREAM_RETRY_AFTER_MAX",
+    default: "24h",
+    doc: "A receiver's Retry-After is honoured as the least delay up to this long; a longer one is capped.",
+  },
+  {
+    env: "HOOKSTREAM_RETRYABLE_STATUSES",
+    default: "empty",
+    doc: "Comma-separated extra HTTP statuses to retry (408, 425, 429 and 5xx always are; other 4xx fail at once, 410 also disables the endpoint).",
+  },
   {
     env: "HOOKSTREAM_SECRET_GRACE_PERIOD",
     default: "24h",
@@ -192,12 +221,29 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     problems.push(`HOOKSTREAM_STREAM_PREFIX=${streamPrefix}: expected 1 to 32 letters, digits, _ or -`);
   }
 
-  const retrySchedule = list("HOOKSTREAM_RETRY_SCHEDULE", "30s,5m,30m,2h,6h,12h,24h").map((s) => {
-    const ms = parseDuration(s);
-    if (ms === undefined) problems.push(`HOOKSTREAM_RETRY_SCHEDULE: ${s} is not a duration`);
-    return ms ?? 0;
+  const schedule = (name: string, def: string): number[] => {
+    const steps = list(name, def).map((s) => {
+      const ms = parseDuration(s);
+      if (ms === undefined) problems.push(`${name}: ${s} is not a duration`);
+      return ms ?? 0;
+    });
+    if (steps.length === 0) problems.push(`${name}: needs at least one delay`);
+    return steps;
+  };
+  const retrySchedule = schedule("HOOKSTREAM_RETRY_SCHEDULE", "30m,2h,6h,12h,24h,48h,72h,96h");
+  const rateLimitRetrySchedule = schedule("HOOKSTREAM_RATE_LIMIT_RETRY_SCHEDULE", "30s,60s,120s,240s,300s");
+  const jitterRaw = get("HOOKSTREAM_RETRY_JITTER") ?? "0.2";
+  const retryJitter = Number(jitterRaw);
+  if (!Number.isFinite(retryJitter) || retryJitter < 0 || retryJitter > 1) {
+    problems.push(`HOOKSTREAM_RETRY_JITTER=${jitterRaw}: expected a number from 0 to 1`);
+  }
+  const retryableStatuses = list("HOOKSTREAM_RETRYABLE_STATUSES", "").map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 400 || n > 499) {
+      problems.push(`HOOKSTREAM_RETRYABLE_STATUSES: ${s} is not a 4xx status`);
+    }
+    return n;
   });
-  if (retrySchedule.length === 0) problems.push("HOOKSTREAM_RETRY_SCHEDULE: needs at least one delay");
 
   const logLevel = get("LOG_LEVEL") ?? "info";
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
@@ -220,7 +266,11 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     workerConcurrency: int("HOOKSTREAM_WORKER_CONCURRENCY", 64, 1, 10_000),
     jobAckWaitMs: duration("HOOKSTREAM_JOB_ACK_WAIT", "30s"),
     retrySchedule,
-    maxAttempts: int("HOOKSTREAM_MAX_ATTEMPTS", 8, 1, 100),
+    rateLimitRetrySchedule,
+    maxAttempts: int("HOOKSTREAM_MAX_ATTEMPTS", 9, 1, 100),
+    retryJitter: Number.isFinite(retryJitter) ? Math.min(Math.max(retryJitter, 0), 1) : 0.2,
+    maxRetryAfterMs: duration("HOOKSTREAM_RETRY_AFTER_MAX", "24h"),
+    retryableStatuses,
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),

@@ -55,4 +55,6 @@ export interface DeliveryLedger {
     at: Date,
     outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
   ): Promise<{ delivery: DeliveryRecord; outbox: OutboxRecord[] } | null>;
+  /** Disables an endpoint (e.g. its receiver answered 410 Gone); false when it was not enabled. */
+  disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean>;
 }

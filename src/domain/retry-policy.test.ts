@@ -1,9 +1,23 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRetryable, nextRetryDelayMs } from "./retry-policy.ts";
+import {
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RATE_LIMIT_SCHEDULE_MS,
+  DEFAULT_RETRY_SCHEDULE_MS,
+  isGone,
+  isRetryable,
+  nextRetryDelayMs,
+  type RetryPolicy,
+} from "./retry-policy.ts";
 
-const policy = { schedule: [1000, 10_000, 60_000], maxAttempts: 4 };
+const policy: RetryPolicy = {
+  schedule: [1000, 10_000, 60_000],
+  rateLimitSchedule: [100, 200],
+  maxAttempts: 4,
+  jitter: 0.2,
+};
 const http = (status: number, retryAfterMs?: number) => ({ errorKind: "http_status" as const, status, retryAfterMs });
+const net = { errorKind: "connect" as const, status: 0, retryAfterMs: undefined };
 
 test("network errors, timeouts, 408, 425, 429 and 5xx are retryable; other 4xx and policy refusals are not", () => {
   for (const s of [408, 425, 429, 500, 502, 503, 599]) assert.ok(isRetryable(http(s)), String(s));
@@ -13,26 +27,72 @@ test("network errors, timeouts, 408, 425, 429 and 5xx are retryable; other 4xx a
   assert.ok(!isRetryable({ errorKind: "refused_by_policy", status: 0, retryAfterMs: undefined }));
 });
 
-test("full jitter stays within [0, base] of the schedule step, last step repeats", () => {
+test("extra retryable statuses are configurable; 410 is gone", () => {
+  assert.ok(isRetryable(http(404), { retryableStatuses: [404] }));
   assert.equal(
-    nextRetryDelayMs(policy, 1, http(500), () => 0),
-    0,
-  );
-  assert.equal(
-    nextRetryDelayMs(policy, 1, http(500), () => 1),
+    nextRetryDelayMs({ ...policy, retryableStatuses: [404] }, 1, http(404), () => 0.5),
     1000,
   );
+  assert.ok(isGone(http(410)));
+  assert.ok(!isGone(http(404)));
   assert.equal(
-    nextRetryDelayMs(policy, 2, http(500), () => 0.5),
-    5000,
-  );
-  assert.equal(
-    nextRetryDelayMs(policy, 3, http(500), () => 1),
-    60_000,
+    nextRetryDelayMs(policy, 1, http(410), () => 0.5),
+    null,
   );
 });
 
-test("the attempt cap dead-letters, and Retry-After is a floor", () => {
+test("bounded jitter stays within ±20 % of the step and never collapses to zero; the last step repeats", () => {
+  assert.equal(
+    nextRetryDelayMs(policy, 1, http(500), () => 0),
+    800,
+  );
+  assert.equal(
+    nextRetryDelayMs(policy, 1, http(500), () => 1),
+    1200,
+  );
+  assert.equal(
+    nextRetryDelayMs(policy, 2, http(500), () => 0.5),
+    10_000,
+  );
+  assert.equal(
+    nextRetryDelayMs({ ...policy, maxAttempts: 10 }, 9, net, () => 0.5),
+    60_000,
+  );
+  for (let i = 0; i < 1000; i++) {
+    const d = nextRetryDelayMs(policy, 1, net)!;
+    assert.ok(d >= 800 && d <= 1200, String(d));
+  }
+  assert.equal(
+    nextRetryDelayMs({ ...policy, jitter: 0 }, 1, net, () => 0),
+    1000,
+  );
+});
+
+test("429 retries on the fast lane, other failures on the slow lane", () => {
+  assert.equal(
+    nextRetryDelayMs(policy, 1, http(429), () => 0.5),
+    100,
+  );
+  assert.equal(
+    nextRetryDelayMs(policy, 2, http(429), () => 0.5),
+    200,
+  );
+  assert.equal(
+    nextRetryDelayMs(policy, 3, http(429), () => 0.5),
+    200,
+  );
+  assert.equal(
+    nextRetryDelayMs(policy, 2, http(503), () => 0.5),
+    10_000,
+  );
+  // No fast lane configured: the slow lane serves 429 too.
+  assert.equal(
+    nextRetryDelayMs({ schedule: [5000], maxAttempts: 3 }, 1, http(429), () => 0.5),
+    5000,
+  );
+});
+
+test("the attempt cap dead-letters, and Retry-After is a floor, capped", () => {
   assert.equal(
     nextRetryDelayMs(policy, 4, http(500), () => 1),
     null,
@@ -46,7 +106,25 @@ test("the attempt cap dead-letters, and Retry-After is a floor", () => {
     30_000,
   );
   assert.equal(
-    nextRetryDelayMs(policy, 3, http(429, 5_000), () => 1),
+    nextRetryDelayMs(policy, 3, http(503, 5_000), () => 0.5),
     60_000,
   );
+  assert.equal(
+    nextRetryDelayMs({ ...policy, maxRetryAfterMs: 50_000 }, 1, http(429, 9_000_000), () => 0.5),
+    50_000,
+  );
+  // Default cap: 24 h.
+  assert.equal(
+    nextRetryDelayMs(policy, 1, http(503, 10 * 86_400_000), () => 0.5),
+    86_400_000,
+  );
+});
+
+test("the defaults are the documented lanes", () => {
+  assert.deepEqual(DEFAULT_RATE_LIMIT_SCHEDULE_MS, [30_000, 60_000, 120_000, 240_000, 300_000]);
+  assert.deepEqual(
+    DEFAULT_RETRY_SCHEDULE_MS.map((ms) => ms / 60_000),
+    [30, 120, 360, 720, 1440, 2880, 4320, 5760],
+  );
+  assert.equal(DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_SCHEDULE_MS.length + 1);
 });

@@ -92,6 +92,7 @@ function harness(
   const recorded: AttemptOutcome[] = [];
   const published: OutboxRecord[][] = [];
   const cancelled: string[] = [];
+  const disabled: string[] = [];
   const store: DeliveryLedger = {
     loadAttemptContext: async () => ctx,
     recordAttempt: async (o: AttemptOutcome) => {
@@ -106,6 +107,7 @@ function harness(
       cancelled.push(`${id}: ${reason}`);
       return { delivery: { ...ctx!.delivery, status: "cancelled" as const }, outbox: [] };
     },
+    disableEndpoint: async (_workspaceId: string, endpointId: string) => (disabled.push(endpointId), true),
   };
   const relay: OutboxRelay = {
     publishNow: async (rows) => (published.push([...rows]), true),
@@ -120,12 +122,12 @@ function harness(
     store,
     relay,
     sender,
-    retry: { schedule: [10_000], maxAttempts: opts.maxAttempts ?? 3 },
+    retry: { schedule: [10_000], rateLimitSchedule: [1_000], maxAttempts: opts.maxAttempts ?? 3 },
     logger: { info: () => undefined, warn: () => undefined },
   });
   const job = (attemptNumber: number) =>
     create(DeliveryJobSchema, { workspaceId: "ws_1", deliveryId: "dlv_1", attemptNumber });
-  return { worker, job, sent, recorded, published, cancelled };
+  return { worker, job, sent, recorded, published, cancelled, disabled };
 }
 
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
@@ -158,6 +160,27 @@ test("a retryable failure schedules a retry; a permanent one and the last attemp
   await h.worker.handle(h.job(3));
   assert.equal(h.recorded[0]!.delivery.status, "failed");
   assert.equal(h.recorded[0]!.delivery.lastError, "HTTP 500");
+});
+
+test("a 410 Gone dead-letters the delivery and disables its endpoint; a 404 only dead-letters", async () => {
+  const gone = harness(context(), failed(410));
+  await gone.worker.handle(gone.job(1));
+  assert.equal(gone.recorded[0]!.delivery.status, "failed");
+  assert.equal(gone.disabled.length, 1);
+  const missing = harness(context(), failed(404));
+  await missing.worker.handle(missing.job(1));
+  assert.equal(missing.recorded[0]!.delivery.status, "failed");
+  assert.deepEqual(missing.disabled, []);
+});
+
+test("a 429 retries on the fast lane, a 503 on the slow lane", async () => {
+  const fast = harness(context(), failed(429));
+  const slow = harness(context(), failed(503));
+  await fast.worker.handle(fast.job(1));
+  await slow.worker.handle(slow.job(1));
+  const delay = (h: typeof fast): number => h.recorded[0]!.delivery.nextAttemptAt!.getTime() - Date.now();
+  assert.ok(delay(fast) <= 1_500, `fast lane ${delay(fast)}`);
+  assert.ok(delay(slow) >= 7_000, `slow lane ${delay(slow)}`);
 });
 
 test("stale, duplicate and out-of-sequence jobs are acked without sending", async () => {

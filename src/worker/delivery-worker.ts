@@ -6,7 +6,7 @@ import { statusRow } from "../domain/outbox-rows.ts";
 import type { AttemptContext, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domain/records.ts";
 import { FINAL_STATUSES } from "../domain/records.ts";
-import { nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
+import { isGone, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
 import { webhookHeaders } from "../domain/signing.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
@@ -107,14 +107,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
       const now = new Date();
       let status: DeliveryStatusName;
       let nextAttemptAt: Date | null = null;
+      const failure = {
+        errorKind: result.errorKind ?? ("http_status" as const),
+        status: result.status,
+        retryAfterMs: result.retryAfterMs,
+      };
       if (result.ok) {
         status = "succeeded";
       } else {
-        const delay = nextRetryDelayMs(retry, number, {
-          errorKind: result.errorKind ?? "http_status",
-          status: result.status,
-          retryAfterMs: result.retryAfterMs,
-        });
+        const delay = nextRetryDelayMs(retry, number, failure);
         if (delay === null) status = "failed";
         else {
           status = "pending_retry";
@@ -170,6 +171,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
       deps.metrics?.attempts.inc({ outcome: status });
       deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
       if (recorded.applied) await relay.publishNow(recorded.outbox);
+      // 410 Gone: the receiver says the endpoint is no more; stop sending it anything else.
+      if (!result.ok && isGone(failure) && (await store.disableEndpoint(delivery.workspaceId, endpoint.id, now))) {
+        logger.warn(
+          { endpointId: endpoint.id, workspaceId: delivery.workspaceId },
+          "endpoint disabled: receiver answered 410 Gone",
+        );
+      }
       return { kind: "ack" };
     },
   };

@@ -94,6 +94,17 @@ export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
       }
     },
 
+    async disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean> {
+      const changed = await ctx.run((em) =>
+        em.nativeUpdate(
+          Endpoint,
+          { id: endpointId, workspaceId, enabled: true, deletedAt: null },
+          { enabled: false, updatedAt: at },
+        ),
+      );
+      return changed > 0;
+    },
+
     async cancelDelivery(
       deliveryId: string,
       reason: string,
@@ -133,6 +144,7 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     loadAttemptContext: (id) => ledger.loadAttemptContext(id),
     recordAttempt: (outcome) => ledger.recordAttempt(outcome),
     cancelDelivery: (id, reason, at, outbox) => ledger.cancelDelivery(id, reason, at, outbox),
+    disableEndpoint: (workspaceId, endpointId, at) => ledger.disableEndpoint(workspaceId, endpointId, at),
 
     async getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null> {
       const row = await ctx.run((em) => em.findOne(Delivery, { id, workspaceId }, DETACHED));

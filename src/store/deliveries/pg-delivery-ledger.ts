@@ -206,5 +206,6 @@ SELECT ARRAY(SELECT ord FROM u) AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
     loadAttemptContext: (id) => ctx.raw(() => load(id)),
     recordAttempt: (outcome) => ctx.raw((pool) => recordAttempt(pool, outcome)),
     cancelDelivery: (id, reason, at, rows) => reference.cancelDelivery(id, reason, at, rows),
+    disableEndpoint: (workspaceId, endpointId, at) => reference.disableEndpoint(workspaceId, endpointId, at),
   };
 }
