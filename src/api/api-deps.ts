@@ -5,6 +5,7 @@ import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { MessageIntake, MessageReader } from "../domain/messages.ts";
 import type { StatusFeed } from "../domain/ports.ts";
+import type { DeliveryRecovery } from "../domain/recovery.ts";
 import type { WorkspaceRepository } from "../domain/workspaces.ts";
 import type { EndpointRecord } from "../domain/records.ts";
 import type { TtlCache } from "../domain/ttl-cache.ts";
@@ -16,6 +17,7 @@ export interface ApiDeps {
   readonly endpoints: EndpointRepository;
   readonly messages: MessageIntake & MessageReader;
   readonly deliveries: DeliveryReader;
+  readonly recovery: DeliveryRecovery;
   readonly relay: OutboxRelay;
   readonly feed: StatusFeed;
   readonly auth: Authenticator;

@@ -4,6 +4,7 @@ import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { createAdminService } from "./admin-service.ts";
 import type { ApiDeps } from "./api-deps.ts";
@@ -11,6 +12,7 @@ import { createApiKeyService } from "./api-key-service.ts";
 import { createDeliveryService } from "./delivery-service.ts";
 import { createEndpointService } from "./endpoint-service.ts";
 import { createMessageService } from "./message-service.ts";
+import { createRecoveryService } from "./recovery-service.ts";
 import { createWatchService } from "./watch-service.ts";
 
 /** Registers every hookstream.v1 service on a Connect router. */
@@ -21,6 +23,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
     router.service(EndpointService, createEndpointService(deps));
     router.service(MessageService, createMessageService(deps));
     router.service(DeliveryService, createDeliveryService(deps));
+    router.service(RecoveryService, createRecoveryService(deps));
     router.service(WatchService, createWatchService(deps));
   };
 }

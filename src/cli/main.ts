@@ -200,6 +200,8 @@ async function run(role: Role): Promise<void> {
   if (runs("dispatcher")) {
     const dispatcher = createDispatcher({
       store: store.deliveries,
+      bulk: store.recovery,
+      bulkBatchSize: config.bulkBatchSize,
       relay,
       logger,
       intervalMs: config.outboxSweepIntervalMs,
@@ -221,6 +223,7 @@ async function run(role: Role): Promise<void> {
         endpoints: store.endpoints,
         messages: store.messages,
         deliveries: store.deliveries,
+        recovery: store.recovery,
         relay,
         feed: createStatusFeed(nc, names),
         auth,

@@ -47,6 +47,8 @@ export interface Config {
   /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
   readonly cacheTtlMs: number;
   readonly outboxSweepIntervalMs: number;
+  /** Deliveries one dispatcher round visits of a bulk operation (one transaction). */
+  readonly bulkBatchSize: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
 }
@@ -146,6 +148,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
     default: "1s",
     doc: "How often the dispatcher looks for committed work not yet published, and due retries.",
+  },
+  {
+    env: "HOOKSTREAM_BULK_BATCH_SIZE",
+    default: "500",
+    doc: "Deliveries a dispatcher visits per round (one transaction) when it works through a bulk retry, replay or cancel.",
   },
   {
     env: "HOOKSTREAM_SHUTDOWN_GRACE",
@@ -274,6 +281,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
+    bulkBatchSize: int("HOOKSTREAM_BULK_BATCH_SIZE", 500, 1, 10_000),
     shutdownGraceMs: duration("HOOKSTREAM_SHUTDOWN_GRACE", "20s"),
     logLevel,
   };

@@ -1,6 +1,7 @@
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import { jobRow, statusRow } from "../domain/outbox-rows.ts";
 import type { DueReleaser } from "../domain/due-deliveries.ts";
+import { outboxFor, transitionFor, type BulkOperationRunner } from "../domain/recovery.ts";
 
 /** Minimal logger (pino fits). */
 export interface DispatcherLogger {
@@ -12,6 +13,8 @@ export interface DispatcherLogger {
 /** Options of the dispatcher loop. */
 export interface DispatcherOptions {
   store: DueReleaser;
+  /** Bulk operations to work through; none when undefined. */
+  bulk?: BulkOperationRunner | undefined;
   relay: OutboxRelay;
   logger: DispatcherLogger;
   /** Pause between rounds when there was nothing to do. */
@@ -19,6 +22,8 @@ export interface DispatcherOptions {
   /** Outbox rows younger than this are left to the process that wrote them (its fast path). */
   outboxMinAgeMs?: number;
   batchSize?: number;
+  /** Deliveries visited per round of a bulk operation; default batchSize. */
+  bulkBatchSize?: number;
 }
 
 /** The running dispatcher. */
@@ -54,6 +59,25 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     if (released.length > 0) {
       await relay.publishNow(outbox);
       handled += released.length;
+    }
+    // One batch of one bulk operation per round, so a large bulk replay never starves retries.
+    if (opts.bulk !== undefined) {
+      const at = new Date();
+      const ran = await opts.bulk.runBulkBatch(
+        opts.bulkBatchSize ?? batch,
+        at,
+        (op) => transitionFor(op.action, at),
+        outboxFor(at),
+      );
+      if (ran !== null) {
+        await relay.publishNow(ran.outbox);
+        if (ran.operation.state !== "running") {
+          const { id, workspaceId, action, matched, affected } = ran.operation;
+          logger.info({ bulkOperationId: id, workspaceId, action, matched, affected }, "bulk operation finished");
+        }
+        // A running operation with more to do keeps the loop going without waiting.
+        handled += ran.operation.state === "running" ? batch : 1;
+      }
     }
     return handled;
   };

@@ -8,6 +8,7 @@ export const ID_PREFIX = {
   message: "msg",
   delivery: "dlv",
   attempt: "atm",
+  bulkOperation: "bulk",
 } as const;
 
 /** The resource kinds that have prefixed ids. */

@@ -9,6 +9,7 @@ import { createDeliveryRepository, type DeliveryStore } from "./deliveries/deliv
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
 import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
 import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
+import { createRecoveryRepository, type RecoveryStore } from "./recovery/recovery-repository.ts";
 import { StoreContext, type SqlOrm } from "./store-context.ts";
 import { createWorkspaceRepository, type WorkspaceStore } from "./workspaces/workspace-repository.ts";
 import { MIGRATIONS_TABLE, createOrmOptions, migrationsFor } from "./orm-options.ts";
@@ -36,6 +37,8 @@ export interface OpenedStore {
   readonly messages: MessageStore;
   readonly deliveries: DeliveryStore;
   readonly outbox: OutboxBacklog;
+  /** Operator actions on deliveries and bulk operations. */
+  readonly recovery: RecoveryStore;
 }
 
 /** How the store is opened. */
@@ -69,6 +72,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     messages: createMessageRepository(ctx, overrides),
     deliveries: createDeliveryRepository(ctx, overrides),
     outbox: outboxBacklogFor(ctx, overrides),
+    recovery: createRecoveryRepository(ctx),
   };
 }
 

@@ -17,6 +17,7 @@ import type { Delivery } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 
 /** A role that runs as its own long-lived process. */
@@ -143,6 +144,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     HOOKSTREAM_OUTBOUND_ALLOW: "127.0.0.0/8",
     HOOKSTREAM_JOB_ACK_WAIT: "3s",
     HOOKSTREAM_RETRY_SCHEDULE: "1s,1s,2s",
+    HOOKSTREAM_RATE_LIMIT_RETRY_SCHEDULE: "1s,1s,2s",
     HOOKSTREAM_SHUTDOWN_GRACE: "10s",
     LOG_LEVEL: "info",
     ...options.env,
@@ -316,6 +318,7 @@ export interface Clients {
   readonly messages: Client<typeof MessageService>;
   readonly deliveries: Client<typeof DeliveryService>;
   readonly watch: Client<typeof WatchService>;
+  readonly recovery: Client<typeof RecoveryService>;
 }
 
 /** Options of {@link createClients}. */
@@ -349,6 +352,7 @@ export function createClients(baseUrl: string, token?: string, options: ClientOp
     messages: createClient(MessageService, transport),
     deliveries: createClient(DeliveryService, transport),
     watch: createClient(WatchService, transport),
+    recovery: createClient(RecoveryService, transport),
   };
 }
 

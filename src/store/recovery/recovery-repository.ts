@@ -1,0 +1,212 @@
+import { LockMode } from "@mikro-orm/core";
+import type { FilterQuery } from "@mikro-orm/core";
+import type {
+  BulkOperationRecord,
+  BulkOperationRunner,
+  DeliveryRecovery,
+  DeliverySelection,
+  Transition,
+} from "../../domain/recovery.ts";
+import type { DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
+import { Delivery } from "../deliveries/delivery.entity.ts";
+import { deliveryRecord } from "../record-mappers.ts";
+import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
+import { unitOfWork } from "../unit-of-work.ts";
+import { BulkOperation } from "./bulk-operation.entity.ts";
+
+/** Recovery actions and bulk operations on MikroORM (reference implementation, both databases). */
+export interface RecoveryStore extends DeliveryRecovery, BulkOperationRunner {}
+
+function selectionWhere(workspaceId: string, s: DeliverySelection): FilterQuery<Delivery> {
+  const created: { $gte?: Date; $lt?: Date } = {};
+  if (s.createdAfter !== undefined) created.$gte = s.createdAfter;
+  if (s.createdBefore !== undefined) created.$lt = s.createdBefore;
+  return {
+    workspaceId,
+    ...(s.endpointId === undefined ? {} : { endpointId: s.endpointId }),
+    ...(s.messageId === undefined ? {} : { messageId: s.messageId }),
+    ...(s.eventType === undefined ? {} : { eventType: s.eventType }),
+    ...(s.statuses === undefined || s.statuses.length === 0 ? {} : { status: { $in: [...s.statuses] } }),
+    ...(Object.keys(created).length === 0 ? {} : { createdAt: created }),
+  };
+}
+
+function selectionJson(s: DeliverySelection): Record<string, unknown> {
+  return {
+    ...s,
+    createdAfter: s.createdAfter?.toISOString(),
+    createdBefore: s.createdBefore?.toISOString(),
+  };
+}
+
+function selectionOf(json: Record<string, unknown>): DeliverySelection {
+  const str = (k: string): string | undefined => (typeof json[k] === "string" ? json[k] : undefined);
+  const date = (k: string): Date | undefined => (str(k) === undefined ? undefined : new Date(str(k)!));
+  return {
+    endpointId: str("endpointId"),
+    messageId: str("messageId"),
+    eventType: str("eventType"),
+    statuses: Array.isArray(json["statuses"]) ? (json["statuses"] as DeliverySelection["statuses"]) : undefined,
+    createdAfter: date("createdAfter"),
+    createdBefore: date("createdBefore"),
+  };
+}
+
+function bulkRecord(row: BulkOperation): BulkOperationRecord {
+  const filter: unknown = typeof row.filter === "string" ? JSON.parse(row.filter) : row.filter;
+  const ids: unknown = typeof row.deliveryIds === "string" ? JSON.parse(row.deliveryIds) : row.deliveryIds;
+  return {
+    id: row.id,
+    workspaceId: row.workspaceId,
+    action: row.action,
+    filter: selectionOf((filter ?? {}) as Record<string, unknown>),
+    deliveryIds: Array.isArray(ids) ? (ids as string[]) : [],
+    limit: row.limit,
+    state: row.state,
+    matched: row.matched,
+    affected: row.affected,
+    cursor: row.cursor,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    finishedAt: row.finishedAt ?? null,
+  };
+}
+
+/**
+ * Applies a transition to locked delivery rows, each update conditional on the status and attempt
+ * count it was computed from, so a worker or dispatcher that changed the row meanwhile wins.
+ */
+async function applyTransition(em: Em, rows: readonly Delivery[], transition: Transition): Promise<DeliveryRecord[]> {
+  const changed: DeliveryRecord[] = [];
+  for (const row of rows) {
+    const before = deliveryRecord(row);
+    const after = transition(before);
+    if (after === null) continue;
+    const n = await em.nativeUpdate(
+      Delivery,
+      { id: before.id, status: before.status, attemptCount: before.attemptCount },
+      {
+        status: after.status,
+        nextAttemptAt: after.nextAttemptAt,
+        lastError: after.lastError,
+        updatedAt: after.updatedAt,
+      },
+    );
+    if (n === 1) changed.push(after);
+  }
+  return changed;
+}
+
+/** Creates the recovery repository. */
+export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
+  return {
+    async applyToDeliveries(
+      workspaceId: string,
+      ids: readonly string[],
+      transition: Transition,
+      outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ changed: DeliveryRecord[]; outbox: OutboxRecord[] }> {
+      if (ids.length === 0) return { changed: [], outbox: [] };
+      const done = await unitOfWork(ctx, async (em) => {
+        const rows = await em.find(
+          Delivery,
+          { workspaceId, id: { $in: [...ids] } },
+          { ...DETACHED, orderBy: { id: "asc" }, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
+        );
+        const changed = await applyTransition(em, rows, transition);
+        return { value: changed, outbox: changed.flatMap(outbox) };
+      });
+      return done === null ? { changed: [], outbox: [] } : { changed: done.value, outbox: done.outbox };
+    },
+
+    async selectDeliveries(
+      workspaceId: string,
+      selection: DeliverySelection,
+      page: PageQuery,
+    ): Promise<DeliveryRecord[]> {
+      const rows = await ctx.run((em) =>
+        em.find(
+          Delivery,
+          { ...(selectionWhere(workspaceId, selection) as object), ...keyset("desc", page.afterId) },
+          { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+        ),
+      );
+      return rows.map(deliveryRecord);
+    },
+
+    async listDeliveriesOfMessage(workspaceId: string, messageId: string): Promise<DeliveryRecord[]> {
+      const rows = await ctx.run((em) =>
+        em.find(Delivery, { workspaceId, messageId }, { ...DETACHED, orderBy: { id: "asc" } }),
+      );
+      return rows.map(deliveryRecord);
+    },
+
+    async createBulkOperation(op: BulkOperationRecord): Promise<void> {
+      await ctx.run((em) => em.insert(BulkOperation, { ...op, filter: selectionJson(op.filter) }));
+    },
+
+    async getBulkOperation(workspaceId: string, id: string): Promise<BulkOperationRecord | null> {
+      const row = await ctx.run((em) => em.findOne(BulkOperation, { id, workspaceId }, DETACHED));
+      return row === null ? null : bulkRecord(row);
+    },
+
+    async runBulkBatch(
+      batchSize: number,
+      at: Date,
+      transitionOf: (op: BulkOperationRecord) => Transition,
+      outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ operation: BulkOperationRecord; outbox: OutboxRecord[] } | null> {
+      const done = await unitOfWork(ctx, async (em) => {
+        const [row] = await em.find(
+          BulkOperation,
+          { state: "running" },
+          { ...DETACHED, orderBy: { id: "asc" }, limit: 1, lockMode: ctx.lock(LockMode.PESSIMISTIC_PARTIAL_WRITE) },
+        );
+        if (row === undefined) return null;
+        const op = bulkRecord(row);
+        const remaining = op.limit > 0 ? op.limit - op.matched : Number.POSITIVE_INFINITY;
+        const take = Math.max(0, Math.min(Math.max(1, Math.trunc(batchSize)), remaining));
+        const after = op.cursor === "" ? {} : { $gt: op.cursor };
+        const where: FilterQuery<Delivery> =
+          op.deliveryIds.length > 0
+            ? { workspaceId: op.workspaceId, id: { $in: op.deliveryIds, ...after } }
+            : { ...(selectionWhere(op.workspaceId, op.filter) as object), ...(op.cursor === "" ? {} : { id: after }) };
+        const rows =
+          take === 0
+            ? []
+            : await em.find(Delivery, where, {
+                ...DETACHED,
+                orderBy: { id: "asc" },
+                limit: take,
+                lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE),
+              });
+        const changed = await applyTransition(em, rows, transitionOf(op));
+        const matched = op.matched + rows.length;
+        const finished = rows.length < take || take === 0 || (op.limit > 0 && matched >= op.limit);
+        const next: BulkOperationRecord = {
+          ...op,
+          matched,
+          affected: op.affected + changed.length,
+          cursor: rows.at(-1)?.id ?? op.cursor,
+          state: finished ? "succeeded" : "running",
+          updatedAt: at,
+          finishedAt: finished ? at : null,
+        };
+        await em.nativeUpdate(
+          BulkOperation,
+          { id: op.id },
+          {
+            matched: next.matched,
+            affected: next.affected,
+            cursor: next.cursor,
+            state: next.state,
+            updatedAt: next.updatedAt,
+            finishedAt: next.finishedAt,
+          },
+        );
+        return { value: next, outbox: changed.flatMap(outbox) };
+      });
+      return done === null ? null : { operation: done.value, outbox: done.outbox };
+    },
+  };
+}
