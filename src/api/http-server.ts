@@ -29,6 +29,7 @@ import type { Logger } from "pino";
 import { createCorsHandler, type CorsOptions } from "./cors.ts";
 import { createErrorInterceptor } from "./error-mapping.ts";
 import { conformGrpcMessage } from "./grpc-message.ts";
+import { captureRawJsonBody, isConnectUnaryJson } from "./raw-json-body.ts";
 import { watchUndecodableRequest } from "./undecodable-request.ts";
 
 /** What `/readyz` reports: ready only when every named check is fine. */
@@ -70,6 +71,12 @@ export interface HttpServerOptions {
    * is never silently ignored; set true to ignore them (connect's own default).
    */
   ignoreUnknownJsonFields?: boolean;
+  /**
+   * Procedure paths ("/hookstream.v1.MessageService/Send") whose Connect JSON request bodies are
+   * kept as they arrived for the handler (`rawJsonMembers` in raw-json-body.ts), so it can use
+   * the producer's exact text of a member instead of what JSON.parse made of it.
+   */
+  rawJsonProcedures?: readonly string[];
   /** Readiness probe behind `/readyz`: 200 when ok, else 503, with the report as JSON. */
   ready: () => Promise<ReadinessReport>;
   /** Serves `/metrics` when given (Prometheus text format). */
@@ -101,12 +108,15 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // A connection that sends nothing for this long is dropped before it is routed.
 const peekTimeoutMs = 30_000;
+// Request and response compressions the RPCs accept.
+const compressions = [compressionGzip, compressionBrotli];
 
 /** Starts the API server and resolves once it listens. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const logger = opts.logger;
   const shutdown = new AbortController();
   const rpcs = createRpcTable(opts, shutdown.signal);
+  const rawJsonProcedures = new Set(opts.rawJsonProcedures);
   const cors = createCorsHandler(opts.corsOrigins, opts.cors);
 
   let closing = false;
@@ -127,8 +137,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const rpc = rpcs.get(path);
-    if (rpc !== undefined) serveRpc(rpc, req, res, logger);
-    else serveOperational(path, req, res, opts, logger);
+    if (rpc !== undefined) {
+      const keepRawJson = rawJsonProcedures.has(path) ? opts.readMaxBytes : undefined;
+      serveRpc(rpc, req, res, logger, keepRawJson);
+    } else serveOperational(path, req, res, opts, logger);
   };
 
   const h1 = http.createServer(handle);
@@ -226,7 +238,7 @@ function createRpcTable(opts: HttpServerOptions, shutdownSignal: AbortSignal): M
   const router = createConnectRouter({
     interceptors: [createErrorInterceptor(opts.logger), ...(opts.interceptors ?? [])],
     readMaxBytes: opts.readMaxBytes,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    acceptCompression: compressions,
     jsonOptions: { ignoreUnknownFields: opts.ignoreUnknownJsonFields ?? false },
     requestGate:
       gate === undefined
@@ -264,7 +276,14 @@ function routeConnection(socket: Socket, route: (isH2: boolean) => void): void {
   socket.setTimeout(peekTimeoutMs, () => socket.destroy());
 }
 
-function serveRpc(rpc: UniversalHandler, req: NodeRequest, res: NodeResponse, logger: Logger): void {
+// `keepRawJson` (the size limit) captures a Connect JSON unary request's body as it arrived.
+function serveRpc(
+  rpc: UniversalHandler,
+  req: NodeRequest,
+  res: NodeResponse,
+  logger: Logger,
+  keepRawJson: number | undefined,
+): void {
   let uReq;
   try {
     uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
@@ -272,6 +291,17 @@ function serveRpc(rpc: UniversalHandler, req: NodeRequest, res: NodeResponse, lo
     // Only a request without a Host / :authority gets here.
     sendText(res, 400, "missing host");
     return;
+  }
+  if (keepRawJson !== undefined && isConnectUnaryJson(req.method, req.headers["content-type"])) {
+    // connect reads this stream exactly as it would read the request (see raw-json-body.ts).
+    const encoding = req.headers["content-encoding"];
+    const captured = captureRawJsonBody(
+      uReq.body as AsyncIterable<Uint8Array>,
+      typeof encoding === "string" ? encoding : undefined,
+      keepRawJson,
+      compressions,
+    );
+    uReq = { ...uReq, body: captured.body, contextValues: captured.contextValues };
   }
   rpc(uReq)
     .then((uRes) => {

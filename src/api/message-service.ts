@@ -1,18 +1,33 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { MessageService, SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
 import { deliveryView, messageView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { isUtf8, jsonTextError } from "./json-spans.ts";
+import { rawJsonMembers } from "./raw-json-body.ts";
 
 const encoder = new TextEncoder();
 
-/** The exact bytes that will be delivered and signed for the request's body. */
-function sendBody(req: SendRequest): SendBody {
+/** The procedures whose Connect JSON bodies the HTTP server keeps for `rawJsonMembers`. */
+export const rawJsonProcedures: readonly string[] = [`/${MessageService.typeName}/${MessageService.method.send.name}`];
+
+/**
+ * The exact bytes that will be delivered and signed for the request's body:
+ * - `payload` over Connect JSON: the producer's text of the "payload" member, byte for byte;
+ * - `payload` otherwise (binary, gRPC, gRPC-Web): the JSON of the Value (lossy for numbers);
+ * - `payload_json`: the UTF-8 of the string, after checking it is one JSON value.
+ */
+async function sendBody(req: SendRequest, ctx: HandlerContext): Promise<SendBody> {
   switch (req.body.case) {
     case "payload": {
+      const raw = await rawJsonMembers(ctx, "payload");
+      if (raw?.length === 1) {
+        if (!isUtf8(raw[0]!)) throw invalidArgument([{ field: "payload", description: "is not valid UTF-8" }]);
+        return { kind: "json", bytes: raw[0]! };
+      }
       let json: string;
       try {
         json = JSON.stringify(toJson(ValueSchema, req.body.value));
@@ -20,6 +35,14 @@ function sendBody(req: SendRequest): SendBody {
         throw invalidArgument([{ field: "payload", description: `is not valid JSON: ${(err as Error).message}` }]);
       }
       return { kind: "json", bytes: encoder.encode(json) };
+    }
+    case "payloadJson": {
+      const bytes = encoder.encode(req.body.value);
+      const error = jsonTextError(bytes);
+      if (error !== undefined) {
+        throw invalidArgument([{ field: "payload_json", description: `is not one JSON value: ${error.message}` }]);
+      }
+      return { kind: "json", bytes, field: "payload_json" };
     }
     case "rawPayload":
       return { kind: "raw", bytes: req.body.value, contentType: req.contentType || "application/octet-stream" };
@@ -43,7 +66,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       return send(messageDeps, workspaceId, {
         endpointId: req.endpointId,
         eventType: req.eventType,
-        body: sendBody(req),
+        body: await sendBody(req, ctx),
         idempotencyKey: req.idempotencyKey,
       });
     },

@@ -10,8 +10,14 @@ import type { ApiDeps } from "./api-deps.ts";
 import { createApiKeyService } from "./api-key-service.ts";
 import { createDeliveryService } from "./delivery-service.ts";
 import { createEndpointService } from "./endpoint-service.ts";
-import { createMessageService } from "./message-service.ts";
+import { createMessageService, rawJsonProcedures as messageRawJsonProcedures } from "./message-service.ts";
 import { createWatchService } from "./watch-service.ts";
+
+/**
+ * Procedures whose Connect JSON bodies the HTTP server keeps as they arrived (the
+ * `rawJsonProcedures` option of `startHttpServer`), so they deliver the producer's exact text.
+ */
+export const rawJsonProcedures: readonly string[] = [...messageRawJsonProcedures];
 
 /** Registers every hookstream.v1 service on a Connect router. */
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {

@@ -108,7 +108,9 @@ export function messageView(m: MessageRecord): Message {
     createTime: timestampFromDate(m.createdAt),
   });
   if (m.contentType === "application/json") {
-    view.payload = fromJson(ValueSchema, JSON.parse(Buffer.from(m.payload).toString("utf8")) as JsonValue);
+    // payload_json is the stored bytes as they are delivered; payload the (lossy) Value of them.
+    view.payloadJson = Buffer.from(m.payload).toString("utf8");
+    view.payload = fromJson(ValueSchema, JSON.parse(view.payloadJson) as JsonValue);
   } else {
     view.rawPayload = m.payload;
   }
