@@ -37,7 +37,8 @@ export type Message = Message$1<"hookstream.v1.Message"> & {
   /**
    * The payload, when it is JSON, as a Value. Lossy: numbers are doubles, and the spelling,
    * escapes and whitespace of the original text are gone. Kept for compatibility; read
-   * payload_json for the exact bytes.
+   * payload_json for the exact bytes. Unset when a Value cannot hold the payload (a number
+   * beyond the double range such as 1e400, or extreme nesting).
    *
    * @generated from field: google.protobuf.Value payload = 3;
    */
