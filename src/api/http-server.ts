@@ -29,7 +29,7 @@ import type { Logger } from "pino";
 import { createCorsHandler, type CorsOptions } from "./cors.ts";
 import { createErrorInterceptor } from "./error-mapping.ts";
 import { conformGrpcMessage } from "./grpc-message.ts";
-import { captureRawJsonBody, isConnectUnaryJson } from "./raw-json-body.ts";
+import { captureRawJson } from "./raw-json-body.ts";
 import { watchUndecodableRequest } from "./undecodable-request.ts";
 
 /** What `/readyz` reports: ready only when every named check is fine. */
@@ -72,11 +72,11 @@ export interface HttpServerOptions {
    */
   ignoreUnknownJsonFields?: boolean;
   /**
-   * Procedure paths ("/hookstream.v1.MessageService/Send") whose Connect JSON request bodies are
-   * kept as they arrived for the handler (`rawJsonMembers` in raw-json-body.ts), so it can use
-   * the producer's exact text of a member instead of what JSON.parse made of it.
+   * Request members whose exact JSON text a procedure's handler reads from Connect JSON bodies
+   * (`rawJsonMembers` in raw-json-body.ts) instead of what JSON.parse made of them: procedure
+   * path → member paths, e.g. { "/hookstream.v1.MessageService/Send": ["payload"] }.
    */
-  rawJsonProcedures?: readonly string[];
+  rawJsonMembers?: Readonly<Record<string, readonly string[]>>;
   /** Readiness probe behind `/readyz`: 200 when ok, else 503, with the report as JSON. */
   ready: () => Promise<ReadinessReport>;
   /** Serves `/metrics` when given (Prometheus text format). */
@@ -116,7 +116,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const logger = opts.logger;
   const shutdown = new AbortController();
   const rpcs = createRpcTable(opts, shutdown.signal);
-  const rawJsonProcedures = new Set(opts.rawJsonProcedures);
+  const rawJsonMembers = new Map(Object.entries(opts.rawJsonMembers ?? {}));
   const cors = createCorsHandler(opts.corsOrigins, opts.cors);
 
   let closing = false;
@@ -137,10 +137,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const rpc = rpcs.get(path);
-    if (rpc !== undefined) {
-      const keepRawJson = rawJsonProcedures.has(path) ? opts.readMaxBytes : undefined;
-      serveRpc(rpc, req, res, logger, keepRawJson);
-    } else serveOperational(path, req, res, opts, logger);
+    if (rpc !== undefined) serveRpc(rpc, req, res, logger, rawJsonMembers.get(path), opts.readMaxBytes);
+    else serveOperational(path, req, res, opts, logger);
   };
 
   const h1 = http.createServer(handle);
@@ -276,13 +274,14 @@ function routeConnection(socket: Socket, route: (isH2: boolean) => void): void {
   socket.setTimeout(peekTimeoutMs, () => socket.destroy());
 }
 
-// `keepRawJson` (the size limit) captures a Connect JSON unary request's body as it arrived.
+// `rawJsonPaths`: the members whose exact text a Connect JSON request keeps for the handler.
 function serveRpc(
   rpc: UniversalHandler,
   req: NodeRequest,
   res: NodeResponse,
   logger: Logger,
-  keepRawJson: number | undefined,
+  rawJsonPaths: readonly string[] | undefined,
+  readMaxBytes: number,
 ): void {
   let uReq;
   try {
@@ -292,17 +291,7 @@ function serveRpc(
     sendText(res, 400, "missing host");
     return;
   }
-  if (keepRawJson !== undefined && isConnectUnaryJson(req.method, req.headers["content-type"])) {
-    // connect reads this stream exactly as it would read the request (see raw-json-body.ts).
-    const encoding = req.headers["content-encoding"];
-    const captured = captureRawJsonBody(
-      uReq.body as AsyncIterable<Uint8Array>,
-      typeof encoding === "string" ? encoding : undefined,
-      keepRawJson,
-      compressions,
-    );
-    uReq = { ...uReq, body: captured.body, contextValues: captured.contextValues };
-  }
+  if (rawJsonPaths !== undefined) uReq = captureRawJson(uReq, rawJsonPaths, readMaxBytes, compressions);
   rpc(uReq)
     .then((uRes) => {
       const trailer = uRes.trailer;

@@ -11,8 +11,10 @@ import { rawJsonMembers } from "./raw-json-body.ts";
 
 const encoder = new TextEncoder();
 
-/** The procedures whose Connect JSON bodies the HTTP server keeps for `rawJsonMembers`. */
-export const rawJsonProcedures: readonly string[] = [`/${MessageService.typeName}/${MessageService.method.send.name}`];
+/** The request members whose exact Connect JSON text the handlers read (`rawJsonMembers`). */
+export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly string[]>> = {
+  [`/${MessageService.typeName}/${MessageService.method.send.name}`]: ["payload"],
+};
 
 /**
  * The exact bytes that will be delivered and signed for the request's body:
@@ -20,10 +22,11 @@ export const rawJsonProcedures: readonly string[] = [`/${MessageService.typeName
  * - `payload` otherwise (binary, gRPC, gRPC-Web): the JSON of the Value (lossy for numbers);
  * - `payload_json`: the UTF-8 of the string, after checking it is one JSON value.
  */
-async function sendBody(req: SendRequest, ctx: HandlerContext): Promise<SendBody> {
+function sendBody(req: SendRequest, ctx: HandlerContext): SendBody {
   switch (req.body.case) {
     case "payload": {
-      const raw = await rawJsonMembers(ctx, "payload");
+      // Over Connect JSON the message only says a payload is there; the text is captured.
+      const raw = rawJsonMembers(ctx, "payload");
       if (raw?.length === 1) {
         if (!isUtf8(raw[0]!)) throw invalidArgument([{ field: "payload", description: "is not valid UTF-8" }]);
         return { kind: "json", bytes: raw[0]! };
@@ -66,7 +69,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       return send(messageDeps, workspaceId, {
         endpointId: req.endpointId,
         eventType: req.eventType,
-        body: await sendBody(req, ctx),
+        body: sendBody(req, ctx),
         idempotencyKey: req.idempotencyKey,
       });
     },

@@ -10,14 +10,14 @@ import type { ApiDeps } from "./api-deps.ts";
 import { createApiKeyService } from "./api-key-service.ts";
 import { createDeliveryService } from "./delivery-service.ts";
 import { createEndpointService } from "./endpoint-service.ts";
-import { createMessageService, rawJsonProcedures as messageRawJsonProcedures } from "./message-service.ts";
+import { createMessageService, rawJsonMembersOfMessageService } from "./message-service.ts";
 import { createWatchService } from "./watch-service.ts";
 
 /**
- * Procedures whose Connect JSON bodies the HTTP server keeps as they arrived (the
- * `rawJsonProcedures` option of `startHttpServer`), so they deliver the producer's exact text.
+ * Request members whose exact Connect JSON text the handlers read (the `rawJsonMembers` option
+ * of `startHttpServer`), so what they deliver is the producer's text, not JSON.parse's.
  */
-export const rawJsonProcedures: readonly string[] = [...messageRawJsonProcedures];
+export const rawJsonMembers: Readonly<Record<string, readonly string[]>> = { ...rawJsonMembersOfMessageService };
 
 /** Registers every hookstream.v1 service on a Connect router. */
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { startHttpServer } from "../api/http-server.ts";
-import { createRoutes, rawJsonProcedures } from "../api/routes.ts";
+import { createRoutes, rawJsonMembers } from "../api/routes.ts";
 import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "../config/config.ts";
 import { createDispatcher } from "../dispatcher/dispatcher.ts";
 import { createAuthenticator } from "../domain/auth.ts";
@@ -212,7 +212,7 @@ async function run(role: Role): Promise<void> {
         shutdownSignal: shutdownController.signal,
       }),
       corsOrigins: config.corsOrigins,
-      rawJsonProcedures,
+      rawJsonMembers,
       // The payload limit plus room for the rest of the request and JSON's base64 of raw bytes.
       readMaxBytes: Math.ceil(config.maxPayloadBytes * 1.4) + 64 * 1024,
       ready,

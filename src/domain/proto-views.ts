@@ -131,9 +131,8 @@ function payloadValue(json: string): Value | undefined {
   if (!finite) return undefined;
   try {
     return fromJson(ValueSchema, parsed);
-  } catch (err) {
-    if (err instanceof RangeError) return undefined; // call stack exceeded
-    throw err;
+  } catch {
+    return undefined; // nested deeper than protobuf-es converts (its limit is 100 levels)
   }
 }
 
