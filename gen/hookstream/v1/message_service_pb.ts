@@ -50,7 +50,9 @@ export type SendRequest = Message<"hookstream.v1.SendRequest"> & {
      * Over Connect JSON (e.g. curl with Content-Type: application/json) the delivered bytes are
      * exactly the text of the "payload" member of the request body, as the producer wrote it:
      * 64-bit integers, number spellings (1.0, 1e3), string escapes, key order and whitespace
-     * inside the value are kept; nothing is re-serialized.
+     * inside the value are kept; nothing is re-serialized. The member is never parsed into a
+     * Value there, so neither Value's nesting limit nor the double range applies. It must be
+     * well-formed UTF-8 (otherwise invalid_argument on payload).
      *
      * Over binary protobuf, gRPC and gRPC-Web a Value carries numbers as doubles, so the
      * delivered bytes are the JSON serialization of the Value (integers beyond 2^53 and number
