@@ -263,6 +263,28 @@ for (const kind of testDbKinds()) {
       const res = await postH1(stack.apiUrl, producerKey, body);
       assert.equal(res.status, 400, res.body);
       assert.match(res.body, /payload/);
+
+      // Broken bodies on the captured path get connect's own answers.
+      const zipped = gzipSync(sendJson(endpointId, '{"a":1}'));
+      const cut = await fetch(`${stack.apiUrl}${sendPath}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-encoding": "gzip",
+          authorization: `Bearer ${producerKey}`,
+        },
+        body: zipped.subarray(0, zipped.length - 12),
+      });
+      assert.equal(cut.status, 400, "a gzip body cut short");
+      assert.equal(((await cut.json()) as { code: string }).code, "invalid_argument");
+      const bomb = await postH1(stack.apiUrl, producerKey, sendJson(endpointId, `"${"0".repeat(2_000_000)}"`), true);
+      assert.equal((JSON.parse(bomb.body) as { code: string }).code, "resource_exhausted", "a gzip bomb");
+      const big = await postH1(stack.apiUrl, producerKey, sendJson(endpointId, `"${"0".repeat(2_000_000)}"`));
+      assert.equal((JSON.parse(big.body) as { code: string }).code, "resource_exhausted", "an oversized body");
+      const broken = await postH1(stack.apiUrl, producerKey, `{"endpointId":"${endpointId}","payload":{"a":}}`);
+      assert.equal(broken.status, 400);
+      assert.equal((JSON.parse(broken.body) as { code: string }).code, "invalid_argument", "malformed JSON");
+
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(receiver.requests.length, before, "nothing was delivered");
     });
