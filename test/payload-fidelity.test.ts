@@ -221,6 +221,16 @@ for (const kind of testDbKinds()) {
       }
     });
 
+    void it("delivers payloadJson sent in a Connect JSON body as the string's text", async () => {
+      const payload = '{"b":1.0,"a":9007199254740993}';
+      const body = `{"endpointId":"${endpointId}","eventType":"fidelity.test","payloadJson":${JSON.stringify(payload)}}`;
+      const res = await postH1(stack.apiUrl, producerKey, body);
+      assert.equal(res.status, 200, res.body);
+      const { messageId, deliveryId } = JSON.parse(res.body) as { messageId: string; deliveryId: string };
+      await assertDeliveredExactly(deliveryId, payload);
+      await assertStoredExactly(messageId, payload);
+    });
+
     void it("binds the idempotency key to the exact bytes: 1.0 is not 1", async () => {
       const key = `fidelity-${Date.now()}`;
       const extra = `, "idempotencyKey":"${key}"`;

@@ -95,6 +95,17 @@ void describe("captureRawJson", () => {
     await assert.rejects(readAll(req), (err: unknown) => ConnectError.from(err).code === Code.ResourceExhausted);
   });
 
+  it("holds the body to its Content-Length, as connect does", async () => {
+    const body = Buffer.from('{"payload":1}');
+    const req = captureRawJson(
+      request(body, { "content-type": "application/json", "content-length": String(body.length + 1) }),
+      ["payload"],
+      1024,
+      compressions,
+    );
+    await assert.rejects(readAll(req), (err: unknown) => ConnectError.from(err).code === Code.InvalidArgument);
+  });
+
   it("leaves other requests to connect as they are", () => {
     const body = Buffer.from("{}");
     for (const headers of [
@@ -103,6 +114,7 @@ void describe("captureRawJson", () => {
       { "content-type": "application/connect+json" },
       { "content-type": "application/json", "content-encoding": "zstd" },
       { "content-type": "application/json", "content-length": "4096" },
+      { "content-type": "application/json", "content-length": "12abc" },
     ]) {
       const req = request(body, headers);
       assert.equal(captureRawJson(req, ["payload"], 1024, compressions), req, JSON.stringify(headers));

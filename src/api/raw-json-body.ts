@@ -54,8 +54,9 @@ export function captureRawJson(
   const compression = compressions.find((c) => c.name === encoding);
   // Unknown encodings and announced oversizes: connect's own answer, as without capture.
   if (encoding !== "identity" && compression === undefined) return req;
-  const announced = Number(req.header.get("content-length") ?? "0");
-  if (!(announced <= readMaxBytes)) return req;
+  const length = req.header.get("content-length");
+  const announced = length === null ? undefined : Number(length);
+  if (announced !== undefined && !(Number.isSafeInteger(announced) && announced <= readMaxBytes)) return req;
 
   const captured = new Map<string, Uint8Array[]>();
   async function* decodedBody(): AsyncGenerator<Uint8Array> {
@@ -70,6 +71,10 @@ export function captureRawJson(
         );
       }
       chunks.push(chunk);
+    }
+    // As connect checks a Content-Length it is given (the header is dropped below).
+    if (announced !== undefined && size !== announced) {
+      throw new ConnectError(`protocol error: promised ${announced} bytes, received ${size}`, Code.InvalidArgument);
     }
     let bytes: Uint8Array = Buffer.concat(chunks);
     if (compression !== undefined) bytes = await compression.decompress(bytes, readMaxBytes);
