@@ -84,7 +84,7 @@ test("in, macros and string functions (including the strings extension)", () => 
 
 test("integers beyond 2^53 keep every digit; huge and fractional numbers are doubles", () => {
   const payload = enc.encode(
-    '{"id": 9007199254740993, "max": 9223372036854775807, "neg": -9223372036854775808, "huge": 1e400, "big": 18446744073709551616, "f": 1.0}',
+    '{"id": 9007199254740993, "max": 9223372036854775807, "neg": -9223372036854775808, "huge": 1e400, "big": 18446744073709551616, "f": 1.0, "half": 0.5}',
   );
   const i = input(payload);
   assert.deepEqual(matches("payload.id == 9007199254740993", i), { matched: true });
@@ -92,7 +92,17 @@ test("integers beyond 2^53 keep every digit; huge and fractional numbers are dou
   assert.deepEqual(matches("payload.id > 9007199254740992", i), { matched: true });
   assert.deepEqual(matches("payload.max == 9223372036854775807", i), { matched: true });
   assert.deepEqual(matches("payload.neg < 0", i), { matched: true });
-  assert.deepEqual(matches("type(payload.big) == double && type(payload.f) == double", i), { matched: true });
+  assert.deepEqual(matches("type(payload.big) == double && type(payload.huge) == double", i), { matched: true });
+  assert.deepEqual(matches("type(payload.f) == int && type(payload.half) == double", i), { matched: true });
+  // Without a 16-digit run the fast path must agree with the reviver.
+  const small = input(enc.encode('{"f": 1.0, "e": 1e3, "half": 0.5, "n": -42, "s": "12345678901234567890"}'));
+  assert.deepEqual(
+    matches(
+      'payload.f == 1 && payload.e == 1000 && type(payload.e) == int && type(payload.half) == double && payload.n == -42 && payload.s == "12345678901234567890"',
+      small,
+    ),
+    { matched: true },
+  );
   // A lossy double parse would make these two equal.
   const lossy = JSON.parse('{"id": 9007199254740993}') as { id: number };
   assert.equal(lossy.id, 9007199254740992);
@@ -181,6 +191,12 @@ test("raw (non-JSON) payloads are null: filters on event_type and metadata still
     assert.equal(r.matched, false);
     assert.ok(r.error);
   }
+  // Keys that mean something to JavaScript objects are plain data.
+  const odd = input(enc.encode('{"constructor": "c", "__proto__": {"polluted": true}, "toString": 1}'));
+  assert.deepEqual(matches('payload.constructor == "c" && payload.__proto__.polluted && payload.toString == 1', odd), {
+    matched: true,
+  });
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
   // Top-level JSON scalars are themselves.
   assert.deepEqual(matches('payload == "just a string"', input(enc.encode('"just a string"'))), { matched: true });
   assert.deepEqual(matches("payload[1] == 2", input(enc.encode("[1, 2, 3]"))), { matched: true });

@@ -170,10 +170,11 @@ export function compileFilter(expr: string, field: string): CompileFilterResult 
 /**
  * Prepares one message for its filters. The payload is parsed lazily (a message whose
  * endpoints have no filters never pays for it) and at most once. `payload` is the producer's
- * bytes: JSON objects become CEL maps, arrays lists, strings/bools/null themselves; integers
- * written without fraction or exponent that fit in 64 bits become CEL ints (bigint), so
- * `payload.id == 9007199254740993` is exact; every other number is a double (CEL compares
- * ints and doubles across types, but `payload.count + 1.5` needs `double(payload.count)`).
+ * bytes: JSON objects become CEL maps, arrays lists, strings/bools/null themselves; a number
+ * with an integral value up to 2^53 (1, 1.0, 1e3) and an integer literal that fits in 64 bits
+ * become CEL ints (bigint), so `payload.id == 9007199254740993` is exact; every other number
+ * is a double (CEL compares ints and doubles across types, but `payload.count + 1.5` needs
+ * `double(payload.count)`).
  * A payload that is not UTF-8 JSON (raw bytes), or is nested too deeply to revive (a couple of
  * thousand levels, the engine's stack decides), is `null`:
  * such messages are filtered on `event_type` and `metadata`.
@@ -220,6 +221,7 @@ export function evaluateFilter(filter: CompiledFilter, input: FilterInput): Filt
 }
 
 const INTEGER = /^-?\d+$/;
+const LONG_DIGITS = /\d{16}/;
 const MIN_INT64 = -(2n ** 63n);
 const MAX_INT64 = 2n ** 63n - 1n;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -232,15 +234,30 @@ function parsePayload(bytes: Uint8Array): CelInput {
     return null;
   }
   try {
-    return JSON.parse(text, reviveForCel) as CelInput;
+    // A run of 16 digits is the only way to write an integer a double cannot hold exactly; without
+    // one, a plain parse and a walk give the same result as the reviver, several times faster.
+    return (LONG_DIGITS.test(text) ? JSON.parse(text, reviveForCel) : toCel(JSON.parse(text))) as CelInput;
   } catch {
-    return null;
+    return null; // not JSON, or too deep to convert
   }
+}
+
+function toCel(value: unknown): unknown {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? BigInt(value) : value;
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = toCel(value[i]);
+    return value;
+  }
+  const map = new Map<string, unknown>();
+  for (const key of Object.keys(value)) map.set(key, toCel((value as Record<string, unknown>)[key]));
+  return map;
 }
 
 // Node 24's JSON.parse passes the number's source text, so big integers keep every digit.
 function reviveForCel(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
   if (typeof value === "number") {
+    if (Number.isSafeInteger(value)) return BigInt(value);
     const source = context?.source;
     if (source !== undefined && INTEGER.test(source)) {
       const n = BigInt(source);
