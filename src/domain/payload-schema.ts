@@ -33,6 +33,9 @@ export interface CompiledPayloadSchema {
   /** SHA-256 of the schema text, hex: the cache key, and a stable name for logs. */
   readonly hash: string;
   readonly dialect: SchemaDialect;
+}
+
+interface Validators {
   /** Stops at the first error: the fast path for the (common) valid payload. */
   readonly first: ValidateFunction;
   /** Collects every error; compiled on the first invalid payload only. */
@@ -84,6 +87,7 @@ const OPTIONS = (allErrors: boolean): Options => ({
 });
 
 const cache = new Map<string, CompiledPayloadSchema>();
+const validators = new WeakMap<CompiledPayloadSchema, Validators>();
 
 /**
  * Compiles an event type's payload schema, given as JSON text, at save time and (from a cache
@@ -132,7 +136,8 @@ export function compilePayloadSchema(schemaText: string, field: string): Compile
     if (e instanceof RangeError) return fail(`is nested too deeply (at most ${MAX_SCHEMA_DEPTH} levels)`);
     return fail(`is not a valid JSON Schema: ${(e as Error).message}`);
   }
-  const compiled: CompiledPayloadSchema = { hash, dialect, first, all: undefined, build };
+  const compiled: CompiledPayloadSchema = Object.freeze({ hash, dialect });
+  validators.set(compiled, { first, all: undefined, build });
   if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
   cache.set(hash, compiled);
   return { ok: true, schema: compiled };
@@ -157,15 +162,17 @@ export function validatePayload(
   } catch {
     return [{ field, description: "is not valid JSON, but its event type has a payload schema" }];
   }
+  const v = validators.get(compiled);
+  if (v === undefined) throw new Error("validatePayload needs a schema from compilePayloadSchema");
   try {
-    if (compiled.first(value)) return [];
-    compiled.all ??= compiled.build(true);
-    compiled.all(value);
+    if (v.first(value)) return [];
+    v.all ??= v.build(true);
+    v.all(value);
   } catch (e) {
     if (e instanceof RangeError) return [{ field, description: "is nested too deeply to validate" }];
     throw e;
   }
-  const errors = compiled.all.errors ?? compiled.first.errors ?? [];
+  const errors = v.all.errors ?? v.first.errors ?? [];
   const violations = errors
     .slice(0, MAX_PAYLOAD_ERRORS)
     .map((err) => ({ field, description: truncate(describe(err)) }));
