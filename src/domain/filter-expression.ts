@@ -29,6 +29,7 @@ type Expr = ParsedExpr["expr"];
 export interface CompiledFilter {
   /** The expression text, as saved. */
   readonly source: string;
+  /** The planned expression; call it through evaluateFilter, which arms the iteration budget. */
   readonly run: ReturnType<typeof plan<FilterVariables>>;
 }
 
