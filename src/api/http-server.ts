@@ -29,6 +29,7 @@ import type { Logger } from "pino";
 import { createCorsHandler, type CorsOptions } from "./cors.ts";
 import { createErrorInterceptor } from "./error-mapping.ts";
 import { conformGrpcMessage } from "./grpc-message.ts";
+import { captureRawJson } from "./raw-json-body.ts";
 import { watchUndecodableRequest } from "./undecodable-request.ts";
 
 /** What `/readyz` reports: ready only when every named check is fine. */
@@ -70,6 +71,12 @@ export interface HttpServerOptions {
    * is never silently ignored; set true to ignore them (connect's own default).
    */
   ignoreUnknownJsonFields?: boolean;
+  /**
+   * Request members whose exact JSON text a procedure's handler reads from Connect JSON bodies
+   * (`rawJsonMembers` in raw-json-body.ts) instead of what JSON.parse made of them: procedure
+   * path → member paths, e.g. { "/hookstream.v1.MessageService/Send": ["payload"] }.
+   */
+  rawJsonMembers?: Readonly<Record<string, readonly string[]>>;
   /** Readiness probe behind `/readyz`: 200 when ok, else 503, with the report as JSON. */
   ready: () => Promise<ReadinessReport>;
   /** Serves `/metrics` when given (Prometheus text format). */
@@ -101,12 +108,15 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // A connection that sends nothing for this long is dropped before it is routed.
 const peekTimeoutMs = 30_000;
+// Request and response compressions the RPCs accept.
+const compressions = [compressionGzip, compressionBrotli];
 
 /** Starts the API server and resolves once it listens. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const logger = opts.logger;
   const shutdown = new AbortController();
   const rpcs = createRpcTable(opts, shutdown.signal);
+  const rawJsonMembers = new Map(Object.entries(opts.rawJsonMembers ?? {}));
   const cors = createCorsHandler(opts.corsOrigins, opts.cors);
 
   let closing = false;
@@ -127,7 +137,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const rpc = rpcs.get(path);
-    if (rpc !== undefined) serveRpc(rpc, req, res, logger);
+    if (rpc !== undefined) serveRpc(rpc, req, res, logger, rawJsonMembers.get(path), opts.readMaxBytes);
     else serveOperational(path, req, res, opts, logger);
   };
 
@@ -226,7 +236,7 @@ function createRpcTable(opts: HttpServerOptions, shutdownSignal: AbortSignal): M
   const router = createConnectRouter({
     interceptors: [createErrorInterceptor(opts.logger), ...(opts.interceptors ?? [])],
     readMaxBytes: opts.readMaxBytes,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    acceptCompression: compressions,
     jsonOptions: { ignoreUnknownFields: opts.ignoreUnknownJsonFields ?? false },
     requestGate:
       gate === undefined
@@ -264,7 +274,15 @@ function routeConnection(socket: Socket, route: (isH2: boolean) => void): void {
   socket.setTimeout(peekTimeoutMs, () => socket.destroy());
 }
 
-function serveRpc(rpc: UniversalHandler, req: NodeRequest, res: NodeResponse, logger: Logger): void {
+// `rawJsonPaths`: the members whose exact text a Connect JSON request keeps for the handler.
+function serveRpc(
+  rpc: UniversalHandler,
+  req: NodeRequest,
+  res: NodeResponse,
+  logger: Logger,
+  rawJsonPaths: readonly string[] | undefined,
+  readMaxBytes: number,
+): void {
   let uReq;
   try {
     uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
@@ -273,6 +291,7 @@ function serveRpc(rpc: UniversalHandler, req: NodeRequest, res: NodeResponse, lo
     sendText(res, 400, "missing host");
     return;
   }
+  if (rawJsonPaths !== undefined) uReq = captureRawJson(uReq, rawJsonPaths, readMaxBytes, compressions);
   rpc(uReq)
     .then((uRes) => {
       const trailer = uRes.trailer;

@@ -1,19 +1,37 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { MessageService, SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
 import { deliveryView, messageView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
+import { isUtf8, jsonTextError } from "./json-spans.ts";
+import { rawJsonMembers } from "./raw-json-body.ts";
 
 const encoder = new TextEncoder();
 
-/** The exact bytes that will be delivered and signed for the request's body. */
-function sendBody(req: SendRequest): SendBody {
+/** The request members whose exact Connect JSON text the handlers read (`rawJsonMembers`). */
+export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly string[]>> = {
+  [`/${MessageService.typeName}/${MessageService.method.send.name}`]: ["payload"],
+};
+
+/**
+ * The exact bytes that will be delivered and signed for the request's body:
+ * - `payload` over Connect JSON: the producer's text of the "payload" member, byte for byte;
+ * - `payload` otherwise (binary, gRPC, gRPC-Web): the JSON of the Value (lossy for numbers);
+ * - `payload_json`: the UTF-8 of the string, after checking it is one JSON value.
+ */
+function sendBody(req: SendRequest, ctx: HandlerContext): SendBody {
   switch (req.body.case) {
     case "payload": {
+      // Over Connect JSON the message only says a payload is there; the text is captured.
+      const raw = rawJsonMembers(ctx, "payload");
+      if (raw?.length === 1) {
+        if (!isUtf8(raw[0]!)) throw invalidArgument([{ field: "payload", description: "is not valid UTF-8" }]);
+        return { kind: "json", bytes: raw[0]! };
+      }
       let json: string;
       try {
         json = JSON.stringify(toJson(ValueSchema, req.body.value));
@@ -21,6 +39,14 @@ function sendBody(req: SendRequest): SendBody {
         throw invalidArgument([{ field: "payload", description: `is not valid JSON: ${(err as Error).message}` }]);
       }
       return { kind: "json", bytes: encoder.encode(json) };
+    }
+    case "payloadJson": {
+      const bytes = encoder.encode(req.body.value);
+      const error = jsonTextError(bytes);
+      if (error !== undefined) {
+        throw invalidArgument([{ field: "payload_json", description: `is not one JSON value: ${error.message}` }]);
+      }
+      return { kind: "json", bytes, field: "payload_json" };
     }
     case "rawPayload":
       return { kind: "raw", bytes: req.body.value, contentType: req.contentType || "application/octet-stream" };
@@ -44,7 +70,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       return send(messageDeps, workspaceId, {
         endpointId: req.endpointId,
         eventType: req.eventType,
-        body: sendBody(req),
+        body: sendBody(req, ctx),
         idempotencyKey: req.idempotencyKey,
       });
     },

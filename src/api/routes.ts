@@ -11,9 +11,15 @@ import type { ApiDeps } from "./api-deps.ts";
 import { createApiKeyService } from "./api-key-service.ts";
 import { createDeliveryService } from "./delivery-service.ts";
 import { createEndpointService } from "./endpoint-service.ts";
-import { createMessageService } from "./message-service.ts";
+import { createMessageService, rawJsonMembersOfMessageService } from "./message-service.ts";
 import { createRecoveryService } from "./recovery-service.ts";
 import { createWatchService } from "./watch-service.ts";
+
+/**
+ * Request members whose exact Connect JSON text the handlers read (the `rawJsonMembers` option
+ * of `startHttpServer`), so what they deliver is the producer's text, not JSON.parse's.
+ */
+export const rawJsonMembers: Readonly<Record<string, readonly string[]>> = { ...rawJsonMembersOfMessageService };
 
 /** Registers every hookstream.v1 service on a Connect router. */
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {

@@ -9,7 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { createAuthorizationInterceptor } from "../api/authorization.ts";
 import { startHttpServer } from "../api/http-server.ts";
-import { createRoutes } from "../api/routes.ts";
+import { createRoutes, rawJsonMembers } from "../api/routes.ts";
 import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "../config/config.ts";
 import { createDispatcher } from "../dispatcher/dispatcher.ts";
 import { createAuthenticator } from "../domain/auth.ts";
@@ -235,6 +235,7 @@ async function run(role: Role): Promise<void> {
       // Every RPC is authorized here, by the policy its method declares in the schema.
       interceptors: [createAuthorizationInterceptor(auth)],
       corsOrigins: config.corsOrigins,
+      rawJsonMembers,
       // The payload limit plus room for the rest of the request and JSON's base64 of raw bytes.
       readMaxBytes: Math.ceil(config.maxPayloadBytes * 1.4) + 64 * 1024,
       ready,

@@ -39,9 +39,14 @@ export interface MessageReader {
   listDeliveriesOfMessage(workspaceId: string, messageId: string): Promise<DeliveryRecord[]>;
 }
 
-/** The body of a Send: JSON text (delivered as application/json) or raw bytes. */
+/**
+ * The body of a Send: JSON text (delivered as application/json) or raw bytes; `field` names the
+ * request field violations refer to (default "payload" for JSON, "raw_payload" for raw).
+ */
 export type SendBody =
-  { kind: "json"; bytes: Uint8Array } | { kind: "raw"; bytes: Uint8Array; contentType: string } | undefined;
+  | { kind: "json"; bytes: Uint8Array; field?: string }
+  | { kind: "raw"; bytes: Uint8Array; contentType: string }
+  | undefined;
 
 /** A Send request in domain terms. */
 export interface SendInput {
@@ -106,9 +111,9 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
   const body = input.body;
   if (body === undefined) {
-    v.add("payload", "is required (payload for JSON, or raw_payload with content_type)");
+    v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
   } else {
-    const field = body.kind === "json" ? "payload" : "raw_payload";
+    const field = body.kind === "json" ? (body.field ?? "payload") : "raw_payload";
     if (body.bytes.byteLength > deps.maxPayloadBytes) {
       v.add(field, `is ${body.bytes.byteLength} bytes; the limit is ${deps.maxPayloadBytes}`);
     }

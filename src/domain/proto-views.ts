@@ -1,5 +1,5 @@
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { DurationSchema, ValueSchema, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, ValueSchema, timestampFromDate, type Timestamp, type Value } from "@bufbuild/protobuf/wkt";
 import { ApiKeySchema, type ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
 import {
   AttemptErrorKind,
@@ -108,11 +108,32 @@ export function messageView(m: MessageRecord): Message {
     createTime: timestampFromDate(m.createdAt),
   });
   if (m.contentType === "application/json") {
-    view.payload = fromJson(ValueSchema, JSON.parse(Buffer.from(m.payload).toString("utf8")) as JsonValue);
+    // payload_json is the stored bytes as they are delivered; payload the (lossy) Value of them.
+    view.payloadJson = Buffer.from(m.payload).toString("utf8");
+    view.payload = payloadValue(view.payloadJson);
   } else {
     view.rawPayload = m.payload;
   }
   return view;
+}
+
+/**
+ * The google.protobuf.Value of a JSON payload, or undefined when a Value cannot hold it: a
+ * number beyond the double range (`1e400` parses to Infinity, which Value's JSON form refuses)
+ * or nesting too deep to convert. payload_json always has the exact text.
+ */
+function payloadValue(json: string): Value | undefined {
+  let finite = true;
+  const parsed = JSON.parse(json, (_key, value: unknown) => {
+    if (typeof value === "number" && !Number.isFinite(value)) finite = false;
+    return value;
+  }) as JsonValue;
+  if (!finite) return undefined;
+  try {
+    return fromJson(ValueSchema, parsed);
+  } catch {
+    return undefined; // nested deeper than protobuf-es converts (its limit is 100 levels)
+  }
 }
 
 /** The API view of a delivery. */

@@ -12,7 +12,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message.proto.
  */
 export const file_hookstream_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEixwEKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEi3QEKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Message is what a producer sent once; it becomes one delivery per endpoint.
@@ -35,7 +35,10 @@ export type Message = Message$1<"hookstream.v1.Message"> & {
   eventType: string;
 
   /**
-   * The payload, when it is JSON.
+   * The payload, when it is JSON, as a Value. Lossy: numbers are doubles, and the spelling,
+   * escapes and whitespace of the original text are gone. Kept for compatibility; read
+   * payload_json for the exact bytes. Unset when a Value cannot hold the payload (a number
+   * beyond the double range such as 1e400, or extreme nesting).
    *
    * @generated from field: google.protobuf.Value payload = 3;
    */
@@ -68,6 +71,13 @@ export type Message = Message$1<"hookstream.v1.Message"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The payload, when it is JSON, exactly as it is delivered and signed (the producer's bytes).
+   *
+   * @generated from field: string payload_json = 8;
+   */
+  payloadJson: string;
 };
 
 /**

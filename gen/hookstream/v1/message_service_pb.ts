@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message_service.proto.
  */
 export const file_hookstream_v1_message_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSKvAQoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQgYKBGJvZHkiYgoMU2VuZFJlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhAKCHJlcGxheWVkGAQgASgIIh8KEUdldE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJImoKEkdldE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5MrkBCg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDEl0KCkdldE1lc3NhZ2USIC5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXF1ZXN0GiEuaG9va3N0cmVhbS52MS5HZXRNZXNzYWdlUmVzcG9uc2UiCpACAaK7GAMKAQNiBnByb3RvMw", [file_google_protobuf_struct, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSLHAQoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQgYKBGJvZHkiYgoMU2VuZFJlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhAKCHJlcGxheWVkGAQgASgIIh8KEUdldE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJImoKEkdldE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5MrkBCg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDEl0KCkdldE1lc3NhZ2USIC5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXF1ZXN0GiEuaG9va3N0cmVhbS52MS5HZXRNZXNzYWdlUmVzcG9uc2UiCpACAaK7GAMKAQNiBnByb3RvMw", [file_google_protobuf_struct, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message]);
 
 /**
  * SendRequest is one event for one endpoint.
@@ -46,7 +46,18 @@ export type SendRequest = Message<"hookstream.v1.SendRequest"> & {
    */
   body: {
     /**
-     * A JSON payload, delivered as application/json exactly as serialized here.
+     * A JSON payload, delivered as application/json.
+     *
+     * Over Connect JSON (e.g. curl with Content-Type: application/json) the delivered bytes are
+     * exactly the text of the "payload" member of the request body, as the producer wrote it:
+     * 64-bit integers, number spellings (1.0, 1e3), string escapes, key order and whitespace
+     * inside the value are kept; nothing is re-serialized. The member is never parsed into a
+     * Value there, so neither Value's nesting limit nor the double range applies. It must be
+     * well-formed UTF-8 (otherwise invalid_argument on payload).
+     *
+     * Over binary protobuf, gRPC and gRPC-Web a Value carries numbers as doubles, so the
+     * delivered bytes are the JSON serialization of the Value (integers beyond 2^53 and number
+     * spellings are lost on the client already). Use payload_json there.
      *
      * @generated from field: google.protobuf.Value payload = 3;
      */
@@ -60,10 +71,21 @@ export type SendRequest = Message<"hookstream.v1.SendRequest"> & {
      */
     value: Uint8Array;
     case: "rawPayload";
+  } | {
+    /**
+     * A JSON payload as text, delivered as application/json byte-exact (UTF-8 of the string).
+     * The lossless choice for binary protobuf and gRPC clients. Must be one JSON value
+     * (RFC 8259; whitespace around it is kept); otherwise invalid_argument on payload_json.
+     *
+     * @generated from field: string payload_json = 7;
+     */
+    value: string;
+    case: "payloadJson";
   } | { case: undefined; value?: undefined };
 
   /**
-   * Content type of raw_payload (default application/octet-stream); ignored for JSON.
+   * Content type of raw_payload (default application/octet-stream); ignored for JSON
+   * (payload and payload_json are delivered as application/json).
    *
    * @generated from field: string content_type = 5;
    */
