@@ -93,7 +93,7 @@ for (const kind of testDbKinds()) {
     const delivery = (id: string): Promise<Delivery> =>
       management.deliveries.getDelivery({ id }).then((r) => r.delivery!);
     const settled = (id: string, status: DeliveryStatus): Promise<Delivery> =>
-      until(`${id} ${DeliveryStatus[status]}`, 30_000, async () => {
+      until(`${id} status ${status}`, 30_000, async () => {
         const d = await delivery(id);
         return d.status === status ? d : undefined;
       });

@@ -13,6 +13,7 @@ import type {
 } from "../src/domain/records.ts";
 import { migrateDatabase, openStore, type OpenedStore } from "../src/store/index.ts";
 import { migrationsFor } from "../src/store/orm-options.ts";
+import { outboxFor, transitionFor, type BulkOperationRecord } from "../src/domain/recovery.ts";
 import { createTestDatabase, testDbKinds, type TestDatabase, type TestDbKind } from "./support/database.ts";
 
 const logger = pino({ level: "silent" });
@@ -915,6 +916,87 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(await store.deliveries.cancelDelivery(deliveries[0]!.id, "again", at(9), () => []), null);
       assert.equal(await store.deliveries.cancelDelivery(deliveries[1]!.id, "final", at(9), () => []), null);
       assert.equal(await store.deliveries.cancelDelivery(newId("delivery"), "missing", at(9), () => []), null);
+    });
+
+    void it("recovery: transitions apply to eligible rows of the workspace only; bulk batches advance a cursor exactly", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const { deliveries } = await seed(store, ws, ep.id, ["failed", "succeeded", "pending_retry", "queued", "failed"]);
+      const replay = transitionFor("replay", at(20));
+      const none = await store.recovery.applyToDeliveries(
+        other,
+        deliveries.map((d) => d.id),
+        replay,
+        outboxFor(at(20)),
+      );
+      assert.deepEqual(none, { changed: [], outbox: [] }, "another workspace's ids change nothing");
+      const res = await store.recovery.applyToDeliveries(
+        ws,
+        deliveries.map((d) => d.id),
+        replay,
+        outboxFor(at(20)),
+      );
+      assert.deepEqual(
+        res.changed.map((d) => d.id),
+        [deliveries[0]!.id, deliveries[1]!.id, deliveries[4]!.id].sort(),
+      );
+      assert.equal(res.outbox.length, 6, "a status event and a job per replayed delivery");
+      assert.equal((await store.deliveries.getDelivery(ws, deliveries[2]!.id))?.status, "pending_retry");
+      const failedOnly = await store.recovery.selectDeliveries(
+        ws,
+        { statuses: ["pending_retry"], eventType: "order.paid", createdAfter: at(0), createdBefore: at(2) },
+        { afterId: undefined, limit: 10 },
+      );
+      assert.deepEqual(
+        failedOnly.map((d) => d.id),
+        [deliveries[2]!.id],
+      );
+      assert.deepEqual(
+        await store.recovery.selectDeliveries(ws, { createdAfter: at(2) }, { afterId: undefined, limit: 10 }),
+        [],
+      );
+
+      // A bulk cancel by ids, 2 per batch, at most 3 visited: two rounds, exact counts, then finished.
+      const { deliveries: more } = await seed(store, ws, ep.id, [
+        "pending_retry",
+        "pending_retry",
+        "pending_retry",
+        "queued",
+      ]);
+      const op: BulkOperationRecord = {
+        id: newId("bulkOperation"),
+        workspaceId: ws,
+        action: "cancel_retry",
+        filter: {},
+        deliveryIds: more.map((d) => d.id).sort(),
+        limit: 3,
+        state: "running",
+        matched: 0,
+        affected: 0,
+        cursor: "",
+        createdAt: at(30),
+        updatedAt: at(30),
+        finishedAt: null,
+      };
+      await drainOutbox(store);
+      await store.recovery.createBulkOperation(op);
+      assert.equal(await store.recovery.getBulkOperation(other, op.id), null);
+      const transitionOf = (o: BulkOperationRecord) => transitionFor(o.action, at(31));
+      const first = await store.recovery.runBulkBatch(2, at(31), transitionOf, outboxFor(at(31)));
+      assert.equal(first?.operation.matched, 2);
+      assert.equal(first?.operation.state, "running");
+      const second = await store.recovery.runBulkBatch(2, at(32), transitionOf, outboxFor(at(32)));
+      assert.deepEqual(
+        { matched: second?.operation.matched, affected: second?.operation.affected, state: second?.operation.state },
+        { matched: 3, affected: 3, state: "succeeded" },
+      );
+      assert.deepEqual(await store.recovery.getBulkOperation(ws, op.id), second?.operation);
+      assert.equal(await store.recovery.runBulkBatch(2, at(33), transitionOf, outboxFor(at(33))), null);
+      const after = await Promise.all(more.map((d) => store.deliveries.getDelivery(ws, d.id)));
+      assert.deepEqual(after.map((d) => d?.status).sort(), ["failed", "failed", "failed", "queued"]);
+      assert.equal((await store.outbox.pendingOutbox(at(100), 100)).length, 3, "one status event per cancelled retry");
     });
 
     void it("disableEndpoint disables an enabled endpoint of its workspace once, never another workspace's", async () => {

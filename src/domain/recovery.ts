@@ -310,6 +310,6 @@ export async function getBulkOperation(
   checkId(v, "id", "bulkOperation", id);
   v.throwIfAny();
   const op = await store.getBulkOperation(workspaceId, id);
-  if (op === null) throw notFound("bulk operation", id);
+  if (op === null) throw notFound("bulk_operation", id);
   return op;
 }
