@@ -190,7 +190,7 @@ async function run(role: Role): Promise<void> {
       concurrency: config.workerConcurrency,
       ackWaitMs: config.jobAckWaitMs,
       logger,
-      handle: (job) => worker.handle(job),
+      handle: (job, info) => worker.handle(job, info),
     });
     await consumer.start();
     closers.push({ name: "job consumer", close: () => consumer.stop(config.shutdownGraceMs) });

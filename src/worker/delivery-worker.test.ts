@@ -6,6 +6,7 @@ import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
+import { DomainError } from "../domain/errors.ts";
 import { generateSigningSecret } from "../domain/signing.ts";
 import { createDeliveryWorker } from "./delivery-worker.ts";
 import type { HttpSender, OutboundRequest, OutboundResult } from "./http-sender.ts";
@@ -127,7 +128,7 @@ function harness(
   });
   const job = (attemptNumber: number) =>
     create(DeliveryJobSchema, { workspaceId: "ws_1", deliveryId: "dlv_1", attemptNumber });
-  return { worker, job, sent, recorded, published, cancelled, disabled };
+  return { worker, job, sent, sender, recorded, published, cancelled, disabled };
 }
 
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
@@ -224,4 +225,81 @@ test("during a rotation grace period both secrets sign", async () => {
   await h.worker.handle(h.job(1));
   const req = h.sent[0]!;
   for (const s of [secret, old]) new Webhook(s).verify(Buffer.from(req.body).toString("utf8"), req.headers);
+});
+
+test("stage failures are typed: an unreachable store naks with backoff, a job no destination serves is terminated", async () => {
+  const down = harness(context(), ok);
+  const unavailable = new DomainError("unavailable", "DATABASE_UNAVAILABLE", "database down");
+  const failing: DeliveryLedger = {
+    loadAttemptContext: () => Promise.reject(unavailable),
+    recordAttempt: () => Promise.reject(unavailable),
+    cancelDelivery: () => Promise.reject(unavailable),
+    disableEndpoint: () => Promise.reject(unavailable),
+  };
+  const relay: OutboxRelay = { publishNow: async () => true, sweep: async () => 0, drain: async () => undefined };
+  const logger = { info: () => undefined, warn: () => undefined };
+  const worker = createDeliveryWorker({
+    store: failing,
+    relay,
+    sender: down.sender,
+    retry: { schedule: [1], maxAttempts: 2 },
+    logger,
+  });
+  assert.deepEqual(await worker.handle(down.job(1), { deliveryCount: 1 }), { kind: "nak", delayMs: 1000 });
+  assert.deepEqual(await worker.handle(down.job(1), { deliveryCount: 3 }), { kind: "nak", delayMs: 4000 });
+  assert.equal(down.sent.length, 0);
+
+  // The record stage fails after a send: the job comes back (at-least-once), nothing is lost.
+  const recordDown: DeliveryLedger = { ...failing, loadAttemptContext: async () => context() };
+  const w2 = createDeliveryWorker({
+    store: recordDown,
+    relay,
+    sender: down.sender,
+    retry: { schedule: [1], maxAttempts: 2 },
+    logger,
+  });
+  assert.equal((await w2.handle(down.job(1), { deliveryCount: 1 })).kind, "nak");
+  assert.equal(down.sent.length, 1);
+
+  const exotic = context();
+  Object.assign(exotic.endpoint!, { type: "carrier-pigeon" });
+  const poison = harness(exotic, ok);
+  const verdict = await poison.worker.handle(poison.job(1));
+  assert.equal(verdict.kind, "term");
+  assert.match(verdict.kind === "term" ? verdict.reason : "", /no destination serves endpoint type carrier-pigeon/);
+  assert.equal(poison.sent.length, 0);
+});
+
+test("destinations are chosen by endpoint type", async () => {
+  const calls: string[] = [];
+  const h = harness(context(), ok);
+  const relay: OutboxRelay = { publishNow: async () => true, sweep: async () => 0, drain: async () => undefined };
+  const store: DeliveryLedger = {
+    loadAttemptContext: async () => ctxOf("queue"),
+    recordAttempt: async (o) => ({
+      applied: true,
+      delivery: { ...ctxOf("queue")!.delivery, ...o.delivery },
+      outbox: [],
+    }),
+    cancelDelivery: async () => null,
+    disableEndpoint: async () => false,
+  };
+  function ctxOf(type: string): AttemptContext | null {
+    const c = context();
+    Object.assign(c.endpoint!, { type });
+    return c;
+  }
+  const worker = createDeliveryWorker({
+    store,
+    relay,
+    destinations: {
+      webhook: { deliver: async () => (calls.push("webhook"), { requestHeaders: {}, outcome: ok }) },
+      queue: { deliver: async () => (calls.push("queue"), { requestHeaders: { "x-queue": "1" }, outcome: ok }) },
+    },
+    retry: { schedule: [1], maxAttempts: 2 },
+    logger: { info: () => undefined, warn: () => undefined },
+  });
+  assert.deepEqual(await worker.handle(h.job(1)), { kind: "ack" });
+  assert.deepEqual(calls, ["queue"]);
+  assert.equal(h.sent.length, 0);
 });

@@ -1,5 +1,5 @@
 import type { DeliveryJob } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
-import { signingSecretsOf } from "../domain/endpoints.ts";
+import { DomainError } from "../domain/errors.ts";
 import { newId } from "../domain/ids.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import { statusRow } from "../domain/outbox-rows.ts";
@@ -7,9 +7,10 @@ import type { AttemptContext, DeliveryLedger } from "../domain/delivery-ledger.t
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domain/records.ts";
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { isGone, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
-import { webhookHeaders } from "../domain/signing.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { Destination, DestinationResult, Destinations } from "./destination.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
+import { createWebhookDestination } from "./webhook-destination.ts";
 
 /** Minimal logger (pino fits). */
 export interface WorkerLogger {
@@ -18,31 +19,70 @@ export interface WorkerLogger {
 }
 
 /** What the worker decides about a job; the queue layer turns it into ack / nak / term. */
-export type JobOutcome = { kind: "ack" } | { kind: "nak"; delayMs: number };
+export type JobOutcome = { kind: "ack" } | { kind: "nak"; delayMs: number } | { kind: "term"; reason: string };
+
+/** The pipeline's stages, in order. */
+export type StageName = "prepare" | "gate" | "send" | "decide" | "record";
+
+/**
+ * A stage's failure, typed: `transient` (the database or NATS is unreachable, or an unexpected
+ * error) hands the job back to JetStream after a backoff, so another try comes once things
+ * recover; `poison` (the job can never succeed, e.g. an endpoint type no destination serves)
+ * terminates it. This type alone decides what happens to the job.
+ */
+export class StageError extends Error {
+  override readonly name = "StageError";
+  readonly stage: StageName;
+  readonly kind: "transient" | "poison";
+  constructor(stage: StageName, kind: "transient" | "poison", message: string, options?: { cause?: unknown }) {
+    super(`${stage}: ${message}`, options);
+    this.stage = stage;
+    this.kind = kind;
+  }
+}
+
+/** What the worker learns about a job from the queue. */
+export interface JobContext {
+  /** 1 on the first delivery of the job; grows with every redelivery. */
+  deliveryCount: number;
+}
+
+/** Backoff before a transient failure's job comes back: 1 s doubling per redelivery, at most 30 s. */
+function transientDelayMs(deliveryCount: number): number {
+  return Math.min(1_000 * 2 ** Math.max(0, deliveryCount - 1), 30_000);
+}
+
+/** The job's fate for a stage failure; unknown errors count as transient. */
+function dispositionOf(err: StageError, job: JobContext): JobOutcome {
+  return err.kind === "poison"
+    ? { kind: "term", reason: err.message }
+    : { kind: "nak", delayMs: transientDelayMs(job.deliveryCount) };
+}
+
+/** Runs one stage, turning whatever it throws into a typed StageError. */
+async function stage<T>(name: StageName, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StageError) throw err;
+    const poison = err instanceof DomainError && err.kind !== "unavailable";
+    throw new StageError(name, poison ? "poison" : "transient", err instanceof Error ? err.message : String(err), {
+      cause: err,
+    });
+  }
+}
 
 /** The narrow set of things one delivery attempt needs. */
 export interface DeliveryWorkerDeps {
   store: DeliveryLedger;
   relay: OutboxRelay;
-  sender: HttpSender;
+  /** The HTTP sender of the default webhook destination (used when `destinations` is not given). */
+  sender?: HttpSender;
+  /** Destinations by endpoint type; a webhook destination over `sender` when undefined. */
+  destinations?: Destinations;
   retry: RetryPolicy;
   logger: WorkerLogger;
   metrics?: Pick<Metrics, "attempts" | "attemptLatency">;
-}
-
-/** Headers of ours that win over an endpoint's custom headers. */
-function requestHeaders(ctx: AttemptContext, now: Date): Record<string, string> {
-  const { delivery, message, endpoint } = ctx;
-  return {
-    ...endpoint!.headers,
-    "content-type": message.contentType,
-    ...webhookHeaders({
-      secrets: signingSecretsOf(endpoint!, now),
-      msgId: delivery.id,
-      timestampSeconds: Math.floor(now.getTime() / 1000),
-      body: message.payload,
-    }),
-  };
 }
 
 /** A short description of a failed attempt for the delivery row. */
@@ -51,14 +91,36 @@ function shortError(r: OutboundResult): string {
   return r.errorMessage.slice(0, 500);
 }
 
+/** What the decide stage settles: the delivery's next state after an attempt. */
+interface Decision {
+  status: DeliveryStatusName;
+  nextAttemptAt: Date | null;
+  /** The receiver answered 410 Gone: the endpoint is disabled after the record. */
+  endpointGone: boolean;
+}
+
 /**
- * The delivery pipeline for one job: prepare (reload state, drop stale jobs) → send (sign and
- * POST) → record (attempt + new status + status event, one transaction, idempotent on the
- * attempt number) → publish the status event. The job is acked only after the record commits,
- * so a crash anywhere before that makes JetStream redeliver it.
+ * The delivery pipeline for one job, as named stages:
+ * - prepare: reload the delivery, message and endpoint; drop stale or duplicate jobs;
+ * - gate: cancel deliveries whose endpoint is gone or disabled (rate limits and circuit breakers
+ *   belong here too);
+ * - send: one attempt through the endpoint type's destination (signing is the destination's);
+ * - decide: succeeded, a retry on the policy's lane, or a dead letter;
+ * - record: the attempt, the new status and the status event in one transaction (idempotent on
+ *   the attempt number), then publish the event and ack.
+ * The job is acked only after the record commits, so a crash anywhere before that makes JetStream
+ * redeliver it. A stage failure is a typed StageError whose kind alone decides nak or term.
  */
-export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: DeliveryJob): Promise<JobOutcome> } {
-  const { store, relay, sender, retry, logger } = deps;
+export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
+  handle(job: DeliveryJob, info?: JobContext): Promise<JobOutcome>;
+} {
+  const { store, relay, retry, logger } = deps;
+  const destinations: Destinations =
+    deps.destinations ??
+    (() => {
+      if (deps.sender === undefined) throw new Error("createDeliveryWorker needs a sender or destinations");
+      return { webhook: createWebhookDestination(deps.sender) };
+    })();
 
   const cancel = async (d: DeliveryRecord, reason: string): Promise<JobOutcome> => {
     const now = new Date();
@@ -70,115 +132,146 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): { handle(job: De
     return { kind: "ack" };
   };
 
-  return {
-    async handle(job) {
-      // prepare
-      const ctx = await store.loadAttemptContext(job.deliveryId);
-      if (!ctx) {
-        logger.warn({ deliveryId: job.deliveryId }, "job for an unknown delivery dropped");
-        return { kind: "ack" };
-      }
-      const { delivery, endpoint } = ctx;
-      const number = job.attemptNumber;
-      if (FINAL_STATUSES.has(delivery.status) || delivery.attemptCount >= number || delivery.status !== "queued") {
-        return { kind: "ack" }; // stale or duplicate job: that attempt was made, or is not due
-      }
-      if (delivery.attemptCount !== number - 1) {
-        logger.warn(
-          { deliveryId: delivery.id, attemptNumber: number, attemptCount: delivery.attemptCount },
-          "job out of sequence dropped",
-        );
-        return { kind: "ack" };
-      }
-      if (!endpoint) return cancel(delivery, "endpoint deleted");
-      if (!endpoint.enabled) return cancel(delivery, "endpoint disabled");
-
-      // send
-      const startedAt = new Date();
-      const headers = requestHeaders(ctx, startedAt);
-      const result = await sender.send({
-        url: endpoint.url,
-        headers,
-        body: ctx.message.payload,
-        timeoutMs: endpoint.timeoutMs,
-      });
-
-      // decide
-      const now = new Date();
-      let status: DeliveryStatusName;
-      let nextAttemptAt: Date | null = null;
-      const failure = {
-        errorKind: result.errorKind ?? ("http_status" as const),
-        status: result.status,
-        retryAfterMs: result.retryAfterMs,
-      };
-      if (result.ok) {
-        status = "succeeded";
-      } else {
-        const delay = nextRetryDelayMs(retry, number, failure);
-        if (delay === null) status = "failed";
-        else {
-          status = "pending_retry";
-          nextAttemptAt = new Date(now.getTime() + delay);
-        }
-      }
-      const attempt: AttemptRecord = {
-        id: newId("attempt", startedAt.getTime()),
-        workspaceId: delivery.workspaceId,
-        deliveryId: delivery.id,
-        number,
-        startedAt,
-        latencyMs: Math.round(result.latencyMs),
-        requestHeaders: headers,
-        responseStatus: result.status,
-        responseHeaders: result.headers,
-        responseBody: result.body,
-        errorKind: result.ok ? null : (result.errorKind ?? "http_status"),
-        errorMessage: result.ok ? "" : result.errorMessage,
-        nextRetryAt: nextAttemptAt,
-      };
-
-      // record
-      const recorded = await store.recordAttempt({
-        attempt,
-        delivery: {
-          status,
-          nextAttemptAt,
-          lastResponseStatus: result.status,
-          lastError: result.ok ? "" : shortError(result),
-          updatedAt: now,
-        },
-        outbox: (d) => [statusRow(d, attempt, now)],
-        expected: delivery,
-      });
-      // Exactly one log line per attempt.
-      logger.info(
-        {
-          deliveryId: delivery.id,
-          messageId: delivery.messageId,
-          endpointId: delivery.endpointId,
-          workspaceId: delivery.workspaceId,
-          attempt: number,
-          status,
-          httpStatus: result.status,
-          errorKind: result.errorKind,
-          latencyMs: result.latencyMs,
-          nextAttemptAt,
-          recorded: recorded.applied,
-        },
-        "delivery attempt",
+  /** prepare: the attempt's context, or null when the job is stale, duplicate or unknown. */
+  const prepare = async (job: DeliveryJob): Promise<AttemptContext | null> => {
+    const ctx = await store.loadAttemptContext(job.deliveryId);
+    if (!ctx) {
+      logger.warn({ deliveryId: job.deliveryId }, "job for an unknown delivery dropped");
+      return null;
+    }
+    const { delivery } = ctx;
+    const number = job.attemptNumber;
+    if (FINAL_STATUSES.has(delivery.status) || delivery.attemptCount >= number || delivery.status !== "queued") {
+      return null; // stale or duplicate job: that attempt was made, or is not due
+    }
+    if (delivery.attemptCount !== number - 1) {
+      logger.warn(
+        { deliveryId: delivery.id, attemptNumber: number, attemptCount: delivery.attemptCount },
+        "job out of sequence dropped",
       );
-      deps.metrics?.attempts.inc({ outcome: status });
-      deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
-      if (recorded.applied) await relay.publishNow(recorded.outbox);
-      // 410 Gone: the receiver says the endpoint is no more; stop sending it anything else.
-      if (!result.ok && isGone(failure) && (await store.disableEndpoint(delivery.workspaceId, endpoint.id, now))) {
-        logger.warn(
-          { endpointId: endpoint.id, workspaceId: delivery.workspaceId },
-          "endpoint disabled: receiver answered 410 Gone",
+      return null;
+    }
+    return ctx;
+  };
+
+  /** gate: why the delivery must not be attempted (it is then cancelled), or null to go on. */
+  const gate = (ctx: AttemptContext): string | null => {
+    if (!ctx.endpoint) return "endpoint deleted";
+    if (!ctx.endpoint.enabled) return "endpoint disabled";
+    return null;
+  };
+
+  /** send: one attempt through the endpoint's destination. */
+  const send = async (ctx: AttemptContext, at: Date): Promise<DestinationResult> => {
+    const type = (ctx.endpoint as { type?: string } | null)?.type ?? "webhook";
+    const destination: Destination | undefined = destinations[type];
+    if (destination === undefined)
+      throw new StageError("send", "poison", `no destination serves endpoint type ${type}`);
+    return destination.deliver(ctx, at);
+  };
+
+  /** decide: the delivery's next state after the attempt. */
+  const decide = (number: number, outcome: OutboundResult, now: Date): Decision => {
+    if (outcome.ok) return { status: "succeeded", nextAttemptAt: null, endpointGone: false };
+    const failure = {
+      errorKind: outcome.errorKind ?? ("http_status" as const),
+      status: outcome.status,
+      retryAfterMs: outcome.retryAfterMs,
+    };
+    const delay = nextRetryDelayMs(retry, number, failure);
+    return {
+      status: delay === null ? "failed" : "pending_retry",
+      nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay),
+      endpointGone: isGone(failure),
+    };
+  };
+
+  return {
+    async handle(job, info = { deliveryCount: 1 }) {
+      try {
+        const ctx = await stage("prepare", () => prepare(job));
+        if (ctx === null) return { kind: "ack" };
+        const { delivery } = ctx;
+        const number = job.attemptNumber;
+
+        const refused = gate(ctx);
+        if (refused !== null) return await stage("gate", () => cancel(delivery, refused));
+
+        const startedAt = new Date();
+        const { requestHeaders, outcome: result } = await stage("send", () => send(ctx, startedAt));
+
+        const now = new Date();
+        const decision = decide(number, result, now);
+        const attempt: AttemptRecord = {
+          id: newId("attempt", startedAt.getTime()),
+          workspaceId: delivery.workspaceId,
+          deliveryId: delivery.id,
+          number,
+          startedAt,
+          latencyMs: Math.round(result.latencyMs),
+          requestHeaders,
+          responseStatus: result.status,
+          responseHeaders: result.headers,
+          responseBody: result.body,
+          errorKind: result.ok ? null : (result.errorKind ?? "http_status"),
+          errorMessage: result.ok ? "" : result.errorMessage,
+          nextRetryAt: decision.nextAttemptAt,
+        };
+
+        const recorded = await stage("record", () =>
+          store.recordAttempt({
+            attempt,
+            delivery: {
+              status: decision.status,
+              nextAttemptAt: decision.nextAttemptAt,
+              lastResponseStatus: result.status,
+              lastError: result.ok ? "" : shortError(result),
+              updatedAt: now,
+            },
+            outbox: (d) => [statusRow(d, attempt, now)],
+            expected: delivery,
+          }),
         );
+        // Exactly one log line per attempt.
+        logger.info(
+          {
+            deliveryId: delivery.id,
+            messageId: delivery.messageId,
+            endpointId: delivery.endpointId,
+            workspaceId: delivery.workspaceId,
+            attempt: number,
+            status: decision.status,
+            httpStatus: result.status,
+            errorKind: result.errorKind,
+            latencyMs: result.latencyMs,
+            nextAttemptAt: decision.nextAttemptAt,
+            recorded: recorded.applied,
+          },
+          "delivery attempt",
+        );
+        deps.metrics?.attempts.inc({ outcome: decision.status });
+        deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
+        if (recorded.applied) await relay.publishNow(recorded.outbox);
+        // 410 Gone: the receiver says the endpoint is no more; stop sending it anything else.
+        if (decision.endpointGone) {
+          const endpointId = ctx.endpoint!.id;
+          if (await stage("record", () => store.disableEndpoint(delivery.workspaceId, endpointId, now))) {
+            logger.warn(
+              { endpointId, workspaceId: delivery.workspaceId },
+              "endpoint disabled: receiver answered 410 Gone",
+            );
+          }
+        }
+        return { kind: "ack" };
+      } catch (err) {
+        if (!(err instanceof StageError)) throw err;
+        const verdict = dispositionOf(err, info);
+        logger.warn(
+          { err, stage: err.stage, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, verdict },
+          "delivery stage failed",
+        );
+        return verdict;
       }
-      return { kind: "ack" };
     },
   };
 }

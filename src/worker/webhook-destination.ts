@@ -1,0 +1,42 @@
+/**
+ * The HTTP webhook destination: signs the message's exact payload bytes per Standard Webhooks
+ * (`webhook-id` = the delivery id, a fresh `webhook-timestamp` per attempt, every active secret)
+ * and POSTs them through the SSRF-guarded sender. Signing belongs here, not in the pipeline: other
+ * destination kinds authenticate in their own way.
+ */
+import { signingSecretsOf } from "../domain/endpoints.ts";
+import type { AttemptContext } from "../domain/delivery-ledger.ts";
+import { webhookHeaders } from "../domain/signing.ts";
+import type { Destination, DestinationResult } from "./destination.ts";
+import type { HttpSender } from "./http-sender.ts";
+
+/** The request headers of one attempt: ours win over the endpoint's custom headers. */
+export function webhookRequestHeaders(ctx: AttemptContext, at: Date): Record<string, string> {
+  const { delivery, message, endpoint } = ctx;
+  return {
+    ...endpoint!.headers,
+    "content-type": message.contentType,
+    ...webhookHeaders({
+      secrets: signingSecretsOf(endpoint!, at),
+      msgId: delivery.id,
+      timestampSeconds: Math.floor(at.getTime() / 1000),
+      body: message.payload,
+    }),
+  };
+}
+
+/** Creates the webhook destination over the outbound HTTP sender. */
+export function createWebhookDestination(sender: HttpSender): Destination {
+  return {
+    async deliver(ctx: AttemptContext, at: Date): Promise<DestinationResult> {
+      const requestHeaders = webhookRequestHeaders(ctx, at);
+      const outcome = await sender.send({
+        url: ctx.endpoint!.url,
+        headers: requestHeaders,
+        body: ctx.message.payload,
+        timeoutMs: ctx.endpoint!.timeoutMs,
+      });
+      return { requestHeaders, outcome };
+    },
+  };
+}
