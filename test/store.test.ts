@@ -55,6 +55,7 @@ function messageOf(workspaceId: string, key = newId("message")): MessageRecord {
     idempotencyKey: key,
     payloadHash: "ab".repeat(32),
     createdAt: at(1),
+    payloadDeletedAt: null,
   };
 }
 
@@ -193,6 +194,7 @@ for (const { kind, overrides, label } of variants) {
         id: ws,
         name: `ws ${ws}`,
         createdAt: T0,
+        payloadRetentionMs: 0,
       });
       assert.equal(await store.workspaces.findWorkspaceByTokenHash("nope"), null);
 
@@ -997,6 +999,68 @@ for (const { kind, overrides, label } of variants) {
       const after = await Promise.all(more.map((d) => store.deliveries.getDelivery(ws, d.id)));
       assert.deepEqual(after.map((d) => d?.status).sort(), ["failed", "failed", "failed", "queued"]);
       assert.equal((await store.outbox.pendingOutbox(at(100), 100)).length, 3, "one status event per cancelled retry");
+    });
+
+    void it("retention: expires payloads and attempts of finished messages in scope, in batches", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const ep = endpointOf(ws);
+      const ep2 = endpointOf(other);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(ep2);
+      const done1 = await seed(store, ws, ep.id, ["succeeded"]);
+      const done2 = await seed(store, ws, ep.id, ["failed", "cancelled"]);
+      const busy = await seed(store, ws, ep.id, ["succeeded", "pending_retry"]);
+      const foreign = await seed(store, other, ep2.id, ["succeeded"]);
+      for (const d of [done1.deliveries[0]!, busy.deliveries[1]!]) {
+        await store.deliveries.recordAttempt({
+          attempt: attemptOf(d, 1),
+          delivery: {
+            status: d.status,
+            nextAttemptAt: null,
+            lastResponseStatus: 500,
+            lastError: "x",
+            updatedAt: at(12),
+          },
+          outbox: () => [],
+        });
+      }
+      const cutoff = at(100_000);
+      assert.equal(await store.retention.expirePayloads({ only: [ws] }, cutoff, at(200), 1), 1, "one per batch");
+      assert.equal(await store.retention.expirePayloads({ only: [ws] }, cutoff, at(200), 10), 1);
+      assert.equal(await store.retention.expirePayloads({ only: [ws] }, cutoff, at(200), 10), 0, "busy kept");
+      assert.equal(await store.retention.expirePayloads({ only: [] }, cutoff, at(200), 10), 0);
+      assert.equal(await store.retention.expirePayloads({ except: [ws, other] }, at(0), at(200), 10), 0);
+      for (const m of [done1.message, done2.message]) {
+        const got = await store.messages.getMessage(ws, m.id);
+        assert.deepEqual(got?.payload, new Uint8Array(0));
+        assert.deepEqual(got?.payloadDeletedAt, at(200));
+      }
+      assert.deepEqual((await store.messages.getMessage(ws, busy.message.id))?.payload, busy.message.payload);
+      assert.deepEqual((await store.messages.getMessage(other, foreign.message.id))?.payload, foreign.message.payload);
+      assert.equal(
+        await store.retention.expirePayloads({ only: [ws] }, at(0), at(200), 10),
+        0,
+        "nothing older than the cutoff",
+      );
+
+      assert.equal(await store.retention.deleteAttempts({ only: [ws] }, cutoff, 10), 1, "only the finished delivery's");
+      assert.equal(
+        (await store.deliveries.listAttempts(ws, done1.deliveries[0]!.id, { afterId: undefined, limit: 10 })).length,
+        0,
+      );
+      assert.equal(
+        (await store.deliveries.listAttempts(ws, busy.deliveries[1]!.id, { afterId: undefined, limit: 10 })).length,
+        1,
+      );
+      const own = await store.retention.workspacesWithOwnRetention();
+      assert.ok(!own.some((w) => w.id === ws));
+      await store.workspaces.updateWorkspace(ws, { payloadRetentionMs: 7_200_000 });
+      assert.ok(
+        (await store.retention.workspacesWithOwnRetention()).some(
+          (w) => w.id === ws && w.payloadRetentionMs === 7_200_000,
+        ),
+      );
     });
 
     void it("disableEndpoint disables an enabled endpoint of its workspace once, never another workspace's", async () => {

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { getDelivery, listAttempts, listDeliveries } from "../domain/deliveries.ts";
+import { payloadEnvelope } from "../domain/retention.ts";
 import { attemptView, deliveryView, statusFromProto } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
@@ -9,7 +10,11 @@ import { workspaceIdOf } from "./authorization.ts";
 export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof DeliveryService> {
   return {
     async getDelivery(req, ctx) {
-      return { delivery: deliveryView(await getDelivery(deps.deliveries, workspaceIdOf(ctx), req.id)) };
+      const workspaceId = workspaceIdOf(ctx);
+      const delivery = await getDelivery(deps.deliveries, workspaceId, req.id);
+      if (!req.includePayload) return { delivery: deliveryView(delivery) };
+      const message = await deps.messages.getMessage(workspaceId, delivery.messageId);
+      return { delivery: deliveryView(delivery), payload: payloadEnvelope(message) };
     },
     async listDeliveries(req, ctx) {
       const page = await listDeliveries(deps.deliveries, workspaceIdOf(ctx), {

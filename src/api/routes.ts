@@ -6,6 +6,7 @@ import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts"
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
+import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.ts";
 import { createAdminService } from "./admin-service.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { createApiKeyService } from "./api-key-service.ts";
@@ -14,6 +15,7 @@ import { createEndpointService } from "./endpoint-service.ts";
 import { createMessageService, rawJsonMembersOfMessageService } from "./message-service.ts";
 import { createRecoveryService } from "./recovery-service.ts";
 import { createWatchService } from "./watch-service.ts";
+import { createWorkspaceService } from "./workspace-service.ts";
 
 /**
  * Request members whose exact Connect JSON text the handlers read (the `rawJsonMembers` option
@@ -25,6 +27,7 @@ export const rawJsonMembers: Readonly<Record<string, readonly string[]>> = { ...
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(AdminService, createAdminService(deps));
+    router.service(WorkspaceService, createWorkspaceService(deps));
     router.service(ApiKeyService, createApiKeyService(deps));
     router.service(EndpointService, createEndpointService(deps));
     router.service(MessageService, createMessageService(deps));

@@ -202,6 +202,11 @@ async function run(role: Role): Promise<void> {
       store: store.deliveries,
       bulk: store.recovery,
       bulkBatchSize: config.bulkBatchSize,
+      retention: {
+        store: store.retention,
+        defaultMs: config.payloadRetentionMs,
+        intervalMs: config.retentionSweepIntervalMs,
+      },
       relay,
       logger,
       intervalMs: config.outboxSweepIntervalMs,

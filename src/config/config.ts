@@ -47,6 +47,10 @@ export interface Config {
   /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
   readonly cacheTtlMs: number;
   readonly outboxSweepIntervalMs: number;
+  /** Default payload retention of a workspace. */
+  readonly payloadRetentionMs: number;
+  /** How often the dispatcher deletes expired payloads and attempts. */
+  readonly retentionSweepIntervalMs: number;
   /** Deliveries one dispatcher round visits of a bulk operation (one transaction). */
   readonly bulkBatchSize: number;
   readonly shutdownGraceMs: number;
@@ -148,6 +152,16 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
     default: "1s",
     doc: "How often the dispatcher looks for committed work not yet published, and due retries.",
+  },
+  {
+    env: "HOOKSTREAM_PAYLOAD_RETENTION",
+    default: "30d",
+    doc: "How long message payloads (and attempts of finished deliveries) are kept, unless a workspace sets its own (WorkspaceService.UpdateWorkspace).",
+  },
+  {
+    env: "HOOKSTREAM_RETENTION_SWEEP_INTERVAL",
+    default: "1m",
+    doc: "How often the dispatcher deletes expired payloads and attempts, in small batches.",
   },
   {
     env: "HOOKSTREAM_BULK_BATCH_SIZE",
@@ -281,6 +295,8 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
+    payloadRetentionMs: duration("HOOKSTREAM_PAYLOAD_RETENTION", "30d"),
+    retentionSweepIntervalMs: duration("HOOKSTREAM_RETENTION_SWEEP_INTERVAL", "1m"),
     bulkBatchSize: int("HOOKSTREAM_BULK_BATCH_SIZE", 500, 1, 10_000),
     shutdownGraceMs: duration("HOOKSTREAM_SHUTDOWN_GRACE", "20s"),
     logLevel,

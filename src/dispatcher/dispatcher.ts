@@ -2,6 +2,7 @@ import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import { jobRow, statusRow } from "../domain/outbox-rows.ts";
 import type { DueReleaser } from "../domain/due-deliveries.ts";
 import { outboxFor, transitionFor, type BulkOperationRunner } from "../domain/recovery.ts";
+import { sweepRetention, type RetentionStore } from "../domain/retention.ts";
 
 /** Minimal logger (pino fits). */
 export interface DispatcherLogger {
@@ -24,6 +25,8 @@ export interface DispatcherOptions {
   batchSize?: number;
   /** Deliveries visited per round of a bulk operation; default batchSize. */
   bulkBatchSize?: number;
+  /** Payload retention: the sweeper's store, the default period and how often to sweep. */
+  retention?: { store: RetentionStore; defaultMs: number; intervalMs: number } | undefined;
 }
 
 /** The running dispatcher. */
@@ -46,6 +49,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
   const minAge = opts.outboxMinAgeMs ?? 2_000;
   const batch = opts.batchSize ?? 500;
   let running = false;
+  let lastRetentionSweep = 0;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
 
@@ -78,6 +82,12 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
         // A running operation with more to do keeps the loop going without waiting.
         handled += ran.operation.state === "running" ? batch : 1;
       }
+    }
+    if (opts.retention !== undefined && Date.now() - lastRetentionSweep >= opts.retention.intervalMs) {
+      lastRetentionSweep = Date.now();
+      const swept = await sweepRetention(opts.retention.store, new Date(), opts.retention.defaultMs);
+      if (swept.payloads + swept.attempts > 0)
+        logger.info(swept, "retention sweep deleted expired payloads and attempts");
     }
     return handled;
   };

@@ -15,6 +15,8 @@ export interface WorkspaceRecord {
   id: string;
   name: string;
   createdAt: Date;
+  /** How long payloads are kept; 0 or absent means the installation's default. */
+  payloadRetentionMs?: number | undefined;
 }
 
 /** A producer key (the secret itself is only ever stored as a hash). */
@@ -55,6 +57,8 @@ export interface MessageRecord {
   /** sha256 hex of the payload bytes, for idempotency comparisons. */
   payloadHash: string;
   createdAt: Date;
+  /** When the retention sweeper deleted the payload (then `payload` is empty); null while kept. */
+  payloadDeletedAt?: Date | null | undefined;
 }
 
 /** One message to one endpoint. */

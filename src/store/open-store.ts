@@ -10,6 +10,8 @@ import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
 import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
 import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
 import { createRecoveryRepository, type RecoveryStore } from "./recovery/recovery-repository.ts";
+import { createRetentionRepository } from "./retention/retention-repository.ts";
+import type { RetentionStore } from "../domain/retention.ts";
 import { StoreContext, type SqlOrm } from "./store-context.ts";
 import { createWorkspaceRepository, type WorkspaceStore } from "./workspaces/workspace-repository.ts";
 import { MIGRATIONS_TABLE, createOrmOptions, migrationsFor } from "./orm-options.ts";
@@ -39,6 +41,8 @@ export interface OpenedStore {
   readonly outbox: OutboxBacklog;
   /** Operator actions on deliveries and bulk operations. */
   readonly recovery: RecoveryStore;
+  /** The payload retention sweeper's store. */
+  readonly retention: RetentionStore;
 }
 
 /** How the store is opened. */
@@ -73,6 +77,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     deliveries: createDeliveryRepository(ctx, overrides),
     outbox: outboxBacklogFor(ctx, overrides),
     recovery: createRecoveryRepository(ctx),
+    retention: createRetentionRepository(ctx),
   };
 }
 

@@ -35,7 +35,7 @@ function toStringMap(value: unknown): Record<string, string> {
 
 /** Workspace row → record. */
 export function workspaceRecord(row: Workspace): WorkspaceRecord {
-  return { id: row.id, name: row.name, createdAt: row.createdAt };
+  return { id: row.id, name: row.name, createdAt: row.createdAt, payloadRetentionMs: Number(row.payloadRetentionMs) };
 }
 
 /** ApiKey row → record. */
@@ -80,6 +80,7 @@ export function messageRecord(row: Message): MessageRecord {
     idempotencyKey: row.idempotencyKey,
     payloadHash: row.payloadHash,
     createdAt: row.createdAt,
+    payloadDeletedAt: row.payloadDeletedAt ?? null,
   };
 }
 

@@ -19,6 +19,7 @@ import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts"
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
+import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.ts";
 
 /** A role that runs as its own long-lived process. */
 export type StackRole = "api" | "dispatcher" | "worker";
@@ -319,6 +320,7 @@ export interface Clients {
   readonly deliveries: Client<typeof DeliveryService>;
   readonly watch: Client<typeof WatchService>;
   readonly recovery: Client<typeof RecoveryService>;
+  readonly workspaces: Client<typeof WorkspaceService>;
 }
 
 /** Options of {@link createClients}. */
@@ -353,6 +355,7 @@ export function createClients(baseUrl: string, token?: string, options: ClientOp
     deliveries: createClient(DeliveryService, transport),
     watch: createClient(WatchService, transport),
     recovery: createClient(RecoveryService, transport),
+    workspaces: createClient(WorkspaceService, transport),
   };
 }
 

@@ -7,13 +7,15 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Attempt, Delivery, DeliveryStatus } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
+import type { PayloadEnvelope } from "./payload_pb.ts";
+import { file_hookstream_v1_payload } from "./payload_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/delivery_service.proto.
  */
 export const file_hookstream_v1_delivery_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRob29rc3RyZWFtL3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiIAoSR2V0RGVsaXZlcnlSZXF1ZXN0EgoKAmlkGAEgASgJIkAKE0dldERlbGl2ZXJ5UmVzcG9uc2USKQoIZGVsaXZlcnkYASABKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5IpgBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkSEgoKbWVzc2FnZV9pZBgEIAEoCRIvCghzdGF0dXNlcxgFIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMiXgoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIrCgpkZWxpdmVyaWVzGAEgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUQoTTGlzdEF0dGVtcHRzUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChRMaXN0QXR0ZW1wdHNSZXNwb25zZRIoCghhdHRlbXB0cxgBIAMoCzIWLmhvb2tzdHJlYW0udjEuQXR0ZW1wdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkywwIKD0RlbGl2ZXJ5U2VydmljZRJgCgtHZXREZWxpdmVyeRIhLmhvb2tzdHJlYW0udjEuR2V0RGVsaXZlcnlSZXF1ZXN0GiIuaG9va3N0cmVhbS52MS5HZXREZWxpdmVyeVJlc3BvbnNlIgqQAgGiuxgDCgECEmkKDkxpc3REZWxpdmVyaWVzEiQuaG9va3N0cmVhbS52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaJS5ob29rc3RyZWFtLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiCpACAaK7GAMKAQISYwoMTGlzdEF0dGVtcHRzEiIuaG9va3N0cmVhbS52MS5MaXN0QXR0ZW1wdHNSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5MaXN0QXR0ZW1wdHNSZXNwb25zZSIKkAIBorsYAwoBAmIGcHJvdG8z", [file_hookstream_v1_auth, file_hookstream_v1_delivery]);
+  fileDesc("CiRob29rc3RyZWFtL3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiOQoSR2V0RGVsaXZlcnlSZXF1ZXN0EgoKAmlkGAEgASgJEhcKD2luY2x1ZGVfcGF5bG9hZBgCIAEoCCJxChNHZXREZWxpdmVyeVJlc3BvbnNlEikKCGRlbGl2ZXJ5GAEgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRIvCgdwYXlsb2FkGAIgASgLMh4uaG9va3N0cmVhbS52MS5QYXlsb2FkRW52ZWxvcGUimAEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtlbmRwb2ludF9pZBgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEi8KCHN0YXR1c2VzGAUgAygOMh0uaG9va3N0cmVhbS52MS5EZWxpdmVyeVN0YXR1cyJeChZMaXN0RGVsaXZlcmllc1Jlc3BvbnNlEisKCmRlbGl2ZXJpZXMYASADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJRChNMaXN0QXR0ZW1wdHNSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlkKFExpc3RBdHRlbXB0c1Jlc3BvbnNlEigKCGF0dGVtcHRzGAEgAygLMhYuaG9va3N0cmVhbS52MS5BdHRlbXB0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLDAgoPRGVsaXZlcnlTZXJ2aWNlEmAKC0dldERlbGl2ZXJ5EiEuaG9va3N0cmVhbS52MS5HZXREZWxpdmVyeVJlcXVlc3QaIi5ob29rc3RyZWFtLnYxLkdldERlbGl2ZXJ5UmVzcG9uc2UiCpACAaK7GAMKAQISaQoOTGlzdERlbGl2ZXJpZXMSJC5ob29rc3RyZWFtLnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBolLmhvb2tzdHJlYW0udjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSIKkAIBorsYAwoBAhJjCgxMaXN0QXR0ZW1wdHMSIi5ob29rc3RyZWFtLnYxLkxpc3RBdHRlbXB0c1JlcXVlc3QaIy5ob29rc3RyZWFtLnYxLkxpc3RBdHRlbXB0c1Jlc3BvbnNlIgqQAgGiuxgDCgECYgZwcm90bzM", [file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_payload]);
 
 /**
  * GetDeliveryRequest names the delivery.
@@ -27,6 +29,13 @@ export type GetDeliveryRequest = Message<"hookstream.v1.GetDeliveryRequest"> & {
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Also return the payload the delivery carries (or why it is not available).
+   *
+   * @generated from field: bool include_payload = 2;
+   */
+  includePayload: boolean;
 };
 
 /**
@@ -48,6 +57,13 @@ export type GetDeliveryResponse = Message<"hookstream.v1.GetDeliveryResponse"> &
    * @generated from field: hookstream.v1.Delivery delivery = 1;
    */
   delivery?: Delivery | undefined;
+
+  /**
+   * The payload, when include_payload was set.
+   *
+   * @generated from field: hookstream.v1.PayloadEnvelope payload = 2;
+   */
+  payload?: PayloadEnvelope | undefined;
 };
 
 /**

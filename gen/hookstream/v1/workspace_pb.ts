@@ -4,15 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/workspace.proto.
  */
 export const file_hookstream_v1_workspace: GenFile = /*@__PURE__*/
-  fileDesc("Ch1ob29rc3RyZWFtL3YxL3dvcmtzcGFjZS5wcm90bxINaG9va3N0cmVhbS52MSJWCglXb3Jrc3BhY2USCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1ob29rc3RyZWFtL3YxL3dvcmtzcGFjZS5wcm90bxINaG9va3N0cmVhbS52MSKMAQoJV29ya3NwYWNlEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEXBheWxvYWRfcmV0ZW50aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Workspace is the tenant root: every other resource belongs to exactly one workspace.
@@ -40,6 +40,15 @@ export type Workspace = Message<"hookstream.v1.Workspace"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * How long message payloads are kept after the message was accepted (at least 1 h, at most
+   * 400 d); unset means the installation's default (HOOKSTREAM_PAYLOAD_RETENTION). Attempts of
+   * finished deliveries older than this are deleted too.
+   *
+   * @generated from field: google.protobuf.Duration payload_retention = 4;
+   */
+  payloadRetention?: Duration | undefined;
 };
 
 /**

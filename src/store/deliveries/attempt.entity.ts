@@ -23,6 +23,7 @@ export const AttemptSchema = defineEntity({
     nextRetryAt: p.datetime(3).nullable(),
   },
   uniques: [{ name: "attempt_delivery_id_number_unique", properties: ["deliveryId", "number"] }],
+  indexes: [{ name: "attempt_started_at_index", properties: ["startedAt"] }],
 });
 
 /** An attempt row. */

@@ -12,7 +12,26 @@ export interface WorkspaceStore extends WorkspaceRepository, Pick<CredentialLook
 export function createWorkspaceRepository(ctx: StoreContext): WorkspaceStore {
   return {
     async createWorkspace(ws: WorkspaceRecord, managementTokenHash: string): Promise<void> {
-      await ctx.run((em) => em.insert(Workspace, { ...ws, managementTokenHash }));
+      await ctx.run((em) =>
+        em.insert(Workspace, { ...ws, managementTokenHash, payloadRetentionMs: ws.payloadRetentionMs ?? 0 }),
+      );
+    },
+    async getWorkspace(id: string): Promise<WorkspaceRecord | null> {
+      const row = await ctx.run((em) => em.findOne(Workspace, { id }, DETACHED));
+      return row === null ? null : workspaceRecord(row);
+    },
+    async updateWorkspace(
+      id: string,
+      patch: Partial<Pick<WorkspaceRecord, "name" | "payloadRetentionMs">>,
+    ): Promise<WorkspaceRecord | null> {
+      return ctx.tx(async (em) => {
+        const changes: { name?: string; payloadRetentionMs?: number } = {};
+        if (patch.name !== undefined) changes.name = patch.name;
+        if (patch.payloadRetentionMs !== undefined) changes.payloadRetentionMs = patch.payloadRetentionMs;
+        if (Object.keys(changes).length > 0) await em.nativeUpdate(Workspace, { id }, changes);
+        const row = await em.findOne(Workspace, { id }, DETACHED);
+        return row === null ? null : workspaceRecord(row);
+      });
     },
     async findWorkspaceByTokenHash(managementTokenHash: string): Promise<WorkspaceRecord | null> {
       const row = await ctx.run((em) => em.findOne(Workspace, { managementTokenHash }, DETACHED));

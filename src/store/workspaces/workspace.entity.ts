@@ -9,6 +9,7 @@ export const WorkspaceSchema = defineEntity({
     name: p.text(),
     managementTokenHash: p.string().length(128).unique("workspace_management_token_hash_unique"),
     createdAt: p.datetime(3),
+    payloadRetentionMs: p.bigint("number").default(0),
   },
 });
 
