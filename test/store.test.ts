@@ -41,6 +41,7 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     previousSecretExpiresAt: null,
     createdAt: T0,
     updatedAt: T0,
+    asyncAck: false,
     ...overrides,
   };
 }

@@ -31,6 +31,7 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
     enabled: e.enabled,
     headers: e.headers,
     timeoutMs: e.timeout ? durationMs(e.timeout) : undefined,
+    asyncAck: e.asyncAck,
   };
 }
 

@@ -7,6 +7,8 @@
  * `http` server. Both share one request handler, a slim version of connect-node's adapter that
  * also knows the operational routes and logs through pino.
  */
+import { DomainError } from "../domain/errors.ts";
+import { findPlainRoute, type PlainRoute } from "./plain-routes.ts";
 import {
   Code,
   ConnectError,
@@ -81,6 +83,8 @@ export interface HttpServerOptions {
   ready: () => Promise<ReadinessReport>;
   /** Serves `/metrics` when given (Prometheus text format). */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Plain HTTP routes beside Connect (ack URLs, …). */
+  plainRoutes?: readonly PlainRoute[];
   logger: Logger;
 }
 
@@ -321,6 +325,11 @@ function serveOperational(
   opts: HttpServerOptions,
   logger: Logger,
 ): void {
+  const plain = findPlainRoute(opts.plainRoutes ?? [], path);
+  if (plain !== undefined) {
+    servePlain(plain, req, res, logger);
+    return;
+  }
   const known = path === "/healthz" || path === "/readyz" || (path === "/metrics" && opts.metrics !== undefined);
   if (!known) {
     sendText(res, 404, "");
@@ -353,6 +362,35 @@ function serveOperational(
     logger.error({ err, path }, "operational endpoint failed");
     if (!res.headersSent) sendText(res, 500, "");
   });
+}
+
+function servePlain(
+  found: { route: PlainRoute; match: RegExpExecArray },
+  req: NodeRequest,
+  res: NodeResponse,
+  logger: Logger,
+): void {
+  const method = req.method ?? "GET";
+  if (!found.route.methods.includes(method)) {
+    res.setHeader("Allow", found.route.methods.join(", "));
+    sendText(res, 405, "");
+    return;
+  }
+  res.setHeader("Cache-Control", "no-store");
+  // The body is never read: close the connection after answering so no unread bytes linger.
+  if (method !== "GET" && method !== "HEAD" && req.headers["content-length"] !== "0") {
+    res.setHeader("Connection", "close");
+  }
+  const url = new URL(req.url ?? "/", "http://localhost");
+  found.route
+    .handle({ method, url, match: found.match })
+    .then((answer) => sendBody(res, answer.status, "application/json", JSON.stringify(answer.body)))
+    .catch((err: unknown) => {
+      const unavailable = err instanceof DomainError && err.kind === "unavailable";
+      if (!unavailable) logger.error({ err, path: url.pathname }, "plain route failed");
+      if (!res.headersSent)
+        sendBody(res, unavailable ? 503 : 500, "application/json", '{"applied":false,"error":"try again"}');
+    });
 }
 
 function sendBody(res: NodeResponse, status: number, contentType: string, body: string): void {

@@ -2,6 +2,9 @@
  * The `hookstream` binary: one process per role (api, dispatcher, worker), all of them
  * together (dev), or a one-shot schema migration (migrate).
  */
+import { createHash } from "node:crypto";
+import { createAckRoutes } from "../api/ack-routes.ts";
+import { createAckSigner } from "../domain/async-ack.ts";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -165,6 +168,21 @@ async function run(role: Role): Promise<void> {
     return { ok, checks };
   };
 
+  const retry = {
+    schedule: config.retrySchedule,
+    rateLimitSchedule: config.rateLimitRetrySchedule,
+    maxAttempts: config.maxAttempts,
+    jitter: config.retryJitter,
+    maxRetryAfterMs: config.maxRetryAfterMs,
+    retryableStatuses: config.retryableStatuses,
+  };
+  // Ack URLs are signed with HOOKSTREAM_ACK_SECRET, else a key derived from the operator token
+  // (the same on every role of an installation); with neither, async ack is off.
+  const ackSecret =
+    config.ackSecret ??
+    (adminToken === undefined ? undefined : createHash("sha256").update(`hookstream-ack\0${adminToken}`).digest("hex"));
+  const ackSigner = ackSecret === undefined ? undefined : createAckSigner(config.publicUrl, ackSecret);
+
   if (runs("worker")) {
     const sender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
     closers.push({ name: "http sender", close: () => sender.close() });
@@ -172,14 +190,8 @@ async function run(role: Role): Promise<void> {
       store: store.deliveries,
       relay,
       sender,
-      retry: {
-        schedule: config.retrySchedule,
-        rateLimitSchedule: config.rateLimitRetrySchedule,
-        maxAttempts: config.maxAttempts,
-        jitter: config.retryJitter,
-        maxRetryAfterMs: config.maxRetryAfterMs,
-        retryableStatuses: config.retryableStatuses,
-      },
+      retry,
+      asyncAck: ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs },
       logger,
       metrics,
     });
@@ -202,6 +214,7 @@ async function run(role: Role): Promise<void> {
       store: store.deliveries,
       bulk: store.recovery,
       bulkBatchSize: config.bulkBatchSize,
+      acks: { ledger: store.recovery, retry },
       retention: {
         store: store.retention,
         defaultMs: config.payloadRetentionMs,
@@ -241,6 +254,8 @@ async function run(role: Role): Promise<void> {
       interceptors: [createAuthorizationInterceptor(auth)],
       corsOrigins: config.corsOrigins,
       rawJsonMembers,
+      plainRoutes:
+        ackSigner === undefined ? [] : createAckRoutes({ ledger: store.recovery, relay, signer: ackSigner, retry }),
       // The payload limit plus room for the rest of the request and JSON's base64 of raw bytes.
       readMaxBytes: Math.ceil(config.maxPayloadBytes * 1.4) + 64 * 1024,
       ready,

@@ -47,6 +47,12 @@ export interface Config {
   /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
   readonly cacheTtlMs: number;
   readonly outboxSweepIntervalMs: number;
+  /** The API's base URL as receivers reach it (for ack URLs). */
+  readonly publicUrl: string;
+  /** How long a 202 answer of an async-ack endpoint waits for the ack. */
+  readonly ackTimeoutMs: number;
+  /** Key that signs ack URLs; undefined: derived from the operator token, or async ack is off. */
+  readonly ackSecret: string | undefined;
   /** Default payload retention of a workspace. */
   readonly payloadRetentionMs: number;
   /** How often the dispatcher deletes expired payloads and attempts. */
@@ -152,6 +158,21 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
     default: "1s",
     doc: "How often the dispatcher looks for committed work not yet published, and due retries.",
+  },
+  {
+    env: "HOOKSTREAM_PUBLIC_URL",
+    default: "http://HOST:PORT (127.0.0.1 when HOST is 0.0.0.0)",
+    doc: "The API's base URL as webhook receivers reach it; ack and nack URLs are built on it.",
+  },
+  {
+    env: "HOOKSTREAM_ACK_TIMEOUT",
+    default: "1h",
+    doc: "How long a delivery answered 202 by an async_ack endpoint waits for its ack before the wait counts as a failed attempt.",
+  },
+  {
+    env: "HOOKSTREAM_ACK_SECRET",
+    default: "derived from HOOKSTREAM_ADMIN_TOKEN",
+    doc: "Key that signs ack and nack URLs; the same on every api and worker. Without it and without an operator token, 202 is plain success.",
   },
   {
     env: "HOOKSTREAM_PAYLOAD_RETENTION",
@@ -271,13 +292,19 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     problems.push(`LOG_LEVEL=${logLevel}: expected fatal, error, warn, info, debug, trace or silent`);
   }
 
+  const host = get("HOST") ?? (dev ? "127.0.0.1" : "0.0.0.0");
+  const port = int("PORT", 8080, 0, 65535);
+  const publicUrlRaw = get("HOOKSTREAM_PUBLIC_URL");
+  if (publicUrlRaw !== undefined && !/^https?:\/\/[^/]+/.test(publicUrlRaw)) {
+    problems.push(`HOOKSTREAM_PUBLIC_URL=${publicUrlRaw}: expected an http(s) URL`);
+  }
   const config: Config = {
     role,
     database,
     natsUrl: get("NATS_URL") ?? (dev ? undefined : "nats://127.0.0.1:4222"),
     streamPrefix,
-    host: get("HOST") ?? (dev ? "127.0.0.1" : "0.0.0.0"),
-    port: int("PORT", 8080, 0, 65535),
+    host,
+    port,
     healthPort: get("HOOKSTREAM_HEALTH_PORT") === undefined ? undefined : int("HOOKSTREAM_HEALTH_PORT", 0, 0, 65535),
     adminToken: get("HOOKSTREAM_ADMIN_TOKEN"),
     dataDir,
@@ -295,6 +322,12 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
+    publicUrl: (get("HOOKSTREAM_PUBLIC_URL") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`).replace(
+      /\/+$/,
+      "",
+    ),
+    ackTimeoutMs: duration("HOOKSTREAM_ACK_TIMEOUT", "1h"),
+    ackSecret: get("HOOKSTREAM_ACK_SECRET"),
     payloadRetentionMs: duration("HOOKSTREAM_PAYLOAD_RETENTION", "30d"),
     retentionSweepIntervalMs: duration("HOOKSTREAM_RETENTION_SWEEP_INTERVAL", "1m"),
     bulkBatchSize: int("HOOKSTREAM_BULK_BATCH_SIZE", 500, 1, 10_000),

@@ -3,6 +3,8 @@ import { jobRow, statusRow } from "../domain/outbox-rows.ts";
 import type { DueReleaser } from "../domain/due-deliveries.ts";
 import { outboxFor, transitionFor, type BulkOperationRunner } from "../domain/recovery.ts";
 import { sweepRetention, type RetentionStore } from "../domain/retention.ts";
+import { ackOutbox, ackTransition, type AckLedger } from "../domain/async-ack.ts";
+import type { RetryPolicy } from "../domain/retry-policy.ts";
 
 /** Minimal logger (pino fits). */
 export interface DispatcherLogger {
@@ -25,6 +27,8 @@ export interface DispatcherOptions {
   batchSize?: number;
   /** Deliveries visited per round of a bulk operation; default batchSize. */
   bulkBatchSize?: number;
+  /** Expired acknowledgement waits: the ledger and the retry policy they retry by. */
+  acks?: { ledger: Pick<AckLedger, "expireAcks">; retry: RetryPolicy } | undefined;
   /** Payload retention: the sweeper's store, the default period and how often to sweep. */
   retention?: { store: RetentionStore; defaultMs: number; intervalMs: number } | undefined;
 }
@@ -63,6 +67,20 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     if (released.length > 0) {
       await relay.publishNow(outbox);
       handled += released.length;
+    }
+    // An expired acknowledgement wait counts as a failed attempt: retry by the policy, or dead-letter.
+    if (opts.acks !== undefined) {
+      const at = new Date();
+      const expired = await opts.acks.ledger.expireAcks(
+        at,
+        batch,
+        ackTransition("expire", opts.acks.retry, at),
+        ackOutbox(at),
+      );
+      if (expired.changed.length > 0) {
+        await relay.publishNow(expired.outbox);
+        handled += expired.changed.length;
+      }
     }
     // One batch of one bulk operation per round, so a large bulk replay never starves retries.
     if (opts.bulk !== undefined) {

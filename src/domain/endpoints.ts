@@ -21,6 +21,7 @@ export type EndpointPatch = Partial<
     | "secret"
     | "previousSecret"
     | "previousSecretExpiresAt"
+    | "asyncAck"
   >
 >;
 
@@ -61,10 +62,20 @@ export interface EndpointInput {
   headers: Record<string, string>;
   /** Undefined when no timeout was given; NaN when the given one was malformed. */
   timeoutMs: number | undefined;
+  /** Undefined when not given (false). */
+  asyncAck?: boolean | undefined;
 }
 
 /** The fields UpdateEndpoint's mask may name. */
-export const UPDATABLE_ENDPOINT_FIELDS = ["url", "description", "metadata", "enabled", "headers", "timeout"] as const;
+export const UPDATABLE_ENDPOINT_FIELDS = [
+  "url",
+  "description",
+  "metadata",
+  "enabled",
+  "headers",
+  "timeout",
+  "async_ack",
+] as const;
 type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 
 /** What the endpoint use cases need. */
@@ -115,6 +126,7 @@ export async function createEndpoint(
     enabled: input.enabled ?? true,
     headers: input.headers,
     timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
+    asyncAck: input.asyncAck ?? false,
     secret,
     previousSecret: null,
     previousSecretExpiresAt: null,
@@ -183,6 +195,7 @@ export async function updateEndpoint(
   if (fields.has("headers")) patch.headers = given.headers;
   if (fields.has("enabled")) patch.enabled = given.enabled ?? true;
   if (fields.has("timeout")) patch.timeoutMs = given.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
+  if (fields.has("async_ack")) patch.asyncAck = given.asyncAck ?? false;
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
   if (!ep) throw notFound("endpoint", id);

@@ -93,6 +93,7 @@ export function endpointView(e: EndpointRecord): Endpoint {
     enabled: e.enabled,
     headers: { ...e.headers },
     timeout: durationFromMs(e.timeoutMs),
+    asyncAck: e.asyncAck ?? false,
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
   });

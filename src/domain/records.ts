@@ -44,6 +44,8 @@ export interface EndpointRecord {
   previousSecretExpiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  /** 202 answers wait for the receiver's signed ack or nack (absent: false). */
+  asyncAck?: boolean | undefined;
 }
 
 /** What a producer sent once. `payload` holds the exact bytes that are delivered and signed. */

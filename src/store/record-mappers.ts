@@ -66,6 +66,7 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     previousSecretExpiresAt: row.previousSecretExpiresAt ?? null,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
+    asyncAck: Boolean(row.asyncAck),
   };
 }
 

@@ -10,7 +10,7 @@ import { isGone, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-poli
 import type { Metrics } from "../observability/metrics.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
-import { createWebhookDestination } from "./webhook-destination.ts";
+import { createWebhookDestination, type AsyncAckOptions } from "./webhook-destination.ts";
 
 /** Minimal logger (pino fits). */
 export interface WorkerLogger {
@@ -80,6 +80,11 @@ export interface DeliveryWorkerDeps {
   sender?: HttpSender;
   /** Destinations by endpoint type; a webhook destination over `sender` when undefined. */
   destinations?: Destinations;
+  /**
+   * Async acknowledgement (signer and wait), when configured: a 202 from an async_ack endpoint
+   * then waits in awaiting_ack. Without it, 202 is success like any 2xx.
+   */
+  asyncAck?: AsyncAckOptions | undefined;
   retry: RetryPolicy;
   logger: WorkerLogger;
   metrics?: Pick<Metrics, "attempts" | "attemptLatency">;
@@ -119,7 +124,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     deps.destinations ??
     (() => {
       if (deps.sender === undefined) throw new Error("createDeliveryWorker needs a sender or destinations");
-      return { webhook: createWebhookDestination(deps.sender) };
+      return { webhook: createWebhookDestination(deps.sender, deps.asyncAck) };
     })();
 
   const cancel = async (d: DeliveryRecord, reason: string): Promise<JobOutcome> => {
@@ -171,7 +176,21 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
   };
 
   /** decide: the delivery's next state after the attempt. */
-  const decide = (number: number, outcome: OutboundResult, now: Date): Decision => {
+  const decide = (
+    ctx: AttemptContext,
+    number: number,
+    outcome: OutboundResult,
+    startedAt: Date,
+    now: Date,
+  ): Decision => {
+    if (outcome.ok && outcome.status === 202 && ctx.endpoint?.asyncAck === true && deps.asyncAck !== undefined) {
+      // The wait ends when the ack URL expires: both are counted from the attempt's start.
+      return {
+        status: "awaiting_ack",
+        nextAttemptAt: new Date(startedAt.getTime() + deps.asyncAck.timeoutMs),
+        endpointGone: false,
+      };
+    }
     if (outcome.ok) return { status: "succeeded", nextAttemptAt: null, endpointGone: false };
     const failure = {
       errorKind: outcome.errorKind ?? ("http_status" as const),
@@ -201,7 +220,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         const { requestHeaders, outcome: result } = await stage("send", () => send(ctx, startedAt));
 
         const now = new Date();
-        const decision = decide(number, result, now);
+        const decision = decide(ctx, number, result, startedAt, now);
         const attempt: AttemptRecord = {
           id: newId("attempt", startedAt.getTime()),
           workspaceId: delivery.workspaceId,
@@ -215,7 +234,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
           responseBody: result.body,
           errorKind: result.ok ? null : (result.errorKind ?? "http_status"),
           errorMessage: result.ok ? "" : result.errorMessage,
-          nextRetryAt: decision.nextAttemptAt,
+          nextRetryAt: decision.status === "pending_retry" ? decision.nextAttemptAt : null,
         };
 
         const recorded = await stage("record", () =>

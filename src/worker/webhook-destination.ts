@@ -6,15 +6,30 @@
  */
 import { signingSecretsOf } from "../domain/endpoints.ts";
 import type { AttemptContext } from "../domain/delivery-ledger.ts";
+import type { AckSigner } from "../domain/async-ack.ts";
 import { webhookHeaders } from "../domain/signing.ts";
 import type { Destination, DestinationResult } from "./destination.ts";
 import type { HttpSender } from "./http-sender.ts";
 
-/** The request headers of one attempt: ours win over the endpoint's custom headers. */
-export function webhookRequestHeaders(ctx: AttemptContext, at: Date): Record<string, string> {
+/** Async acknowledgement: who signs the ack URLs and how long the wait lasts. */
+export interface AsyncAckOptions {
+  signer: AckSigner;
+  timeoutMs: number;
+}
+
+/**
+ * The request headers of one attempt: ours win over the endpoint's custom headers. An async_ack
+ * endpoint also gets the signed `webhook-ack-url` and `webhook-nack-url` of this attempt.
+ */
+export function webhookRequestHeaders(ctx: AttemptContext, at: Date, ack?: AsyncAckOptions): Record<string, string> {
   const { delivery, message, endpoint } = ctx;
+  const urls =
+    ack !== undefined && endpoint!.asyncAck === true
+      ? ack.signer.urls(delivery.id, delivery.attemptCount + 1, new Date(at.getTime() + ack.timeoutMs))
+      : undefined;
   return {
     ...endpoint!.headers,
+    ...(urls === undefined ? {} : { "webhook-ack-url": urls.ack, "webhook-nack-url": urls.nack }),
     "content-type": message.contentType,
     ...webhookHeaders({
       secrets: signingSecretsOf(endpoint!, at),
@@ -26,10 +41,10 @@ export function webhookRequestHeaders(ctx: AttemptContext, at: Date): Record<str
 }
 
 /** Creates the webhook destination over the outbound HTTP sender. */
-export function createWebhookDestination(sender: HttpSender): Destination {
+export function createWebhookDestination(sender: HttpSender, ack?: AsyncAckOptions): Destination {
   return {
     async deliver(ctx: AttemptContext, at: Date): Promise<DestinationResult> {
-      const requestHeaders = webhookRequestHeaders(ctx, at);
+      const requestHeaders = webhookRequestHeaders(ctx, at, ack);
       const outcome = await sender.send({
         url: ctx.endpoint!.url,
         headers: requestHeaders,

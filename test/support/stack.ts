@@ -142,6 +142,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // dispatcher and worker serve /healthz, /readyz and /metrics on their own port.
     ...(role === "dispatcher" || role === "worker" ? { HOOKSTREAM_HEALTH_PORT: String(ports.get(role)) } : {}),
     HOOKSTREAM_ADMIN_TOKEN: adminToken,
+    // Every role builds ack URLs on the api's address.
+    HOOKSTREAM_PUBLIC_URL: `http://127.0.0.1:${ports.get("api")}`,
     HOOKSTREAM_OUTBOUND_ALLOW: "127.0.0.0/8",
     HOOKSTREAM_JOB_ACK_WAIT: "3s",
     HOOKSTREAM_RETRY_SCHEDULE: "1s,1s,2s",

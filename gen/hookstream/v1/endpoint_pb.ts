@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/endpoint.proto.
  */
 export const file_hookstream_v1_endpoint: GenFile = /*@__PURE__*/
-  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIrkDCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIt8DCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJYXN5bmNfYWNrGB4gASgISAGIAQEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkQgwKCl9hc3luY19hY2tiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Endpoint is a customer's HTTP receiver that deliveries are POSTed to.
@@ -82,6 +82,16 @@ export type Endpoint = Message<"hookstream.v1.Endpoint"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 9;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Asynchronous acknowledgement: when true, a 202 answer puts the delivery in awaiting_ack until
+   * the receiver calls the signed URL in its webhook-ack-url (or webhook-nack-url) header, or the
+   * wait expires (HOOKSTREAM_ACK_TIMEOUT) and counts as a failed attempt. Default false: 202 is
+   * success like any 2xx.
+   *
+   * @generated from field: optional bool async_ack = 30;
+   */
+  asyncAck?: boolean | undefined;
 };
 
 /**

@@ -178,7 +178,7 @@ export type UpdateEndpointRequest = Message<"hookstream.v1.UpdateEndpointRequest
   endpoint?: Endpoint | undefined;
 
   /**
-   * Fields to change: url, description, metadata, enabled, headers, timeout. An empty mask
+   * Fields to change: url, description, metadata, enabled, headers, timeout, async_ack. An empty mask
    * changes every updatable field.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;

@@ -1,4 +1,4 @@
-import { LockMode } from "@mikro-orm/core";
+import { LockMode, type EntityData } from "@mikro-orm/core";
 import type { EndpointPatch, EndpointRepository } from "../../domain/endpoints.ts";
 import type { DeliveryRecord, EndpointRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
@@ -17,7 +17,7 @@ const ENDPOINT_DELETED = "endpoint deleted";
 export function createEndpointRepository(ctx: StoreContext): EndpointRepository {
   return {
     async createEndpoint(ep: EndpointRecord): Promise<void> {
-      await ctx.run((em) => em.insert(Endpoint, { ...ep, deletedAt: null }));
+      await ctx.run((em) => em.insert(Endpoint, { ...ep, asyncAck: ep.asyncAck ?? false, deletedAt: null }));
     },
 
     async getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null> {
@@ -50,7 +50,8 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
         for (const [key, value] of Object.entries(patch) as [keyof EndpointPatch, unknown][]) {
           if (value !== undefined) Object.assign(changes, { [key]: value });
         }
-        await em.nativeUpdate(Endpoint, where, changes);
+        // Only defined values are in `changes` (see the loop), which EntityData cannot express.
+        await em.nativeUpdate(Endpoint, where, changes as EntityData<Endpoint>);
         return { ...endpointRecord(row), ...changes };
       });
     },

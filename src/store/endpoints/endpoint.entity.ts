@@ -20,6 +20,7 @@ export const EndpointSchema = defineEntity({
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
     deletedAt: p.datetime(3).nullable(),
+    asyncAck: p.boolean().default(false),
   },
   indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });

@@ -7,6 +7,7 @@ import type {
   DeliverySelection,
   Transition,
 } from "../../domain/recovery.ts";
+import type { AckLedger } from "../../domain/async-ack.ts";
 import type { DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { deliveryRecord } from "../record-mappers.ts";
@@ -14,8 +15,8 @@ import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-
 import { unitOfWork } from "../unit-of-work.ts";
 import { BulkOperation } from "./bulk-operation.entity.ts";
 
-/** Recovery actions and bulk operations on MikroORM (reference implementation, both databases). */
-export interface RecoveryStore extends DeliveryRecovery, BulkOperationRunner {}
+/** Recovery actions, bulk operations and acknowledgements on MikroORM (both databases). */
+export interface RecoveryStore extends DeliveryRecovery, BulkOperationRunner, AckLedger {}
 
 function selectionWhere(workspaceId: string, s: DeliverySelection): FilterQuery<Delivery> {
   const created: { $gte?: Date; $lt?: Date } = {};
@@ -113,6 +114,58 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
           { workspaceId, id: { $in: [...ids] } },
           { ...DETACHED, orderBy: { id: "asc" }, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
         );
+        const changed = await applyTransition(em, rows, transition);
+        return { value: changed, outbox: changed.flatMap(outbox) };
+      });
+      return done === null ? { changed: [], outbox: [] } : { changed: done.value, outbox: done.outbox };
+    },
+
+    async settleAck(
+      deliveryId: string,
+      attempt: number,
+      transition: Transition,
+      outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ changed: DeliveryRecord | null; current: DeliveryRecord | null; outbox: OutboxRecord[] }> {
+      type Settled = { changed: DeliveryRecord | null; current: DeliveryRecord | null };
+      const done = await unitOfWork<Settled>(ctx, async (em) => {
+        const row = await em.findOne(
+          Delivery,
+          { id: deliveryId },
+          { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
+        );
+        if (row === null) return { value: { changed: null, current: null }, outbox: [] };
+        const current = deliveryRecord(row);
+        if (current.attemptCount !== attempt) return { value: { changed: null, current }, outbox: [] };
+        const [changed] = await applyTransition(em, [row], transition);
+        return {
+          value: { changed: changed ?? null, current: changed ?? current },
+          outbox: changed === undefined ? [] : outbox(changed),
+        };
+      });
+      return done === null
+        ? { changed: null, current: null, outbox: [] }
+        : { changed: done.value.changed, current: done.value.current, outbox: done.outbox };
+    },
+
+    async expireAcks(
+      now: Date,
+      limit: number,
+      transition: Transition,
+      outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ changed: DeliveryRecord[]; outbox: OutboxRecord[] }> {
+      const done = await unitOfWork(ctx, async (em) => {
+        // SKIP LOCKED on PostgreSQL: concurrent dispatchers expire disjoint rows.
+        const rows = await em.find(
+          Delivery,
+          { status: "awaiting_ack", nextAttemptAt: { $lte: now } },
+          {
+            ...DETACHED,
+            orderBy: { nextAttemptAt: "asc", id: "asc" },
+            limit: Math.max(1, Math.trunc(limit)),
+            lockMode: ctx.lock(LockMode.PESSIMISTIC_PARTIAL_WRITE),
+          },
+        );
+        if (rows.length === 0) return null;
         const changed = await applyTransition(em, rows, transition);
         return { value: changed, outbox: changed.flatMap(outbox) };
       });

@@ -2,10 +2,12 @@ import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261123110527_initial_schema } from "./Migration20261123110527_initial_schema.ts";
 import { Migration20261202074600_recovery_bulk_operations } from "./Migration20261202074600_recovery_bulk_operations.ts";
 import { Migration20261202080134_payload_retention } from "./Migration20261202080134_payload_retention.ts";
+import { Migration20261202082408_endpoint_async_ack } from "./Migration20261202082408_endpoint_async_ack.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261123110527_initial_schema", class: Migration20261123110527_initial_schema },
   { name: "Migration20261202074600_recovery_bulk_operations", class: Migration20261202074600_recovery_bulk_operations },
   { name: "Migration20261202080134_payload_retention", class: Migration20261202080134_payload_retention },
+  { name: "Migration20261202082408_endpoint_async_ack", class: Migration20261202082408_endpoint_async_ack },
 ];
