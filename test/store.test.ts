@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { DomainError } from "../src/domain/errors.ts";
 import { newId } from "../src/domain/ids.ts";
 import type {
+  ApiKeyRecord,
   AttemptRecord,
   DeliveryRecord,
   DeliveryStatusName,
@@ -199,21 +200,34 @@ for (const { kind, overrides, label } of variants) {
       });
       assert.equal(await store.workspaces.findWorkspaceByTokenHash("nope"), null);
 
-      const keys = [];
+      const keys: ApiKeyRecord[] = [];
       for (let i = 0; i < 5; i++) {
-        const key = {
+        const key: ApiKeyRecord = {
           id: newId("apiKey"),
           workspaceId: ws,
           label: `k${i}`,
           secretPrefix: `sk_${i}`,
           createdAt: at(i),
           revokedAt: null,
+          scope: i % 2 === 0 ? "producer" : "management",
+          mode: i < 3 ? "live" : "test",
+          lastUsedAt: null,
         };
         await store.apiKeys.createApiKey(key, `secret-${key.id}`);
         keys.push(key);
       }
       await store.apiKeys.createApiKey(
-        { id: newId("apiKey"), workspaceId: other, label: "x", secretPrefix: "sk_x", createdAt: T0, revokedAt: null },
+        {
+          id: newId("apiKey"),
+          workspaceId: other,
+          label: "x",
+          secretPrefix: "sk_x",
+          createdAt: T0,
+          revokedAt: null,
+          scope: "producer",
+          mode: "live",
+          lastUsedAt: null,
+        },
         "secret-other",
       );
       assert.deepEqual(await store.apiKeys.findApiKeyByHash(`secret-${keys[2]!.id}`), keys[2]);
@@ -241,6 +255,46 @@ for (const { kind, overrides, label } of variants) {
       const again = await store.apiKeys.revokeApiKey(ws, keys[0]!.id, at(200));
       assert.deepEqual(again?.revokedAt, at(100), "a second revoke keeps the first time");
       assert.deepEqual((await store.apiKeys.findApiKeyByHash(`secret-${keys[0]!.id}`))?.revokedAt, at(100));
+    });
+
+    void it("touchApiKeys moves last-used times forward only, in one call for many keys", async () => {
+      const ws = await workspace(store);
+      const ids = [newId("apiKey"), newId("apiKey")];
+      for (const id of ids) {
+        await store.apiKeys.createApiKey(
+          {
+            id,
+            workspaceId: ws,
+            label: "",
+            secretPrefix: "hsk_live_abcdef",
+            createdAt: T0,
+            revokedAt: null,
+            scope: "producer",
+            mode: "live",
+            lastUsedAt: null,
+          },
+          `touch-${id}`,
+        );
+      }
+      await store.apiKeys.touchApiKeys([
+        { id: ids[0]!, at: at(500) },
+        { id: ids[1]!, at: at(300) },
+      ]);
+      // An older use (another API server's late flush) never moves the time back.
+      await store.apiKeys.touchApiKeys([
+        { id: ids[0]!, at: at(400) },
+        { id: ids[1]!, at: at(600) },
+      ]);
+      await store.apiKeys.touchApiKeys([]);
+      const listed = await store.apiKeys.listApiKeys(ws, { afterId: undefined, limit: 10 });
+      assert.deepEqual(
+        listed.map((k) => [k.id, k.lastUsedAt]),
+        [
+          [ids[1], at(600)],
+          [ids[0], at(500)],
+        ],
+      );
+      assert.deepEqual((await store.apiKeys.findApiKeyByHash(`touch-${ids[0]}`))?.lastUsedAt, at(500));
     });
 
     void it("endpoints: round-trip, pages, patch, isolation", async () => {

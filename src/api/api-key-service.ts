@@ -1,15 +1,19 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
 import { createApiKey, listApiKeys, revokeApiKey } from "../domain/api-keys.ts";
-import { apiKeyView } from "../domain/proto-views.ts";
+import { apiKeyModeFromProto, apiKeyScopeFromProto, apiKeyView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
 
-/** ApiKeyService: producer keys (management token). */
+/** ApiKeyService: producer and management keys (management credential). */
 export function createApiKeyService(deps: ApiDeps): ServiceImpl<typeof ApiKeyService> {
   return {
     async createApiKey(req, ctx) {
-      const { apiKey, secret } = await createApiKey(deps.apiKeys, workspaceIdOf(ctx), req.label);
+      const { apiKey, secret } = await createApiKey(deps.apiKeys, workspaceIdOf(ctx), {
+        label: req.label,
+        scope: apiKeyScopeFromProto(req.scope),
+        mode: apiKeyModeFromProto(req.mode),
+      });
       return { apiKey: apiKeyView(apiKey), secret };
     },
     async listApiKeys(req, ctx) {

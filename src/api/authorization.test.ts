@@ -147,6 +147,9 @@ const apiKey: ApiKeyRecord = {
   secretPrefix: "hsk_xx",
   createdAt: new Date(),
   revokedAt: null,
+  scope: "producer",
+  mode: "live",
+  lastUsedAt: null,
 };
 
 // The authenticator's whole port: the two lookups.

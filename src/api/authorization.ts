@@ -72,7 +72,6 @@ export function principalOf(ctx: HandlerContext): Principal {
 /** The workspace of this RPC's caller: the only source of a workspace id for workspace RPCs. */
 export function workspaceIdOf(ctx: HandlerContext): string {
   const principal = principalOf(ctx);
-  if (principal.kind === "management") return principal.workspace.id;
-  if (principal.kind === "api_key") return principal.workspaceId;
+  if (principal.kind !== "admin") return principal.workspaceId;
   throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
 }

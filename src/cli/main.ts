@@ -15,6 +15,7 @@ import { startHttpServer } from "../api/http-server.ts";
 import { createRoutes, rawJsonMembers } from "../api/routes.ts";
 import { CONFIG_DOCS, ConfigError, loadConfig, type Config, type Role } from "../config/config.ts";
 import { createDispatcher } from "../dispatcher/dispatcher.ts";
+import { createApiKeyUsageRecorder } from "../domain/api-keys.ts";
 import { createAuthenticator } from "../domain/auth.ts";
 import { createOutboxRelay } from "../domain/outbox-relay.ts";
 import type { EndpointRecord } from "../domain/records.ts";
@@ -231,7 +232,10 @@ async function run(role: Role): Promise<void> {
 
   if (runs("api")) {
     const shutdownController = new AbortController();
-    const auth = createAuthenticator(store.credentials, adminToken, config.cacheTtlMs);
+    const keyUsage = createApiKeyUsageRecorder(store.apiKeys, config.apiKeyUsageFlushIntervalMs, (error) =>
+      logger.warn({ err: error }, "could not write API key last-used times; retrying at the next flush"),
+    );
+    const auth = createAuthenticator(store.credentials, adminToken, config.cacheTtlMs, (id) => keyUsage.used(id));
     const server = await startHttpServer({
       host: config.host,
       port: config.port,
@@ -267,6 +271,7 @@ async function run(role: Role): Promise<void> {
       close: async () => {
         shutdownController.abort();
         await server.close(config.shutdownGraceMs);
+        await keyUsage.stop();
       },
     });
     const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`;

@@ -46,6 +46,8 @@ export interface Config {
   readonly secretGracePeriodMs: number;
   /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
   readonly cacheTtlMs: number;
+  /** How often an API server writes the API key uses it coalesced (last-used times). */
+  readonly apiKeyUsageFlushIntervalMs: number;
   readonly outboxSweepIntervalMs: number;
   /** The API's base URL as receivers reach it (for ack URLs). */
   readonly publicUrl: string;
@@ -153,6 +155,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_CACHE_TTL",
     default: "2s",
     doc: "How long an API server reuses a credential or endpoint it has read; a revoked key or deleted endpoint is refused by other API servers within this time (0 disables).",
+  },
+  {
+    env: "HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL",
+    default: "10s",
+    doc: "How often an API server writes the last-used times of the API keys it saw (one write per key per interval, never one per request).",
   },
   {
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
@@ -321,6 +328,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     retryableStatuses,
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
+    apiKeyUsageFlushIntervalMs: duration("HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL", "10s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
     publicUrl: (get("HOOKSTREAM_PUBLIC_URL") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`).replace(
       /\/+$/,

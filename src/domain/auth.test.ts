@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { createApiKeyUsageRecorder } from "./api-keys.ts";
 import { createAuthenticator, type CredentialLookup } from "./auth.ts";
 import { hashSecret } from "./credentials.ts";
 import { DomainError } from "./errors.ts";
@@ -13,6 +14,9 @@ const key = (revokedAt: Date | null): ApiKeyRecord => ({
   secretPrefix: "hsk_xx",
   createdAt: new Date(),
   revokedAt,
+  scope: "producer",
+  mode: "live",
+  lastUsedAt: null,
 });
 
 // The authenticator's whole port: the two lookups.
@@ -77,4 +81,81 @@ test("credentials are cached for the TTL, and a revoked key is forgotten at once
   revoked = new Date();
   auth.forgetApiKey("key_a");
   await assert.rejects(auth.workspaceOf("Bearer hsk_good", ["api_key"]), fails("unauthenticated", "API_KEY_REVOKED"));
+});
+
+test("a key's scope decides its kind: management keys call management RPCs only, producer keys producer RPCs only", async () => {
+  const management: ApiKeyRecord = { ...key(null), id: "key_m", scope: "management" };
+  const producer: ApiKeyRecord = { ...key(null), id: "key_p", scope: "producer", mode: "test" };
+  const used: string[] = [];
+  const store: CredentialLookup = {
+    findWorkspaceByTokenHash: async (h: string) => (h === hashSecret("hsm_good") ? ws : null),
+    findApiKeyByHash: async (h: string) =>
+      h === hashSecret("hsk_live_m") ? management : h === hashSecret("hsk_test_p") ? producer : null,
+  };
+  const auth = createAuthenticator(store, "operator-secret", 0, (id) => used.push(id));
+  assert.deepEqual(await auth.authenticate("Bearer hsk_live_m", ["management"]), {
+    kind: "management",
+    workspaceId: "ws_a",
+    key: management,
+  });
+  assert.deepEqual(await auth.authenticate("Bearer hsk_test_p", ["api_key"]), {
+    kind: "api_key",
+    workspaceId: "ws_a",
+    key: producer,
+  });
+  assert.deepEqual(await auth.authenticate("Bearer hsm_good", ["management", "api_key"]), {
+    kind: "management",
+    workspaceId: "ws_a",
+    key: null,
+  });
+  await assert.rejects(
+    auth.authenticate("Bearer hsk_live_m", ["api_key"]),
+    fails("permission_denied", "WRONG_CREDENTIAL_KIND"),
+  );
+  await assert.rejects(
+    auth.authenticate("Bearer hsk_test_p", ["management"]),
+    fails("permission_denied", "WRONG_CREDENTIAL_KIND"),
+  );
+  await assert.rejects(
+    auth.authenticate("Bearer hsk_test_p", ["admin"]),
+    fails("permission_denied", "WRONG_CREDENTIAL_KIND"),
+  );
+  // Only accepted key uses are reported (to the coalescing usage recorder); management tokens are not keys.
+  assert.deepEqual(used, ["key_m", "key_p"]);
+});
+
+test("the usage recorder coalesces any number of uses into one write per key and keeps them when a write fails", async () => {
+  const writes: { id: string; at: Date }[][] = [];
+  let failNext = false;
+  let clock = 0;
+  const recorder = createApiKeyUsageRecorder(
+    {
+      touchApiKeys: async (uses) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error("database down");
+        }
+        writes.push([...uses]);
+      },
+    },
+    0,
+    () => {},
+    () => new Date(++clock),
+  );
+  for (let i = 0; i < 1000; i++) recorder.used(i % 2 === 0 ? "key_a" : "key_b");
+  await recorder.flush();
+  assert.deepEqual(writes, [
+    [
+      { id: "key_a", at: new Date(999) },
+      { id: "key_b", at: new Date(1000) },
+    ],
+  ]);
+  await recorder.flush();
+  assert.equal(writes.length, 1, "nothing new, nothing written");
+  recorder.used("key_a");
+  failNext = true;
+  await recorder.flush();
+  assert.equal(writes.length, 1);
+  await recorder.stop();
+  assert.deepEqual(writes[1], [{ id: "key_a", at: new Date(1001) }], "a failed write is retried at the next flush");
 });

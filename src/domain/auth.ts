@@ -11,10 +11,13 @@ export interface CredentialLookup {
   findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | null>;
 }
 
-/** Who is calling: the operator, a workspace's management token, or a producer API key. */
+/**
+ * Who is calling: the operator, a management credential of a workspace (its management token,
+ * `key` null, or a management-scoped API key), or a producer-scoped API key.
+ */
 export type Principal =
   | { kind: "admin" }
-  | { kind: "management"; workspace: WorkspaceRecord }
+  | { kind: "management"; workspaceId: string; key: ApiKeyRecord | null }
   | { kind: "api_key"; workspaceId: string; key: ApiKeyRecord };
 
 /** The credential kinds a surface accepts. */
@@ -22,8 +25,8 @@ export type PrincipalKind = Principal["kind"];
 
 const KIND_NAMES: Record<PrincipalKind, string> = {
   admin: "the operator token",
-  management: "a management token",
-  api_key: "an API key",
+  management: "a management token or management-scoped API key",
+  api_key: "a producer-scoped API key",
 };
 
 /** Resolves `Authorization: Bearer …` headers to principals. */
@@ -44,11 +47,13 @@ function unauthenticated(reason: string, message: string): DomainError {
  * Creates the authenticator over the store and the operator token (undefined: no operator).
  * Successful lookups are cached for `cacheTtlMs`, so a revocation reaches other API servers
  * within that time (this server forgets the key at once); unknown tokens are never cached.
+ * `onKeyUse` hears of every accepted API key (the usage recorder, which coalesces the writes).
  */
 export function createAuthenticator(
   store: CredentialLookup,
   adminToken: string | undefined,
   cacheTtlMs = 0,
+  onKeyUse?: (keyId: string) => void,
 ): Authenticator {
   const workspaces = createTtlCache<WorkspaceRecord>(cacheTtlMs);
   const keys = createTtlCache<ApiKeyRecord>(cacheTtlMs);
@@ -67,7 +72,7 @@ export function createAuthenticator(
       const workspace = workspaces.get(hash) ?? (await store.findWorkspaceByTokenHash(hash));
       if (!workspace) throw unauthenticated("INVALID_CREDENTIALS", "unknown management token");
       workspaces.set(hash, workspace);
-      principal = { kind: "management", workspace };
+      principal = { kind: "management", workspaceId: workspace.id, key: null };
     } else if (token.startsWith(API_KEY_PREFIX)) {
       const hash = hashSecret(token);
       const key = keys.get(hash) ?? (await store.findApiKeyByHash(hash));
@@ -76,7 +81,12 @@ export function createAuthenticator(
       keys.set(hash, key);
       if (keyHashes.size >= 10_000) keyHashes.clear();
       keyHashes.set(key.id, hash);
-      principal = { kind: "api_key", workspaceId: key.workspaceId, key };
+      // The key's scope decides which kind of credential it is: a management-scoped key is
+      // never a producer key, nor the other way round.
+      principal =
+        key.scope === "management"
+          ? { kind: "management", workspaceId: key.workspaceId, key }
+          : { kind: "api_key", workspaceId: key.workspaceId, key };
     } else if (adminToken !== undefined && sameSecret(token, adminToken)) {
       principal = { kind: "admin" };
     } else {
@@ -89,14 +99,14 @@ export function createAuthenticator(
         `this call takes ${expected}, not ${KIND_NAMES[principal.kind]}`,
       );
     }
+    if (principal.kind !== "admin" && principal.key !== null) onKeyUse?.(principal.key.id);
     return principal;
   };
   return {
     authenticate,
     async workspaceOf(authorization, allowed) {
       const p = await authenticate(authorization, allowed);
-      if (p.kind === "management") return p.workspace.id;
-      if (p.kind === "api_key") return p.workspaceId;
+      if (p.kind !== "admin") return p.workspaceId;
       throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
     },
     forgetApiKey(id) {

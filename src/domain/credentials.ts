@@ -2,8 +2,13 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** Prefix of management tokens. */
 export const MANAGEMENT_TOKEN_PREFIX = "hsm_";
-/** Prefix of producer API key secrets. */
+/** Prefix of every API key secret (producer or management scope, old or new). */
 export const API_KEY_PREFIX = "hsk_";
+
+/** Prefix of a new API key secret of a mode: the mode is visible in the key ("hsk_live_…", "hsk_test_…"). */
+export function apiKeyPrefix(mode: "live" | "test"): string {
+  return `${API_KEY_PREFIX}${mode}_`;
+}
 
 /** A new high-entropy secret with the given prefix (32 random bytes, base64url). */
 export function newSecret(prefix: string): string {
@@ -18,9 +23,9 @@ export function hashSecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
 }
 
-/** The first characters of a secret, shown in lists so keys can be told apart. */
-export function secretPrefix(secret: string): string {
-  return secret.slice(0, API_KEY_PREFIX.length + 6);
+/** The first characters of a secret (its prefix and 6 random characters), shown in lists so keys can be told apart. */
+export function secretPrefix(secret: string, prefix: string = API_KEY_PREFIX): string {
+  return secret.slice(0, prefix.length + 6);
 }
 
 /** Constant-time string comparison for the operator token. */

@@ -1,6 +1,6 @@
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { DurationSchema, ValueSchema, timestampFromDate, type Timestamp, type Value } from "@bufbuild/protobuf/wkt";
-import { ApiKeySchema, type ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
+import { ApiKeyMode, ApiKeySchema, ApiKeyScope, type ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
 import {
   AttemptErrorKind,
   AttemptSchema,
@@ -13,7 +13,9 @@ import { EndpointSchema, type Endpoint } from "../../gen/hookstream/v1/endpoint_
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
 import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 import type {
+  ApiKeyModeName,
   ApiKeyRecord,
+  ApiKeyScopeName,
   AttemptErrorKindName,
   AttemptRecord,
   DeliveryRecord,
@@ -80,7 +82,26 @@ export function apiKeyView(k: ApiKeyRecord): ApiKey {
     secretPrefix: k.secretPrefix,
     createTime: timestampFromDate(k.createdAt),
     revokeTime: ts(k.revokedAt),
+    scope: k.scope === "management" ? ApiKeyScope.MANAGEMENT : ApiKeyScope.PRODUCER,
+    mode: k.mode === "test" ? ApiKeyMode.TEST : ApiKeyMode.LIVE,
+    lastUsedTime: ts(k.lastUsedAt),
   });
+}
+
+/** A CreateApiKey scope in domain terms: undefined for UNSPECIFIED (the default), null for unknown values. */
+export function apiKeyScopeFromProto(scope: ApiKeyScope): ApiKeyScopeName | null | undefined {
+  if (scope === ApiKeyScope.UNSPECIFIED) return undefined;
+  if (scope === ApiKeyScope.PRODUCER) return "producer";
+  if (scope === ApiKeyScope.MANAGEMENT) return "management";
+  return null;
+}
+
+/** A CreateApiKey mode in domain terms: undefined for UNSPECIFIED (the default), null for unknown values. */
+export function apiKeyModeFromProto(mode: ApiKeyMode): ApiKeyModeName | null | undefined {
+  if (mode === ApiKeyMode.UNSPECIFIED) return undefined;
+  if (mode === ApiKeyMode.LIVE) return "live";
+  if (mode === ApiKeyMode.TEST) return "test";
+  return null;
 }
 
 /** The API view of an endpoint (never its secrets). */

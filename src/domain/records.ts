@@ -19,7 +19,13 @@ export interface WorkspaceRecord {
   payloadRetentionMs?: number | undefined;
 }
 
-/** A producer key (the secret itself is only ever stored as a hash). */
+/** Which RPCs an API key may call: the producer's or the management ones. */
+export type ApiKeyScopeName = "producer" | "management";
+
+/** Live or test key (visible in the secret's prefix). */
+export type ApiKeyModeName = "live" | "test";
+
+/** A workspace API key (the secret itself is only ever stored as a hash). */
 export interface ApiKeyRecord {
   id: string;
   workspaceId: string;
@@ -27,6 +33,10 @@ export interface ApiKeyRecord {
   secretPrefix: string;
   createdAt: Date;
   revokedAt: Date | null;
+  scope: ApiKeyScopeName;
+  mode: ApiKeyModeName;
+  /** Coalesced: written at most once per flush interval per API server. */
+  lastUsedAt: Date | null;
 }
 
 /** A customer's receiver. `secret`/`previousSecret` are whsec_ strings. */

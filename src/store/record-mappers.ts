@@ -47,6 +47,9 @@ export function apiKeyRecord(row: ApiKey): ApiKeyRecord {
     secretPrefix: row.secretPrefix,
     createdAt: row.createdAt,
     revokedAt: row.revokedAt ?? null,
+    scope: row.scope,
+    mode: row.mode,
+    lastUsedAt: row.lastUsedAt ?? null,
   };
 }
 

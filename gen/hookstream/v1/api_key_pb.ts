@@ -2,20 +2,21 @@
 // @generated from file hookstream/v1/api_key.proto (package hookstream.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/api_key.proto.
  */
 export const file_hookstream_v1_api_key: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL2FwaV9rZXkucHJvdG8SDWhvb2tzdHJlYW0udjEinAEKBkFwaUtleRIKCgJpZBgBIAEoCRINCgVsYWJlbBgCIAEoCRIVCg1zZWNyZXRfcHJlZml4GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL2FwaV9rZXkucHJvdG8SDWhvb2tzdHJlYW0udjEipAIKBkFwaUtleRIKCgJpZBgBIAEoCRINCgVsYWJlbBgCIAEoCRIVCg1zZWNyZXRfcHJlZml4GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFc2NvcGUYBiABKA4yGi5ob29rc3RyZWFtLnYxLkFwaUtleVNjb3BlEicKBG1vZGUYByABKA4yGS5ob29rc3RyZWFtLnYxLkFwaUtleU1vZGUSMgoObGFzdF91c2VkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmYKC0FwaUtleVNjb3BlEh0KGUFQSV9LRVlfU0NPUEVfVU5TUEVDSUZJRUQQABIaChZBUElfS0VZX1NDT1BFX1BST0RVQ0VSEAESHAoYQVBJX0tFWV9TQ09QRV9NQU5BR0VNRU5UEAIqWAoKQXBpS2V5TW9kZRIcChhBUElfS0VZX01PREVfVU5TUEVDSUZJRUQQABIVChFBUElfS0VZX01PREVfTElWRRABEhUKEUFQSV9LRVlfTU9ERV9URVNUEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
- * ApiKey is a producer credential. The secret itself is never returned after creation.
+ * ApiKey is a workspace credential for a producer or a management client. The secret itself is
+ * never returned after creation.
  *
  * @generated from message hookstream.v1.ApiKey
  */
@@ -54,6 +55,28 @@ export type ApiKey = Message<"hookstream.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp revoke_time = 5;
    */
   revokeTime?: Timestamp | undefined;
+
+  /**
+   * Which RPCs the key may call.
+   *
+   * @generated from field: hookstream.v1.ApiKeyScope scope = 6;
+   */
+  scope: ApiKeyScope;
+
+  /**
+   * Live or test; also the secret's prefix.
+   *
+   * @generated from field: hookstream.v1.ApiKeyMode mode = 7;
+   */
+  mode: ApiKeyMode;
+
+  /**
+   * When the key was last used, to within HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL (uses are
+   * coalesced in each API server, not written per request); unset if never used.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_time = 8;
+   */
+  lastUsedTime?: Timestamp | undefined;
 };
 
 /**
@@ -62,4 +85,86 @@ export type ApiKey = Message<"hookstream.v1.ApiKey"> & {
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
   messageDesc(file_hookstream_v1_api_key, 0);
+
+/**
+ * ApiKeyScope says which RPCs a key may call.
+ *
+ * @generated from enum hookstream.v1.ApiKeyScope
+ */
+export const ApiKeyScope = {
+  /**
+   * API_KEY_SCOPE_UNSPECIFIED is read as API_KEY_SCOPE_PRODUCER on create.
+   *
+   * @generated from enum value: API_KEY_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * API_KEY_SCOPE_PRODUCER keys call the producer RPCs (CREDENTIAL_API_KEY) only.
+   *
+   * @generated from enum value: API_KEY_SCOPE_PRODUCER = 1;
+   */
+  PRODUCER: 1,
+
+  /**
+   * API_KEY_SCOPE_MANAGEMENT keys call the management RPCs (CREDENTIAL_MANAGEMENT) only.
+   *
+   * @generated from enum value: API_KEY_SCOPE_MANAGEMENT = 2;
+   */
+  MANAGEMENT: 2,
+} as const;
+
+/**
+ * ApiKeyScope says which RPCs a key may call.
+ *
+ * @generated from enum hookstream.v1.ApiKeyScope
+ */
+export type ApiKeyScope = (typeof ApiKeyScope)[keyof typeof ApiKeyScope] | UnknownEnum;
+
+/**
+ * Describes the enum hookstream.v1.ApiKeyScope.
+ */
+export const ApiKeyScopeSchema: GenEnum<ApiKeyScope> = /*@__PURE__*/
+  enumDesc(file_hookstream_v1_api_key, 0);
+
+/**
+ * ApiKeyMode tells live keys from test keys; it is visible in the secret ("hsk_live_…", "hsk_test_…").
+ *
+ * @generated from enum hookstream.v1.ApiKeyMode
+ */
+export const ApiKeyMode = {
+  /**
+   * API_KEY_MODE_UNSPECIFIED is read as API_KEY_MODE_LIVE on create.
+   *
+   * @generated from enum value: API_KEY_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * API_KEY_MODE_LIVE keys start with "hsk_live_".
+   *
+   * @generated from enum value: API_KEY_MODE_LIVE = 1;
+   */
+  LIVE: 1,
+
+  /**
+   * API_KEY_MODE_TEST keys start with "hsk_test_".
+   *
+   * @generated from enum value: API_KEY_MODE_TEST = 2;
+   */
+  TEST: 2,
+} as const;
+
+/**
+ * ApiKeyMode tells live keys from test keys; it is visible in the secret ("hsk_live_…", "hsk_test_…").
+ *
+ * @generated from enum hookstream.v1.ApiKeyMode
+ */
+export type ApiKeyMode = (typeof ApiKeyMode)[keyof typeof ApiKeyMode] | UnknownEnum;
+
+/**
+ * Describes the enum hookstream.v1.ApiKeyMode.
+ */
+export const ApiKeyModeSchema: GenEnum<ApiKeyMode> = /*@__PURE__*/
+  enumDesc(file_hookstream_v1_api_key, 1);
 

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ApiKey } from "./api_key_pb.ts";
+import type { ApiKey, ApiKeyMode, ApiKeyScope } from "./api_key_pb.ts";
 import { file_hookstream_v1_api_key } from "./api_key_pb.ts";
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/api_key_service.proto.
  */
 export const file_hookstream_v1_api_key_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSIkChNDcmVhdGVBcGlLZXlSZXF1ZXN0Eg0KBWxhYmVsGAEgASgJIk4KFENyZWF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5ob29rc3RyZWFtLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiOwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKE0xpc3RBcGlLZXlzUmVzcG9uc2USJwoIYXBpX2tleXMYASADKAsyFS5ob29rc3RyZWFtLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChRSZXZva2VBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUuaG9va3N0cmVhbS52MS5BcGlLZXkytQIKDUFwaUtleVNlcnZpY2USYAoMQ3JlYXRlQXBpS2V5EiIuaG9va3N0cmVhbS52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5DcmVhdGVBcGlLZXlSZXNwb25zZSIHorsYAwoBAhJgCgtMaXN0QXBpS2V5cxIhLmhvb2tzdHJlYW0udjEuTGlzdEFwaUtleXNSZXF1ZXN0GiIuaG9va3N0cmVhbS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgqQAgGiuxgDCgECEmAKDFJldm9rZUFwaUtleRIiLmhvb2tzdHJlYW0udjEuUmV2b2tlQXBpS2V5UmVxdWVzdBojLmhvb2tzdHJlYW0udjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiB6K7GAMKAQJiBnByb3RvMw", [file_hookstream_v1_api_key, file_hookstream_v1_auth]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSJ4ChNDcmVhdGVBcGlLZXlSZXF1ZXN0Eg0KBWxhYmVsGAEgASgJEikKBXNjb3BlGAIgASgOMhouaG9va3N0cmVhbS52MS5BcGlLZXlTY29wZRInCgRtb2RlGAMgASgOMhkuaG9va3N0cmVhbS52MS5BcGlLZXlNb2RlIk4KFENyZWF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5ob29rc3RyZWFtLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiOwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKE0xpc3RBcGlLZXlzUmVzcG9uc2USJwoIYXBpX2tleXMYASADKAsyFS5ob29rc3RyZWFtLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChRSZXZva2VBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUuaG9va3N0cmVhbS52MS5BcGlLZXkytQIKDUFwaUtleVNlcnZpY2USYAoMQ3JlYXRlQXBpS2V5EiIuaG9va3N0cmVhbS52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5DcmVhdGVBcGlLZXlSZXNwb25zZSIHorsYAwoBAhJgCgtMaXN0QXBpS2V5cxIhLmhvb2tzdHJlYW0udjEuTGlzdEFwaUtleXNSZXF1ZXN0GiIuaG9va3N0cmVhbS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgqQAgGiuxgDCgECEmAKDFJldm9rZUFwaUtleRIiLmhvb2tzdHJlYW0udjEuUmV2b2tlQXBpS2V5UmVxdWVzdBojLmhvb2tzdHJlYW0udjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiB6K7GAMKAQJiBnByb3RvMw", [file_hookstream_v1_api_key, file_hookstream_v1_auth]);
 
 /**
  * CreateApiKeyRequest describes the key to issue.
@@ -27,6 +27,20 @@ export type CreateApiKeyRequest = Message<"hookstream.v1.CreateApiKeyRequest"> &
    * @generated from field: string label = 1;
    */
   label: string;
+
+  /**
+   * Producer (default) or management.
+   *
+   * @generated from field: hookstream.v1.ApiKeyScope scope = 2;
+   */
+  scope: ApiKeyScope;
+
+  /**
+   * Live (default) or test.
+   *
+   * @generated from field: hookstream.v1.ApiKeyMode mode = 3;
+   */
+  mode: ApiKeyMode;
 };
 
 /**
@@ -50,7 +64,7 @@ export type CreateApiKeyResponse = Message<"hookstream.v1.CreateApiKeyResponse">
   apiKey?: ApiKey | undefined;
 
   /**
-   * The secret ("hsk_…") to send as "Authorization: Bearer …". Stored hashed; shown once.
+   * The secret ("hsk_live_…" or "hsk_test_…") to send as "Authorization: Bearer …". Stored hashed; shown once.
    *
    * @generated from field: string secret = 2;
    */
@@ -163,13 +177,13 @@ export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@_
   messageDesc(file_hookstream_v1_api_key_service, 5);
 
 /**
- * ApiKeyService manages producer API keys; it is authorized by a management token.
+ * ApiKeyService manages the workspace's API keys; it is authorized by a management credential.
  *
  * @generated from service hookstream.v1.ApiKeyService
  */
 export const ApiKeyService: GenService<{
   /**
-   * CreateApiKey issues a producer key; its secret is shown only in this response.
+   * CreateApiKey issues a producer or management key; its secret is shown only in this response.
    *
    * @generated from rpc hookstream.v1.ApiKeyService.CreateApiKey
    */

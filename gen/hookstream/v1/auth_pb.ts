@@ -57,14 +57,16 @@ export const Credential = {
   OPERATOR: 1,
 
   /**
-   * CREDENTIAL_MANAGEMENT is a workspace's management token ("hsm_…").
+   * CREDENTIAL_MANAGEMENT is a workspace's management token ("hsm_…") or a management-scoped
+   * API key (API_KEY_SCOPE_MANAGEMENT).
    *
    * @generated from enum value: CREDENTIAL_MANAGEMENT = 2;
    */
   MANAGEMENT: 2,
 
   /**
-   * CREDENTIAL_API_KEY is a producer API key of a workspace ("hsk_…").
+   * CREDENTIAL_API_KEY is a producer-scoped API key of a workspace ("hsk_…",
+   * API_KEY_SCOPE_PRODUCER). A management-scoped key is never accepted for it.
    *
    * @generated from enum value: CREDENTIAL_API_KEY = 3;
    */

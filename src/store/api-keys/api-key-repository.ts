@@ -1,4 +1,4 @@
-import type { ApiKeyRepository } from "../../domain/api-keys.ts";
+import type { ApiKeyRepository, ApiKeyUsageStore } from "../../domain/api-keys.ts";
 import type { CredentialLookup } from "../../domain/auth.ts";
 import type { ApiKeyRecord, PageQuery } from "../../domain/records.ts";
 import { apiKeyRecord } from "../record-mappers.ts";
@@ -6,7 +6,7 @@ import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.t
 import { ApiKey } from "./api-key.entity.ts";
 
 /** API keys on MikroORM: management, and the API-key half of credential lookup. */
-export interface ApiKeyStore extends ApiKeyRepository, Pick<CredentialLookup, "findApiKeyByHash"> {}
+export interface ApiKeyStore extends ApiKeyRepository, ApiKeyUsageStore, Pick<CredentialLookup, "findApiKeyByHash"> {}
 
 /** Creates the API key repository (reference implementation; lookups are cached by the authenticator). */
 export function createApiKeyRepository(ctx: StoreContext): ApiKeyStore {
@@ -27,6 +27,19 @@ export function createApiKeyRepository(ctx: StoreContext): ApiKeyStore {
         ),
       );
       return rows.map(apiKeyRecord);
+    },
+    async touchApiKeys(uses: readonly { id: string; at: Date }[]): Promise<void> {
+      if (uses.length === 0) return;
+      await ctx.tx(async (em) => {
+        for (const { id, at } of uses) {
+          // Only forward: another API server may have written a later use already.
+          await em.nativeUpdate(
+            ApiKey,
+            { id, $or: [{ lastUsedAt: null }, { lastUsedAt: { $lt: at } }] },
+            { lastUsedAt: at },
+          );
+        }
+      });
     },
     async revokeApiKey(workspaceId: string, id: string, at: Date): Promise<ApiKeyRecord | null> {
       return ctx.tx(async (em) => {

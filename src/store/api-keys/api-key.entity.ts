@@ -1,7 +1,8 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import type { ApiKeyModeName, ApiKeyScopeName } from "../../domain/records.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
-/** Table schema of a producer key; only the secret's hash is kept, unique so lookups are exact. */
+/** Table schema of an API key (producer or management scope); only the secret's hash is kept, unique so lookups are exact. */
 export const ApiKeySchema = defineEntity({
   name: "ApiKey",
   tableName: "api_key",
@@ -13,6 +14,9 @@ export const ApiKeySchema = defineEntity({
     secretHash: p.string().length(128).unique("api_key_secret_hash_unique"),
     createdAt: p.datetime(3),
     revokedAt: p.datetime(3).nullable(),
+    scope: p.string().length(32).$type<ApiKeyScopeName>().default("producer"),
+    mode: p.string().length(16).$type<ApiKeyModeName>().default("live"),
+    lastUsedAt: p.datetime(3).nullable(),
   },
   indexes: [{ name: "api_key_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });

@@ -3,6 +3,7 @@ import { Migration20261123110528_initial_schema } from "./Migration2026112311052
 import { Migration20261202074601_recovery_bulk_operations } from "./Migration20261202074601_recovery_bulk_operations.ts";
 import { Migration20261202080135_payload_retention } from "./Migration20261202080135_payload_retention.ts";
 import { Migration20261202082408_endpoint_async_ack } from "./Migration20261202082408_endpoint_async_ack.ts";
+import { Migration20261202153911_api_key_scope_mode } from "./Migration20261202153911_api_key_scope_mode.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -10,4 +11,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202074601_recovery_bulk_operations", class: Migration20261202074601_recovery_bulk_operations },
   { name: "Migration20261202080135_payload_retention", class: Migration20261202080135_payload_retention },
   { name: "Migration20261202082408_endpoint_async_ack", class: Migration20261202082408_endpoint_async_ack },
+  { name: "Migration20261202153911_api_key_scope_mode", class: Migration20261202153911_api_key_scope_mode },
 ];
