@@ -13,6 +13,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
+import http from "node:http";
 import http2 from "node:http2";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -32,6 +33,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const protoDir = join(root, "proto");
 const origin = "https://app.example.com";
 const readMaxBytes = 64 * 1024;
+// A request body left unread is read and dropped up to this much after the answer.
+const drainLimitBytes = 512 * 1024;
 
 /** A deferred the test resolves to let a waiting handler go on. */
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -118,6 +121,7 @@ async function startHarness(): Promise<Harness> {
     },
     corsOrigins: [origin],
     readMaxBytes,
+    drainLimitBytes,
     ready: async () => readiness.report,
     metrics: async () => ({ contentType: "text/plain; version=0.0.4", body: "hookstream_up 1\n" }),
     logger,
@@ -612,6 +616,137 @@ void describe("api server protocols", () => {
       assert.equal((await fetch(h.baseUrl + "/hookstream.v1.AdminService/Nope", { method: "POST" })).status, 404);
     });
   });
+  void describe("a request body left unread never stalls its connection", () => {
+    const watchPath = "/hookstream.v1.WatchService/WatchDeliveries";
+    const createPath = "/hookstream.v1.AdminService/CreateWorkspace";
+    // Over the server's readMaxBytes (64 KiB) but under the 512 KiB it drains to keep the
+    // connection, and far over both.
+    const drainable = 100_000;
+    const tooLarge = 1_000_000;
+    const bigWatch = (n: number) => ({ endpointId: "x".repeat(n) });
+
+    for (const { name, make } of transports) {
+      for (const size of [drainable, 400_000]) {
+        void it(`${name}: a ${size.toLocaleString("en-US")}-byte streaming request, then the next calls`, async () => {
+          const watch = createClient(WatchService, make(h.baseUrl));
+          const admin = createClient(AdminService, make(h.baseUrl));
+          const first = await rejection(
+            (async () => {
+              for await (const _ of watch.watchDeliveries(bigWatch(size))) assert.fail("no item expected");
+            })(),
+          );
+          assert.equal(first.code, Code.ResourceExhausted, first.message);
+          const tokens: string[] = [];
+          for await (const item of watch.watchDeliveries({ endpointId: "ep_1" })) tokens.push(item.resumeToken);
+          assert.deepEqual(tokens, ["rt_1", "rt_2", "rt_3"]);
+          const unary = await rejection(admin.createWorkspace({ name: "x".repeat(size) }));
+          assert.equal(unary.code, Code.ResourceExhausted, unary.message);
+          assert.equal((await admin.createWorkspace({ name: "after" })).workspace?.name, "after");
+        });
+      }
+    }
+
+    // One keep-alive connection, as curl or a browser would reuse it: the second request must
+    // be answered on the same connection when the first body was small enough to drain.
+    const cases = [
+      { name: "Connect streaming", path: watchPath, contentType: "application/connect+json", stream: true },
+      { name: "gRPC-Web", path: watchPath, contentType: "application/grpc-web+json", stream: true },
+      { name: "Connect unary", path: createPath, contentType: "application/json", stream: false },
+      { name: "an unsupported content type", path: createPath, contentType: "text/xml", stream: false },
+    ];
+    for (const c of cases) {
+      void it(`HTTP/1.1, ${c.name}: the next request on the same connection is answered`, async () => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        try {
+          const body = (n: number) => {
+            const json = JSON.stringify(c.stream ? bigWatch(n) : { name: "x".repeat(n) });
+            return c.stream ? envelope(0, new TextEncoder().encode(json)) : new TextEncoder().encode(json);
+          };
+          const drained = await h1Post(agent, h.baseUrl + c.path, c.contentType, body(drainable));
+          assert.equal(drained.headers.connection, "keep-alive");
+          assertRefused(c, drained);
+          const next = await h1Post(
+            agent,
+            h.baseUrl + createPath,
+            "application/json",
+            new TextEncoder().encode('{"name":"next"}'),
+          );
+          assert.equal(next.status, 200);
+          assert.equal(next.localPort, drained.localPort, "the same connection answered");
+
+          const closed = await h1Post(agent, h.baseUrl + c.path, c.contentType, body(tooLarge));
+          assert.equal(closed.headers.connection, "close", "too large to drain: the client is told to reconnect");
+          assertRefused(c, closed);
+          const after = await h1Post(
+            agent,
+            h.baseUrl + createPath,
+            "application/json",
+            new TextEncoder().encode('{"name":"after"}'),
+          );
+          assert.equal(after.status, 200);
+        } finally {
+          agent.destroy();
+        }
+      });
+    }
+
+    function assertRefused(c: (typeof cases)[number], res: H1Answer): void {
+      if (c.contentType === "text/xml") {
+        assert.equal(res.status, 415);
+      } else if (c.contentType === "application/grpc-web+json") {
+        const trailer = grpcWebTrailer(res.body, new Headers(res.headers as Record<string, string>));
+        assert.equal(trailer.get("grpc-status"), String(Code.ResourceExhausted));
+      } else if (c.stream) {
+        const end = parseEnvelopes(res.body).find((f) => (f.flags & 0x02) === 0x02);
+        assert.ok(end);
+        const json = JSON.parse(new TextDecoder().decode(end.data)) as { error?: { code: string } };
+        assert.equal(json.error?.code, "resource_exhausted");
+      } else {
+        assert.equal(res.status, 429);
+      }
+    }
+
+    for (const contentType of ["application/connect+json", "application/grpc-web+json", "application/grpc+json"]) {
+      void it(`h2c, ${contentType}: the unread stream ends and the session goes on serving`, async () => {
+        const session = http2.connect(h.baseUrl);
+        try {
+          const ask = (json: string) =>
+            new Promise<{ rstCode: number | undefined; bytes: number; grpcStatus: unknown }>((resolve, reject) => {
+              const req = session.request({
+                ":method": "POST",
+                ":path": watchPath,
+                "content-type": contentType,
+                "connect-protocol-version": "1",
+                te: "trailers",
+              });
+              let bytes = 0;
+              let grpcStatus: unknown;
+              const take = (headers: http2.IncomingHttpHeaders) => (grpcStatus ??= headers["grpc-status"]);
+              req.on("response", take);
+              req.on("trailers", take);
+              req.on("data", (chunk: Buffer) => (bytes += chunk.length));
+              req.on("error", reject);
+              req.on("close", () => resolve({ rstCode: req.rstCode, bytes, grpcStatus }));
+              req.end(envelope(0, new TextEncoder().encode(json)));
+            });
+          for (const size of [drainable, tooLarge]) {
+            const big = await ask(JSON.stringify(bigWatch(size)));
+            assert.equal(big.rstCode, http2.constants.NGHTTP2_NO_ERROR, "ended without an error code");
+            // gRPC answers in trailers only; the others in the body.
+            assert.ok(
+              big.bytes > 0 || big.grpcStatus === String(Code.ResourceExhausted),
+              "the error answer came first",
+            );
+            const next = await ask('{"endpointId":"ep_1"}');
+            assert.equal(next.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+            assert.ok(next.bytes > 0, "the next stream is answered");
+          }
+        } finally {
+          session.close();
+        }
+      });
+    }
+  });
 });
 
 void describe("graceful shutdown", () => {
@@ -698,6 +833,40 @@ function grpcWebTrailer(body: Uint8Array, headers: Headers): Headers {
     if (i > 0) trailer.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
   }
   return trailer;
+}
+
+interface H1Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Uint8Array;
+  /** The client port of the connection that answered. */
+  localPort: number | undefined;
+}
+
+// One POST through a keep-alive agent; the answer may come before the server read the body.
+function h1Post(agent: http.Agent, url: string, contentType: string, body: Uint8Array): Promise<H1Answer> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = http.request(
+      url,
+      { method: "POST", agent, headers: { "content-type": contentType, "connect-protocol-version": "1" } },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        const localPort = res.socket.localPort;
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), localPort }),
+        );
+        res.on("error", reject);
+      },
+    );
+    // A server that stops reading a body too large to drain closes the connection under it.
+    req.on("error", (err) => {
+      if (!answered) reject(err);
+    });
+    req.end(body);
+  });
 }
 
 // A hand-made gRPC call over h2c, to send bytes no real client would.

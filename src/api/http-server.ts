@@ -33,6 +33,12 @@ import { createErrorInterceptor } from "./error-mapping.ts";
 import { conformGrpcMessage } from "./grpc-message.ts";
 import { captureRawJson } from "./raw-json-body.ts";
 import { watchUndecodableRequest } from "./undecodable-request.ts";
+import {
+  closeIfBodyTooLargeToDrain,
+  DEFAULT_DRAIN_LIMIT_BYTES,
+  requestBodyOf,
+  settleUnreadRequestBody,
+} from "./unread-request-body.ts";
 
 /** What `/readyz` reports: ready only when every named check is fine. */
 export interface ReadinessReport {
@@ -79,6 +85,12 @@ export interface HttpServerOptions {
    * path → member paths, e.g. { "/hookstream.v1.MessageService/Send": ["payload"] }.
    */
   rawJsonMembers?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Most bytes of a request body left unread by its handler (refused for its size, its
+   * credential, …) that the server reads and drops after answering, so the connection stays
+   * usable; a longer body is cut off (default 8 MiB, see unread-request-body.ts).
+   */
+  drainLimitBytes?: number;
   /** Readiness probe behind `/readyz`: 200 when ok, else 503, with the report as JSON. */
   ready: () => Promise<ReadinessReport>;
   /** Serves `/metrics` when given (Prometheus text format). */
@@ -122,6 +134,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const rpcs = createRpcTable(opts, shutdown.signal);
   const rawJsonMembers = new Map(Object.entries(opts.rawJsonMembers ?? {}));
   const cors = createCorsHandler(opts.corsOrigins, opts.cors);
+  const drainLimitBytes = opts.drainLimitBytes ?? DEFAULT_DRAIN_LIMIT_BYTES;
 
   let closing = false;
   // HTTP/1.1 responses in flight: on shutdown their connection must close once they are done.
@@ -136,13 +149,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       h1InFlight.add(res);
       res.once("close", () => h1InFlight.delete(res));
     }
+    // Whatever part of the body the handler leaves unread must not block the connection.
+    settleUnreadRequestBody(req, res, drainLimitBytes);
     if (cors(req, res)) return;
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const rpc = rpcs.get(path);
-    if (rpc !== undefined) serveRpc(rpc, req, res, logger, rawJsonMembers.get(path), opts.readMaxBytes);
-    else serveOperational(path, req, res, opts, logger);
+    if (rpc !== undefined) {
+      serveRpc(rpc, req, res, logger, rawJsonMembers.get(path), opts.readMaxBytes, drainLimitBytes);
+    } else {
+      closeIfBodyTooLargeToDrain(req, res, drainLimitBytes);
+      serveOperational(path, req, res, opts, logger);
+    }
   };
 
   const h1 = http.createServer(handle);
@@ -286,6 +305,7 @@ function serveRpc(
   logger: Logger,
   rawJsonPaths: readonly string[] | undefined,
   readMaxBytes: number,
+  drainLimitBytes: number,
 ): void {
   let uReq;
   try {
@@ -295,6 +315,9 @@ function serveRpc(
     sendText(res, 400, "missing host");
     return;
   }
+  // connect's own body iterable destroys the request when it stops reading early, which stalls
+  // the connection (see unread-request-body.ts).
+  uReq = { ...uReq, body: requestBodyOf(req) };
   if (rawJsonPaths !== undefined) uReq = captureRawJson(uReq, rawJsonPaths, readMaxBytes, compressions);
   rpc(uReq)
     .then((uRes) => {
@@ -304,6 +327,7 @@ function serveRpc(
       if (trailer !== undefined) {
         Object.defineProperty(uRes, "trailer", { get: () => conformGrpcMessage(trailer) });
       }
+      closeIfBodyTooLargeToDrain(req, res, drainLimitBytes);
       return universalResponseToNodeResponse(uRes, res);
     })
     .catch((reason: unknown) => {
