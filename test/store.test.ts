@@ -43,6 +43,7 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     createdAt: T0,
     updatedAt: T0,
     asyncAck: false,
+    health: null,
     ...overrides,
   };
 }
@@ -1116,6 +1117,77 @@ for (const { kind, overrides, label } of variants) {
           (w) => w.id === ws && w.payloadRetentionMs === 7_200_000,
         ),
       );
+    });
+
+    void it("recordEndpointHealth counts failures, ends the run on success, and disables once past the policy", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const policy = { failures: 3, windowMs: 1_000 };
+      const fail = { ok: false as const, kind: "timeout" as const, status: 0, message: "no answer" };
+      assert.equal(await store.deliveries.recordEndpointHealth(ep.id, fail, at(0), policy), null);
+      assert.equal(await store.deliveries.recordEndpointHealth(ep.id, fail, at(500), policy), null);
+      const failing = await store.endpoints.getEndpoint(ws, ep.id);
+      assert.deepEqual(failing?.health, {
+        consecutiveFailures: 2,
+        failingSinceMs: at(0).getTime(),
+        lastFailureAtMs: at(500).getTime(),
+        lastFailureKind: "timeout",
+        lastFailure: "no answer",
+        disabledReason: "",
+        disabledAtMs: null,
+      });
+      assert.equal(failing?.enabled, true);
+      // A success ends the run; the window starts again.
+      assert.equal(await store.deliveries.recordEndpointHealth(ep.id, { ok: true }, at(600), policy), null);
+      assert.equal((await store.endpoints.getEndpoint(ws, ep.id))?.health?.consecutiveFailures, 0);
+      for (const t of [1_000, 1_500, 1_999]) {
+        assert.equal(await store.deliveries.recordEndpointHealth(ep.id, fail, at(t), policy), null);
+      }
+      const reason = await store.deliveries.recordEndpointHealth(ep.id, fail, at(2_000), policy);
+      assert.match(reason ?? "", /^4 failed attempts in a row/);
+      const disabled = await store.endpoints.getEndpoint(ws, ep.id);
+      assert.equal(disabled?.enabled, false);
+      assert.equal(disabled?.health?.disabledReason, reason);
+      // Already disabled: counted, not disabled again, the reason kept.
+      assert.equal(await store.deliveries.recordEndpointHealth(ep.id, fail, at(3_000), policy), null);
+      assert.equal((await store.endpoints.getEndpoint(ws, ep.id))?.health?.disabledReason, reason);
+      // Enabling gives it a fresh start.
+      const enabled = await store.endpoints.updateEndpoint(ws, ep.id, { enabled: true }, at(4_000));
+      assert.equal(enabled?.health?.consecutiveFailures, 0);
+      assert.equal(enabled?.health?.disabledReason, "");
+      assert.deepEqual(await store.endpoints.getEndpoint(ws, ep.id), enabled);
+      assert.equal(await store.deliveries.recordEndpointHealth(newId("endpoint"), fail, at(5_000), policy), null);
+    });
+
+    void it("recentOutcomes counts the latest attempted deliveries of one endpoint", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      const other = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(other);
+      const message = messageOf(ws);
+      const statuses: DeliveryStatusName[] = [
+        "succeeded",
+        "failed",
+        "pending_retry",
+        "succeeded",
+        "succeeded",
+        "queued",
+        "cancelled",
+      ];
+      const deliveries = statuses.map((st) => ({
+        ...deliveryOf(message, ep.id, st),
+        attemptCount: st === "queued" ? 0 : 1,
+      }));
+      await store.messages.acceptMessage(message, [...deliveries, deliveryOf(message, other.id, "succeeded")], []);
+      assert.deepEqual(await store.endpoints.recentOutcomes(ws, ep.id, 100), { succeeded: 3, total: 5 });
+      // The latest two outcomes, by delivery id: the last two succeeded ones.
+      assert.deepEqual(await store.endpoints.recentOutcomes(ws, ep.id, 2), { succeeded: 2, total: 2 });
+      assert.deepEqual(await store.endpoints.recentOutcomes(await workspace(store), ep.id, 100), {
+        succeeded: 0,
+        total: 0,
+      });
     });
 
     void it("disableEndpoint disables an enabled endpoint of its workspace once, never another workspace's", async () => {

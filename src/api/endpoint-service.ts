@@ -5,7 +5,7 @@ import type { EndpointService } from "../../gen/hookstream/v1/endpoint_service_p
 import {
   createEndpoint,
   deleteEndpoint,
-  getEndpoint,
+  getEndpointHealth,
   listEndpoints,
   rotateEndpointSecret,
   updateEndpoint,
@@ -53,11 +53,12 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
       return { endpoint: endpointView(endpoint), signingSecret };
     },
     async getEndpoint(req, ctx) {
-      return { endpoint: endpointView(await getEndpoint(deps.endpoints, workspaceIdOf(ctx), req.id)) };
+      const { endpoint, recent } = await getEndpointHealth(deps.endpoints, workspaceIdOf(ctx), req.id);
+      return { endpoint: endpointView(endpoint, recent) };
     },
     async listEndpoints(req, ctx) {
       const page = await listEndpoints(deps.endpoints, workspaceIdOf(ctx), req);
-      return { endpoints: page.items.map(endpointView), nextPageToken: page.nextPageToken };
+      return { endpoints: page.items.map((e) => endpointView(e)), nextPageToken: page.nextPageToken };
     },
     async updateEndpoint(req, ctx) {
       const ep = await updateEndpoint(

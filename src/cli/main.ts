@@ -192,6 +192,7 @@ async function run(role: Role): Promise<void> {
       relay,
       sender,
       retry,
+      autoDisable: { failures: config.autoDisableFailures, windowMs: config.autoDisableWindowMs },
       asyncAck: ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs },
       logger,
       metrics,

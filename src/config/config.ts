@@ -63,6 +63,10 @@ export interface Config {
   readonly bulkBatchSize: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
+  /** Failed attempts in a row that, sustained over autoDisableWindowMs, disable an endpoint (0 = never). */
+  readonly autoDisableFailures: number;
+  /** How long an endpoint must have failed without a success before it is disabled. */
+  readonly autoDisableWindowMs: number;
 }
 
 /** Documentation of every environment variable: name, default, meaning. */
@@ -170,6 +174,16 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_PUBLIC_URL",
     default: "http://HOST:PORT (127.0.0.1 when HOST is 0.0.0.0)",
     doc: "The API's base URL as webhook receivers reach it; ack and nack URLs are built on it.",
+  },
+  {
+    env: "HOOKSTREAM_AUTO_DISABLE_FAILURES",
+    default: "10",
+    doc: "worker: an endpoint is disabled after at least this many failed attempts in a row spanning HOOKSTREAM_AUTO_DISABLE_WINDOW without a success (0 = never; a 410 Gone always disables).",
+  },
+  {
+    env: "HOOKSTREAM_AUTO_DISABLE_WINDOW",
+    default: "5d",
+    doc: "worker: how long an endpoint must have been failing, without a success, before it is disabled.",
   },
   {
     env: "HOOKSTREAM_ACK_TIMEOUT",
@@ -335,6 +349,8 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
       "",
     ),
     ackTimeoutMs: duration("HOOKSTREAM_ACK_TIMEOUT", "1h"),
+    autoDisableFailures: int("HOOKSTREAM_AUTO_DISABLE_FAILURES", 10, 0, 1_000_000),
+    autoDisableWindowMs: duration("HOOKSTREAM_AUTO_DISABLE_WINDOW", "5d"),
     ackSecret: get("HOOKSTREAM_ACK_SECRET"),
     payloadRetentionMs: duration("HOOKSTREAM_PAYLOAD_RETENTION", "30d"),
     retentionSweepIntervalMs: duration("HOOKSTREAM_RETENTION_SWEEP_INTERVAL", "1m"),

@@ -1,3 +1,4 @@
+import type { AutoDisablePolicy, HealthEvent } from "./endpoint-health.ts";
 import type {
   AttemptRecord,
   DeliveryRecord,
@@ -55,6 +56,17 @@ export interface DeliveryLedger {
     at: Date,
     outbox: (cancelled: DeliveryRecord) => NewOutboxRecord[],
   ): Promise<{ delivery: DeliveryRecord; outbox: OutboxRecord[] } | null>;
+  /**
+   * Applies one attempt's outcome to its endpoint's health (endpoint-health.ts) under a row lock,
+   * and disables the endpoint when the rules say so; returns the reason it was disabled by this
+   * call, or null (also when the endpoint is gone or was already disabled).
+   */
+  recordEndpointHealth(
+    endpointId: string,
+    event: HealthEvent,
+    at: Date,
+    policy: AutoDisablePolicy,
+  ): Promise<string | null>;
   /** Disables an endpoint (e.g. its receiver answered 410 Gone); false when it was not enabled. */
   disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean>;
 }

@@ -3,7 +3,14 @@ import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { statusRow } from "./outbox-rows.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
-import type { DeliveryRecord, EndpointRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "./records.ts";
+import type {
+  DeliveryRecord,
+  EndpointRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+  PageQuery,
+  RecentOutcomes,
+} from "./records.ts";
 import { generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
@@ -31,6 +38,11 @@ export interface EndpointRepository {
   createEndpoint(ep: EndpointRecord): Promise<void>;
   /** Null when missing, deleted, or in another workspace. */
   getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null>;
+  /**
+   * How the endpoint's latest `limit` deliveries with an attempt outcome (succeeded, failed,
+   * pending a retry) went: how many of them succeeded, of how many.
+   */
+  recentOutcomes(workspaceId: string, id: string, limit: number): Promise<RecentOutcomes>;
   /** Newest first, deleted ones excluded. */
   listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]>;
   /** Applies the patch and sets updatedAt; null when not found. */
@@ -127,6 +139,7 @@ export async function createEndpoint(
     headers: input.headers,
     timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
     asyncAck: input.asyncAck ?? false,
+    health: null,
     secret,
     previousSecret: null,
     previousSecretExpiresAt: null,
@@ -150,6 +163,19 @@ export async function getEndpoint(
   const ep = await store.getEndpoint(workspaceId, id);
   if (!ep) throw notFound("endpoint", id);
   return ep;
+}
+
+/** How many of an endpoint's latest deliveries its recent success rate is over. */
+export const RECENT_DELIVERIES = 100;
+
+/** An endpoint of the workspace with its recent delivery outcomes (GetEndpoint's health). */
+export async function getEndpointHealth(
+  store: Pick<EndpointRepository, "getEndpoint" | "recentOutcomes">,
+  workspaceId: string,
+  id: string,
+): Promise<{ endpoint: EndpointRecord; recent: RecentOutcomes }> {
+  const endpoint = await getEndpoint(store, workspaceId, id);
+  return { endpoint, recent: await store.recentOutcomes(workspaceId, endpoint.id, RECENT_DELIVERIES) };
 }
 
 /** Lists endpoints, newest first. */

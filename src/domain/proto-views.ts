@@ -9,6 +9,7 @@ import {
   type Attempt,
   type Delivery,
 } from "../../gen/hookstream/v1/delivery_pb.ts";
+import { EndpointHealthSchema, type EndpointHealth } from "../../gen/hookstream/v1/endpoint_health_pb.ts";
 import { EndpointSchema, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
 import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
@@ -22,6 +23,7 @@ import type {
   DeliveryStatusName,
   EndpointRecord,
   MessageRecord,
+  RecentOutcomes,
   WorkspaceRecord,
 } from "./records.ts";
 
@@ -43,7 +45,13 @@ const ERROR_KIND_TO_PROTO: Record<AttemptErrorKindName, AttemptErrorKind> = {
   tls: AttemptErrorKind.TLS,
   refused_by_policy: AttemptErrorKind.REFUSED_BY_POLICY,
   http_status: AttemptErrorKind.HTTP_STATUS,
+  response_too_large: AttemptErrorKind.RESPONSE_TOO_LARGE,
 };
+
+/** The proto enum value of a stored failure class. */
+export function errorKindToProto(kind: AttemptErrorKindName | null): AttemptErrorKind {
+  return kind === null ? AttemptErrorKind.UNSPECIFIED : ERROR_KIND_TO_PROTO[kind];
+}
 
 /** The proto enum value of a stored status. */
 export function statusToProto(status: DeliveryStatusName): DeliveryStatus {
@@ -104,9 +112,28 @@ export function apiKeyModeFromProto(mode: ApiKeyMode): ApiKeyModeName | null | u
   return null;
 }
 
-/** The API view of an endpoint (never its secrets). */
-export function endpointView(e: EndpointRecord): Endpoint {
+/** The health part of an endpoint's view. */
+export function endpointHealthView(e: EndpointRecord, recent: RecentOutcomes): EndpointHealth {
+  const h = e.health ?? null;
+  const at = (ms: number | null | undefined): Timestamp | undefined =>
+    ms === null || ms === undefined ? undefined : timestampFromDate(new Date(ms));
+  return create(EndpointHealthSchema, {
+    recentSuccessRate: recent.total === 0 ? 0 : recent.succeeded / recent.total,
+    recentDeliveries: recent.total,
+    consecutiveFailures: h?.consecutiveFailures ?? 0,
+    failingSince: at(h?.failingSinceMs),
+    lastFailureKind: errorKindToProto(h?.lastFailureKind ?? null),
+    lastFailureTime: at(h?.lastFailureAtMs),
+    lastFailure: h?.lastFailure ?? "",
+    disabledReason: e.enabled ? "" : (h?.disabledReason ?? ""),
+    disableTime: e.enabled ? undefined : at(h?.disabledAtMs),
+  });
+}
+
+/** The API view of an endpoint (never its secrets); `recent` adds its health. */
+export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoint {
   return create(EndpointSchema, {
+    ...(recent === undefined ? {} : { health: endpointHealthView(e, recent) }),
     id: e.id,
     url: e.url,
     description: e.description,

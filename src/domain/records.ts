@@ -8,7 +8,27 @@ export type DeliveryStatusName =
 export const FINAL_STATUSES: ReadonlySet<DeliveryStatusName> = new Set(["succeeded", "failed", "cancelled"]);
 
 /** Why an attempt failed, spelled as stored. */
-export type AttemptErrorKindName = "timeout" | "dns" | "connect" | "tls" | "refused_by_policy" | "http_status";
+export type AttemptErrorKindName =
+  "timeout" | "dns" | "connect" | "tls" | "refused_by_policy" | "http_status" | "response_too_large";
+
+/**
+ * What the workers recorded about an endpoint's attempts (one JSON column; times in milliseconds
+ * since the epoch). Written on every failed attempt and on the first success after failures, so a
+ * healthy endpoint costs no write.
+ */
+export interface EndpointHealthState {
+  /** Failed attempts in a row since the last success. */
+  consecutiveFailures: number;
+  /** When the current run of failures began; null while the last attempt succeeded. */
+  failingSinceMs: number | null;
+  lastFailureAtMs: number | null;
+  lastFailureKind: AttemptErrorKindName | null;
+  /** Short description of the last failure ("HTTP 503", …). */
+  lastFailure: string;
+  /** Why Hookstream disabled the endpoint; "" when it did not. */
+  disabledReason: string;
+  disabledAtMs: number | null;
+}
 
 /** A tenant. */
 export interface WorkspaceRecord {
@@ -56,6 +76,14 @@ export interface EndpointRecord {
   updatedAt: Date;
   /** 202 answers wait for the receiver's signed ack or nack (absent: false). */
   asyncAck?: boolean | undefined;
+  /** Recorded attempt health; null (or absent) until the first failure. */
+  health?: EndpointHealthState | null | undefined;
+}
+
+/** How an endpoint's latest deliveries with an attempt outcome went. */
+export interface RecentOutcomes {
+  succeeded: number;
+  total: number;
 }
 
 /** What a producer sent once. `payload` holds the exact bytes that are delivered and signed. */

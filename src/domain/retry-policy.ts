@@ -62,6 +62,7 @@ export function isRetryable(f: FailureInfo, policy?: Pick<RetryPolicy, "retryabl
     case "dns":
     case "connect":
     case "tls":
+    case "response_too_large":
       return true;
     case "refused_by_policy":
       return false;

@@ -70,6 +70,7 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
     asyncAck: Boolean(row.asyncAck),
+    health: row.health ?? null,
   };
 }
 

@@ -6,6 +6,7 @@ import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
+import { HEALTHY, nextHealth, type HealthEvent } from "../domain/endpoint-health.ts";
 import { DomainError } from "../domain/errors.ts";
 import { generateSigningSecret } from "../domain/signing.ts";
 import { createDeliveryWorker } from "./delivery-worker.ts";
@@ -94,6 +95,7 @@ function harness(
   const published: OutboxRecord[][] = [];
   const cancelled: string[] = [];
   const disabled: string[] = [];
+  const health: HealthEvent[] = [];
   const store: DeliveryLedger = {
     loadAttemptContext: async () => ctx,
     recordAttempt: async (o: AttemptOutcome) => {
@@ -109,6 +111,12 @@ function harness(
       return { delivery: { ...ctx!.delivery, status: "cancelled" as const }, outbox: [] };
     },
     disableEndpoint: async (_workspaceId: string, endpointId: string) => (disabled.push(endpointId), true),
+    recordEndpointHealth: async (endpointId, event, at, policy) => {
+      health.push(event);
+      const reason = nextHealth(ctx!.endpoint!.health, event, at.getTime(), policy).disable;
+      if (reason !== null) disabled.push(endpointId);
+      return reason;
+    },
   };
   const relay: OutboxRelay = {
     publishNow: async (rows) => (published.push([...rows]), true),
@@ -128,7 +136,7 @@ function harness(
   });
   const job = (attemptNumber: number) =>
     create(DeliveryJobSchema, { workspaceId: "ws_1", deliveryId: "dlv_1", attemptNumber });
-  return { worker, job, sent, sender, recorded, published, cancelled, disabled };
+  return { worker, job, sent, sender, recorded, published, cancelled, disabled, health };
 }
 
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
@@ -172,6 +180,16 @@ test("a 410 Gone dead-letters the delivery and disables its endpoint; a 404 only
   await missing.worker.handle(missing.job(1));
   assert.equal(missing.recorded[0]!.delivery.status, "failed");
   assert.deepEqual(missing.disabled, []);
+  assert.deepEqual(missing.health, [{ ok: false, kind: "http_status", status: 404, message: "HTTP 404" }]);
+});
+
+test("endpoint health is written on failures and on the success after them, not on other successes", async () => {
+  const healthy = harness(context(), ok);
+  await healthy.worker.handle(healthy.job(1));
+  assert.deepEqual(healthy.health, []);
+  const recovering = harness(context({ endpoint: { health: { ...HEALTHY, consecutiveFailures: 2 } } }), ok);
+  await recovering.worker.handle(recovering.job(1));
+  assert.deepEqual(recovering.health, [{ ok: true }]);
 });
 
 test("a 429 retries on the fast lane, a 503 on the slow lane", async () => {
@@ -235,6 +253,7 @@ test("stage failures are typed: an unreachable store naks with backoff, a job no
     recordAttempt: () => Promise.reject(unavailable),
     cancelDelivery: () => Promise.reject(unavailable),
     disableEndpoint: () => Promise.reject(unavailable),
+    recordEndpointHealth: () => Promise.reject(unavailable),
   };
   const relay: OutboxRelay = { publishNow: async () => true, sweep: async () => 0, drain: async () => undefined };
   const logger = { info: () => undefined, warn: () => undefined };
@@ -283,6 +302,7 @@ test("destinations are chosen by endpoint type", async () => {
     }),
     cancelDelivery: async () => null,
     disableEndpoint: async () => false,
+    recordEndpointHealth: async () => null,
   };
   function ctxOf(type: string): AttemptContext | null {
     const c = context();

@@ -6,7 +6,8 @@ import { statusRow } from "../domain/outbox-rows.ts";
 import type { AttemptContext, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domain/records.ts";
 import { FINAL_STATUSES } from "../domain/records.ts";
-import { isGone, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
+import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../domain/endpoint-health.ts";
+import { nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
@@ -86,6 +87,8 @@ export interface DeliveryWorkerDeps {
    */
   asyncAck?: AsyncAckOptions | undefined;
   retry: RetryPolicy;
+  /** When sustained failure disables an endpoint; off when undefined (a 410 Gone always does). */
+  autoDisable?: AutoDisablePolicy | undefined;
   logger: WorkerLogger;
   metrics?: Pick<Metrics, "attempts" | "attemptLatency">;
 }
@@ -100,8 +103,6 @@ function shortError(r: OutboundResult): string {
 interface Decision {
   status: DeliveryStatusName;
   nextAttemptAt: Date | null;
-  /** The receiver answered 410 Gone: the endpoint is disabled after the record. */
-  endpointGone: boolean;
 }
 
 /**
@@ -188,10 +189,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       return {
         status: "awaiting_ack",
         nextAttemptAt: new Date(startedAt.getTime() + deps.asyncAck.timeoutMs),
-        endpointGone: false,
       };
     }
-    if (outcome.ok) return { status: "succeeded", nextAttemptAt: null, endpointGone: false };
+    if (outcome.ok) return { status: "succeeded", nextAttemptAt: null };
     const failure = {
       errorKind: outcome.errorKind ?? ("http_status" as const),
       status: outcome.status,
@@ -201,8 +201,29 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     return {
       status: delay === null ? "failed" : "pending_retry",
       nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay),
-      endpointGone: isGone(failure),
     };
+  };
+
+  const autoDisable: AutoDisablePolicy = deps.autoDisable ?? { failures: 0, windowMs: 0 };
+
+  /**
+   * record, after the attempt: the endpoint's health (every failure, and the success that ends a
+   * run of them, so a healthy endpoint costs no write). A 410 Gone, or failure sustained past the
+   * auto-disable policy, disables the endpoint, so its other deliveries stop at once.
+   */
+  const recordHealth = async (ctx: AttemptContext, result: OutboundResult, now: Date): Promise<void> => {
+    const endpoint = ctx.endpoint!;
+    const event: HealthEvent = result.ok
+      ? { ok: true }
+      : { ok: false, kind: result.errorKind ?? "http_status", status: result.status, message: shortError(result) };
+    if (!healthChanges(endpoint.health, event)) return;
+    const disabled = await store.recordEndpointHealth(endpoint.id, event, now, autoDisable);
+    if (disabled !== null) {
+      logger.warn(
+        { endpointId: endpoint.id, workspaceId: endpoint.workspaceId, reason: disabled },
+        "endpoint disabled",
+      );
+    }
   };
 
   return {
@@ -271,16 +292,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         deps.metrics?.attempts.inc({ outcome: decision.status });
         deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
         if (recorded.applied) await relay.publishNow(recorded.outbox);
-        // 410 Gone: the receiver says the endpoint is no more; stop sending it anything else.
-        if (decision.endpointGone) {
-          const endpointId = ctx.endpoint!.id;
-          if (await stage("record", () => store.disableEndpoint(delivery.workspaceId, endpointId, now))) {
-            logger.warn(
-              { endpointId, workspaceId: delivery.workspaceId },
-              "endpoint disabled: receiver answered 410 Gone",
-            );
-          }
-        }
+        if (recorded.applied) await stage("record", () => recordHealth(ctx, result, now));
         return { kind: "ack" };
       } catch (err) {
         if (!(err instanceof StageError)) throw err;

@@ -303,6 +303,14 @@ void describe("createHttpSender against local servers", () => {
     }
   });
 
+  void it("classifies a response head beyond the header limit as response_too_large", async () => {
+    const s = keep(await serve((_req, res) => res.writeHead(200, { "x-filler": "a".repeat(64 * 1024) }).end("ok")));
+    const r = await sender.send(post(`${s.origin}/`));
+    assert.equal(r.ok, false);
+    assert.equal(r.errorKind, "response_too_large");
+    assert.notEqual(r.errorMessage, "");
+  });
+
   void it("classifies a connection reset mid-exchange as connect", async () => {
     const s = keep(await serve((req) => req.socket.destroy()));
     const r = await sender.send(post(`${s.origin}/`));

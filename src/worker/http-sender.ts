@@ -11,7 +11,8 @@ import { Agent, buildConnector } from "undici";
 import type { OutboundPolicy } from "./outbound-policy.ts";
 
 /** Why an attempt failed; the retry policy decides on this (and the status) alone. */
-export type SendErrorKind = "timeout" | "dns" | "connect" | "tls" | "refused_by_policy" | "http_status";
+export type SendErrorKind =
+  "timeout" | "dns" | "connect" | "tls" | "refused_by_policy" | "http_status" | "response_too_large";
 
 /** One signed delivery attempt, ready to POST. */
 export interface OutboundRequest {
@@ -320,6 +321,8 @@ const TIMEOUT_CODES = new Set([
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
 ]);
+// The response head was beyond what undici accepts (maxHeaderSize): a misbehaving receiver.
+const TOO_LARGE_CODES = new Set(["UND_ERR_HEADERS_OVERFLOW", "UND_ERR_RES_EXCEEDED_MAX_SIZE", "HPE_HEADER_OVERFLOW"]);
 const TLS_CODES = new Set([
   "EPROTO",
   "DEPTH_ZERO_SELF_SIGNED_CERT",
@@ -342,6 +345,8 @@ function classify(err: unknown): { errorKind: SendErrorKind; errorMessage: strin
 
   const refused = find((_, e) => e instanceof OutboundRefusedError);
   if (refused !== undefined) return { errorKind: "refused_by_policy", errorMessage: refused.message };
+  const tooLarge = find((code) => TOO_LARGE_CODES.has(code));
+  if (tooLarge !== undefined) return { errorKind: "response_too_large", errorMessage: tooLarge.message };
   const dns = find((code) => DNS_CODES.has(code));
   if (dns !== undefined) return { errorKind: "dns", errorMessage: dns.message };
   const tls = find(

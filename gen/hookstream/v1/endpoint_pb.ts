@@ -6,13 +6,15 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { EndpointHealth } from "./endpoint_health_pb.ts";
+import { file_hookstream_v1_endpoint_health } from "./endpoint_health_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/endpoint.proto.
  */
 export const file_hookstream_v1_endpoint: GenFile = /*@__PURE__*/
-  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIt8DCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJYXN5bmNfYWNrGB4gASgISAGIAQEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkQgwKCl9hc3luY19hY2tiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIo4ECghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJYXN5bmNfYWNrGB4gASgISAGIAQESLQoGaGVhbHRoGCggASgLMh0uaG9va3N0cmVhbS52MS5FbmRwb2ludEhlYWx0aBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCgoIX2VuYWJsZWRCDAoKX2FzeW5jX2Fja2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_health]);
 
 /**
  * Endpoint is a customer's HTTP receiver that deliveries are POSTed to.
@@ -92,6 +94,14 @@ export type Endpoint = Message<"hookstream.v1.Endpoint"> & {
    * @generated from field: optional bool async_ack = 30;
    */
   asyncAck?: boolean | undefined;
+
+  /**
+   * How deliveries to this endpoint have been going, as the workers recorded them. Output only;
+   * filled in by GetEndpoint.
+   *
+   * @generated from field: hookstream.v1.EndpointHealth health = 40;
+   */
+  health?: EndpointHealth | undefined;
 };
 
 /**

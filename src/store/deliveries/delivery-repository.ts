@@ -2,6 +2,7 @@ import { LockMode } from "@mikro-orm/core";
 import type { DeliveryFilter, DeliveryReader } from "../../domain/deliveries.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../../domain/delivery-ledger.ts";
 import type { DueReleaser } from "../../domain/due-deliveries.ts";
+import { nextHealth, type AutoDisablePolicy, type HealthEvent } from "../../domain/endpoint-health.ts";
 import { FINAL_STATUSES } from "../../domain/records.ts";
 import type { AttemptRecord, DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
@@ -94,6 +95,31 @@ export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
       }
     },
 
+    async recordEndpointHealth(
+      endpointId: string,
+      event: HealthEvent,
+      at: Date,
+      policy: AutoDisablePolicy,
+    ): Promise<string | null> {
+      return ctx.tx(async (em) => {
+        const where = { id: endpointId, deletedAt: null };
+        const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) });
+        if (row === null) return null;
+        const next = nextHealth(row.health, event, at.getTime(), policy);
+        // An endpoint already disabled keeps the reason it was disabled for.
+        const disable = next.disable !== null && Boolean(row.enabled);
+        const health = disable
+          ? next.health
+          : {
+              ...next.health,
+              disabledReason: row.health?.disabledReason ?? "",
+              disabledAtMs: row.health?.disabledAtMs ?? null,
+            };
+        await em.nativeUpdate(Endpoint, where, disable ? { health, enabled: false, updatedAt: at } : { health });
+        return disable ? next.disable : null;
+      });
+    },
+
     async disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean> {
       const changed = await ctx.run((em) =>
         em.nativeUpdate(
@@ -145,6 +171,7 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     recordAttempt: (outcome) => ledger.recordAttempt(outcome),
     cancelDelivery: (id, reason, at, outbox) => ledger.cancelDelivery(id, reason, at, outbox),
     disableEndpoint: (workspaceId, endpointId, at) => ledger.disableEndpoint(workspaceId, endpointId, at),
+    recordEndpointHealth: (endpointId, event, at, policy) => ledger.recordEndpointHealth(endpointId, event, at, policy),
 
     async getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null> {
       const row = await ctx.run((em) => em.findOne(Delivery, { id, workspaceId }, DETACHED));

@@ -1,6 +1,14 @@
 import { LockMode, type EntityData } from "@mikro-orm/core";
 import type { EndpointPatch, EndpointRepository } from "../../domain/endpoints.ts";
-import type { DeliveryRecord, EndpointRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
+import type {
+  DeliveryRecord,
+  EndpointHealthState,
+  EndpointRecord,
+  RecentOutcomes,
+  NewOutboxRecord,
+  OutboxRecord,
+  PageQuery,
+} from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { NON_FINAL, cancelledDelivery } from "../deliveries/delivery-states.ts";
 import { deliveryRecord, endpointRecord } from "../record-mappers.ts";
@@ -17,12 +25,32 @@ const ENDPOINT_DELETED = "endpoint deleted";
 export function createEndpointRepository(ctx: StoreContext): EndpointRepository {
   return {
     async createEndpoint(ep: EndpointRecord): Promise<void> {
-      await ctx.run((em) => em.insert(Endpoint, { ...ep, asyncAck: ep.asyncAck ?? false, deletedAt: null }));
+      await ctx.run((em) =>
+        em.insert(Endpoint, { ...ep, asyncAck: ep.asyncAck ?? false, health: ep.health ?? null, deletedAt: null }),
+      );
     },
 
     async getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null> {
       const row = await ctx.run((em) => em.findOne(Endpoint, { id, workspaceId, deletedAt: null }, DETACHED));
       return row === null ? null : endpointRecord(row);
+    },
+
+    async recentOutcomes(workspaceId: string, id: string, limit: number): Promise<RecentOutcomes> {
+      // The endpoint's latest deliveries that have an attempt outcome, on the
+      // (workspace_id, endpoint_id, id) index.
+      const rows = await ctx.run((em) =>
+        em.find(
+          Delivery,
+          {
+            workspaceId,
+            endpointId: id,
+            attemptCount: { $gt: 0 },
+            status: { $in: ["succeeded", "failed", "pending_retry"] },
+          },
+          { ...DETACHED, fields: ["id", "status"], orderBy: { id: "desc" }, limit },
+        ),
+      );
+      return { succeeded: rows.filter((r) => r.status === "succeeded").length, total: rows.length };
     },
 
     async listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]> {
@@ -46,7 +74,18 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
         const where = { id, workspaceId, deletedAt: null };
         const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) });
         if (row === null) return null;
-        const changes: EndpointPatch & { updatedAt: Date } = { updatedAt: at };
+        const changes: EndpointPatch & { updatedAt: Date; health?: EndpointHealthState } = { updatedAt: at };
+        // Enabling a disabled endpoint gives it a fresh start: the run of failures that
+        // disabled it no longer counts towards disabling it again.
+        if (patch.enabled === true && !row.enabled && row.health) {
+          changes.health = {
+            ...row.health,
+            consecutiveFailures: 0,
+            failingSinceMs: null,
+            disabledReason: "",
+            disabledAtMs: null,
+          };
+        }
         for (const [key, value] of Object.entries(patch) as [keyof EndpointPatch, unknown][]) {
           if (value !== undefined) Object.assign(changes, { [key]: value });
         }

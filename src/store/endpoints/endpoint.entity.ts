@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import type { EndpointHealthState } from "../../domain/records.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of a customer's receiver; soft-deleted (deleted_at) so deliveries keep their reference. */
@@ -21,6 +22,7 @@ export const EndpointSchema = defineEntity({
     updatedAt: p.datetime(3),
     deletedAt: p.datetime(3).nullable(),
     asyncAck: p.boolean().default(false),
+    health: p.json<EndpointHealthState>().nullable(),
   },
   indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });

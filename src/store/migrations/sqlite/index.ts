@@ -4,6 +4,7 @@ import { Migration20261202074601_recovery_bulk_operations } from "./Migration202
 import { Migration20261202080135_payload_retention } from "./Migration20261202080135_payload_retention.ts";
 import { Migration20261202082408_endpoint_async_ack } from "./Migration20261202082408_endpoint_async_ack.ts";
 import { Migration20261202153911_api_key_scope_mode } from "./Migration20261202153911_api_key_scope_mode.ts";
+import { Migration20261202154010_endpoint_health } from "./Migration20261202154010_endpoint_health.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -12,4 +13,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202080135_payload_retention", class: Migration20261202080135_payload_retention },
   { name: "Migration20261202082408_endpoint_async_ack", class: Migration20261202082408_endpoint_async_ack },
   { name: "Migration20261202153911_api_key_scope_mode", class: Migration20261202153911_api_key_scope_mode },
+  { name: "Migration20261202154010_endpoint_health", class: Migration20261202154010_endpoint_health },
 ];
