@@ -3,11 +3,12 @@ import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { ApiKeyRepository } from "../domain/api-keys.ts";
 import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
+import type { EventTypeRepository } from "../domain/event-types.ts";
 import type { MessageIntake, MessageReader } from "../domain/messages.ts";
 import type { StatusFeed } from "../domain/ports.ts";
 import type { DeliveryRecovery } from "../domain/recovery.ts";
 import type { WorkspaceRepository } from "../domain/workspaces.ts";
-import type { EndpointRecord } from "../domain/records.ts";
+import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
 import type { TtlCache } from "../domain/ttl-cache.ts";
 
 /** What the RPC handlers are given; they reach storage and the queue only through the domain. */
@@ -15,6 +16,7 @@ export interface ApiDeps {
   readonly workspaces: WorkspaceRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly endpoints: EndpointRepository;
+  readonly eventTypes: EventTypeRepository;
   readonly messages: MessageIntake & MessageReader;
   readonly deliveries: DeliveryReader;
   readonly recovery: DeliveryRecovery;
@@ -25,6 +27,8 @@ export interface ApiDeps {
   readonly secretGracePeriodMs: number;
   /** Endpoints recently read by Send, shared with the endpoint service that invalidates them. */
   readonly endpointCache?: TtlCache<EndpointRecord> | undefined;
+  /** Event types recently read by Send (null: none of that name), shared with the event type service. */
+  readonly eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
   /** Aborted when the server shuts down, so long-lived streams end cleanly. */
   readonly shutdownSignal: AbortSignal;
 }

@@ -63,6 +63,8 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     relay: deps.relay,
     maxPayloadBytes: deps.maxPayloadBytes,
     endpointCache: deps.endpointCache,
+    eventTypes: deps.eventTypes,
+    eventTypeCache: deps.eventTypeCache,
   };
   return {
     async send(req, ctx) {

@@ -18,7 +18,7 @@ import { createDispatcher } from "../dispatcher/dispatcher.ts";
 import { createApiKeyUsageRecorder } from "../domain/api-keys.ts";
 import { createAuthenticator } from "../domain/auth.ts";
 import { createOutboxRelay } from "../domain/outbox-relay.ts";
-import type { EndpointRecord } from "../domain/records.ts";
+import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
 import { createTtlCache } from "../domain/ttl-cache.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
@@ -244,6 +244,7 @@ async function run(role: Role): Promise<void> {
         workspaces: store.workspaces,
         apiKeys: store.apiKeys,
         endpoints: store.endpoints,
+        eventTypes: store.eventTypes,
         messages: store.messages,
         deliveries: store.deliveries,
         recovery: store.recovery,
@@ -251,6 +252,7 @@ async function run(role: Role): Promise<void> {
         feed: createStatusFeed(nc, names),
         auth,
         endpointCache: createTtlCache<EndpointRecord>(config.cacheTtlMs),
+        eventTypeCache: createTtlCache<EventTypeRecord | null>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         secretGracePeriodMs: config.secretGracePeriodMs,
         shutdownSignal: shutdownController.signal,

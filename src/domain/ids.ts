@@ -9,6 +9,8 @@ export const ID_PREFIX = {
   delivery: "dlv",
   attempt: "atm",
   bulkOperation: "bulk",
+  eventType: "evt",
+  subscription: "sub",
 } as const;
 
 /** The resource kinds that have prefixed ids. */

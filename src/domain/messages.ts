@@ -1,10 +1,18 @@
 import { createHash, randomUUID } from "node:crypto";
 import { endpointCacheKey, endpointDisabled, getEndpoint, type EndpointLookup } from "./endpoints.ts";
 import { DomainError, Violations, notFound } from "./errors.ts";
+import { checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { jobRow, statusRow } from "./outbox-rows.ts";
-import type { DeliveryRecord, EndpointRecord, MessageRecord, NewOutboxRecord, OutboxRecord } from "./records.ts";
+import type {
+  DeliveryRecord,
+  EndpointRecord,
+  EventTypeRecord,
+  MessageRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+} from "./records.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
 
@@ -75,6 +83,13 @@ export interface MessageDeps {
    * another server is still accepted; its worker then cancels the delivery, as the record says.
    */
   endpointCache?: TtlCache<EndpointRecord> | undefined;
+  /** The workspace's event types: archived ones are refused, payload schemas enforced. */
+  eventTypes: EventTypeLookup;
+  /**
+   * Recently read event types (null: known not to exist), so Send does not read one per call. A
+   * change made on another API server applies here within the cache's TTL.
+   */
+  eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
 }
 
 const CONTENT_TYPE =
@@ -131,6 +146,18 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
     if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
   }
+  // Send is addressed to one endpoint, so a name that is no event type of the workspace is
+  // allowed (Trigger, which routes by type, requires a known one).
+  await checkMessageEventType(
+    { lookup: deps.eventTypes, cache: deps.eventTypeCache, requireKnown: false, field: "event_type" },
+    workspaceId,
+    input.eventType,
+    {
+      json: body!.kind === "json",
+      bytes: payload,
+      field: body!.kind === "json" ? (body!.field ?? "payload") : "raw_payload",
+    },
+  );
   const cacheKey = endpointCacheKey(workspaceId, input.endpointId);
   const endpoint =
     deps.endpointCache?.get(cacheKey) ??

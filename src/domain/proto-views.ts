@@ -1,4 +1,4 @@
-import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { DurationSchema, ValueSchema, timestampFromDate, type Timestamp, type Value } from "@bufbuild/protobuf/wkt";
 import { ApiKeyMode, ApiKeySchema, ApiKeyScope, type ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
 import {
@@ -11,6 +11,7 @@ import {
 } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { EndpointHealthSchema, type EndpointHealth } from "../../gen/hookstream/v1/endpoint_health_pb.ts";
 import { EndpointSchema, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+import { EventTypeSchema, type EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
 import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 import type {
@@ -22,6 +23,7 @@ import type {
   DeliveryRecord,
   DeliveryStatusName,
   EndpointRecord,
+  EventTypeRecord,
   MessageRecord,
   RecentOutcomes,
   WorkspaceRecord,
@@ -142,6 +144,18 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     headers: { ...e.headers },
     timeout: durationFromMs(e.timeoutMs),
     asyncAck: e.asyncAck ?? false,
+    createTime: timestampFromDate(e.createdAt),
+    updateTime: timestampFromDate(e.updatedAt),
+  });
+}
+
+/** The API view of an event type, its schema as the JSON object it was saved as. */
+export function eventTypeView(e: EventTypeRecord): EventType {
+  return create(EventTypeSchema, {
+    name: e.name,
+    description: e.description,
+    schema: e.schema === null ? undefined : (JSON.parse(e.schema) as JsonObject),
+    archived: e.archived,
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
   });

@@ -161,3 +161,15 @@ export interface PageQuery {
   afterId: string | undefined;
   limit: number;
 }
+
+/** A kind of event of a workspace, keyed by its name; `schema` is the JSON Schema text, if any. */
+export interface EventTypeRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  description: string;
+  schema: string | null;
+  archived: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}

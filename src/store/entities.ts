@@ -2,12 +2,23 @@ import { ApiKey } from "./api-keys/api-key.entity.ts";
 import { Attempt } from "./deliveries/attempt.entity.ts";
 import { Delivery } from "./deliveries/delivery.entity.ts";
 import { Endpoint } from "./endpoints/endpoint.entity.ts";
+import { EventType } from "./event-types/event-type.entity.ts";
 import { Message } from "./messages/message.entity.ts";
 import { Outbox } from "./outbox/outbox.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
 
-export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, Message, Outbox, Workspace };
+export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, Message, Outbox, Workspace };
 
 /** Every entity of the store, for MikroORM's discovery. */
-export const ENTITIES = [Workspace, ApiKey, Endpoint, Message, Delivery, Attempt, Outbox, BulkOperation] as const;
+export const ENTITIES = [
+  Workspace,
+  ApiKey,
+  Endpoint,
+  Message,
+  Delivery,
+  Attempt,
+  Outbox,
+  BulkOperation,
+  EventType,
+] as const;

@@ -7,6 +7,7 @@ import { DomainError } from "../domain/errors.ts";
 import { createApiKeyRepository, type ApiKeyStore } from "./api-keys/api-key-repository.ts";
 import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
+import { createEventTypeRepository } from "./event-types/event-type-repository.ts";
 import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
 import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
 import { createRecoveryRepository, type RecoveryStore } from "./recovery/recovery-repository.ts";
@@ -19,6 +20,7 @@ import { isMissingTable, translateStoreError } from "./store-errors.ts";
 
 import type { CredentialLookup } from "../domain/auth.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
+import type { EventTypeRepository } from "../domain/event-types.ts";
 import type { OutboxBacklog } from "../domain/outbox-relay.ts";
 
 /**
@@ -36,6 +38,8 @@ export interface OpenedStore {
   /** What the authenticator reads: management tokens and API keys. */
   readonly credentials: CredentialLookup;
   readonly endpoints: EndpointRepository;
+  /** Event types: their CRUD, and the lookup Send and Trigger check messages with. */
+  readonly eventTypes: EventTypeRepository;
   readonly messages: MessageStore;
   readonly deliveries: DeliveryStore;
   readonly outbox: OutboxBacklog;
@@ -73,6 +77,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
       findApiKeyByHash: (hash) => apiKeys.findApiKeyByHash(hash),
     },
     endpoints: createEndpointRepository(ctx),
+    eventTypes: createEventTypeRepository(ctx),
     messages: createMessageRepository(ctx, overrides),
     deliveries: createDeliveryRepository(ctx, overrides),
     outbox: outboxBacklogFor(ctx, overrides),

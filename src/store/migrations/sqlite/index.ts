@@ -5,6 +5,7 @@ import { Migration20261202080135_payload_retention } from "./Migration2026120208
 import { Migration20261202082408_endpoint_async_ack } from "./Migration20261202082408_endpoint_async_ack.ts";
 import { Migration20261202153911_api_key_scope_mode } from "./Migration20261202153911_api_key_scope_mode.ts";
 import { Migration20261202154010_endpoint_health } from "./Migration20261202154010_endpoint_health.ts";
+import { Migration20261202154022_event_types } from "./Migration20261202154022_event_types.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -14,4 +15,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202082408_endpoint_async_ack", class: Migration20261202082408_endpoint_async_ack },
   { name: "Migration20261202153911_api_key_scope_mode", class: Migration20261202153911_api_key_scope_mode },
   { name: "Migration20261202154010_endpoint_health", class: Migration20261202154010_endpoint_health },
+  { name: "Migration20261202154022_event_types", class: Migration20261202154022_event_types },
 ];
