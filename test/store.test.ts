@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { DomainError } from "../src/domain/errors.ts";
@@ -15,6 +16,9 @@ import type {
 import { migrateDatabase, openStore, type OpenedStore } from "../src/store/index.ts";
 import { migrationsFor } from "../src/store/orm-options.ts";
 import { outboxFor, transitionFor, type BulkOperationRecord } from "../src/domain/recovery.ts";
+import { endpointSecretContext } from "../src/domain/endpoints.ts";
+import { createSecretBox } from "../src/domain/secret-box.ts";
+import { resealEndpointSecrets, type StoredEndpointSecrets } from "../src/domain/secret-resealing.ts";
 import { createTestDatabase, testDbKinds, type TestDatabase, type TestDbKind } from "./support/database.ts";
 
 const logger = pino({ level: "silent" });
@@ -330,6 +334,65 @@ for (const { kind, overrides, label } of variants) {
       const expected = { ...eps[1]!, url: "https://new.example", enabled: false, metadata: {}, updatedAt: at(5) };
       assert.deepEqual(updated, expected);
       assert.deepEqual(await store.endpoints.getEndpoint(ws, eps[1]!.id), expected);
+    });
+
+    void it("endpoint secrets: listed across workspaces (deleted too), compare-and-set, resealed under the current key", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const plain = endpointOf(ws, {
+        secret: "whsec_plain1",
+        previousSecret: "whsec_plain0",
+        previousSecretExpiresAt: at(9),
+      });
+      const foreign = endpointOf(other, { secret: "whsec_plain2" });
+      const gone = endpointOf(ws, { secret: "whsec_plain3" });
+      for (const ep of [plain, foreign, gone]) await store.endpoints.createEndpoint(ep);
+      await store.endpoints.deleteEndpoint(ws, gone.id, at(3), () => []);
+
+      const all: StoredEndpointSecrets[] = [];
+      for (let after: string | null = null; ;) {
+        const page = await store.endpointSecrets.listEndpointSecrets(after, 2);
+        if (page.length === 0) break;
+        assert.ok(page.length <= 2);
+        all.push(...page);
+        after = page[page.length - 1]!.id;
+      }
+      assert.deepEqual(
+        all.map((r) => r.id),
+        [...all.map((r) => r.id)].sort(),
+      );
+      const mine = new Map(all.map((r) => [r.id, r]));
+      assert.deepEqual(mine.get(plain.id), { id: plain.id, secret: "whsec_plain1", previousSecret: "whsec_plain0" });
+      assert.deepEqual(mine.get(foreign.id), { id: foreign.id, secret: "whsec_plain2", previousSecret: null });
+      assert.equal(mine.get(gone.id)?.secret, "whsec_plain3", "a deleted endpoint's secret is resealed too");
+
+      // Compare and set: a stale expectation writes nothing.
+      const stale = { id: foreign.id, secret: "whsec_changed", previousSecret: null };
+      assert.equal(await store.endpointSecrets.replaceEndpointSecrets(stale, { ...stale, secret: "x" }), false);
+      assert.equal((await store.endpoints.getEndpoint(other, foreign.id))?.secret, "whsec_plain2");
+
+      const k1 = { id: "k1", key: randomBytes(32) };
+      const k2 = { id: "k2", key: randomBytes(32) };
+      const first = await resealEndpointSecrets(store.endpointSecrets, createSecretBox([k1]), "plaintext", 2);
+      assert.ok(first.resealed >= 3 && first.visited >= first.resealed);
+      const sealed = (await store.endpoints.getEndpoint(ws, plain.id))!;
+      assert.match(sealed.secret, /^hsenc:v1:k1:/);
+      assert.match(sealed.previousSecret ?? "", /^hsenc:v1:k1:/);
+      assert.equal(createSecretBox([k1]).open(sealed.secret, endpointSecretContext(plain.id)), "whsec_plain1");
+      assert.equal(createSecretBox([k1]).open(sealed.previousSecret!, endpointSecretContext(plain.id)), "whsec_plain0");
+      assert.equal(
+        (await resealEndpointSecrets(store.endpointSecrets, createSecretBox([k1]), "plaintext")).resealed,
+        0,
+      );
+
+      // Key rotation: k2 first; "all" re-encrypts everything sealed with k1, after which k1 can go.
+      const rotated = createSecretBox([k2, k1]);
+      assert.ok((await resealEndpointSecrets(store.endpointSecrets, rotated, "all", 2)).resealed >= 3);
+      const onlyK2 = createSecretBox([k2]);
+      const after2 = (await store.endpoints.getEndpoint(other, foreign.id))!;
+      assert.match(after2.secret, /^hsenc:v1:k2:/);
+      assert.equal(onlyK2.open(after2.secret, endpointSecretContext(foreign.id)), "whsec_plain2");
+      assert.equal((await resealEndpointSecrets(store.endpointSecrets, rotated, "all")).resealed, 0);
     });
 
     void it("acceptMessage writes message, deliveries and outbox; bytes and timestamps round-trip; isolation", async () => {

@@ -9,6 +9,7 @@ import type { StatusFeed } from "../domain/ports.ts";
 import type { DeliveryRecovery } from "../domain/recovery.ts";
 import type { WorkspaceRepository } from "../domain/workspaces.ts";
 import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
+import type { SecretBox } from "../domain/secret-box.ts";
 import type { TtlCache } from "../domain/ttl-cache.ts";
 
 /** What the RPC handlers are given; they reach storage and the queue only through the domain. */
@@ -25,6 +26,8 @@ export interface ApiDeps {
   readonly auth: Authenticator;
   readonly maxPayloadBytes: number;
   readonly secretGracePeriodMs: number;
+  /** Seals endpoint secrets before they are stored. */
+  readonly secrets: Pick<SecretBox, "seal">;
   /** Endpoints recently read by Send, shared with the endpoint service that invalidates them. */
   readonly endpointCache?: TtlCache<EndpointRecord> | undefined;
   /** Event types recently read by Send (null: none of that name), shared with the event type service. */

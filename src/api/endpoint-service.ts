@@ -41,6 +41,7 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
     store: deps.endpoints,
     relay: deps.relay,
     secretGracePeriodMs: deps.secretGracePeriodMs,
+    secrets: deps.secrets,
     cache: deps.endpointCache,
   };
   return {

@@ -20,6 +20,14 @@ import { createAuthenticator } from "../domain/auth.ts";
 import { createOutboxRelay } from "../domain/outbox-relay.ts";
 import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
 import { createTtlCache } from "../domain/ttl-cache.ts";
+import {
+  createSecretBox,
+  generateEncryptionKey,
+  parseEncryptionKeys,
+  type EncryptionKey,
+  type SecretBox,
+} from "../domain/secret-box.ts";
+import { resealEndpointSecrets } from "../domain/secret-resealing.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
 import { createJobConsumer } from "../queue/job-consumer.ts";
@@ -31,10 +39,11 @@ import { migrateDatabase, openStore } from "../store/open-store.ts";
 import { createDeliveryWorker } from "../worker/delivery-worker.ts";
 import { createHttpSender } from "../worker/http-sender.ts";
 import { createOutboundPolicy } from "../worker/outbound-policy.ts";
+import { createSigningKeys } from "../worker/signing-keys.ts";
 import { startHealthServer, type Readiness } from "./health-server.ts";
 import { startLocalNats } from "./local-nats.ts";
 
-const ROLES: readonly Role[] = ["dev", "api", "dispatcher", "worker", "migrate"];
+const ROLES: readonly Role[] = ["dev", "api", "dispatcher", "worker", "migrate", "reencrypt"];
 
 const USAGE = `Usage: hookstream <role>
 
@@ -44,7 +53,10 @@ Roles:
   api         the Connect / gRPC / gRPC-Web server, health and metrics
   dispatcher  publishes committed work to JetStream and releases due retries
   worker      performs deliveries from the JetStream work stream
-  migrate     applies pending database migrations and exits
+  migrate     applies pending database migrations, encrypts any plaintext signing secret
+              (when HOOKSTREAM_ENCRYPTION_KEYS is set) and exits
+  reencrypt   re-encrypts every stored secret with the first key of HOOKSTREAM_ENCRYPTION_KEYS
+              and exits (after it, older keys can be removed)
 
 Configuration (environment variables):
 ${CONFIG_DOCS.map((d) => `  ${d.env.padEnd(34)} ${d.doc}\n  ${"".padEnd(34)} default: ${d.default}`).join("\n")}
@@ -80,6 +92,37 @@ function adminTokenForDev(config: Config, logger: Logger): string {
   return token;
 }
 
+/**
+ * dev without HOOKSTREAM_ENCRYPTION_KEYS: a local key generated once into the data directory
+ * (mode 0600), so dev never stores a secret in plaintext either. Losing the file loses the
+ * endpoints' signing secrets (rotate them); production roles take the key from configuration.
+ */
+function encryptionKeysForDev(config: Config, logger: Logger): readonly EncryptionKey[] {
+  if (config.encryptionKeys.length > 0) return config.encryptionKeys;
+  const file = join(config.dataDir, "encryption-key");
+  if (!existsSync(file)) {
+    writeFileSync(file, generateEncryptionKey("local") + "\n", { mode: 0o600 });
+    chmodSync(file, 0o600);
+    logger.info({ file }, "generated a local encryption key for signing secrets");
+  }
+  const parsed = parseEncryptionKeys(readFileSync(file, "utf8"));
+  if (parsed.problems.length > 0 || parsed.keys.length === 0) {
+    throw new Error(`${file}: not an encryption key (${parsed.problems.join("; ")})`);
+  }
+  return parsed.keys;
+}
+
+/** Seals what is stored in plaintext ("plaintext") or under an older key ("all"), logging the counts. */
+async function reseal(config: Config, box: SecretBox, scope: "plaintext" | "all", logger: Logger): Promise<void> {
+  const store = await openStore(config.database, { logger });
+  try {
+    const report = await resealEndpointSecrets(store.endpointSecrets, box, scope);
+    logger.info({ ...report, keyId: box.primaryKeyId, scope }, "endpoint secrets encrypted with the current key");
+  } finally {
+    await store.close();
+  }
+}
+
 async function run(role: Role): Promise<void> {
   let config: Config;
   try {
@@ -111,9 +154,18 @@ async function run(role: Role): Promise<void> {
 
   if (config.database.kind === "sqlite" || role === "dev") mkdirSync(config.dataDir, { recursive: true });
 
-  if (role === "migrate") {
-    const applied = await migrateDatabase(config.database, { logger });
-    logger.info({ applied }, applied.length === 0 ? "database schema is up to date" : "applied migrations");
+  if (role === "migrate" || role === "reencrypt") {
+    if (role === "migrate") {
+      const applied = await migrateDatabase(config.database, { logger });
+      logger.info({ applied }, applied.length === 0 ? "database schema is up to date" : "applied migrations");
+    }
+    if (config.encryptionKeys.length > 0) {
+      await reseal(config, createSecretBox(config.encryptionKeys), role === "reencrypt" ? "all" : "plaintext", logger);
+    } else {
+      logger.warn(
+        "HOOKSTREAM_ENCRYPTION_KEYS is not set: plaintext signing secrets, if any, stay as they are until migrate runs with a key",
+      );
+    }
     logger.flush();
     process.exit(0);
   }
@@ -121,10 +173,14 @@ async function run(role: Role): Promise<void> {
   const dev = role === "dev";
   const runs = (r: Role): boolean => dev || role === r;
   let adminToken = config.adminToken;
+  let encryptionKeys = config.encryptionKeys;
   if (dev) {
     adminToken = adminTokenForDev(config, logger);
+    encryptionKeys = encryptionKeysForDev(config, logger);
     await migrateDatabase(config.database, { logger });
+    await reseal(config, createSecretBox(encryptionKeys), "plaintext", logger);
   }
+  const secretBox = createSecretBox(encryptionKeys);
 
   let natsUrl = config.natsUrl;
   if (natsUrl === undefined) {
@@ -191,6 +247,7 @@ async function run(role: Role): Promise<void> {
       store: store.deliveries,
       relay,
       sender,
+      signingKeys: createSigningKeys(secretBox),
       retry,
       autoDisable: { failures: config.autoDisableFailures, windowMs: config.autoDisableWindowMs },
       asyncAck: ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs },
@@ -255,6 +312,7 @@ async function run(role: Role): Promise<void> {
         eventTypeCache: createTtlCache<EventTypeRecord | null>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         secretGracePeriodMs: config.secretGracePeriodMs,
+        secrets: secretBox,
         shutdownSignal: shutdownController.signal,
       }),
       // Every RPC is authorized here, by the policy its method declares in the schema.

@@ -4,8 +4,10 @@
  * CONFIG_DOCS with its variable and default (the README table is generated from it).
  */
 
+import { parseEncryptionKeys, type EncryptionKey } from "../domain/secret-box.ts";
+
 /** Which processes run in this binary. */
-export type Role = "api" | "dispatcher" | "worker" | "dev" | "migrate";
+export type Role = "api" | "dispatcher" | "worker" | "dev" | "migrate" | "reencrypt";
 
 /** Where the data lives: PostgreSQL by URL, or an SQLite file. */
 export type DatabaseConfig =
@@ -44,6 +46,11 @@ export interface Config {
   /** Extra HTTP statuses treated as retryable. */
   readonly retryableStatuses: readonly number[];
   readonly secretGracePeriodMs: number;
+  /**
+   * Keys that encrypt secrets at rest, the first one sealing; empty only where no secret is read
+   * or written (dispatcher, and migrate without keys) or in dev before its local key file is made.
+   */
+  readonly encryptionKeys: readonly EncryptionKey[];
   /** How long an API server trusts a credential or endpoint it has read (0 = never cache). */
   readonly cacheTtlMs: number;
   /** How often an API server writes the API key uses it coalesced (last-used times). */
@@ -154,6 +161,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_SECRET_GRACE_PERIOD",
     default: "24h",
     doc: "How long a rotated-out signing secret keeps signing alongside the new one.",
+  },
+  {
+    env: "HOOKSTREAM_ENCRYPTION_KEYS",
+    default: "required by api, worker and reencrypt (dev: generated in ./.hookstream/encryption-key)",
+    doc: "Comma-separated id:base64 AES-256 keys that encrypt signing secrets and client-certificate keys at rest; the first encrypts, all decrypt (rotation: put the new key first, run hookstream reencrypt, then drop the old).",
   },
   {
     env: "HOOKSTREAM_CACHE_TTL",
@@ -308,6 +320,19 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     return n;
   });
 
+  const parsedKeys = parseEncryptionKeys(get("HOOKSTREAM_ENCRYPTION_KEYS") ?? "");
+  for (const p of parsedKeys.problems) problems.push(`HOOKSTREAM_ENCRYPTION_KEYS: ${p}`);
+  if (
+    parsedKeys.keys.length === 0 &&
+    parsedKeys.problems.length === 0 &&
+    (role === "api" || role === "worker" || role === "reencrypt")
+  ) {
+    problems.push(
+      `HOOKSTREAM_ENCRYPTION_KEYS is required by the ${role} role: signing secrets are never stored or read in plaintext ` +
+        `(create a key with: node -e 'console.log("k1:" + require("crypto").randomBytes(32).toString("base64"))')`,
+    );
+  }
+
   const logLevel = get("LOG_LEVEL") ?? "info";
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel}: expected fatal, error, warn, info, debug, trace or silent`);
@@ -341,6 +366,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     maxRetryAfterMs: duration("HOOKSTREAM_RETRY_AFTER_MAX", "24h"),
     retryableStatuses,
     secretGracePeriodMs: duration("HOOKSTREAM_SECRET_GRACE_PERIOD", "24h"),
+    encryptionKeys: parsedKeys.keys,
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     apiKeyUsageFlushIntervalMs: duration("HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL", "10s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),

@@ -11,6 +11,7 @@ import type {
   PageQuery,
   RecentOutcomes,
 } from "./records.ts";
+import type { SecretBox } from "./secret-box.ts";
 import { generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
@@ -95,8 +96,15 @@ export interface EndpointDeps {
   store: EndpointRepository;
   relay: OutboxRelay;
   secretGracePeriodMs: number;
+  /** Seals signing secrets before they are stored (encryption at rest). */
+  secrets: Pick<SecretBox, "seal">;
   /** Endpoints by workspace + id for Send; entries are dropped when this server changes them. */
   cache?: TtlCache<EndpointRecord> | undefined;
+}
+
+/** What a sealed signing secret of an endpoint is bound to, so it opens for that endpoint only. */
+export function endpointSecretContext(endpointId: string): string {
+  return `endpoint/${endpointId}/signing-key`;
 }
 
 /** Cache key of an endpoint. */
@@ -128,9 +136,10 @@ export async function createEndpoint(
   check(v, input, new Set(UPDATABLE_ENDPOINT_FIELDS), "endpoint");
   v.throwIfAny();
   const now = new Date();
+  const id = newId("endpoint");
   const secret = generateSigningSecret();
   const endpoint: EndpointRecord = {
-    id: newId("endpoint"),
+    id,
     workspaceId,
     url: input.url,
     description: input.description,
@@ -140,7 +149,7 @@ export async function createEndpoint(
     timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
     asyncAck: input.asyncAck ?? false,
     health: null,
-    secret,
+    secret: deps.secrets.seal(secret, endpointSecretContext(id)),
     previousSecret: null,
     previousSecretExpiresAt: null,
     createdAt: now,
@@ -254,14 +263,21 @@ export async function rotateEndpointSecret(
   const ep = await deps.store.updateEndpoint(
     workspaceId,
     id,
-    { secret: signingSecret, previousSecret: current.secret, previousSecretExpiresAt },
+    {
+      secret: deps.secrets.seal(signingSecret, endpointSecretContext(id)),
+      previousSecret: current.secret,
+      previousSecretExpiresAt,
+    },
     now,
   );
   if (!ep) throw notFound("endpoint", id);
   return { endpoint: ep, signingSecret, previousSecretExpiresAt };
 }
 
-/** The secrets that sign a delivery now: the current one, plus the previous within its grace period. */
+/**
+ * The secrets that sign a delivery now, as stored (sealed): the current one, plus the previous
+ * within its grace period.
+ */
 export function signingSecretsOf(ep: EndpointRecord, now: Date): string[] {
   const secrets = [ep.secret];
   if (ep.previousSecret !== null && ep.previousSecretExpiresAt !== null && ep.previousSecretExpiresAt > now) {

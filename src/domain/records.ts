@@ -59,7 +59,10 @@ export interface ApiKeyRecord {
   lastUsedAt: Date | null;
 }
 
-/** A customer's receiver. `secret`/`previousSecret` are whsec_ strings. */
+/**
+ * A customer's receiver. `secret`/`previousSecret` are stored forms: sealed by the SecretBox
+ * (`hsenc:v1:…`), or a plaintext `whsec_` secret written before encryption was configured.
+ */
 export interface EndpointRecord {
   id: string;
   workspaceId: string;

@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHmac, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import { describe, it } from "node:test";
 import { Webhook } from "standardwebhooks";
-import { generateSigningSecret, isValidSigningSecret, signatureHeader, webhookHeaders } from "./signing.ts";
+import {
+  decodeSigningKey,
+  ed25519PublicKeyOf,
+  generateEd25519SigningKey,
+  generateSigningSecret,
+  isValidSigningSecret,
+  signatureHeader,
+  webhookHeaders,
+} from "./signing.ts";
 
 // The reference verifier rejects timestamps more than 5 minutes from its clock, so sign "now".
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -108,5 +116,95 @@ void describe("signatureHeader / webhookHeaders", () => {
     assert.throws(() => signatureHeader([], "msg", 1, body), RangeError);
     assert.throws(() => signatureHeader(["nope"], "msg", 1, body), /secret #0/);
     assert.throws(() => signatureHeader([generateSigningSecret()], "msg", 1.5, body), /timestamp/);
+  });
+});
+
+// Verification with Node's own ed25519 (crypto.verify) from nothing but the whpk_ text, the
+// webhook-* headers and the body, exactly as the specification defines the signed content.
+function verifyV1a(publicKey: string, headers: Record<string, string>, body: Uint8Array): boolean {
+  assert.ok(publicKey.startsWith("whpk_"));
+  const raw = Buffer.from(publicKey.slice("whpk_".length), "base64");
+  assert.equal(raw.length, 32);
+  const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" });
+  const signed = Buffer.concat([
+    Buffer.from(`${headers["webhook-id"]}.${headers["webhook-timestamp"]}.`, "utf8"),
+    Buffer.from(body),
+  ]);
+  return (headers["webhook-signature"] ?? "")
+    .split(" ")
+    .filter((s) => s.startsWith("v1a,"))
+    .some((s) => verify(null, signed, key, Buffer.from(s.slice(4), "base64")));
+}
+
+void describe("ed25519 (v1a)", () => {
+  void it("generates whsk_ (64-byte seed + public key) and whpk_ (32-byte) keys that belong together", () => {
+    const { secretKey, publicKey } = generateEd25519SigningKey();
+    assert.match(secretKey, /^whsk_[A-Za-z0-9+/]{86}==$/);
+    assert.match(publicKey, /^whpk_[A-Za-z0-9+/]{43}=$/);
+    const raw = Buffer.from(secretKey.slice(5), "base64");
+    assert.equal(raw.length, 64);
+    assert.equal(raw.subarray(32).toString("base64"), publicKey.slice(5));
+    assert.equal(ed25519PublicKeyOf(secretKey), publicKey);
+    assert.notEqual(generateEd25519SigningKey().secretKey, secretKey);
+  });
+
+  void it("signs {id}.{timestamp}.{body} as v1a, verified by Node's crypto.verify with the whpk_ key", () => {
+    const { secretKey, publicKey } = generateEd25519SigningKey();
+    const body = Buffer.from('{"type":"contact.created","data":{"id":"1f81eb52"}}');
+    const headers = webhookHeaders({
+      secrets: [secretKey],
+      msgId: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+      timestampSeconds: 1674087231,
+      body,
+    });
+    assert.match(headers["webhook-signature"] ?? "", /^v1a,[A-Za-z0-9+/]{86}==$/);
+    assert.ok(verifyV1a(publicKey, headers, body));
+    // Tampering with the body, the id or the timestamp breaks it; another key does not verify.
+    assert.ok(!verifyV1a(publicKey, headers, Buffer.from('{"type":"contact.created","data":{"id":"1f81eb53"}}')));
+    assert.ok(!verifyV1a(publicKey, { ...headers, "webhook-id": "msg_other" }, body));
+    assert.ok(!verifyV1a(publicKey, { ...headers, "webhook-timestamp": "1674087232" }, body));
+    assert.ok(!verifyV1a(generateEd25519SigningKey().publicKey, headers, body));
+  });
+
+  void it("accepts a key made elsewhere: a 32-byte seed, or seed + public key, from Node's own generator", () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const seed = Buffer.from(privateKey.export({ format: "jwk" }).d!, "base64url");
+    const pub = Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url");
+    const whpk = `whpk_${pub.toString("base64")}`;
+    const body = Buffer.from([0xff, 0x00, 0x7b]);
+    for (const whsk of [`whsk_${seed.toString("base64")}`, `whsk_${Buffer.concat([seed, pub]).toString("base64")}`]) {
+      assert.equal(ed25519PublicKeyOf(whsk), whpk);
+      const headers = webhookHeaders({ secrets: [whsk], msgId: "msg_1", timestampSeconds: 1, body });
+      assert.ok(verifyV1a(whpk, headers, body));
+    }
+    // A 64-byte key whose public half is not the seed's is corrupt.
+    const other = Buffer.from(generateEd25519SigningKey().publicKey.slice(5), "base64");
+    assert.throws(() => decodeSigningKey(`whsk_${Buffer.concat([seed, other]).toString("base64")}`), /whsk_/);
+    assert.throws(() => decodeSigningKey(`whsk_${seed.subarray(0, 31).toString("base64")}`), /whsk_/);
+    assert.equal(ed25519PublicKeyOf("whsec_abc"), undefined);
+  });
+
+  void it("mixes v1 and v1a in one header while a rotation changes the scheme", () => {
+    const hmac = generateSigningSecret();
+    const { secretKey, publicKey } = generateEd25519SigningKey();
+    const payload = '{"ok":1}';
+    const headers = webhookHeaders({
+      secrets: [secretKey, hmac],
+      msgId: "msg_7",
+      timestampSeconds: now(),
+      body: utf8(payload),
+    });
+    const parts = (headers["webhook-signature"] ?? "").split(" ");
+    assert.deepEqual(
+      parts.map((p) => p.split(",")[0]),
+      ["v1a", "v1"],
+    );
+    assert.ok(verifyV1a(publicKey, headers, utf8(payload)));
+    assert.deepEqual(new Webhook(hmac).verify(payload, headers), { ok: 1 });
+    // A decoded key signs exactly as its text does.
+    assert.equal(
+      signatureHeader([decodeSigningKey(hmac)], "m", 5, utf8(payload)),
+      signatureHeader([hmac], "m", 5, utf8(payload)),
+    );
   });
 });

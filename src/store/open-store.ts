@@ -21,6 +21,7 @@ import { isMissingTable, translateStoreError } from "./store-errors.ts";
 import type { CredentialLookup } from "../domain/auth.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EventTypeRepository } from "../domain/event-types.ts";
+import type { EndpointSecretStore } from "../domain/secret-resealing.ts";
 import type { OutboxBacklog } from "../domain/outbox-relay.ts";
 
 /**
@@ -40,6 +41,8 @@ export interface OpenedStore {
   readonly endpoints: EndpointRepository;
   /** Event types: their CRUD, and the lookup Send and Trigger check messages with. */
   readonly eventTypes: EventTypeRepository;
+  /** Every endpoint's stored secrets, for resealing them under the current encryption key. */
+  readonly endpointSecrets: EndpointSecretStore;
   readonly messages: MessageStore;
   readonly deliveries: DeliveryStore;
   readonly outbox: OutboxBacklog;
@@ -64,6 +67,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
   const overrides = options.overrides ?? true;
   const workspaces = createWorkspaceRepository(ctx);
   const apiKeys = createApiKeyRepository(ctx);
+  const endpoints = createEndpointRepository(ctx);
   return {
     orm,
     ping: async () => {
@@ -76,7 +80,8 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
       findWorkspaceByTokenHash: (hash) => workspaces.findWorkspaceByTokenHash(hash),
       findApiKeyByHash: (hash) => apiKeys.findApiKeyByHash(hash),
     },
-    endpoints: createEndpointRepository(ctx),
+    endpoints,
+    endpointSecrets: endpoints,
     eventTypes: createEventTypeRepository(ctx),
     messages: createMessageRepository(ctx, overrides),
     deliveries: createDeliveryRepository(ctx, overrides),

@@ -11,6 +11,7 @@ import { nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
+import type { SigningKeys } from "./signing-keys.ts";
 import { createWebhookDestination, type AsyncAckOptions } from "./webhook-destination.ts";
 
 /** Minimal logger (pino fits). */
@@ -86,6 +87,8 @@ export interface DeliveryWorkerDeps {
    * then waits in awaiting_ack. Without it, 202 is success like any 2xx.
    */
   asyncAck?: AsyncAckOptions | undefined;
+  /** Opens the endpoints' sealed signing secrets for the default webhook destination (plaintext only when absent). */
+  signingKeys?: SigningKeys | undefined;
   retry: RetryPolicy;
   /** When sustained failure disables an endpoint; off when undefined (a 410 Gone always does). */
   autoDisable?: AutoDisablePolicy | undefined;
@@ -125,7 +128,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     deps.destinations ??
     (() => {
       if (deps.sender === undefined) throw new Error("createDeliveryWorker needs a sender or destinations");
-      return { webhook: createWebhookDestination(deps.sender, deps.asyncAck) };
+      return { webhook: createWebhookDestination(deps.sender, deps.asyncAck, deps.signingKeys) };
     })();
 
   const cancel = async (d: DeliveryRecord, reason: string): Promise<JobOutcome> => {

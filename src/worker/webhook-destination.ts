@@ -4,12 +4,12 @@
  * and POSTs them through the SSRF-guarded sender. Signing belongs here, not in the pipeline: other
  * destination kinds authenticate in their own way.
  */
-import { signingSecretsOf } from "../domain/endpoints.ts";
 import type { AttemptContext } from "../domain/delivery-ledger.ts";
 import type { AckSigner } from "../domain/async-ack.ts";
 import { webhookHeaders } from "../domain/signing.ts";
 import type { Destination, DestinationResult } from "./destination.ts";
 import type { HttpSender } from "./http-sender.ts";
+import { plaintextSigningKeys, type SigningKeys } from "./signing-keys.ts";
 
 /** Async acknowledgement: who signs the ack URLs and how long the wait lasts. */
 export interface AsyncAckOptions {
@@ -21,7 +21,12 @@ export interface AsyncAckOptions {
  * The request headers of one attempt: ours win over the endpoint's custom headers. An async_ack
  * endpoint also gets the signed `webhook-ack-url` and `webhook-nack-url` of this attempt.
  */
-export function webhookRequestHeaders(ctx: AttemptContext, at: Date, ack?: AsyncAckOptions): Record<string, string> {
+export function webhookRequestHeaders(
+  ctx: AttemptContext,
+  at: Date,
+  ack?: AsyncAckOptions,
+  keys: SigningKeys = plaintextSigningKeys,
+): Record<string, string> {
   const { delivery, message, endpoint } = ctx;
   const urls =
     ack !== undefined && endpoint!.asyncAck === true
@@ -32,7 +37,7 @@ export function webhookRequestHeaders(ctx: AttemptContext, at: Date, ack?: Async
     ...(urls === undefined ? {} : { "webhook-ack-url": urls.ack, "webhook-nack-url": urls.nack }),
     "content-type": message.contentType,
     ...webhookHeaders({
-      secrets: signingSecretsOf(endpoint!, at),
+      secrets: keys.keysFor(endpoint!, at),
       msgId: delivery.id,
       timestampSeconds: Math.floor(at.getTime() / 1000),
       body: message.payload,
@@ -40,11 +45,18 @@ export function webhookRequestHeaders(ctx: AttemptContext, at: Date, ack?: Async
   };
 }
 
-/** Creates the webhook destination over the outbound HTTP sender. */
-export function createWebhookDestination(sender: HttpSender, ack?: AsyncAckOptions): Destination {
+/**
+ * Creates the webhook destination over the outbound HTTP sender; `keys` opens the endpoints'
+ * sealed signing secrets (once each, then cached).
+ */
+export function createWebhookDestination(
+  sender: HttpSender,
+  ack?: AsyncAckOptions,
+  keys: SigningKeys = plaintextSigningKeys,
+): Destination {
   return {
     async deliver(ctx: AttemptContext, at: Date): Promise<DestinationResult> {
-      const requestHeaders = webhookRequestHeaders(ctx, at, ack);
+      const requestHeaders = webhookRequestHeaders(ctx, at, ack, keys);
       const outcome = await sender.send({
         url: ctx.endpoint!.url,
         headers: requestHeaders,

@@ -124,6 +124,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const roles = options.roles ?? ["api", "dispatcher", "worker"];
   const streamPrefix = uniqueStreamPrefix();
   const adminToken = `adm_${randomBytes(16).toString("hex")}`;
+  const encryptionKeys = `stack:${randomBytes(32).toString("base64")}`;
   const ports = new Map<StackRole, number>();
   for (const role of ["api", "dispatcher", "worker"] as const) ports.set(role, await freePort());
   const output = new Map<string, string[]>();
@@ -142,6 +143,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // dispatcher and worker serve /healthz, /readyz and /metrics on their own port.
     ...(role === "dispatcher" || role === "worker" ? { HOOKSTREAM_HEALTH_PORT: String(ports.get(role)) } : {}),
     HOOKSTREAM_ADMIN_TOKEN: adminToken,
+    // The same key on every role of the stack, as in production.
+    HOOKSTREAM_ENCRYPTION_KEYS: encryptionKeys,
     // Every role builds ack URLs on the api's address.
     HOOKSTREAM_PUBLIC_URL: `http://127.0.0.1:${ports.get("api")}`,
     HOOKSTREAM_OUTBOUND_ALLOW: "127.0.0.0/8",
@@ -372,4 +375,23 @@ export async function listAllDeliveries(clients: Clients, endpointId: string): P
     pageToken = res.nextPageToken;
   }
   throw new Error("ListDeliveries never ended");
+}
+
+/** Runs a one-shot role (`migrate`, `reencrypt`) to completion with exactly `env` (plus PATH); returns its exit code and output. */
+export async function runRoleOnce(
+  role: "migrate" | "reencrypt",
+  env: Readonly<Record<string, string>>,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(pinnedNode(), [cliMain, role], {
+    cwd: root,
+    env: { PATH: process.env["PATH"] ?? "", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  live.add(child);
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (c: string) => (output += c));
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (output += c));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  live.delete(child);
+  return { code, output };
 }

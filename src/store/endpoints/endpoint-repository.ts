@@ -9,6 +9,7 @@ import type {
   OutboxRecord,
   PageQuery,
 } from "../../domain/records.ts";
+import type { EndpointSecretStore, StoredEndpointSecrets } from "../../domain/secret-resealing.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { NON_FINAL, cancelledDelivery } from "../deliveries/delivery-states.ts";
 import { deliveryRecord, endpointRecord } from "../record-mappers.ts";
@@ -22,8 +23,31 @@ const ENDPOINT_DELETED = "endpoint deleted";
  * Endpoints on MikroORM (reference implementation, both databases; Send reads them through the
  * API server's endpoint cache, so no dialect override is needed).
  */
-export function createEndpointRepository(ctx: StoreContext): EndpointRepository {
+export function createEndpointRepository(ctx: StoreContext): EndpointRepository & EndpointSecretStore {
   return {
+    async listEndpointSecrets(afterId: string | null, limit: number): Promise<StoredEndpointSecrets[]> {
+      const rows = await ctx.run((em) =>
+        em.find(Endpoint, afterId === null ? {} : { id: { $gt: afterId } }, {
+          ...DETACHED,
+          orderBy: { id: "asc" },
+          limit,
+          fields: ["id", "secret", "previousSecret"],
+        }),
+      );
+      return rows.map((r) => ({ id: r.id, secret: r.secret, previousSecret: r.previousSecret ?? null }));
+    },
+
+    async replaceEndpointSecrets(expected: StoredEndpointSecrets, next: StoredEndpointSecrets): Promise<boolean> {
+      const changed = await ctx.run((em) =>
+        em.nativeUpdate(
+          Endpoint,
+          { id: expected.id, secret: expected.secret, previousSecret: expected.previousSecret },
+          { secret: next.secret, previousSecret: next.previousSecret },
+        ),
+      );
+      return changed === 1;
+    },
+
     async createEndpoint(ep: EndpointRecord): Promise<void> {
       await ctx.run((em) =>
         em.insert(Endpoint, { ...ep, asyncAck: ep.asyncAck ?? false, health: ep.health ?? null, deletedAt: null }),

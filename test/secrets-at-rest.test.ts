@@ -1,0 +1,158 @@
+/**
+ * Signing secrets at rest, on the real stack and both databases: every secret the api stores is
+ * sealed (AES-256-GCM, key id kept with it) and the worker signs with it; a plaintext secret from
+ * before encryption is still delivered (the lazy path) until `hookstream migrate` seals it; after a
+ * key rotation `hookstream reencrypt` moves every secret to the new key, so a worker holding only
+ * the new key keeps signing; and a rotated-out signing secret keeps signing beside the new one.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
+import { Webhook } from "standardwebhooks";
+import { openStore, type OpenedStore } from "../src/store/index.ts";
+import { createTestDatabase, testDbKinds, type TestDatabase } from "./support/database.ts";
+import { startNatsServer, type TestNats } from "./support/nats-server.ts";
+import { startReceiver, type Receiver } from "./support/receiver.ts";
+import { createClients, runRoleOnce, startStack, type Clients, type Stack } from "./support/stack.ts";
+
+const K1 = `k1:${randomBytes(32).toString("base64")}`;
+const K2 = `k2:${randomBytes(32).toString("base64")}`;
+
+for (const kind of testDbKinds()) {
+  void describe(`signing secrets at rest on ${kind}`, { timeout: 180_000 }, () => {
+    let nats: TestNats | undefined;
+    let db: TestDatabase | undefined;
+    let receiver: Receiver | undefined;
+    let stack: Stack | undefined;
+    let worker2: Stack | undefined;
+    let store: OpenedStore | undefined;
+    let management: Clients;
+    let producer: Clients;
+
+    before(async () => {
+      receiver = await startReceiver();
+      nats = await startNatsServer();
+      db = await createTestDatabase(kind);
+      stack = await startStack({
+        databaseUrl: db.url,
+        natsUrl: nats.url,
+        env: {
+          HOOKSTREAM_ENCRYPTION_KEYS: K1,
+          HOOKSTREAM_OUTBOX_SWEEP_INTERVAL: "200ms",
+          HOOKSTREAM_SECRET_GRACE_PERIOD: "1h",
+        },
+      });
+      store = await openStore(db.config, { logger: pino({ level: "silent" }) });
+      const admin = createClients(stack.apiUrl, stack.adminToken);
+      const ws = await admin.admin.createWorkspace({ name: "secrets" });
+      management = createClients(stack.apiUrl, ws.managementToken);
+      producer = createClients(stack.apiUrl, (await management.apiKeys.createApiKey({ label: "p" })).secret);
+    });
+
+    after(async () => {
+      worker2?.destroy();
+      stack?.destroy();
+      await store?.close();
+      await receiver?.close();
+      await nats?.stop();
+      await db?.drop();
+    });
+
+    /** Sends one message to the endpoint and returns the request the receiver got. */
+    const deliverOne = async (endpointId: string, payload: string) => {
+      const sent = await producer.messages.send({
+        endpointId,
+        eventType: "secret.test",
+        body: { case: "payloadJson", value: payload },
+      });
+      await receiver!.waitFor(
+        (r) => r.some((x) => x.webhookId === sent.deliveryId),
+        30_000,
+        `delivery ${sent.deliveryId}`,
+      );
+      return receiver!.byId(sent.deliveryId)[0]!;
+    };
+    const verifies = (secret: string, req: { body: Buffer; headers: Readonly<Record<string, string>> }): boolean => {
+      try {
+        new Webhook(secret).verify(req.body.toString("utf8"), req.headers);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const storedSecret = async (id: string): Promise<string> => {
+      const rows = await store!.endpointSecrets.listEndpointSecrets(null, 1000);
+      return rows.find((r) => r.id === id)!.secret;
+    };
+
+    void it("stores every signing secret sealed under the configured key; the worker signs with it", async () => {
+      const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/a` } });
+      const stored = await storedSecret(created.endpoint!.id);
+      assert.match(stored, /^hsenc:v1:k1:/);
+      assert.ok(!stored.includes(created.signingSecret.slice(6)), "no plaintext in the database");
+      const req = await deliverOne(created.endpoint!.id, '{"n":1}');
+      assert.ok(verifies(created.signingSecret, req));
+    });
+
+    void it("a plaintext secret from before encryption is delivered (lazy path) and migrate seals it", async () => {
+      const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/b` } });
+      const id = created.endpoint!.id;
+      const legacy = "whsec_" + randomBytes(32).toString("base64");
+      const sealed = await storedSecret(id);
+      assert.ok(
+        await store!.endpointSecrets.replaceEndpointSecrets(
+          { id, secret: sealed, previousSecret: null },
+          { id, secret: legacy, previousSecret: null },
+        ),
+      );
+      assert.ok(verifies(legacy, await deliverOne(id, '{"n":2}')));
+
+      const run = await runRoleOnce("migrate", { DATABASE_URL: db!.url, HOOKSTREAM_ENCRYPTION_KEYS: K1 });
+      assert.equal(run.code, 0, run.output);
+      assert.match(run.output, /endpoint secrets encrypted with the current key/);
+      assert.match(await storedSecret(id), /^hsenc:v1:k1:/);
+      assert.ok(verifies(legacy, await deliverOne(id, '{"n":3}')));
+    });
+
+    void it("rotating the signing secret keeps the old one signing beside the new one (both in webhook-signature)", async () => {
+      const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/r` } });
+      const id = created.endpoint!.id;
+      const rotated = await management.endpoints.rotateEndpointSecret({ id });
+      assert.notEqual(rotated.signingSecret, created.signingSecret);
+      const req = await deliverOne(id, '{"n":4}');
+      assert.equal(req.headers["webhook-signature"]?.split(" ").length, 2);
+      assert.ok(verifies(created.signingSecret, req), "the old secret still verifies during the grace period");
+      assert.ok(verifies(rotated.signingSecret, req), "the new secret verifies");
+      assert.ok(!verifies("whsec_" + randomBytes(32).toString("base64"), req));
+    });
+
+    void it("key rotation: reencrypt moves every secret to the new key; a worker with only the new key signs", async () => {
+      const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/c` } });
+      const id = created.endpoint!.id;
+      const run = await runRoleOnce("reencrypt", { DATABASE_URL: db!.url, HOOKSTREAM_ENCRYPTION_KEYS: `${K2},${K1}` });
+      assert.equal(run.code, 0, run.output);
+      const rows = await store!.endpointSecrets.listEndpointSecrets(null, 1000);
+      for (const row of rows) {
+        assert.match(row.secret, /^hsenc:v1:k2:/);
+        if (row.previousSecret !== null) assert.match(row.previousSecret, /^hsenc:v1:k2:/);
+      }
+      // The old worker holds k1 only; replace it by one that holds k2 only.
+      await stack!.kill("worker", "SIGTERM");
+      worker2 = await startStack({
+        databaseUrl: db!.url,
+        natsUrl: nats!.url,
+        roles: ["worker"],
+        migrate: false,
+        env: { HOOKSTREAM_ENCRYPTION_KEYS: K2, HOOKSTREAM_STREAM_PREFIX: stack!.streamPrefix },
+      });
+      assert.ok(verifies(created.signingSecret, await deliverOne(id, '{"n":5}')));
+    });
+
+    void it("api and worker refuse to start without an encryption key", async () => {
+      const run = await runRoleOnce("reencrypt", { DATABASE_URL: db!.url });
+      assert.equal(run.code, 2);
+      assert.match(run.output, /HOOKSTREAM_ENCRYPTION_KEYS is required by the reencrypt role/);
+    });
+  });
+}
