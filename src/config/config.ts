@@ -164,8 +164,8 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
   },
   {
     env: "HOOKSTREAM_ENCRYPTION_KEYS",
-    default: "required by api, worker and reencrypt (dev: generated in ./.hookstream/encryption-key)",
-    doc: "Comma-separated id:base64 AES-256 keys that encrypt signing secrets and client-certificate keys at rest; the first encrypts, all decrypt (rotation: put the new key first, run hookstream reencrypt, then drop the old).",
+    default: "required (dev: generated in ./.hookstream/encryption-key)",
+    doc: "Comma-separated id:base64 AES-256 keys encrypting secrets at rest; the first encrypts, all decrypt (see Signing secrets at rest).",
   },
   {
     env: "HOOKSTREAM_CACHE_TTL",
