@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["gen/**", "node_modules/**", ".hookstream/**", "eslint.config.js", "bin/**"] },
+  { ignores: ["gen/**", "node_modules/**", "src/client/dist/**", ".hookstream/**", "eslint.config.js", "bin/**"] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -48,6 +48,9 @@ fi
 step "tsc -p tsconfig.json"
 tsc -p tsconfig.json
 
+step "build @hookstream/client (src/client/dist: JavaScript and .d.ts)"
+node src/client/build.ts
+
 step "eslint --max-warnings 0 ."
 eslint --max-warnings 0 .
 

@@ -1,0 +1,352 @@
+/**
+ * The three entry points, one per credential, like the services Hookstream replaces:
+ * - {@link Hookstream}: the producer's client (API key): send, read messages, watch deliveries;
+ * - {@link HookstreamManagement}: the management client (management token): every resource of a workspace;
+ * - {@link HookstreamOperator}: the installation operator (operator token): workspaces.
+ */
+import { AdminService } from "../../gen/hookstream/v1/admin_service_pb.ts";
+import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
+import type * as pb from "./types-pb.ts";
+import { BulkOperationState } from "../../gen/hookstream/v1/bulk_operation_pb.ts";
+import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
+import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
+import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
+import { MessageService, SendRequestSchema } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
+import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
+import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.ts";
+import { BaseClient, environment, type CallOpts, type CommonOptions } from "./core.ts";
+import { formatDuration } from "./duration.ts";
+import { ClientInputError } from "./errors.ts";
+import { RawJson, stringifyJson } from "./json.ts";
+import type { Input, Plain } from "./plain.ts";
+
+export type Endpoint = Plain<pb.Endpoint>;
+export type Delivery = Plain<pb.Delivery>;
+export type Attempt = Plain<pb.Attempt>;
+export type Message = Plain<pb.Message>;
+export type ApiKey = Plain<pb.ApiKey>;
+export type Workspace = Plain<pb.Workspace>;
+export type BulkOperation = Plain<pb.BulkOperation>;
+export type PayloadEnvelope = Plain<pb.PayloadEnvelope>;
+/** One item of a delivery watch: a delivery's new status, with the attempt that caused it when there was one. */
+export type DeliveryEvent = Plain<pb.WatchDeliveriesResponse>;
+export type SendResult = Plain<pb.SendResponse>;
+export type EventType = Plain<pb.EventType>;
+
+/** A payload: any JSON value (bigints exact), pre-serialised JSON text ({@link RawJson}), or raw bytes. */
+export type Payload = unknown;
+
+/** Options of {@link Hookstream.send}. */
+export interface SendOptions extends CallOpts {
+  /** The event type (`order.paid`). */
+  readonly eventType?: string;
+  /** Makes the send safe to repeat: the same key and request return the first message (`replayed`). */
+  readonly idempotencyKey?: string;
+  /** Content type of raw bytes (default application/octet-stream); JSON payloads are application/json. */
+  readonly contentType?: string;
+  /** Deliver after this long: `"5m"`, `"1h30m"`, or milliseconds. */
+  readonly deliverIn?: string | number;
+  /** Deliver at this instant. */
+  readonly deliverAt?: Date | string | number;
+  /** Deliver at this wall-clock time (`2027-03-14T09:30:00`, no offset) in {@link timeZone}. */
+  readonly deliverAtLocal?: string;
+  /** The IANA time zone of {@link deliverAtLocal} (`Europe/Paris`). */
+  readonly timeZone?: string;
+  /** Further SendRequest fields of the schema, by their TypeScript names. */
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
+
+type ListInput<T> = Omit<Input<T>, "pageToken"> & { pageToken?: string };
+
+/** The request body of a send: JSON text (exact) or raw bytes. */
+export function bodyOf(payload: Payload, contentType?: string): Record<string, unknown> {
+  if (payload instanceof Uint8Array) {
+    return { body: { case: "rawPayload", value: payload }, contentType: contentType ?? "application/octet-stream" };
+  }
+  const text = payload instanceof RawJson ? payload.text : stringifyJson(payload);
+  return { body: { case: "payloadJson", value: text }, ...(contentType === undefined ? {} : { contentType }) };
+}
+
+/** SendRequest fields for the scheduling options, as the schema spells them (string or Duration/Timestamp). */
+function scheduleOf(opts: SendOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const set = (name: "deliverIn" | "deliverAt" | "deliverAtLocal" | "timeZone", value: unknown): void => {
+    if (value === undefined) return;
+    const field = SendRequestSchema.fields.find((f) => f.localName === name);
+    if (field === undefined) {
+      throw new ClientInputError(name, "the server's schema this SDK was built with has no scheduled sends");
+    }
+    if (name === "deliverIn" && field.fieldKind === "scalar" && typeof value === "number")
+      value = formatDuration(value);
+    if (name === "deliverAt" && field.fieldKind === "scalar" && value instanceof Date) value = value.toISOString();
+    out[name] = value;
+  };
+  set("deliverIn", opts.deliverIn);
+  set("deliverAt", opts.deliverAt);
+  set("deliverAtLocal", opts.deliverAtLocal);
+  set("timeZone", opts.timeZone);
+  return out;
+}
+
+/** Options of {@link Hookstream}. */
+export interface ProducerOptions extends CommonOptions {
+  /** The workspace's API key (`HOOKSTREAM_API_KEY`). */
+  readonly apiKey?: string;
+}
+
+/** Filters of a delivery watch. */
+export type WatchFilter = Omit<Input<pb.WatchDeliveriesRequest>, "resumeToken"> & {
+  /** Start after this token (from an earlier event) instead of now. */
+  resumeToken?: string;
+};
+
+const isHeartbeat = (e: DeliveryEvent): boolean => e.delivery === undefined && e.attempt === undefined;
+
+/** The producer's client: authenticates with an API key. */
+export class Hookstream extends BaseClient {
+  constructor(options: ProducerOptions = {}) {
+    super(options, options.apiKey ?? environment()["HOOKSTREAM_API_KEY"], "HOOKSTREAM_API_KEY");
+  }
+
+  /**
+   * Sends one message to one endpoint. `payload` goes out byte-exact: a JSON value (bigints keep
+   * every digit), `rawJson(text)` as written, or a Uint8Array with `contentType`.
+   */
+  async send(endpointId: string, payload: Payload, opts: SendOptions = {}): Promise<SendResult> {
+    const request = {
+      endpointId,
+      eventType: opts.eventType ?? "",
+      idempotencyKey: opts.idempotencyKey ?? "",
+      ...bodyOf(payload, opts.contentType),
+      ...scheduleOf(opts),
+      ...opts.fields,
+    };
+    return this.unary(MessageService.method.send, request, opts);
+  }
+
+  readonly messages = {
+    /** A message with its deliveries; `payloadJson` is the exact stored text. */
+    get: (id: string, opts?: CallOpts): Promise<Plain<pb.GetMessageResponse>> =>
+      this.unary(MessageService.method.getMessage, { id }, opts),
+  };
+
+  /** Live status changes of this workspace's deliveries (see {@link HookstreamManagement.watchDeliveries}). */
+  watchDeliveries(filter: WatchFilter = {}, opts: CallOpts = {}): AsyncGenerator<DeliveryEvent, void, undefined> {
+    return this.stream(WatchService.method.watchDeliveries, filter, { ...opts, isHeartbeat });
+  }
+}
+
+/** Options of {@link HookstreamManagement}. */
+export interface ManagementOptions extends CommonOptions {
+  /** The workspace's management token (`HOOKSTREAM_MANAGEMENT_TOKEN`). */
+  readonly managementToken?: string;
+}
+
+/** The field mask of a patch: its keys (undefined values included: they clear the field). */
+const maskOf = (patch: object): string[] => Object.keys(patch).filter((k) => k !== "id");
+
+/** The management client: authenticates with a workspace's management token. */
+export class HookstreamManagement extends BaseClient {
+  constructor(options: ManagementOptions = {}) {
+    super(
+      options,
+      options.managementToken ?? environment()["HOOKSTREAM_MANAGEMENT_TOKEN"],
+      "HOOKSTREAM_MANAGEMENT_TOKEN",
+    );
+  }
+
+  readonly endpoints = {
+    /** Creates an endpoint; `signingSecret` (whsec_…) is returned only here and by rotateSecret. */
+    create: (endpoint: Input<pb.Endpoint>, opts?: CallOpts): Promise<Plain<pb.CreateEndpointResponse>> =>
+      this.unary(EndpointService.method.createEndpoint, { endpoint }, opts),
+    get: async (id: string, opts?: CallOpts): Promise<Endpoint> =>
+      (await this.unary(EndpointService.method.getEndpoint, { id }, opts)).endpoint!,
+    list: (page: ListInput<pb.ListEndpointsRequest> = {}, opts?: CallOpts): Promise<Plain<pb.ListEndpointsResponse>> =>
+      this.unary(EndpointService.method.listEndpoints, page, opts),
+    listAll: (page: ListInput<pb.ListEndpointsRequest> = {}, opts?: CallOpts): AsyncGenerator<Endpoint> =>
+      this.pages(EndpointService.method.listEndpoints, page, "endpoints", opts),
+    /** Changes the fields present in `patch` (its keys are the update mask unless `updateMask` is given). */
+    update: async (
+      id: string,
+      patch: Input<pb.Endpoint>,
+      opts: CallOpts & { updateMask?: string[] } = {},
+    ): Promise<Endpoint> =>
+      (
+        await this.unary(
+          EndpointService.method.updateEndpoint,
+          { endpoint: { ...patch, id }, updateMask: opts.updateMask ?? maskOf(patch) },
+          opts,
+        )
+      ).endpoint!,
+    delete: async (id: string, opts?: CallOpts): Promise<void> => {
+      await this.unary(EndpointService.method.deleteEndpoint, { id }, opts);
+    },
+    /** A new signing secret; the previous one keeps verifying until `previousSecretExpireTime`. */
+    rotateSecret: (id: string, opts?: CallOpts): Promise<Plain<pb.RotateEndpointSecretResponse>> =>
+      this.unary(EndpointService.method.rotateEndpointSecret, { id }, opts),
+  };
+
+  readonly eventTypes = {
+    /** Adds an event type to the catalog, optionally with a JSON Schema its payloads must match. */
+    create: async (eventType: Input<pb.EventType>, opts?: CallOpts): Promise<EventType> =>
+      (await this.unary(EventTypeService.method.createEventType, { eventType }, opts)).eventType!,
+    get: async (name: string, opts?: CallOpts): Promise<EventType> =>
+      (await this.unary(EventTypeService.method.getEventType, { name }, opts)).eventType!,
+    list: (
+      page: ListInput<pb.ListEventTypesRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListEventTypesResponse>> => this.unary(EventTypeService.method.listEventTypes, page, opts),
+    listAll: (page: ListInput<pb.ListEventTypesRequest> = {}, opts?: CallOpts): AsyncGenerator<EventType> =>
+      this.pages(EventTypeService.method.listEventTypes, page, "eventTypes", opts),
+    /** Changes the fields present in `patch` (e.g. `{ archived: true }` or a new `schema`). */
+    update: async (
+      name: string,
+      patch: Input<pb.EventType>,
+      opts: CallOpts & { updateMask?: string[] } = {},
+    ): Promise<EventType> =>
+      (
+        await this.unary(
+          EventTypeService.method.updateEventType,
+          { eventType: { ...patch, name }, updateMask: opts.updateMask ?? maskOf(patch).filter((k) => k !== "name") },
+          opts,
+        )
+      ).eventType!,
+    /** Deletes an event type; its pending deliveries are cancelled (their count is returned). */
+    delete: (name: string, opts?: CallOpts): Promise<Plain<pb.DeleteEventTypeResponse>> =>
+      this.unary(EventTypeService.method.deleteEventType, { name }, opts),
+  };
+
+  readonly apiKeys = {
+    /** Creates an API key for a producer; `secret` is returned only here. */
+    create: (
+      label: string,
+      opts: CallOpts & Omit<Input<pb.CreateApiKeyRequest>, "label"> = {},
+    ): Promise<Plain<pb.CreateApiKeyResponse>> => {
+      const { signal, timeout, headers, ...fields } = opts;
+      const call = {
+        ...(signal && { signal }),
+        ...(timeout !== undefined && { timeout }),
+        ...(headers && { headers }),
+      };
+      return this.unary(ApiKeyService.method.createApiKey, { ...fields, label }, call);
+    },
+    list: (page: ListInput<pb.ListApiKeysRequest> = {}, opts?: CallOpts): Promise<Plain<pb.ListApiKeysResponse>> =>
+      this.unary(ApiKeyService.method.listApiKeys, page, opts),
+    listAll: (page: ListInput<pb.ListApiKeysRequest> = {}, opts?: CallOpts): AsyncGenerator<ApiKey> =>
+      this.pages(ApiKeyService.method.listApiKeys, page, "apiKeys", opts),
+    revoke: async (id: string, opts?: CallOpts): Promise<ApiKey> =>
+      (await this.unary(ApiKeyService.method.revokeApiKey, { id }, opts)).apiKey!,
+  };
+
+  readonly deliveries = {
+    /** A delivery; with `includePayload`, its payload envelope (available, expired or not found). */
+    get: (id: string, opts: CallOpts & { includePayload?: boolean } = {}): Promise<Plain<pb.GetDeliveryResponse>> =>
+      this.unary(DeliveryService.method.getDelivery, { id, includePayload: opts.includePayload ?? false }, opts),
+    list: (
+      filter: ListInput<pb.ListDeliveriesRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListDeliveriesResponse>> => this.unary(DeliveryService.method.listDeliveries, filter, opts),
+    listAll: (filter: ListInput<pb.ListDeliveriesRequest> = {}, opts?: CallOpts): AsyncGenerator<Delivery> =>
+      this.pages(DeliveryService.method.listDeliveries, filter, "deliveries", opts),
+    listAttempts: (
+      deliveryId: string,
+      page: Omit<ListInput<pb.ListAttemptsRequest>, "deliveryId"> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListAttemptsResponse>> =>
+      this.unary(DeliveryService.method.listAttempts, { ...page, deliveryId }, opts),
+    listAllAttempts: (
+      deliveryId: string,
+      page: Omit<ListInput<pb.ListAttemptsRequest>, "deliveryId"> = {},
+      opts?: CallOpts,
+    ): AsyncGenerator<Attempt> =>
+      this.pages(DeliveryService.method.listAttempts, { ...page, deliveryId }, "attempts", opts),
+    /** One more attempt of a final delivery (same webhook-id). */
+    replay: async (id: string, opts?: CallOpts): Promise<Delivery> =>
+      (await this.unary(RecoveryService.method.replayDelivery, { id }, opts)).delivery!,
+    /** Attempts a pending retry now. */
+    retry: async (id: string, opts?: CallOpts): Promise<Delivery> =>
+      (await this.unary(RecoveryService.method.retryDelivery, { id }, opts)).delivery!,
+    /** Gives up on a pending retry (the delivery is dead-lettered). */
+    cancelRetry: async (id: string, opts?: CallOpts): Promise<Delivery> =>
+      (await this.unary(RecoveryService.method.cancelRetry, { id }, opts)).delivery!,
+  };
+
+  readonly messages = {
+    /** Replays every final delivery of a message. */
+    replay: (id: string, opts?: CallOpts): Promise<Plain<pb.ReplayMessageResponse>> =>
+      this.unary(RecoveryService.method.replayMessage, { id }, opts),
+  };
+
+  readonly deadLetters = {
+    list: (
+      filter: Input<pb.DeliveryFilter> = {},
+      page: { pageSize?: number; pageToken?: string } = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListDeadLettersResponse>> =>
+      this.unary(RecoveryService.method.listDeadLetters, { ...page, filter }, opts),
+    listAll: (filter: Input<pb.DeliveryFilter> = {}, opts?: CallOpts): AsyncGenerator<Delivery> =>
+      this.pages(RecoveryService.method.listDeadLetters, { filter }, "deliveries", opts),
+  };
+
+  readonly bulk = {
+    /** Starts a background operation (replay, retry now, cancel retry) over ids or a filter. */
+    start: async (request: Input<pb.StartBulkOperationRequest>, opts?: CallOpts): Promise<BulkOperation> =>
+      (await this.unary(RecoveryService.method.startBulkOperation, request, opts)).operation!,
+    get: async (id: string, opts?: CallOpts): Promise<BulkOperation> =>
+      (await this.unary(RecoveryService.method.getBulkOperation, { id }, opts)).operation!,
+    /** The operation's progress until it finishes (reconnecting when the connection drops). */
+    watch: (id: string, opts?: CallOpts): AsyncGenerator<BulkOperation> => this.#watchBulk(id, opts),
+  };
+
+  readonly workspace = {
+    get: async (opts?: CallOpts): Promise<Workspace> =>
+      (await this.unary(WorkspaceService.method.getWorkspace, {}, opts)).workspace!,
+    /** Changes the fields present in `patch` (e.g. `{ payloadRetention: "7d" }`). */
+    update: async (patch: Input<pb.Workspace>, opts: CallOpts & { updateMask?: string[] } = {}): Promise<Workspace> =>
+      (
+        await this.unary(
+          WorkspaceService.method.updateWorkspace,
+          { workspace: patch, updateMask: opts.updateMask ?? maskOf(patch) },
+          opts,
+        )
+      ).workspace!,
+  };
+
+  /**
+   * Live status changes of the workspace's deliveries, filtered by endpoint, message or status,
+   * as an async iterable that reconnects by itself from the last resume token it saw (a server
+   * restart or a dropped connection loses nothing). Break out of the loop, abort `signal` or
+   * close the client to stop.
+   */
+  watchDeliveries(filter: WatchFilter = {}, opts: CallOpts = {}): AsyncGenerator<DeliveryEvent, void, undefined> {
+    return this.stream(WatchService.method.watchDeliveries, filter, { ...opts, isHeartbeat });
+  }
+
+  async *#watchBulk(id: string, opts?: CallOpts): AsyncGenerator<BulkOperation> {
+    const isDone = (i: Plain<pb.WatchBulkOperationResponse>): boolean =>
+      i.operation?.state === BulkOperationState.SUCCEEDED;
+    for await (const item of this.stream(RecoveryService.method.watchBulkOperation, { id }, { ...opts, isDone })) {
+      if (item.operation !== undefined) yield item.operation;
+    }
+  }
+}
+
+/** Options of {@link HookstreamOperator}. */
+export interface OperatorOptions extends CommonOptions {
+  /** The installation's operator token (`HOOKSTREAM_ADMIN_TOKEN`). */
+  readonly operatorToken?: string;
+}
+
+/** The operator's client: creates workspaces (operator token). */
+export class HookstreamOperator extends BaseClient {
+  constructor(options: OperatorOptions = {}) {
+    super(options, options.operatorToken ?? environment()["HOOKSTREAM_ADMIN_TOKEN"], "HOOKSTREAM_ADMIN_TOKEN");
+  }
+
+  readonly workspaces = {
+    /** A new workspace and its management token (returned only here). */
+    create: (name: string, opts?: CallOpts): Promise<Plain<pb.CreateWorkspaceResponse>> =>
+      this.unary(AdminService.method.createWorkspace, { name }, opts),
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * Which SDK method calls each RPC of the schema: `client.path.to.method`, where the client is
+ * `producer` ({@link Hookstream}), `management` ({@link HookstreamManagement}) or `operator`
+ * ({@link HookstreamOperator}). src/client/coverage.test.ts fails when an RPC of gen/ is missing
+ * here or a path does not lead to a function: add the method in the same change as the RPC.
+ */
+export const RPC_METHODS: Readonly<Record<string, string>> = {
+  "hookstream.v1.AdminService/CreateWorkspace": "operator.workspaces.create",
+  "hookstream.v1.ApiKeyService/CreateApiKey": "management.apiKeys.create",
+  "hookstream.v1.ApiKeyService/ListApiKeys": "management.apiKeys.list management.apiKeys.listAll",
+  "hookstream.v1.ApiKeyService/RevokeApiKey": "management.apiKeys.revoke",
+  "hookstream.v1.DeliveryService/GetDelivery": "management.deliveries.get",
+  "hookstream.v1.DeliveryService/ListDeliveries": "management.deliveries.list management.deliveries.listAll",
+  "hookstream.v1.DeliveryService/ListAttempts":
+    "management.deliveries.listAttempts management.deliveries.listAllAttempts",
+  "hookstream.v1.EndpointService/CreateEndpoint": "management.endpoints.create",
+  "hookstream.v1.EndpointService/GetEndpoint": "management.endpoints.get",
+  "hookstream.v1.EndpointService/ListEndpoints": "management.endpoints.list management.endpoints.listAll",
+  "hookstream.v1.EndpointService/UpdateEndpoint": "management.endpoints.update",
+  "hookstream.v1.EndpointService/DeleteEndpoint": "management.endpoints.delete",
+  "hookstream.v1.EndpointService/RotateEndpointSecret": "management.endpoints.rotateSecret",
+  "hookstream.v1.EventTypeService/CreateEventType": "management.eventTypes.create",
+  "hookstream.v1.EventTypeService/GetEventType": "management.eventTypes.get",
+  "hookstream.v1.EventTypeService/ListEventTypes": "management.eventTypes.list management.eventTypes.listAll",
+  "hookstream.v1.EventTypeService/UpdateEventType": "management.eventTypes.update",
+  "hookstream.v1.EventTypeService/DeleteEventType": "management.eventTypes.delete",
+  "hookstream.v1.MessageService/Send": "producer.send",
+  "hookstream.v1.MessageService/GetMessage": "producer.messages.get",
+  "hookstream.v1.RecoveryService/ReplayDelivery": "management.deliveries.replay",
+  "hookstream.v1.RecoveryService/ReplayMessage": "management.messages.replay",
+  "hookstream.v1.RecoveryService/RetryDelivery": "management.deliveries.retry",
+  "hookstream.v1.RecoveryService/CancelRetry": "management.deliveries.cancelRetry",
+  "hookstream.v1.RecoveryService/ListDeadLetters": "management.deadLetters.list management.deadLetters.listAll",
+  "hookstream.v1.RecoveryService/StartBulkOperation": "management.bulk.start",
+  "hookstream.v1.RecoveryService/GetBulkOperation": "management.bulk.get",
+  "hookstream.v1.RecoveryService/WatchBulkOperation": "management.bulk.watch",
+  "hookstream.v1.WatchService/WatchDeliveries": "management.watchDeliveries producer.watchDeliveries",
+  "hookstream.v1.WorkspaceService/GetWorkspace": "management.workspace.get",
+  "hookstream.v1.WorkspaceService/UpdateWorkspace": "management.workspace.update",
+};

@@ -1,0 +1,42 @@
+/** The generated message types the SDK's plain types are derived from (type-only). */
+export type { CreateWorkspaceResponse } from "../../gen/hookstream/v1/admin_service_pb.ts";
+export type { ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
+export type {
+  CreateApiKeyRequest,
+  CreateApiKeyResponse,
+  ListApiKeysRequest,
+  ListApiKeysResponse,
+} from "../../gen/hookstream/v1/api_key_service_pb.ts";
+export type { BulkOperation, DeliveryFilter } from "../../gen/hookstream/v1/bulk_operation_pb.ts";
+export type { Attempt, Delivery } from "../../gen/hookstream/v1/delivery_pb.ts";
+export type {
+  GetDeliveryResponse,
+  ListAttemptsRequest,
+  ListAttemptsResponse,
+  ListDeliveriesRequest,
+  ListDeliveriesResponse,
+} from "../../gen/hookstream/v1/delivery_service_pb.ts";
+export type { Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+export type {
+  CreateEndpointResponse,
+  ListEndpointsRequest,
+  ListEndpointsResponse,
+  RotateEndpointSecretResponse,
+} from "../../gen/hookstream/v1/endpoint_service_pb.ts";
+export type { Message } from "../../gen/hookstream/v1/message_pb.ts";
+export type { GetMessageResponse, SendResponse } from "../../gen/hookstream/v1/message_service_pb.ts";
+export type { PayloadEnvelope } from "../../gen/hookstream/v1/payload_pb.ts";
+export type {
+  ListDeadLettersResponse,
+  ReplayMessageResponse,
+  StartBulkOperationRequest,
+  WatchBulkOperationResponse,
+} from "../../gen/hookstream/v1/recovery_service_pb.ts";
+export type { WatchDeliveriesRequest, WatchDeliveriesResponse } from "../../gen/hookstream/v1/watch_service_pb.ts";
+export type { Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
+export type { EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
+export type {
+  DeleteEventTypeResponse,
+  ListEventTypesRequest,
+  ListEventTypesResponse,
+} from "../../gen/hookstream/v1/event_type_service_pb.ts";
