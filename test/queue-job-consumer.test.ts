@@ -48,9 +48,10 @@ function jobRow(ws: string, deliveryId: string): OutboxRecord {
   const job = create(DeliveryJobSchema, { workspaceId: ws, deliveryId, attemptNumber: 1 });
   return {
     seq: 0,
-    kind: "job",
+    stream: "work",
+    subject: ws,
     workspaceId: ws,
-    msgId: `${deliveryId}:1`,
+    msgId: `${ws}:${deliveryId}:1`,
     payload: toBinary(DeliveryJobSchema, job),
     createdAt: new Date(),
   };
@@ -97,13 +98,23 @@ function capturingLogger(): { logger: Logger; lines: { level: number; msg: strin
 
 function consumer(
   names: StreamNames,
-  handle: JobHandler,
-  over: Partial<{ concurrency: number; ackWaitMs: number; nc: NatsConnection; logger: Logger }> = {},
+  handle: JobHandler<typeof DeliveryJobSchema>,
+  over: Partial<{
+    concurrency: number;
+    ackWaitMs: number;
+    nc: NatsConnection;
+    logger: Logger;
+    durable: string;
+    subjectFilter: string;
+  }> = {},
 ): JobConsumer {
   return createJobConsumer({
     nc: over.nc ?? nc,
     names,
-    durable: "workers",
+    schema: DeliveryJobSchema,
+    durable: over.durable ?? "workers",
+    ...(over.subjectFilter === undefined ? {} : { subjectFilter: over.subjectFilter }),
+    validate: (job) => (job.deliveryId === "" ? "delivery_id is empty" : undefined),
     concurrency: over.concurrency ?? 8,
     ackWaitMs: over.ackWaitMs ?? 30_000,
     logger: over.logger ?? quiet,
@@ -127,6 +138,35 @@ void describe("job consumer", () => {
     assert.deepEqual([...seen].sort(), ids);
     const state = await consumerState(names, "workers");
     assert.deepEqual(state, { ackPending: 0, redelivered: 0, pending: 0 });
+  });
+
+  void it("takes only the subjects of its filter: two durables split one work stream", async () => {
+    const names = await freshStreams();
+    const a = await publishJobs(names, 20, "ws_a");
+    const b = await publishJobs(names, 30, "ws_b");
+    const seen = { a: [] as string[], b: [] as string[] };
+    const ca = consumer(names, async (job) => (seen.a.push(`${job.workspaceId}/${job.deliveryId}`), { kind: "ack" }), {
+      durable: "only_a",
+      subjectFilter: "ws_a",
+    });
+    const cb = consumer(names, async (job) => (seen.b.push(`${job.workspaceId}/${job.deliveryId}`), { kind: "ack" }), {
+      durable: "only_b",
+      subjectFilter: "ws_b",
+    });
+    await ca.start();
+    await cb.start();
+    await eventually("work stream drained", async () => (await streamMessages(names)) === 0);
+    await Promise.all([ca.stop(1_000), cb.stop(1_000)]);
+    assert.deepEqual(
+      [...seen.a].sort(),
+      a.map((id) => `ws_a/${id}`),
+    );
+    assert.deepEqual(
+      [...seen.b].sort(),
+      b.map((id) => `ws_b/${id}`),
+    );
+    const jsm = await jetstreamManager(nc);
+    assert.equal((await jsm.consumers.info(names.work, "only_a")).config.filter_subject, `${names.prefix}.work.ws_a`);
   });
 
   void it("redelivers a job after nak with a delay", async () => {

@@ -42,7 +42,8 @@ async function publishStatus(names: StreamNames, ws: string, ...labels: string[]
   await publisher.publish(
     labels.map((label) => ({
       seq: 0,
-      kind: "status" as const,
+      stream: "status",
+      subject: ws,
       workspaceId: ws,
       msgId: `st_${++msgCounter}`,
       payload: new TextEncoder().encode(label),

@@ -32,7 +32,8 @@ function jobRow(seq: number, ws: string, deliveryId: string): OutboxRecord {
   const job = create(DeliveryJobSchema, { workspaceId: ws, deliveryId, attemptNumber: 1 });
   return {
     seq,
-    kind: "job",
+    stream: "work",
+    subject: ws,
     workspaceId: ws,
     msgId: `${deliveryId}:1`,
     payload: toBinary(DeliveryJobSchema, job),
@@ -95,14 +96,15 @@ void describe("ensureStreams", () => {
 });
 
 void describe("createOutboxPublisher", () => {
-  void it("routes rows by kind and deduplicates a re-published row by msgId", async () => {
+  void it("routes rows by stream and subject and deduplicates a re-published row by msgId", async () => {
     const names = streamNames("PUB");
     await ensureStreams(nc, names);
     const publisher = createOutboxPublisher(nc, names);
     const job = jobRow(1, "ws_a", "dlv_1");
     const status: OutboxRecord = {
       seq: 2,
-      kind: "status",
+      stream: "status",
+      subject: "ws_a",
       workspaceId: "ws_a",
       msgId: "dlv_1:st:1",
       payload: new Uint8Array([1, 2]),

@@ -95,7 +95,8 @@ function deliveryOf(msg: MessageRecord, endpointId: string, status: DeliveryStat
 
 function statusOf(d: DeliveryRecord): NewOutboxRecord {
   return {
-    kind: "status",
+    stream: "status",
+    subject: d.workspaceId,
     workspaceId: d.workspaceId,
     msgId: `${d.id}:${d.status}`,
     payload: new Uint8Array([1]),

@@ -17,7 +17,8 @@ const rounds = Number(roundsArg);
 
 const store = await openStore({ kind: "sqlite", path }, { logger: pino({ level: "silent" }) });
 const row = (d: DeliveryRecord, tag: string): NewOutboxRecord => ({
-  kind: "status",
+  stream: "status",
+  subject: workspaceId,
   workspaceId,
   msgId: `${d.id}:${tag}`,
   payload: new Uint8Array([1, 2, 3]),

@@ -90,7 +90,8 @@ function deliveryOf(
 
 function jobOf(d: DeliveryRecord, createdAt: Date = d.updatedAt): NewOutboxRecord {
   return {
-    kind: "job",
+    stream: "work",
+    subject: d.workspaceId,
     workspaceId: d.workspaceId,
     msgId: `${d.id}:${d.attemptCount + 1}`,
     payload: bytes(9, 0, 9),
@@ -100,7 +101,8 @@ function jobOf(d: DeliveryRecord, createdAt: Date = d.updatedAt): NewOutboxRecor
 
 function statusOf(d: DeliveryRecord): NewOutboxRecord {
   return {
-    kind: "status",
+    stream: "status",
+    subject: d.workspaceId,
     workspaceId: d.workspaceId,
     msgId: `${d.id}:${d.status}`,
     payload: bytes(1),
@@ -566,9 +568,9 @@ for (const { kind, overrides, label } of variants) {
       const orphanDeliveries = [deliveryOf(orphan, ep.id)];
       calls[7] = { m: orphan, d: orphanDeliveries, o: orphanDeliveries.map((x) => jobOf(x)) };
       if (kind === "postgresql") {
-        // An outbox kind longer than its column (SQLite does not enforce varchar lengths).
+        // An outbox stream key longer than its column (SQLite does not enforce varchar lengths).
         const c = calls[13]!;
-        calls[13] = { ...c, o: [{ ...c.o[0]!, kind: "x".repeat(40) as NewOutboxRecord["kind"] }] };
+        calls[13] = { ...c, o: [{ ...c.o[0]!, stream: "x".repeat(40) }] };
       }
       const poisoned = new Set(kind === "postgresql" ? [7, 13] : [7]);
       const settled = await Promise.allSettled(calls.map((c) => store.messages.acceptMessage(c.m, c.d, c.o)));

@@ -31,6 +31,7 @@ import { resealEndpointSecrets } from "../domain/secret-resealing.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
 import { createJobConsumer } from "../queue/job-consumer.ts";
+import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import { connectNats } from "../queue/nats-connection.ts";
 import { createOutboxPublisher } from "../queue/outbox-publisher.ts";
 import { createStatusFeed } from "../queue/status-feed.ts";
@@ -257,7 +258,10 @@ async function run(role: Role): Promise<void> {
     const consumer = createJobConsumer({
       nc,
       names,
+      schema: DeliveryJobSchema,
       durable: `${config.streamPrefix}_workers`,
+      validate: (job) => (job.deliveryId === "" ? "delivery_id is empty" : undefined),
+      describe: (job) => ({ deliveryId: job.deliveryId, attemptNumber: job.attemptNumber }),
       concurrency: config.workerConcurrency,
       ackWaitMs: config.jobAckWaitMs,
       logger,

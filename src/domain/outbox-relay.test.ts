@@ -6,7 +6,8 @@ import type { OutboxRecord } from "./records.ts";
 
 const row = (seq: number, createdAt = new Date()): OutboxRecord => ({
   seq,
-  kind: "job",
+  stream: "work",
+  subject: "ws_a",
   workspaceId: "ws_a",
   msgId: `m${seq}`,
   payload: new Uint8Array([seq]),

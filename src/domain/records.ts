@@ -137,9 +137,6 @@ export interface AttemptRecord {
   nextRetryAt: Date | null;
 }
 
-/** Where an outbox row is published: the work stream (a DeliveryJob) or the status stream. */
-export type OutboxKind = "job" | "status";
-
 /**
  * A row of the transactional outbox: written in the same transaction as the change it
  * announces, published to JetStream afterwards with `msgId` as Nats-Msg-Id, then deleted.
@@ -147,11 +144,14 @@ export type OutboxKind = "job" | "status";
 export interface OutboxRecord {
   /** Store-assigned, increasing; rows are published in this order. */
   seq: number;
-  kind: OutboxKind;
+  /** Stream key the row is published to ("work", "status"; see the schema's queue declarations). */
+  stream: string;
+  /** Subject within the stream: published to "<PREFIX>.<stream>.<subject>". */
+  subject: string;
   workspaceId: string;
   /** JetStream Nats-Msg-Id, so a re-publish is deduplicated. */
   msgId: string;
-  /** Encoded protobuf (hookstream.internal.v1.DeliveryJob or DeliveryStatusEvent). */
+  /** Encoded protobuf of the message type that declares `stream` (hookstream.internal.v1). */
   payload: Uint8Array;
   createdAt: Date;
 }

@@ -1,8 +1,10 @@
 /**
- * The worker's side of the work stream: a durable pull consumer that runs at most
- * `concurrency` handlers at once and turns each handler's verdict into ack / nak / term.
+ * The generic, typed queue consumer: a durable pull consumer of one job kind (a message type of
+ * hookstream.internal.v1 that declares its stream) that decodes each job with the kind's schema,
+ * runs at most `concurrency` handlers at once and turns each handler's verdict into ack / nak /
+ * term. Every job kind runs on it; the delivery worker is one handler.
  */
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -20,8 +22,8 @@ import {
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { DeliveryJobSchema, type DeliveryJob } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import { DomainError } from "../domain/errors.ts";
+import { queueOf } from "../domain/queue-kinds.ts";
 import type { StreamNames } from "./streams.ts";
 
 /** What to do with a job once its handler returns. */
@@ -36,20 +38,31 @@ export interface JobInfo {
 }
 
 /** Handles one job and says what to do with it; a throw means "nak with backoff". */
-export type JobHandler = (job: DeliveryJob, info: JobInfo) => Promise<JobVerdict>;
+export type JobHandler<S extends DescMessage> = (job: MessageShape<S>, info: JobInfo) => Promise<JobVerdict>;
 
 /** Options of createJobConsumer. */
-export interface JobConsumerOptions {
+export interface JobConsumerOptions<S extends DescMessage> {
   nc: NatsConnection;
   names: StreamNames;
+  /** The job kind: its schema decodes each job and its queue declaration names the stream. */
+  schema: S;
   /** Durable consumer name, shared by every worker process of the installation. */
   durable: string;
+  /**
+   * Subjects within the kind's stream this consumer takes (">" for all, the default). Consumers
+   * of one work-queue stream must have disjoint filters.
+   */
+  subjectFilter?: string;
+  /** Why a decoded job cannot be handled (it is then terminated), or undefined when it can. */
+  validate?: (job: MessageShape<S>) => string | undefined;
+  /** Fields naming a job in log lines (e.g. its delivery id); none by default. */
+  describe?: (job: MessageShape<S>) => Record<string, unknown>;
   /** Most handlers running at once in this process. */
   concurrency: number;
   /** How long a job may go without an ack or progress signal before it is redelivered. */
   ackWaitMs: number;
   logger: Logger;
-  handle: JobHandler;
+  handle: JobHandler<S>;
 }
 
 /** A running job consumer. */
@@ -88,7 +101,7 @@ interface Running {
 }
 
 /**
- * Consumes delivery jobs with bounded concurrency.
+ * Consumes the jobs of one kind with bounded concurrency.
  *
  * Pulling is a loop of `fetch` requests, each asking for exactly the free slots: a job is only
  * ever pulled when a handler can start on it at once, so none sits in a local buffer ageing
@@ -99,12 +112,14 @@ interface Running {
  * deleted) re-creates the consumer and goes on; acks sent while disconnected are buffered by
  * the client and the consumer's state is on file storage, so nothing is lost.
  */
-export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
-  const { nc, names, durable, logger, handle } = opts;
+export function createJobConsumer<S extends DescMessage>(opts: JobConsumerOptions<S>): JobConsumer {
+  const { nc, names, schema, durable, logger, handle } = opts;
+  const stream = names.stream(queueOf(schema).stream);
+  const filterSubject = names.filter(queueOf(schema).stream, opts.subjectFilter);
   const concurrency = Math.max(1, Math.floor(opts.concurrency));
   const ackWaitMs = opts.ackWaitMs;
   const js = jetstream(nc);
-  const log = logger.child({ component: "job-consumer", durable });
+  const log = logger.child({ component: "job-consumer", durable, kind: schema.typeName });
   const running = new Set<Running>();
   const halt = new AbortController();
   let jsm: JetStreamManager | undefined;
@@ -120,7 +135,7 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
     max_ack_pending: Math.max(concurrency, MIN_MAX_ACK_PENDING),
     max_deliver: -1,
     deliver_policy: DeliverPolicy.All,
-    filter_subject: names.workFilter,
+    filter_subject: filterSubject,
   });
 
   /** Creates the durable, or updates the settings this process depends on. */
@@ -128,11 +143,11 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
     jsm ??= await jetstreamManager(nc);
     let info: ConsumerInfo;
     try {
-      info = await jsm.consumers.info(names.work, durable);
+      info = await jsm.consumers.info(stream, durable);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
       // Two workers racing here both succeed: the server accepts an identical create.
-      return js.consumers.getConsumerFromInfo(await jsm.consumers.add(names.work, wanted()));
+      return js.consumers.getConsumerFromInfo(await jsm.consumers.add(stream, wanted()));
     }
     const c = info.config;
     const tooFewPending =
@@ -143,7 +158,7 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
         max_deliver: -1,
         ...(tooFewPending ? { max_ack_pending: wanted().max_ack_pending } : {}),
       };
-      info = await jsm.consumers.update(names.work, durable, update);
+      info = await jsm.consumers.update(stream, durable, update);
       log.info({ update }, "job consumer updated");
     }
     return js.consumers.getConsumerFromInfo(info);
@@ -201,12 +216,13 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
   }
 
   function dispatch(msg: JsMsg): void {
-    let job: DeliveryJob;
+    let job: MessageShape<S>;
     try {
-      job = fromBinary(DeliveryJobSchema, msg.data);
-      if (job.deliveryId === "") throw new Error("delivery_id is empty");
+      job = fromBinary(schema, msg.data);
+      const invalid = opts.validate?.(job);
+      if (invalid !== undefined) throw new Error(invalid);
     } catch (err) {
-      log.error({ err, streamSeq: msg.seq, subject: msg.subject }, "undecodable delivery job; terminating it");
+      log.error({ err, streamSeq: msg.seq, subject: msg.subject }, "undecodable job; terminating it");
       hand(msg, () => msg.term());
       return;
     }
@@ -230,7 +246,7 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
     });
   }
 
-  async function runHandler(entry: Running, job: DeliveryJob): Promise<void> {
+  async function runHandler(entry: Running, job: MessageShape<S>): Promise<void> {
     const deliveryCount = entry.msg.info.deliveryCount;
     let verdict: JobVerdict;
     try {
@@ -239,7 +255,7 @@ export function createJobConsumer(opts: JobConsumerOptions): JobConsumer {
       const delayMs = Math.min(HANDLER_BACKOFF_MS.first * 2 ** Math.max(0, deliveryCount - 1), HANDLER_BACKOFF_MS.max);
       if (!entry.settled) {
         log.error(
-          { err, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, deliveryCount, delayMs },
+          { err, ...opts.describe?.(job), streamSeq: entry.msg.seq, deliveryCount, delayMs },
           "job handler threw; nak with backoff",
         );
       }

@@ -2,7 +2,6 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { DomainError } from "../domain/errors.ts";
 import type { OutboxPublisher } from "../domain/ports.ts";
-import type { OutboxRecord } from "../domain/records.ts";
 import type { StreamNames } from "./streams.ts";
 
 /** Options of createOutboxPublisher. */
@@ -16,6 +15,8 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 /** One publish() call waiting for its PubAcks. */
 interface Batch {
   readonly rows: number;
+  /** The JetStream stream each row must be stored in, in row order. */
+  readonly streams: readonly string[];
   /** Tokens [first, first + rows) are this batch's reply subjects. */
   readonly first: number;
   acked: number;
@@ -32,16 +33,16 @@ interface PubAckJson {
 }
 
 /**
- * The OutboxPublisher port on JetStream: "job" rows go to the work stream, "status" rows to the
- * workspace's status subject, each with its msgId as Nats-Msg-Id so a re-publish after a crash
- * is dropped by the stream. Rows are sent pipelined (in order on the one connection) and the
+ * The OutboxPublisher port on JetStream: each row goes to the subject it names within the stream
+ * it names ("<PREFIX>.<stream>.<subject>"), with its msgId as Nats-Msg-Id so a re-publish after a
+ * crash is dropped by the stream. Rows are sent pipelined (in order on the one connection) and the
  * call resolves only when every PubAck is in; any failure is DomainError("unavailable",
  * "QUEUE_UNAVAILABLE") and the caller keeps the rows for the next sweep.
  *
  * Rather than one JetStream request per row (each allocating error objects for async stack
  * traces and a timer), rows are core publishes whose reply subject is a token under one
  * long-lived wildcard inbox subscription, the PubAcks are matched here, and each call has one
- * timer. A PubAck counts only if it names one of our streams; an error PubAck, a no-responders
+ * timer. A PubAck counts only if it names the row's stream; an error PubAck, a no-responders
  * status (no stream covers the subject), the timeout, a disconnect or a closed connection fail
  * the whole call. Replies that arrive after their call failed are dropped.
  */
@@ -51,8 +52,6 @@ export function createOutboxPublisher(
   opts: OutboxPublisherOptions = {},
 ): OutboxPublisher {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const subjectOf = (row: OutboxRecord): string =>
-    row.kind === "job" ? names.workSubject(row.workspaceId) : names.statusSubject(row.workspaceId);
 
   /** Reply token → the batch waiting for it. */
   const waiting = new Map<number, Batch>();
@@ -90,7 +89,7 @@ export function createOutboxPublisher(
     const batch = waiting.get(token);
     if (batch === undefined) return; // late, after its call failed: dropped
     waiting.delete(token);
-    const problem = pubAckProblem(msg, names);
+    const problem = pubAckProblem(msg, batch.streams[token - batch.first]!);
     if (problem !== undefined) {
       fail(batch, `row ${token - batch.first + 1} of ${batch.rows}: ${problem}`);
       return;
@@ -149,7 +148,15 @@ export function createOutboxPublisher(
         return Promise.reject(unavailable(rows.length, `cannot subscribe for PubAcks: ${describe(cause)}`, cause));
       }
       return new Promise<void>((resolve, reject) => {
-        const batch: Batch = { rows: rows.length, first: nextToken, acked: 0, timer: undefined, resolve, reject };
+        const batch: Batch = {
+          rows: rows.length,
+          streams: rows.map((row) => names.stream(row.stream)),
+          first: nextToken,
+          acked: 0,
+          timer: undefined,
+          resolve,
+          reject,
+        };
         nextToken += rows.length;
         // Number.MAX_SAFE_INTEGER tokens is centuries of publishing at any rate; restart anyway.
         if (nextToken > Number.MAX_SAFE_INTEGER - 1e9) nextToken = 0;
@@ -166,7 +173,10 @@ export function createOutboxPublisher(
             const row = rows[i]!;
             const h = headers();
             h.set("Nats-Msg-Id", row.msgId);
-            nc.publish(subjectOf(row), row.payload, { headers: h, reply: `${inbox}${batch.first + i}` });
+            nc.publish(names.subject(row.stream, row.subject), row.payload, {
+              headers: h,
+              reply: `${inbox}${batch.first + i}`,
+            });
           }
         } catch (cause) {
           fail(batch, `cannot publish row ${i + 1}: ${describe(cause)}`, cause);
@@ -176,8 +186,8 @@ export function createOutboxPublisher(
   };
 }
 
-/** Why a reply is not a PubAck from one of our streams, or undefined when it is. */
-function pubAckProblem(msg: Msg, names: StreamNames): string | undefined {
+/** Why a reply is not a PubAck from `stream`, or undefined when it is. */
+function pubAckProblem(msg: Msg, stream: string): string | undefined {
   if (msg.data.length === 0) {
     // A status message: 503 means no stream (no responder) listens on the subject.
     const code = msg.headers?.code ?? 0;
@@ -195,9 +205,8 @@ function pubAckProblem(msg: Msg, names: StreamNames): string | undefined {
     const { code, err_code: errCode, description } = ack.error;
     return `JetStream error ${code ?? "?"}${errCode === undefined ? "" : `/${errCode}`}: ${description ?? "no description"}`;
   }
-  // A stream that is not ours answering would mean a misconfigured prefix.
-  if (ack.stream !== names.work && ack.stream !== names.status)
-    return `stored in unexpected stream ${ack.stream ?? "(none)"}`;
+  // Another stream answering would mean a misconfigured prefix or overlapping subjects.
+  if (ack.stream !== stream) return `stored in unexpected stream ${ack.stream ?? "(none)"}, expected ${stream}`;
   if (typeof ack.seq !== "number") return "PubAck without a sequence";
   return undefined;
 }

@@ -1,6 +1,7 @@
 /**
- * The two JetStream streams and their subjects, and their provisioning. Provisioning goes
- * through jetstreamManager here and nowhere else; publishers and consumers only use them.
+ * The JetStream streams the schema declares (one per queue stream key of hookstream.internal.v1)
+ * and their subjects, and their provisioning. Provisioning goes through jetstreamManager here and
+ * nowhere else; publishers and consumers only use them.
  */
 import {
   DiscardPolicy,
@@ -14,10 +15,17 @@ import {
 } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { DomainError } from "../domain/errors.ts";
+import { declaredStreams } from "../domain/queue-kinds.ts";
 
 /** Stream names and subjects of one installation (the prefix lets several share a server). */
 export interface StreamNames {
   prefix: string;
+  /** JetStream stream of a declared stream key ("work" → "<PREFIX>_WORK"). */
+  stream(key: string): string;
+  /** Full subject of `subject` within the stream `key` ("<PREFIX>.<key>.<subject>"). */
+  subject(key: string, subject: string): string;
+  /** Every subject of the stream `key`, or those matching `subjectFilter` within it. */
+  filter(key: string, subjectFilter?: string): string;
   /** Work-queue stream of DeliveryJob messages. */
   work: string;
   /** Status stream of DeliveryStatusEvent messages, one subject per workspace. */
@@ -26,7 +34,7 @@ export interface StreamNames {
   workSubject(workspaceId: string): string;
   /** Subject of a workspace's status events. */
   statusSubject(workspaceId: string): string;
-  /** Every subject of the work stream (the job consumer's filter). */
+  /** Every subject of the work stream. */
   workFilter: string;
   /** Filter selecting one workspace's status events. */
   statusFilter(workspaceId: string): string;
@@ -34,14 +42,20 @@ export interface StreamNames {
 
 /** Names for a stream prefix (HOOKSTREAM_STREAM_PREFIX). */
 export function streamNames(prefix: string): StreamNames {
+  const stream = (key: string): string => `${prefix}_${key.toUpperCase()}`;
+  const subject = (key: string, rest: string): string => `${prefix}.${key}.${rest}`;
+  const filter = (key: string, subjectFilter = ">"): string => `${prefix}.${key}.${subjectFilter}`;
   return {
     prefix,
-    work: `${prefix}_WORK`,
-    status: `${prefix}_STATUS`,
-    workSubject: (ws) => `${prefix}.work.${ws}`,
-    statusSubject: (ws) => `${prefix}.status.${ws}`,
-    workFilter: `${prefix}.work.>`,
-    statusFilter: (ws) => `${prefix}.status.${ws}`,
+    stream,
+    subject,
+    filter,
+    work: stream("work"),
+    status: stream("status"),
+    workSubject: (ws) => subject("work", ws),
+    statusSubject: (ws) => subject("status", ws),
+    workFilter: filter("work"),
+    statusFilter: (ws) => filter("status", ws),
   };
 }
 
@@ -58,7 +72,7 @@ const DEFAULT_STATUS_MAX_AGE_MS = 7 * DAY_MS;
 const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 
 /**
- * Creates the work and status streams, or updates them to the wanted configuration; safe to
+ * Creates every declared stream (work queues and event streams), or updates them to the wanted configuration; safe to
  * run from every process at every start. Throws DomainError("unavailable") when NATS or
  * JetStream cannot be reached, with the cause.
  */
@@ -70,31 +84,28 @@ export async function ensureStreams(
   const statusMaxAgeMs = opts.statusMaxAgeMs ?? DEFAULT_STATUS_MAX_AGE_MS;
   // The server rejects a duplicate window longer than max_age.
   const duplicateWindowMs = Math.min(opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS, statusMaxAgeMs);
-  const work: StreamConfig = {
+  const configs = declaredStreams().map(({ stream, workQueue }): StreamConfig => ({
     ...baseConfig(),
-    name: names.work,
-    subjects: [names.workFilter],
-    // A job leaves the stream once a worker acks it; retries are rows in the database.
-    retention: RetentionPolicy.Workqueue,
+    name: names.stream(stream),
+    subjects: [names.filter(stream)],
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
-    max_age: 0,
-    duplicate_window: nanos(opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS),
-  };
-  const status: StreamConfig = {
-    ...baseConfig(),
-    name: names.status,
-    subjects: [`${names.prefix}.status.>`],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    max_age: nanos(statusMaxAgeMs),
-    duplicate_window: nanos(duplicateWindowMs),
-  };
+    ...(workQueue
+      ? // A job leaves the stream once a worker acks it; retries are rows in the database.
+        {
+          retention: RetentionPolicy.Workqueue,
+          max_age: 0,
+          duplicate_window: nanos(opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS),
+        }
+      : {
+          retention: RetentionPolicy.Limits,
+          max_age: nanos(statusMaxAgeMs),
+          duplicate_window: nanos(duplicateWindowMs),
+        }),
+  }));
   try {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, work);
-    await ensureStream(jsm, status);
+    for (const config of configs) await ensureStream(jsm, config);
   } catch (cause) {
     throw new DomainError("unavailable", "QUEUE_UNAVAILABLE", `cannot provision JetStream streams: ${message(cause)}`, {
       cause,

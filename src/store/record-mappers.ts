@@ -130,7 +130,8 @@ export function attemptRecord(row: Attempt): AttemptRecord {
 export function outboxRecord(row: Outbox): OutboxRecord {
   return {
     seq: Number(row.seq),
-    kind: row.kind,
+    stream: row.stream,
+    subject: row.subject,
     workspaceId: row.workspaceId,
     msgId: row.msgId,
     payload: toBytes(row.payload),
@@ -140,14 +141,16 @@ export function outboxRecord(row: Outbox): OutboxRecord {
 
 /** Column values of a new outbox row. */
 export function outboxInsert(row: NewOutboxRecord): {
-  kind: NewOutboxRecord["kind"];
+  stream: string;
+  subject: string;
   workspaceId: string;
   msgId: string;
   payload: Buffer;
   createdAt: Date;
 } {
   return {
-    kind: row.kind,
+    stream: row.stream,
+    subject: row.subject,
     workspaceId: row.workspaceId,
     msgId: row.msgId,
     payload: toBuffer(row.payload),

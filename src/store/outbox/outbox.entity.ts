@@ -1,6 +1,4 @@
 import { defineEntity, p } from "@mikro-orm/core";
-import type { OutboxKind } from "../../domain/records.ts";
-
 /**
  * Table schema of the transactional outbox: an auto-increment seq gives the publish order;
  * no foreign keys, since rows are short-lived and deleted once published.
@@ -10,7 +8,8 @@ export const OutboxSchema = defineEntity({
   tableName: "outbox",
   properties: {
     seq: p.bigint("number").primary().autoincrement(),
-    kind: p.string().length(16).$type<OutboxKind>(),
+    stream: p.string().length(32),
+    subject: p.string().length(255),
     workspaceId: p.string().length(64),
     msgId: p.string().length(128),
     payload: p.blob(),

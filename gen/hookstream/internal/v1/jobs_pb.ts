@@ -2,8 +2,10 @@
 // @generated from file hookstream/internal/v1/jobs.proto (package hookstream.internal.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { MessageOptions } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
 import type { Attempt, Delivery } from "../../v1/delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "../../v1/delivery_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,10 +14,43 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/internal/v1/jobs.proto.
  */
 export const file_hookstream_internal_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("CiFob29rc3RyZWFtL2ludGVybmFsL3YxL2pvYnMucHJvdG8SFmhvb2tzdHJlYW0uaW50ZXJuYWwudjEiUAoLRGVsaXZlcnlKb2ISFAoMd29ya3NwYWNlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhYKDmF0dGVtcHRfbnVtYmVyGAMgASgFIpYBChNEZWxpdmVyeVN0YXR1c0V2ZW50EhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIpCghkZWxpdmVyeRgCIAEoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkSJwoHYXR0ZW1wdBgDIAEoCzIWLmhvb2tzdHJlYW0udjEuQXR0ZW1wdBIVCg1ldmVudF90aW1lX21zGAQgASgDYgZwcm90bzM", [file_hookstream_v1_delivery]);
+  fileDesc("CiFob29rc3RyZWFtL2ludGVybmFsL3YxL2pvYnMucHJvdG8SFmhvb2tzdHJlYW0uaW50ZXJuYWwudjEiKwoFUXVldWUSDgoGc3RyZWFtGAEgASgJEhIKCndvcmtfcXVldWUYAiABKAgiXgoLRGVsaXZlcnlKb2ISFAoMd29ya3NwYWNlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhYKDmF0dGVtcHRfbnVtYmVyGAMgASgFOgzCwRgICgR3b3JrEAEipAEKE0RlbGl2ZXJ5U3RhdHVzRXZlbnQSFAoMd29ya3NwYWNlX2lkGAEgASgJEikKCGRlbGl2ZXJ5GAIgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRInCgdhdHRlbXB0GAMgASgLMhYuaG9va3N0cmVhbS52MS5BdHRlbXB0EhUKDWV2ZW50X3RpbWVfbXMYBCABKAM6DMLBGAgKBnN0YXR1czpWCgVxdWV1ZRIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxiYiAMgASgLMh0uaG9va3N0cmVhbS5pbnRlcm5hbC52MS5RdWV1ZVIFcXVldWViBnByb3RvMw", [file_google_protobuf_descriptor, file_hookstream_v1_delivery]);
+
+/**
+ * Queue declares the JetStream stream that carries a message type: every job kind and every
+ * event type of the queue layer names one, and the streams are provisioned from these
+ * declarations. The stream is "<PREFIX>_<STREAM>" over the subjects "<PREFIX>.<stream>.>";
+ * an outbox row names the stream key and the subject after "<PREFIX>.<stream>.".
+ *
+ * @generated from message hookstream.internal.v1.Queue
+ */
+export type Queue = Message<"hookstream.internal.v1.Queue"> & {
+  /**
+   * Lower-case stream key ("work", "status"); several kinds may share a stream.
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+
+  /**
+   * True for a work-queue stream of jobs (a message leaves once a consumer acks it), false for
+   * an event stream kept for its maximum age.
+   *
+   * @generated from field: bool work_queue = 2;
+   */
+  workQueue: boolean;
+};
+
+/**
+ * Describes the message hookstream.internal.v1.Queue.
+ * Use `create(QueueSchema)` to create a new message.
+ */
+export const QueueSchema: GenMessage<Queue> = /*@__PURE__*/
+  messageDesc(file_hookstream_internal_v1_jobs, 0);
 
 /**
  * DeliveryJob is what the work stream carries: ids only; the worker reloads the state.
+ * Subject: the workspace id.
  *
  * @generated from message hookstream.internal.v1.DeliveryJob
  */
@@ -47,10 +82,11 @@ export type DeliveryJob = Message<"hookstream.internal.v1.DeliveryJob"> & {
  * Use `create(DeliveryJobSchema)` to create a new message.
  */
 export const DeliveryJobSchema: GenMessage<DeliveryJob> = /*@__PURE__*/
-  messageDesc(file_hookstream_internal_v1_jobs, 0);
+  messageDesc(file_hookstream_internal_v1_jobs, 1);
 
 /**
  * DeliveryStatusEvent is what the status stream carries, one per status change.
+ * Subject: the workspace id.
  *
  * @generated from message hookstream.internal.v1.DeliveryStatusEvent
  */
@@ -89,5 +125,13 @@ export type DeliveryStatusEvent = Message<"hookstream.internal.v1.DeliveryStatus
  * Use `create(DeliveryStatusEventSchema)` to create a new message.
  */
 export const DeliveryStatusEventSchema: GenMessage<DeliveryStatusEvent> = /*@__PURE__*/
-  messageDesc(file_hookstream_internal_v1_jobs, 1);
+  messageDesc(file_hookstream_internal_v1_jobs, 2);
+
+/**
+ * queue is the stream a job kind or event type travels on.
+ *
+ * @generated from extension: hookstream.internal.v1.Queue queue = 50200;
+ */
+export const queue: GenExtension<MessageOptions, Queue> = /*@__PURE__*/
+  extDesc(file_hookstream_internal_v1_jobs, 0);
 

@@ -6,6 +6,7 @@ import { Migration20261202082408_endpoint_async_ack } from "./Migration202612020
 import { Migration20261202153911_api_key_scope_mode } from "./Migration20261202153911_api_key_scope_mode.ts";
 import { Migration20261202154010_endpoint_health } from "./Migration20261202154010_endpoint_health.ts";
 import { Migration20261202154022_event_types } from "./Migration20261202154022_event_types.ts";
+import { Migration20261202155001_outbox_stream_subject } from "./Migration20261202155001_outbox_stream_subject.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -16,4 +17,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202153911_api_key_scope_mode", class: Migration20261202153911_api_key_scope_mode },
   { name: "Migration20261202154010_endpoint_health", class: Migration20261202154010_endpoint_health },
   { name: "Migration20261202154022_event_types", class: Migration20261202154022_event_types },
+  { name: "Migration20261202155001_outbox_stream_subject", class: Migration20261202155001_outbox_stream_subject },
 ];
