@@ -1,4 +1,4 @@
-import { LockMode } from "@mikro-orm/core";
+import { LockMode, raw } from "@mikro-orm/core";
 import type { DeliveryFilter, DeliveryReader } from "../../domain/deliveries.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../../domain/delivery-ledger.ts";
 import type { DueReleaser } from "../../domain/due-deliveries.ts";
@@ -29,6 +29,9 @@ class Rollback<T> extends Error {
 }
 
 /** The worker's ledger on MikroORM (the reference implementation, both databases). */
+/** `status in ('pending_retry', 'scheduled')`: the predicate of the partial index delivery_due_index. */
+const DUE_PREDICATE = raw(`status in (${DUE.map((status) => `'${status}'`).join(", ")})`);
+
 export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
   return {
     async loadAttemptContext(deliveryId: string): Promise<AttemptContext | null> {
@@ -215,9 +218,11 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     ): Promise<{ released: DeliveryRecord[]; outbox: OutboxRecord[] }> {
       const done = await unitOfWork(ctx, async (em) => {
         // SKIP LOCKED on PostgreSQL: concurrent dispatchers claim disjoint rows without waiting.
+        // The statuses are literals so that both planners prove the partial delivery_due_index
+        // applies (neither does for bound parameters on SQLite) and read it in ORDER BY order.
         const due = await em.find(
           Delivery,
-          { status: { $in: DUE }, nextAttemptAt: { $lte: now } },
+          { [DUE_PREDICATE]: [], nextAttemptAt: { $lte: now } },
           {
             ...DETACHED,
             orderBy: { nextAttemptAt: "asc", id: "asc" },

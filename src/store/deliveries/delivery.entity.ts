@@ -27,6 +27,14 @@ export const DeliverySchema = defineEntity({
     { name: "delivery_workspace_id_endpoint_id_id_index", properties: ["workspaceId", "endpointId", "id"] },
     { name: "delivery_workspace_id_message_id_id_index", properties: ["workspaceId", "messageId", "id"] },
     { name: "delivery_status_next_attempt_at_index", properties: ["status", "nextAttemptAt"] },
+    // The dispatcher's release of due retries and schedules reads this in its ORDER BY order and
+    // stops at its LIMIT. With the index above it sorted every due row per batch: 3.8 s per batch
+    // of 500 with a million due, 0.4 ms with this one (bench/run.ts, PostgreSQL).
+    {
+      name: "delivery_due_index",
+      properties: ["nextAttemptAt", "id"],
+      where: { status: { $in: ["pending_retry", "scheduled"] } },
+    },
   ],
 });
 

@@ -7,6 +7,7 @@ import { Migration20261202153911_api_key_scope_mode } from "./Migration202612021
 import { Migration20261202154010_endpoint_health } from "./Migration20261202154010_endpoint_health.ts";
 import { Migration20261202154022_event_types } from "./Migration20261202154022_event_types.ts";
 import { Migration20261202155001_outbox_stream_subject } from "./Migration20261202155001_outbox_stream_subject.ts";
+import { Migration20261202155109_delivery_due_index } from "./Migration20261202155109_delivery_due_index.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -18,4 +19,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202154010_endpoint_health", class: Migration20261202154010_endpoint_health },
   { name: "Migration20261202154022_event_types", class: Migration20261202154022_event_types },
   { name: "Migration20261202155001_outbox_stream_subject", class: Migration20261202155001_outbox_stream_subject },
+  { name: "Migration20261202155109_delivery_due_index", class: Migration20261202155109_delivery_due_index },
 ];
