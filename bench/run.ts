@@ -5,8 +5,19 @@
  * machines: plain undici POSTs to the same receiver and a no-op Connect RPC served in-process.
  * Only loopback traffic; every loop is bounded; the run stops by itself.
  *
+ * Cases, each printed as a ratio against its baseline in the same run:
+ * - single endpoint: accepted sends/s against a no-op Connect RPC, deliveries/s against raw POSTs;
+ * - fan-out: one message to N endpoints (the same payload sent to each), against single-endpoint
+ *   deliveries/s;
+ * - a million pending retries in the database (inserted by one bulk SQL statement, due in a day):
+ *   fresh deliveries/s with them against fresh deliveries/s just before inserting them, then the
+ *   release of a slice of them made due now, against fresh deliveries/s.
+ *
  * Flags: --messages N (throughput phase, default 5000) --concurrency N (default 64)
  *        --rate N (latency phase msg/s, default 200) --seconds N (latency phase, default 10)
+ *        --fanout N (endpoints per message in the fan-out case, default 10; 0 skips it)
+ *        --pending N (pending retries inserted, default 1000000; 0 skips the case)
+ *        --due N (of those, made due for the release case, default 5000)
  *        --log-level LEVEL (roles' LOG_LEVEL, default info) --cpu-prof (profiles of api and worker)
  *        --http1 (Connect over HTTP/1.1 for our Send calls and the no-op baseline; default h2c)
  */
@@ -23,6 +34,11 @@ import { createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import { Agent, request } from "undici";
 import { GetMessageResponseSchema, MessageService } from "../gen/hookstream/v1/message_service_pb.ts";
+import { MikroORM } from "@mikro-orm/core";
+import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
+import { pino } from "pino";
+import type { DatabaseConfig } from "../src/config/config.ts";
+import { createOrmOptions } from "../src/store/orm-options.ts";
 import { startNatsServer } from "../test/support/nats-server.ts";
 import { startReceiver } from "../test/support/receiver.ts";
 import { createClients, startStack, type StackRole } from "../test/support/stack.ts";
@@ -36,6 +52,9 @@ const { values: flags } = parseArgs({
     "log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "boolean", default: false },
     http1: { type: "boolean", default: false },
+    fanout: { type: "string", default: "10" },
+    pending: { type: "string", default: "1000000" },
+    due: { type: "string", default: "5000" },
   },
 });
 const MESSAGES = Math.min(Math.max(Number(flags.messages), 1), 1_000_000);
@@ -43,6 +62,9 @@ const CONCURRENCY = Math.min(Math.max(Number(flags.concurrency), 1), 1024);
 const RATE = Math.min(Math.max(Number(flags.rate), 1), 100_000);
 const SECONDS = Math.min(Math.max(Number(flags.seconds), 1), 600);
 const BASELINE_REQUESTS = Math.max(MESSAGES, 5_000);
+const FANOUT = Math.min(Math.max(Math.trunc(Number(flags.fanout)), 0), 100);
+const PENDING = Math.min(Math.max(Math.trunc(Number(flags.pending)), 0), 10_000_000);
+const DUE = Math.min(Math.max(Math.trunc(Number(flags.due)), 0), PENDING);
 const HTTP_VERSION = flags.http1 ? "1.1" : "2";
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -192,29 +214,52 @@ async function main(): Promise<void> {
       webhookRequests++;
       if (!delivered.has(r.webhookId)) delivered.set(r.webhookId, r.receivedAt);
     });
-    const send = async (n: number): Promise<{ deliveryId: string; repliedAt: number; tookMs: number }> => {
+    let sent = 0;
+    const send = async (
+      n: number,
+      to = endpointId,
+    ): Promise<{ deliveryId: string; messageId: string; repliedAt: number; tookMs: number }> => {
       const started = now();
       const res = await producer.messages.send({
-        endpointId,
+        endpointId: to,
         eventType: "bench.event",
         body: { case: "payload", value: fromJson(ValueSchema, { type: "bench", n, padding: "x".repeat(200) }) },
       });
       const repliedAt = now();
-      return { deliveryId: res.deliveryId, repliedAt, tookMs: repliedAt - started };
+      return { deliveryId: res.deliveryId, messageId: res.messageId, repliedAt, tookMs: repliedAt - started };
     };
 
-    // Throughput: MESSAGES concurrent Sends, then until the receiver has every delivery.
-    const throughputIds: string[] = [];
-    const throughputStart = now();
-    const sendMs = await pool(MESSAGES, CONCURRENCY, async (n) => {
-      throughputIds.push((await send(n)).deliveryId);
-    });
-    const sendsPerSec = (MESSAGES / sendMs) * 1000;
-    const throughputDeadline = now() + 300_000;
-    while (throughputIds.some((id) => !delivered.has(id)) && now() < throughputDeadline) await sleep(20);
-    const lastReceipt = Math.max(...throughputIds.map((id) => delivered.get(id) ?? Number.NaN));
-    const missing = throughputIds.filter((id) => !delivered.has(id)).length;
-    const deliveriesPerSec = (MESSAGES / (lastReceipt - throughputStart)) * 1000;
+    /**
+     * Throughput: `messages` messages with `lanes` concurrent senders, each message sent to every
+     * endpoint of `endpoints`, then until the receiver has every delivery; deliveries/s from the
+     * first Send to the last receipt.
+     */
+    const throughput = async (
+      messages: number,
+      lanes: number,
+      endpoints: readonly string[] = [endpointId],
+    ): Promise<{ sendsPerSec: number; deliveriesPerSec: number; missing: number; ids: string[] }> => {
+      const ids: string[] = [];
+      const start = now();
+      const sendMs = await pool(messages, lanes, async (n) => {
+        const results = await Promise.all(endpoints.map((ep) => send(sent + n, ep)));
+        for (const r of results) ids.push(r.deliveryId);
+      });
+      sent += messages;
+      const deadline = now() + 300_000;
+      while (ids.some((id) => !delivered.has(id)) && now() < deadline) await sleep(20);
+      const lastReceipt = Math.max(...ids.map((id) => delivered.get(id) ?? Number.NaN));
+      return {
+        sendsPerSec: (ids.length / sendMs) * 1000,
+        deliveriesPerSec: (ids.length / (lastReceipt - start)) * 1000,
+        missing: ids.filter((id) => !delivered.has(id)).length,
+        ids,
+      };
+    };
+
+    // Single endpoint: MESSAGES concurrent Sends.
+    const single = await throughput(MESSAGES, CONCURRENCY);
+    const { sendsPerSec, deliveriesPerSec, missing } = single;
 
     // Latency at a fixed offered rate: Send reply → receipt at the receiver.
     const latencyCount = RATE * SECONDS;
@@ -225,7 +270,7 @@ async function main(): Promise<void> {
       const due = latencyStart + (i * 1000) / RATE;
       const wait = due - now();
       if (wait > 1) await sleep(wait);
-      inFlight.push(send(MESSAGES + i).then((r) => void replies.push(r)));
+      inFlight.push(send(sent + i).then((r) => void replies.push(r)));
     }
     await Promise.all(inFlight);
     const latencyDeadline = now() + 120_000;
@@ -236,6 +281,74 @@ async function main(): Promise<void> {
       .sort((a, b) => a - b);
     const sendLatency = replies.map((r) => r.tookMs).sort((a, b) => a - b);
     const latencyMissing = replies.length - endToEnd.length;
+    sent += latencyCount;
+
+    const cases: Array<[string, string, string]> = [];
+
+    // Fan-out: one message to FANOUT endpoints, the same payload sent to each; as many deliveries
+    // in all as the single-endpoint case, and as many Sends in flight.
+    if (FANOUT > 0) {
+      const fanEndpoints: string[] = [];
+      for (let i = 0; i < FANOUT; i++) {
+        const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver.url}/fanout/${i}` } });
+        fanEndpoints.push(created.endpoint?.id ?? "");
+      }
+      const fan = await throughput(
+        Math.ceil(MESSAGES / FANOUT),
+        Math.max(1, Math.round(CONCURRENCY / FANOUT)),
+        fanEndpoints,
+      );
+      cases.push(
+        [
+          `fan-out: 1 message → ${FANOUT} endpoints, deliveries/s`,
+          `${fmt(fan.deliveriesPerSec)} /s`,
+          `${fmt(fan.deliveriesPerSec / deliveriesPerSec, 3)} × single endpoint`,
+        ],
+        ["fan-out: not delivered", `${fan.missing}`, ""],
+      );
+    }
+
+    // A million pending retries: fresh throughput just before and with them in the database.
+    if (PENDING > 0) {
+      const before = await throughput(MESSAGES, CONCURRENCY);
+      const probe = await send(sent++);
+      const db = await openBenchDb(databaseUrl);
+      const pending = await insertPendingRetries(db, {
+        count: PENDING,
+        workspaceId: ws.workspace?.id ?? "",
+        messageId: probe.messageId,
+        endpointId,
+      });
+      const withPending = await throughput(MESSAGES, CONCURRENCY);
+      // Release: DUE of them made due now, then until the receiver has all of them.
+      const releaseStart = now();
+      const due = await makeDue(db, DUE);
+      await db.close();
+      const deadline = now() + 300_000;
+      while (due.ids.some((id) => !delivered.has(id)) && now() < deadline) await sleep(20);
+      const lastRelease = Math.max(...due.ids.map((id) => delivered.get(id) ?? Number.NaN));
+      const releasePerSec = (due.ids.length / (lastRelease - releaseStart)) * 1000;
+      cases.push(
+        [`pending retries inserted (one statement)`, `${fmt(PENDING)}`, `in ${fmt(pending.insertMs / 1000, 1)} s`],
+        [`fresh deliveries/s, 0 pending`, `${fmt(before.deliveriesPerSec)} /s`, ""],
+        [
+          `fresh deliveries/s, ${fmt(PENDING)} pending`,
+          `${fmt(withPending.deliveriesPerSec)} /s`,
+          `${fmt(withPending.deliveriesPerSec / before.deliveriesPerSec, 3)} × 0 pending`,
+        ],
+        [
+          `due-retry release of ${fmt(DUE)} among ${fmt(PENDING)}`,
+          `${fmt(releasePerSec)} /s`,
+          `${fmt(releasePerSec / withPending.deliveriesPerSec, 3)} × fresh deliveries/s`,
+        ],
+        [`release query (${fmt(DUE)} due of ${fmt(PENDING)})`, `${fmt(due.queryMs, 2)} ms`, due.plan],
+        [
+          "pending case: not delivered (before / with / released)",
+          `${before.missing} / ${withPending.missing} / ${due.ids.filter((id) => !delivered.has(id)).length}`,
+          "",
+        ],
+      );
+    }
 
     const rows: Array<[string, string, string]> = [
       ["baseline: undici POST → receiver", `${fmt(undiciRps)} req/s`, ""],
@@ -254,6 +367,7 @@ async function main(): Promise<void> {
         "",
       ],
       ["not delivered (throughput / latency phase)", `${missing} / ${latencyMissing}`, ""],
+      ...cases,
       ["duplicate deliveries (at-least-once)", `${webhookRequests - delivered.size}`, ""],
     ];
     // Warnings and errors the roles logged during the run: a bench number means little if they fail.
@@ -277,7 +391,7 @@ async function main(): Promise<void> {
       }
     }
     console.log("");
-    for (const [name, value, ratio] of rows) console.log(`${name.padEnd(44)} ${value.padStart(16)}  ${ratio}`);
+    for (const [name, value, ratio] of rows) console.log(`${name.padEnd(56)} ${value.padStart(16)}  ${ratio}`);
   } finally {
     if (stack !== undefined) {
       try {
@@ -307,6 +421,117 @@ async function main(): Promise<void> {
   } else {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** The bench's own connection to the stack's database, for set-up that must not go through the API. */
+interface BenchDb {
+  readonly pg: boolean;
+  execute(sql: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
+  transaction<T>(fn: (execute: BenchDb["execute"]) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+async function openBenchDb(databaseUrl: string): Promise<BenchDb> {
+  const pg = !databaseUrl.startsWith("sqlite:");
+  const config: DatabaseConfig = pg
+    ? { kind: "postgresql", url: databaseUrl }
+    : { kind: "sqlite", path: databaseUrl.slice("sqlite:".length) };
+  const orm = await MikroORM.init<AbstractSqlDriver, SqlEntityManager>(
+    createOrmOptions(config, { logger: pino({ level: "silent" }), ensureDatabase: false }),
+  );
+  const run =
+    (em: SqlEntityManager) =>
+    async (sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> =>
+      await em.execute(sql, [...params]);
+  return {
+    pg,
+    execute: (sql, params) => run(orm.em.fork())(sql, params),
+    transaction: (fn) => orm.em.fork().transactional((em) => fn(run(em))),
+    close: () => orm.close(true),
+  };
+}
+
+/** Bench rows: ids "dlv_zzb<23 digits>", after every real id, so they are easy to find again. */
+const BENCH_ID_PREFIX = "dlv_zzb";
+
+/**
+ * Inserts `count` deliveries of one message to the bench endpoint, each pending a retry in a day,
+ * with one INSERT … SELECT (generate_series on PostgreSQL, a recursive CTE on SQLite), then
+ * refreshes the planner's statistics as autovacuum would after such a change.
+ */
+async function insertPendingRetries(
+  db: BenchDb,
+  at: { count: number; workspaceId: string; messageId: string; endpointId: string },
+): Promise<{ insertMs: number }> {
+  const started = now();
+  const columns =
+    "id, workspace_id, message_id, endpoint_id, event_type, status, attempt_count, next_attempt_at, " +
+    "last_response_status, last_error, created_at, updated_at";
+  if (db.pg) {
+    await db.execute(
+      `insert into delivery (${columns})
+       select '${BENCH_ID_PREFIX}' || lpad(g::text, 23, '0'), ?, ?, ?, 'bench.event', 'pending_retry', 1,
+              now() + interval '1 day', 503, 'bench: pending retry', now(), now()
+       from generate_series(1, ?::int) as g`,
+      [at.workspaceId, at.messageId, at.endpointId, at.count],
+    );
+    await db.execute("analyze delivery");
+  } else {
+    const t = Date.now();
+    await db.execute(
+      `insert into delivery (${columns})
+       select '${BENCH_ID_PREFIX}' || printf('%023d', n), ?, ?, ?, 'bench.event', 'pending_retry', 1,
+              ?, 503, 'bench: pending retry', ?, ?
+       from (with recursive g(n) as (select 1 union all select n + 1 from g where n < ?) select n from g)`,
+      [at.workspaceId, at.messageId, at.endpointId, t + 86_400_000, t, t, at.count],
+    );
+    await db.execute("analyze delivery");
+  }
+  return { insertMs: now() - started };
+}
+
+/**
+ * Makes `count` of the bench's pending retries due now and, in the same transaction (so the
+ * dispatcher sees them only afterwards), runs the dispatcher's release query under EXPLAIN
+ * ANALYZE (PostgreSQL) or times it with its query plan (SQLite).
+ */
+async function makeDue(db: BenchDb, count: number): Promise<{ ids: string[]; queryMs: number; plan: string }> {
+  const release =
+    "select * from delivery where status in ('pending_retry', 'scheduled') and next_attempt_at <= ? " +
+    "order by next_attempt_at asc, id asc limit 500";
+  return db.transaction(async (execute) => {
+    const nowParam = db.pg ? new Date().toISOString() : Date.now();
+    const pick = `select id from delivery where id like '${BENCH_ID_PREFIX}%' and status = 'pending_retry' order by id limit ?`;
+    const rows = await execute(`update delivery set next_attempt_at = ? where id in (${pick}) returning id`, [
+      db.pg ? new Date(Date.now() - 1_000).toISOString() : Date.now() - 1_000,
+      count,
+    ]);
+    const ids = rows.map((r) => String(r["id"]));
+    if (db.pg) {
+      const [out] = await execute(`explain (analyze, format json) ${release} for update skip locked`, [nowParam]);
+      const [result] = out?.["QUERY PLAN"] as [{ Plan: PlanNode; "Execution Time": number }];
+      return { ids, queryMs: result["Execution Time"], plan: planChain(result.Plan) };
+    }
+    const plan = await execute(`explain query plan ${release}`, [nowParam]);
+    const started = now();
+    await execute(release, [nowParam]);
+    return { ids, queryMs: now() - started, plan: plan.map((r) => String(r["detail"])).join("; ") };
+  });
+}
+
+interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+/** "Limit ← LockRows ← Index Scan (delivery_…)": the first child at each level of a plan. */
+function planChain(node: PlanNode): string {
+  const parts: string[] = [];
+  for (let n: PlanNode | undefined = node; n !== undefined; n = n.Plans?.[0]) {
+    parts.push(n["Index Name"] === undefined ? n["Node Type"] : `${n["Node Type"]} (${n["Index Name"]})`);
+  }
+  return parts.join(" ← ");
 }
 
 /** An in-process connect-node server (h2c, or HTTP/1.1 with --http1) whose GetMessage returns an empty response. */
