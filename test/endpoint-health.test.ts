@@ -94,7 +94,11 @@ for (const kind of testDbKinds()) {
         return res.attempts.length > 0 ? res.attempts : undefined;
       });
       assert.equal(attempts[0]!.errorKind, AttemptErrorKind.CONNECT);
-      const health = (await management.endpoints.getEndpoint({ id: ep.id })).endpoint!.health!;
+      // The endpoint's health is written just after the attempt: wait for it, not for a fixed time.
+      const health = await until("the endpoint's health", 30_000, async () => {
+        const h = (await management.endpoints.getEndpoint({ id: ep.id })).endpoint?.health;
+        return h !== undefined && h.lastFailureKind !== AttemptErrorKind.UNSPECIFIED ? h : undefined;
+      });
       assert.equal(health.lastFailureKind, AttemptErrorKind.CONNECT);
       assert.ok(health.consecutiveFailures >= 1);
       assert.ok(health.failingSince !== undefined && health.lastFailureTime !== undefined);
