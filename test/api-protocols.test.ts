@@ -90,6 +90,10 @@ function testRoutes(shutdownSignal: AbortSignal, slow: SlowCall) {
       yield item(2);
       yield item(3);
     },
+    // Not served by these tests.
+    async *watchMessage() {
+      throw new ConnectError("not in this test", Code.Unimplemented);
+    },
   };
   return { admin, watch };
 }

@@ -206,6 +206,7 @@ for (const kind of testDbKinds()) {
         assert.equal(out.streamError, undefined, `${protocol}: ${JSON.stringify(out.streamError)}`);
         assert.notEqual(out.succeeded, "", `${protocol}: no sent delivery seen SUCCEEDED: ${JSON.stringify(out)}`);
         assert.ok(out.sent.includes(out.succeeded));
+        assert.ok(out.heartbeats >= 1, `${protocol}: the stream starts with a heartbeat`);
         const statuses = out.items.filter((i) => i.deliveryId === out.succeeded).map((i) => i.status);
         assert.equal(statuses.at(-1), "SUCCEEDED", `${protocol}: ${statuses.join(" → ")}`);
         const lifecycle = out.items.filter((i) => i.deliveryId === out.followUp).map((i) => i.status);

@@ -9,11 +9,16 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { Webhook } from "standardwebhooks";
 import { DeliveryStatus } from "../gen/hookstream/v1/delivery_pb.ts";
 import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
-import type { WatchDeliveriesRequestSchema, WatchDeliveriesResponse } from "../gen/hookstream/v1/watch_service_pb.ts";
+import {
+  WatchService,
+  type WatchDeliveriesRequestSchema,
+  type WatchDeliveriesResponse,
+} from "../gen/hookstream/v1/watch_service_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type ReceivedRequest, type Receiver } from "./support/receiver.ts";
@@ -57,7 +62,12 @@ function jsonBody(payload: JsonValue): { case: "payload"; value: Value } {
 
 /** A live WatchDeliveries stream collecting every item. */
 interface Watch {
+  /** Status changes, in stream order (heartbeats apart). */
   readonly items: WatchDeliveriesResponse[];
+  /** Heartbeat items. */
+  readonly heartbeats: WatchDeliveriesResponse[];
+  /** Settles with the first item, the heartbeat the stream starts with: the watch is attached. */
+  readonly attached: Promise<void>;
   /** Statuses seen for one delivery, in stream order. */
   statusesOf(deliveryId: string): DeliveryStatus[];
   stop(): Promise<void>;
@@ -68,18 +78,26 @@ interface Watch {
 function openWatch(clients: Clients, request: MessageInitShape<typeof WatchDeliveriesRequestSchema>): Watch {
   const controller = new AbortController();
   const items: WatchDeliveriesResponse[] = [];
+  const heartbeats: WatchDeliveriesResponse[] = [];
   let failure: unknown;
+  let attach!: () => void;
+  const attached = new Promise<void>((resolve) => (attach = resolve));
   const done = (async () => {
     try {
       for await (const item of clients.watch.watchDeliveries(request, { signal: controller.signal })) {
-        items.push(item);
+        attach();
+        (item.heartbeat ? heartbeats : items).push(item);
       }
     } catch (error) {
       if (!controller.signal.aborted) failure = error;
+    } finally {
+      attach();
     }
   })();
   return {
     items,
+    heartbeats,
+    attached,
     statusesOf: (deliveryId) =>
       items.filter((i) => i.delivery?.id === deliveryId).map((i) => i.delivery?.status ?? DeliveryStatus.UNSPECIFIED),
     async stop() {
@@ -100,6 +118,34 @@ function verifySigned(request: ReceivedRequest, secret: string, deliveryId: stri
   return new Webhook(secret).verify(request.body.toString("utf8"), request.headers);
 }
 
+/** The stack's watch heartbeat interval (HOOKSTREAM_WATCH_HEARTBEAT). */
+const heartbeatMs = 300;
+
+/** Authorized transports of every protocol a watcher may use. */
+function watchTransports(baseUrl: string, token: string): Array<{ name: string; transport: Transport }> {
+  const interceptors: Interceptor[] = [
+    (next) => async (req) => {
+      req.header.set("Authorization", `Bearer ${token}`);
+      return next(req);
+    },
+  ];
+  return [
+    {
+      name: "Connect JSON over HTTP/1.1",
+      transport: createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors }),
+    },
+    {
+      name: "Connect binary over h2c",
+      transport: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors }),
+    },
+    { name: "gRPC over h2c", transport: createGrpcTransport({ baseUrl, interceptors }) },
+    {
+      name: "gRPC-Web over HTTP/1.1",
+      transport: createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors }),
+    },
+  ];
+}
+
 const statusName = (s: DeliveryStatus): string =>
   Object.entries(DeliveryStatus).find(([, v]) => v === s)?.[0] ?? String(s);
 
@@ -114,6 +160,8 @@ for (const kind of testDbKinds()) {
     let producer: Clients;
     let endpointId = "";
     let signingSecret = "";
+    let managementToken = "";
+    let producerSecret = "";
     let watch: Watch | undefined;
     const sent: Array<{ messageId: string; deliveryId: string; payload: JsonValue }> = [];
     /** Attempts each delivery needed, for the one-log-line-per-attempt check. */
@@ -123,7 +171,11 @@ for (const kind of testDbKinds()) {
       receiver = await startReceiver();
       nats = await startNatsServer();
       database = await createTestDatabase(kind);
-      stack = await startStack({ databaseUrl: database.url, natsUrl: nats.url });
+      stack = await startStack({
+        databaseUrl: database.url,
+        natsUrl: nats.url,
+        env: { HOOKSTREAM_WATCH_HEARTBEAT: `${heartbeatMs}ms` },
+      });
       admin = createClients(stack.apiUrl, stack.adminToken);
     });
 
@@ -140,11 +192,13 @@ for (const kind of testDbKinds()) {
       assert.match(ws.workspace?.id ?? "", /^ws_/);
       assert.notEqual(ws.managementToken, "");
       management = createClients(stack.apiUrl, ws.managementToken);
+      managementToken = ws.managementToken;
 
       const key = await management.apiKeys.createApiKey({ label: "e2e producer" });
       assert.match(key.apiKey?.id ?? "", /^key_/);
       assert.notEqual(key.secret, "");
       producer = createClients(stack.apiUrl, key.secret, { binary: true });
+      producerSecret = key.secret;
 
       const ep = await management.endpoints.createEndpoint({
         endpoint: { url: `${receiver.url}/hooks/e2e`, description: "e2e receiver" },
@@ -157,8 +211,7 @@ for (const kind of testDbKinds()) {
 
     void it("delivers signed messages and streams them from queued to succeeded", async () => {
       watch = openWatch(management, { endpointId });
-      // Give the server a moment to attach the watch before the first status event.
-      await sleep(500);
+      await watch.attached;
       for (let i = 0; i < 5; i++) {
         const payload = { type: "order.paid", n: i, note: `héllo ${i}`, nested: { ok: true, list: [1, 2, 3] } };
         const res = await producer.messages.send({ endpointId, eventType: "order.paid", body: jsonBody(payload) });
@@ -240,6 +293,93 @@ for (const kind of testDbKinds()) {
       } finally {
         await resumed.stop();
       }
+    });
+
+    void it("a watch starts with a heartbeat and sends more while quiet, on every protocol", async () => {
+      for (const { name, transport } of watchTransports(stack.apiUrl, managementToken)) {
+        // An endpoint of its own per protocol: nothing happens on it until this test sends.
+        const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver.url}/hooks/quiet` } });
+        const quietEndpoint = created.endpoint?.id ?? "";
+        const client = createClient(WatchService, transport);
+        const controller = new AbortController();
+        const it = client
+          .watchDeliveries({ endpointId: quietEndpoint }, { signal: controller.signal })
+          [Symbol.asyncIterator]();
+        try {
+          // Nothing happens on this endpoint: only heartbeats can arrive, the first one at once.
+          const beats: WatchDeliveriesResponse[] = [];
+          while (beats.length < 3) {
+            const next = await it.next();
+            assert.equal(next.done, false, `${name}: the stream stays open`);
+            assert.equal(next.value.heartbeat, true, `${name}: a heartbeat`);
+            assert.equal(next.value.delivery, undefined, `${name}: a heartbeat has no delivery`);
+            assert.notEqual(next.value.resumeToken, "", `${name}: a heartbeat carries a resume token`);
+            beats.push(next.value);
+          }
+          // The heartbeat's token resumes from where the stream stood: a message sent now is seen.
+          const sentNow = await producer.messages.send({
+            endpointId: quietEndpoint,
+            eventType: "order.quiet",
+            body: jsonBody({ name }),
+          });
+          const resumed = openWatch(management, { endpointId: quietEndpoint, resumeToken: beats[2]!.resumeToken });
+          try {
+            await eventually(
+              () => resumed.items.some((i) => i.delivery?.id === sentNow.deliveryId),
+              30_000,
+              `${name}: the message sent after the heartbeat, resumed from its token`,
+            );
+          } finally {
+            await resumed.stop();
+          }
+        } finally {
+          controller.abort();
+          await it.return?.();
+        }
+      }
+    });
+
+    void it("WatchMessage follows one message until every delivery is final, then ends, on every protocol", async () => {
+      for (const { name, transport } of watchTransports(stack.apiUrl, producerSecret)) {
+        const client = createClient(WatchService, transport);
+        const res = await producer.messages.send({ endpointId, eventType: "order.watched", body: jsonBody({ name }) });
+        const items = [];
+        for await (const item of client.watchMessage({ id: res.messageId })) items.push(item);
+        const changes = items.filter((i) => !i.heartbeat);
+        assert.ok(changes.length > 0, `${name}: the delivery as it stands comes first`);
+        assert.ok(
+          changes.every((i) => i.delivery?.id === res.deliveryId && i.delivery.messageId === res.messageId),
+          `${name}: only this message's delivery`,
+        );
+        assert.equal(changes.at(-1)?.delivery?.status, DeliveryStatus.SUCCEEDED, `${name}: ends when final`);
+        assert.ok(changes.every((i) => i.resumeToken !== ""));
+
+        // Already final: the stream says how it stands and ends at once.
+        const again = [];
+        for await (const item of client.watchMessage({ id: res.messageId })) again.push(item);
+        assert.deepEqual(
+          again.filter((i) => !i.heartbeat).map((i) => i.delivery?.status),
+          [DeliveryStatus.SUCCEEDED],
+          name,
+        );
+      }
+      const other = await admin.admin.createWorkspace({ name: "e2e other" });
+      const stranger = createClient(WatchService, watchTransports(stack.apiUrl, other.managementToken)[0]!.transport);
+      const foreign = rejectsWith(
+        (async () => {
+          for await (const _ of stranger.watchMessage({ id: sent[0]?.messageId ?? "" })) assert.fail("no item");
+        })(),
+        Code.NotFound,
+        "WatchMessage of another workspace's message",
+      );
+      await foreign;
+      await rejectsWith(
+        (async () => {
+          for await (const _ of stranger.watchMessage({ id: "msg_nope" })) assert.fail("no item");
+        })(),
+        Code.InvalidArgument,
+        "WatchMessage of a malformed id",
+      );
     });
 
     void it("retries a failed attempt: PENDING_RETRY then SUCCEEDED with two attempts", async () => {

@@ -52,26 +52,43 @@ async function publishStatus(names: StreamNames, ws: string, ...labels: string[]
   );
 }
 
-/** Reads `count` items from a watch, then aborts it. */
-async function take(
+/** A watch reading `count` events (position marks apart), then aborting. */
+function watchFor(
   feed: StatusFeed,
   ws: string,
   afterSeq: number | undefined,
   count: number,
-): Promise<StatusFeedItem[]> {
+): { events: Promise<StatusFeedItem[]>; marks: StatusFeedItem[]; reading: Promise<void> } {
   const ac = new AbortController();
-  const items: StatusFeedItem[] = [];
+  const marks: StatusFeedItem[] = [];
+  let read!: () => void;
+  const reading = new Promise<void>((resolve) => (read = resolve));
   const guard = setTimeout(() => ac.abort(), 20_000);
-  try {
-    for await (const item of feed.watch(ws, afterSeq, ac.signal)) {
-      items.push(item);
-      if (items.length === count) break;
+  const events = (async () => {
+    const items: StatusFeedItem[] = [];
+    try {
+      for await (const item of feed.watch(ws, afterSeq, ac.signal)) {
+        if (item.payload === undefined) {
+          marks.push(item);
+          read();
+          continue;
+        }
+        items.push(item);
+        if (items.length === count) break;
+      }
+    } finally {
+      clearTimeout(guard);
+      ac.abort();
+      read();
     }
-  } finally {
-    clearTimeout(guard);
-    ac.abort();
-  }
-  return items;
+    return items;
+  })();
+  return { events, marks, reading };
+}
+
+/** Reads `count` events from a watch, then aborts it. */
+function take(feed: StatusFeed, ws: string, afterSeq: number | undefined, count: number): Promise<StatusFeedItem[]> {
+  return watchFor(feed, ws, afterSeq, count).events;
 }
 
 const label = (item: StatusFeedItem): string => new TextDecoder().decode(item.payload);
@@ -119,22 +136,32 @@ void describe("status feed", () => {
     const resumed = await take(feed, "ws_r", token, 3);
     assert.deepEqual(resumed.map(label), ["e3", "e4", "e5"]);
     // Resuming at the very end yields only what comes later.
-    const atEnd = take(feed, "ws_r", all[4]?.seq, 1);
-    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
+    const atEnd = watchFor(feed, "ws_r", all[4]?.seq, 1);
+    await atEnd.reading;
+    assert.deepEqual(
+      atEnd.marks.map((m) => m.seq),
+      [5],
+      "a watch starts with its position",
+    );
     await publishStatus(names, "ws_r", "e6");
-    assert.deepEqual((await atEnd).map(label), ["e6"]);
+    assert.deepEqual((await atEnd.events).map(label), ["e6"]);
   });
 
   void it("without a token starts from now", async () => {
     const names = await freshStreams();
     await publishStatus(names, "ws_n", "old1", "old2");
     const feed = createStatusFeed(nc, names);
-    const live = take(feed, "ws_n", undefined, 2);
-    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
+    const live = watchFor(feed, "ws_n", undefined, 2);
+    await live.reading;
+    assert.deepEqual(
+      live.marks.map((m) => m.seq),
+      [2],
+      "from now: after the stream's last event",
+    );
     await publishStatus(names, "ws_n", "new1");
     await publishStatus(names, "ws_other", "noise");
     await publishStatus(names, "ws_n", "new2");
-    assert.deepEqual((await live).map(label), ["new1", "new2"]);
+    assert.deepEqual((await live.events).map(label), ["new1", "new2"]);
   });
 
   void it("rejects a token past the end of the stream as invalid_argument on resume_token", async () => {
@@ -180,7 +207,7 @@ void describe("status feed", () => {
     const reading = (async () => {
       const items: StatusFeedItem[] = [];
       for await (const item of feed.watch("ws_c", undefined, ac.signal)) items.push(item);
-      return items;
+      return items.filter((i) => i.payload !== undefined);
     })();
     await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
     ac.abort();
@@ -192,7 +219,8 @@ void describe("status feed", () => {
     const names = await freshStreams();
     await publishStatus(names, "ws_s", "history1", "history2");
     const feed = createStatusFeed(nc, names);
-    const live = take(feed, "ws_s", undefined, 2);
+    const live = watchFor(feed, "ws_s", undefined, 2);
+    await live.reading;
     await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
     await server.restart();
     await eventually("reconnected", async () => {
@@ -204,7 +232,7 @@ void describe("status feed", () => {
       }
     });
     await publishStatus(names, "ws_s", "later");
-    assert.deepEqual((await live).map(label), ["after-restart", "later"]);
+    assert.deepEqual((await live.events).map(label), ["after-restart", "later"]);
   });
 
   void it("reports unavailable when NATS cannot be reached", async () => {

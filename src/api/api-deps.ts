@@ -32,6 +32,8 @@ export interface ApiDeps {
   readonly endpointCache?: TtlCache<EndpointRecord> | undefined;
   /** Event types recently read by Send (null: none of that name), shared with the event type service. */
   readonly eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
+  /** How often an idle watch stream sends a heartbeat item (default 15 s). */
+  readonly watchHeartbeatMs?: number | undefined;
   /** Aborted when the server shuts down, so long-lived streams end cleanly. */
   readonly shutdownSignal: AbortSignal;
 }

@@ -318,6 +318,7 @@ async function run(role: Role): Promise<void> {
         secretGracePeriodMs: config.secretGracePeriodMs,
         secrets: secretBox,
         shutdownSignal: shutdownController.signal,
+        watchHeartbeatMs: config.watchHeartbeatMs,
       }),
       // Every RPC is authorized here, by the policy its method declares in the schema.
       interceptors: [createAuthorizationInterceptor(auth)],

@@ -69,6 +69,8 @@ export interface Config {
   /** Deliveries one dispatcher round visits of a bulk operation (one transaction). */
   readonly bulkBatchSize: number;
   readonly shutdownGraceMs: number;
+  /** How often an idle watch stream sends a heartbeat item (with the latest resume token). */
+  readonly watchHeartbeatMs: number;
   readonly logLevel: string;
   /** Failed attempts in a row that, sustained over autoDisableWindowMs, disable an endpoint (0 = never). */
   readonly autoDisableFailures: number;
@@ -227,6 +229,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     default: "20s",
     doc: "How long graceful shutdown waits for in-flight work on SIGTERM.",
   },
+  {
+    env: "HOOKSTREAM_WATCH_HEARTBEAT",
+    default: "15s",
+    doc: "How often a quiet watch stream sends a heartbeat item with its latest resume token (every stream also starts with one).",
+  },
   { env: "LOG_LEVEL", default: "info", doc: "pino log level: fatal, error, warn, info, debug, trace, silent." },
 ];
 
@@ -382,6 +389,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     retentionSweepIntervalMs: duration("HOOKSTREAM_RETENTION_SWEEP_INTERVAL", "1m"),
     bulkBatchSize: int("HOOKSTREAM_BULK_BATCH_SIZE", 500, 1, 10_000),
     shutdownGraceMs: duration("HOOKSTREAM_SHUTDOWN_GRACE", "20s"),
+    watchHeartbeatMs: duration("HOOKSTREAM_WATCH_HEARTBEAT", "15s"),
     logLevel,
   };
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);

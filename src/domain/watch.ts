@@ -1,9 +1,11 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { DeliveryStatusEventSchema, type DeliveryStatusEvent } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { DeliveryStatus } from "../../gen/hookstream/v1/delivery_pb.ts";
-import { Violations, invalidArgument } from "./errors.ts";
-import type { StatusFeed } from "./ports.ts";
-import { statusFromProto } from "./proto-views.ts";
+import { Violations, invalidArgument, notFound } from "./errors.ts";
+import type { MessageReader } from "./messages.ts";
+import type { StatusFeed, StatusFeedItem } from "./ports.ts";
+import { deliveryView, statusFromProto } from "./proto-views.ts";
+import { FINAL_STATUSES } from "./records.ts";
 import { checkId } from "./validation.ts";
 
 /** WatchDeliveries filters; empty means "any". */
@@ -13,10 +15,16 @@ export interface WatchFilter {
   statuses: readonly DeliveryStatus[];
 }
 
-/** One item of the watch stream. */
+/** One item of a watch stream: a status change, or a heartbeat when `event` is undefined. */
 export interface WatchItem {
   resumeToken: string;
-  event: DeliveryStatusEvent;
+  event: DeliveryStatusEvent | undefined;
+}
+
+/** How a watch stream keeps itself visibly alive. */
+export interface WatchOptions {
+  /** A heartbeat item goes out after this long without any item (and one at the start). */
+  heartbeatMs: number;
 }
 
 const TOKEN = /^r1\.(\d{1,15})$/;
@@ -35,7 +43,9 @@ export function decodeResumeToken(token: string): number {
 
 /**
  * Streams the workspace's delivery status changes that match `filter`, from the resume point
- * on, until `signal` aborts. Works on any API server: the status stream is the source.
+ * on, until `signal` aborts: first a heartbeat as soon as the feed is reading (so the response
+ * headers go out at once), then the changes, and a heartbeat whenever the stream was quiet for
+ * `heartbeatMs`. Works on any API server: the status stream is the source.
  */
 export async function* watchDeliveries(
   feed: StatusFeed,
@@ -43,6 +53,7 @@ export async function* watchDeliveries(
   filter: WatchFilter,
   resumeToken: string,
   signal: AbortSignal,
+  opts: WatchOptions,
 ): AsyncGenerator<WatchItem> {
   const v = new Violations();
   if (filter.endpointId !== "") checkId(v, "endpoint_id", "endpoint", filter.endpointId);
@@ -53,18 +64,152 @@ export async function* watchDeliveries(
   v.throwIfAny();
   const afterSeq = resumeToken === "" ? undefined : decodeResumeToken(resumeToken);
   const statuses = new Set<number>(filter.statuses);
-  for await (const item of feed.watch(workspaceId, afterSeq, signal)) {
-    let event: DeliveryStatusEvent;
-    try {
-      event = fromBinary(DeliveryStatusEventSchema, item.payload);
-    } catch {
-      continue; // not ours to show; the stream position still advances
+  const read = new Position();
+
+  async function* matching(): AsyncGenerator<WatchItem> {
+    for await (const item of feed.watch(workspaceId, afterSeq, signal)) {
+      const first = read.seq === undefined;
+      read.seq = item.seq;
+      if (item.payload === undefined) {
+        if (first) yield read.heartbeat();
+        continue;
+      }
+      const event = decodeEvent(item);
+      const d = event?.delivery;
+      if (!event || !d || event.workspaceId !== workspaceId) continue;
+      if (filter.endpointId !== "" && d.endpointId !== filter.endpointId) continue;
+      if (filter.messageId !== "" && d.messageId !== filter.messageId) continue;
+      if (statuses.size > 0 && !statuses.has(d.status)) continue;
+      yield { resumeToken: encodeResumeToken(item.seq), event };
     }
-    const d = event.delivery;
-    if (!d || event.workspaceId !== workspaceId) continue;
-    if (filter.endpointId !== "" && d.endpointId !== filter.endpointId) continue;
-    if (filter.messageId !== "" && d.messageId !== filter.messageId) continue;
-    if (statuses.size > 0 && !statuses.has(d.status)) continue;
-    yield { resumeToken: encodeResumeToken(item.seq), event };
+  }
+  yield* withHeartbeats(matching(), opts.heartbeatMs, read);
+}
+
+/**
+ * Follows one message of the workspace until every delivery of it is final, then ends: first
+ * each delivery as it stands (resume tokens of these items are the stream position the watch
+ * started from), then every change of them, with heartbeats like `watchDeliveries`.
+ * not_found for a message that does not exist or belongs to another workspace.
+ */
+export async function* watchMessage(
+  feed: StatusFeed,
+  reader: MessageReader,
+  workspaceId: string,
+  messageId: string,
+  signal: AbortSignal,
+  opts: WatchOptions,
+): AsyncGenerator<WatchItem> {
+  const v = new Violations();
+  checkId(v, "id", "message", messageId);
+  v.throwIfAny();
+  if ((await reader.getMessage(workspaceId, messageId)) === null) throw notFound("message", messageId);
+  const read = new Position();
+  const statusOf = new Map<string, DeliveryStatus>();
+  const allFinal = (): boolean => [...statusOf.values()].every(isFinal);
+
+  async function* items(): AsyncGenerator<WatchItem> {
+    const source = feed.watch(workspaceId, undefined, signal)[Symbol.asyncIterator]();
+    try {
+      // Reading the deliveries only once the feed reads: every change after what they show
+      // arrives through the feed, so nothing falls in between.
+      const mark = await source.next();
+      if (mark.done === true) return;
+      read.seq = mark.value.seq;
+      for (const d of await reader.listDeliveriesOfMessage(workspaceId, messageId)) {
+        const delivery = deliveryView(d);
+        statusOf.set(d.id, delivery.status);
+        const event = create(DeliveryStatusEventSchema, {
+          workspaceId,
+          delivery,
+          eventTimeMs: BigInt(d.updatedAt.getTime()),
+        });
+        yield { resumeToken: read.token(), event };
+      }
+      if (allFinal()) return;
+      for (;;) {
+        const next = await source.next();
+        if (next.done === true) return;
+        read.seq = next.value.seq;
+        const event = decodeEvent(next.value);
+        const d = event?.delivery;
+        if (!event || !d || event.workspaceId !== workspaceId || d.messageId !== messageId) continue;
+        statusOf.set(d.id, d.status);
+        yield { resumeToken: encodeResumeToken(next.value.seq), event };
+        if (allFinal()) return;
+      }
+    } finally {
+      await source.return?.();
+    }
+  }
+  yield* withHeartbeats(items(), opts.heartbeatMs, read);
+}
+
+function isFinal(status: DeliveryStatus): boolean {
+  const name = statusFromProto(status);
+  return name !== undefined && FINAL_STATUSES.has(name);
+}
+
+/** How far a watch has read the status stream: what a heartbeat's resume token says. */
+class Position {
+  seq: number | undefined;
+
+  token(): string {
+    return encodeResumeToken(this.seq ?? 0);
+  }
+
+  heartbeat(): WatchItem {
+    return { resumeToken: this.token(), event: undefined };
+  }
+}
+
+// Events decoded once per feed item: a feed that fans one item out to many watchers hands
+// each the same object.
+const decoded = new WeakMap<StatusFeedItem, DeliveryStatusEvent | null>();
+
+function decodeEvent(item: StatusFeedItem): DeliveryStatusEvent | null {
+  let event = decoded.get(item);
+  if (event === undefined) {
+    try {
+      event = item.payload === undefined ? null : fromBinary(DeliveryStatusEventSchema, item.payload);
+    } catch {
+      event = null; // not ours to show; the stream position still advances
+    }
+    decoded.set(item, event);
+  }
+  return event;
+}
+
+/**
+ * `source`'s items, plus a heartbeat whenever none came for `intervalMs` (only once the
+ * position is known). The source must end when the watch's signal aborts.
+ */
+async function* withHeartbeats(
+  source: AsyncGenerator<WatchItem>,
+  intervalMs: number,
+  read: Position,
+): AsyncGenerator<WatchItem> {
+  let pending: Promise<IteratorResult<WatchItem>> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    for (;;) {
+      pending ??= source.next();
+      const beat = new Promise<"beat">((resolve) => (timer = setTimeout(() => resolve("beat"), intervalMs)));
+      const next = await Promise.race([pending, beat]);
+      clearTimeout(timer);
+      if (next === "beat") {
+        if (read.seq !== undefined) yield read.heartbeat();
+        continue;
+      }
+      pending = undefined;
+      if (next.done === true) return;
+      yield next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    // A next() still pending settles once the watch's signal ends the source; return() waits
+    // behind it, so do not hold the caller.
+    if (pending === undefined) await source.return(undefined);
+    else void pending.then(() => source.return(undefined)).catch(() => undefined);
   }
 }

@@ -77,6 +77,9 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
       throw unavailable(cause);
     }
 
+    // Everything before startSeq is behind this watch: the position mark the port promises.
+    yield { seq: startSeq - 1, payload: undefined };
+
     let current: ConsumerMessages | undefined;
     const onAbort = (): void => {
       current?.close().catch(() => undefined);

@@ -65,6 +65,8 @@ export interface WatchOutcome {
   /** A delivery sent once the stream had shown one: all its statuses are on the stream. */
   readonly followUp: string;
   readonly items: WatchedItem[];
+  /** Heartbeat items seen (the stream starts with one). */
+  readonly heartbeats: number;
   /** The stream's own error, if it ended with one before the page cancelled it. */
   readonly streamError?: CallFailure;
 }
@@ -181,10 +183,15 @@ const api: PageApi = {
     const items: WatchedItem[] = [];
     let streamError: CallFailure | undefined;
     let ended = false;
+    let heartbeats = 0;
     const reading = (async () => {
       try {
         const stream = watch.watchDeliveries({ endpointId: target.endpointId }, { signal: controller.signal });
         for await (const item of stream) {
+          if (item.heartbeat) {
+            heartbeats++;
+            continue;
+          }
           items.push({
             deliveryId: item.delivery?.id ?? "",
             messageId: item.delivery?.messageId ?? "",
@@ -216,7 +223,14 @@ const api: PageApi = {
     }
     controller.abort();
     await reading;
-    return { sent, succeeded: succeeded(), followUp, items, ...(streamError === undefined ? {} : { streamError }) };
+    return {
+      sent,
+      succeeded: succeeded(),
+      followUp,
+      items,
+      heartbeats,
+      ...(streamError === undefined ? {} : { streamError }),
+    };
   },
 };
 

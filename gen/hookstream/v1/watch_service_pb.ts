@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/watch_service.proto.
  */
 export const file_hookstream_v1_watch_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFob29rc3RyZWFtL3YxL3dhdGNoX3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiiAEKFldhdGNoRGVsaXZlcmllc1JlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIvCghzdGF0dXNlcxgDIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMSFAoMcmVzdW1lX3Rva2VuGAQgASgJIrMBChdXYXRjaERlbGl2ZXJpZXNSZXNwb25zZRIUCgxyZXN1bWVfdG9rZW4YASABKAkSKQoIZGVsaXZlcnkYAiABKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5EicKB2F0dGVtcHQYAyABKAsyFi5ob29rc3RyZWFtLnYxLkF0dGVtcHQSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyfAoMV2F0Y2hTZXJ2aWNlEmwKD1dhdGNoRGVsaXZlcmllcxIlLmhvb2tzdHJlYW0udjEuV2F0Y2hEZWxpdmVyaWVzUmVxdWVzdBomLmhvb2tzdHJlYW0udjEuV2F0Y2hEZWxpdmVyaWVzUmVzcG9uc2UiCKK7GAQKAgIDMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery]);
+  fileDesc("CiFob29rc3RyZWFtL3YxL3dhdGNoX3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiiAEKFldhdGNoRGVsaXZlcmllc1JlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIvCghzdGF0dXNlcxgDIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMSFAoMcmVzdW1lX3Rva2VuGAQgASgJIsYBChdXYXRjaERlbGl2ZXJpZXNSZXNwb25zZRIUCgxyZXN1bWVfdG9rZW4YASABKAkSKQoIZGVsaXZlcnkYAiABKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5EicKB2F0dGVtcHQYAyABKAsyFi5ob29rc3RyZWFtLnYxLkF0dGVtcHQSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaGVhcnRiZWF0GAUgASgIIiEKE1dhdGNoTWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAkiwwEKFFdhdGNoTWVzc2FnZVJlc3BvbnNlEhQKDHJlc3VtZV90b2tlbhgBIAEoCRIpCghkZWxpdmVyeRgCIAEoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkSJwoHYXR0ZW1wdBgDIAEoCzIWLmhvb2tzdHJlYW0udjEuQXR0ZW1wdBIuCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgloZWFydGJlYXQYBSABKAgy4QEKDFdhdGNoU2VydmljZRJsCg9XYXRjaERlbGl2ZXJpZXMSJS5ob29rc3RyZWFtLnYxLldhdGNoRGVsaXZlcmllc1JlcXVlc3QaJi5ob29rc3RyZWFtLnYxLldhdGNoRGVsaXZlcmllc1Jlc3BvbnNlIgiiuxgECgICAzABEmMKDFdhdGNoTWVzc2FnZRIiLmhvb2tzdHJlYW0udjEuV2F0Y2hNZXNzYWdlUmVxdWVzdBojLmhvb2tzdHJlYW0udjEuV2F0Y2hNZXNzYWdlUmVzcG9uc2UiCKK7GAQKAgIDMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery]);
 
 /**
  * WatchDeliveriesRequest filters the stream. Empty filters match everything.
@@ -92,6 +92,15 @@ export type WatchDeliveriesResponse = Message<"hookstream.v1.WatchDeliveriesResp
    * @generated from field: google.protobuf.Timestamp event_time = 4;
    */
   eventTime?: Timestamp | undefined;
+
+  /**
+   * True for a heartbeat: an item that only says the stream is alive. It has no delivery,
+   * and its resume_token is the latest position the stream has read (resuming from it skips
+   * what the filter left out).
+   *
+   * @generated from field: bool heartbeat = 5;
+   */
+  heartbeat: boolean;
 };
 
 /**
@@ -100,6 +109,78 @@ export type WatchDeliveriesResponse = Message<"hookstream.v1.WatchDeliveriesResp
  */
 export const WatchDeliveriesResponseSchema: GenMessage<WatchDeliveriesResponse> = /*@__PURE__*/
   messageDesc(file_hookstream_v1_watch_service, 1);
+
+/**
+ * WatchMessageRequest names the message to follow.
+ *
+ * @generated from message hookstream.v1.WatchMessageRequest
+ */
+export type WatchMessageRequest = Message<"hookstream.v1.WatchMessageRequest"> & {
+  /**
+   * The message id ("msg_…").
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message hookstream.v1.WatchMessageRequest.
+ * Use `create(WatchMessageRequestSchema)` to create a new message.
+ */
+export const WatchMessageRequestSchema: GenMessage<WatchMessageRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_watch_service, 2);
+
+/**
+ * WatchMessageResponse is one delivery of the message as it stands or after a change, or a
+ * heartbeat.
+ *
+ * @generated from message hookstream.v1.WatchMessageResponse
+ */
+export type WatchMessageResponse = Message<"hookstream.v1.WatchMessageResponse"> & {
+  /**
+   * Where this item stands in the status stream: WatchDeliveries with this resume_token (and
+   * message_id) goes on from here.
+   *
+   * @generated from field: string resume_token = 1;
+   */
+  resumeToken: string;
+
+  /**
+   * The delivery as it stands after the change.
+   *
+   * @generated from field: hookstream.v1.Delivery delivery = 2;
+   */
+  delivery?: Delivery | undefined;
+
+  /**
+   * The attempt that caused the change, when an attempt did.
+   *
+   * @generated from field: hookstream.v1.Attempt attempt = 3;
+   */
+  attempt?: Attempt | undefined;
+
+  /**
+   * When the change happened (for the first items: when the delivery last changed).
+   *
+   * @generated from field: google.protobuf.Timestamp event_time = 4;
+   */
+  eventTime?: Timestamp | undefined;
+
+  /**
+   * True for a heartbeat: no delivery, only the latest resume_token.
+   *
+   * @generated from field: bool heartbeat = 5;
+   */
+  heartbeat: boolean;
+};
+
+/**
+ * Describes the message hookstream.v1.WatchMessageResponse.
+ * Use `create(WatchMessageResponseSchema)` to create a new message.
+ */
+export const WatchMessageResponseSchema: GenMessage<WatchMessageResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_watch_service, 3);
 
 /**
  * WatchService streams delivery status changes live; it is authorized by a management token
@@ -111,7 +192,8 @@ export const WatchService: GenService<{
   /**
    * WatchDeliveries streams every delivery status change and attempt of the workspace that
    * matches the filter. Without resume_token it starts with changes made from now on; with
-   * one it resumes exactly after the item that carried it.
+   * one it resumes exactly after the item that carried it. The stream starts with a heartbeat
+   * item, and sends another whenever it has been quiet for the server's heartbeat interval.
    *
    * @generated from rpc hookstream.v1.WatchService.WatchDeliveries
    */
@@ -119,6 +201,19 @@ export const WatchService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchDeliveriesRequestSchema;
     output: typeof WatchDeliveriesResponseSchema;
+  },
+  /**
+   * WatchMessage follows one message: first each of its deliveries as it stands, then every
+   * status change and attempt of them, and ends once every delivery is final (succeeded,
+   * failed or cancelled). Heartbeats as in WatchDeliveries. A message of another workspace is
+   * not_found.
+   *
+   * @generated from rpc hookstream.v1.WatchService.WatchMessage
+   */
+  watchMessage: {
+    methodKind: "server_streaming";
+    input: typeof WatchMessageRequestSchema;
+    output: typeof WatchMessageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hookstream_v1_watch_service, 0);
