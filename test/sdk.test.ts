@@ -254,6 +254,17 @@ for (const kind of testDbKinds()) {
       assert.equal((await management.bulk.get(op.id)).id, op.id);
     });
 
+    void it("follows one message with watchMessage until it is final, then the loop ends", async () => {
+      const sent = await producer.send(endpointId, { follow: 1 }, { eventType: "watch.message" });
+      const seen = [];
+      for await (const e of producer.watchMessage(sent.messageId)) seen.push(e);
+      assert.ok(seen.length > 0 && seen.every((e) => e.delivery?.id === sent.deliveryId));
+      assert.equal(seen.at(-1)?.delivery?.status, DeliveryStatus.SUCCEEDED);
+      const again = [];
+      for await (const e of management.watchMessage(sent.messageId)) again.push(e.delivery?.status);
+      assert.deepEqual(again, [DeliveryStatus.SUCCEEDED], "already final: how it stands, then the end");
+    });
+
     void it("watches deliveries as an async iterable that reconnects across an api restart", async () => {
       assert.ok(stack !== undefined);
       const seen: DeliveryEvent[] = [];

@@ -31,6 +31,8 @@ export type BulkOperation = Plain<pb.BulkOperation>;
 export type PayloadEnvelope = Plain<pb.PayloadEnvelope>;
 /** One item of a delivery watch: a delivery's new status, with the attempt that caused it when there was one. */
 export type DeliveryEvent = Plain<pb.WatchDeliveriesResponse>;
+/** One item of a message watch: one of its deliveries as it stands, or after a change. */
+export type MessageDeliveryEvent = Plain<pb.WatchMessageResponse>;
 export type SendResult = Plain<pb.SendResponse>;
 export type EventType = Plain<pb.EventType>;
 
@@ -101,7 +103,8 @@ export type WatchFilter = Omit<Input<pb.WatchDeliveriesRequest>, "resumeToken"> 
   resumeToken?: string;
 };
 
-const isHeartbeat = (e: DeliveryEvent): boolean => e.delivery === undefined && e.attempt === undefined;
+const isHeartbeat = (e: DeliveryEvent | MessageDeliveryEvent): boolean =>
+  e.delivery === undefined && e.attempt === undefined;
 
 /** The producer's client: authenticates with an API key. */
 export class Hookstream extends BaseClient {
@@ -134,6 +137,11 @@ export class Hookstream extends BaseClient {
   /** Live status changes of this workspace's deliveries (see {@link HookstreamManagement.watchDeliveries}). */
   watchDeliveries(filter: WatchFilter = {}, opts: CallOpts = {}): AsyncGenerator<DeliveryEvent, void, undefined> {
     return this.stream(WatchService.method.watchDeliveries, filter, { ...opts, isHeartbeat });
+  }
+
+  /** One message's deliveries until every one is final (see {@link HookstreamManagement.watchMessage}). */
+  watchMessage(id: string, opts: CallOpts = {}): AsyncGenerator<MessageDeliveryEvent, void, undefined> {
+    return this.stream(WatchService.method.watchMessage, { id }, { ...opts, isHeartbeat, endsWithServer: true });
   }
 }
 
@@ -321,6 +329,15 @@ export class HookstreamManagement extends BaseClient {
    */
   watchDeliveries(filter: WatchFilter = {}, opts: CallOpts = {}): AsyncGenerator<DeliveryEvent, void, undefined> {
     return this.stream(WatchService.method.watchDeliveries, filter, { ...opts, isHeartbeat });
+  }
+
+  /**
+   * Follows one message: each of its deliveries as it stands, then every change of them; the
+   * iteration ends once every delivery is final (succeeded, failed or cancelled). After a
+   * dropped connection it calls again, and the deliveries' current state comes again.
+   */
+  watchMessage(id: string, opts: CallOpts = {}): AsyncGenerator<MessageDeliveryEvent, void, undefined> {
+    return this.stream(WatchService.method.watchMessage, { id }, { ...opts, isHeartbeat, endsWithServer: true });
   }
 
   async *#watchBulk(id: string, opts?: CallOpts): AsyncGenerator<BulkOperation> {

@@ -231,11 +231,17 @@ export abstract class BaseClient {
    * (restart, network), it calls again with the last `resumeToken` it saw (when the request has
    * one), so nothing is missed. `isDone(item)` ends the iteration (e.g. a finished bulk operation).
    * Items without payload beyond the resume token (heartbeats) update the token and are skipped.
+   * With `endsWithServer`, a stream the server ends normally ends the iteration (WatchMessage
+   * ends once its message is final); failures still reconnect.
    */
   protected async *stream<M extends AnyMethod, T = Plain<MessageShape<M["output"]>>>(
     method: M,
     input: Input<MessageShape<M["input"]>> & { resumeToken?: string | undefined },
-    opts: CallOpts & { isDone?: (item: T) => boolean; isHeartbeat?: (item: T) => boolean } = {},
+    opts: CallOpts & {
+      isDone?: (item: T) => boolean;
+      isHeartbeat?: (item: T) => boolean;
+      endsWithServer?: boolean;
+    } = {},
   ): AsyncGenerator<T, void, undefined> {
     const procedure = `${method.parent.typeName}/${method.name}`;
     this.#checkOpen(procedure);
@@ -256,6 +262,7 @@ export abstract class BaseClient {
           yield item as Awaited<T>;
           if (opts.isDone?.(item) === true) return;
         }
+        if (opts.endsWithServer === true) return;
       } catch (e) {
         if (signal.aborted) return;
         const err = toHookstreamError(e, procedure);

@@ -11,6 +11,7 @@ export {
   type BulkOperation,
   type Delivery,
   type DeliveryEvent,
+  type MessageDeliveryEvent,
   type Endpoint,
   type EventType,
   type ManagementOptions,

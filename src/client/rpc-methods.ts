@@ -35,6 +35,7 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.RecoveryService/GetBulkOperation": "management.bulk.get",
   "hookstream.v1.RecoveryService/WatchBulkOperation": "management.bulk.watch",
   "hookstream.v1.WatchService/WatchDeliveries": "management.watchDeliveries producer.watchDeliveries",
+  "hookstream.v1.WatchService/WatchMessage": "management.watchMessage producer.watchMessage",
   "hookstream.v1.WorkspaceService/GetWorkspace": "management.workspace.get",
   "hookstream.v1.WorkspaceService/UpdateWorkspace": "management.workspace.update",
 };

@@ -32,7 +32,12 @@ export type {
   StartBulkOperationRequest,
   WatchBulkOperationResponse,
 } from "../../gen/hookstream/v1/recovery_service_pb.ts";
-export type { WatchDeliveriesRequest, WatchDeliveriesResponse } from "../../gen/hookstream/v1/watch_service_pb.ts";
+export type {
+  WatchDeliveriesRequest,
+  WatchDeliveriesResponse,
+  WatchMessageRequest,
+  WatchMessageResponse,
+} from "../../gen/hookstream/v1/watch_service_pb.ts";
 export type { Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 export type { EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 export type {
