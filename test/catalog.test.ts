@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { Webhook } from "standardwebhooks";
+import { AttemptErrorKind, DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { EndpointType } from "../gen/hookstream/v1/endpoint_pb.ts";
 import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
 import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
@@ -244,6 +246,150 @@ for (const kind of testDbKinds()) {
       // Removing the schema (empty mask: every updatable field) lets any payload through.
       await eventTypes.updateEventType({ eventType: { name: "order.paid", description: "no schema now" } });
       assert.equal((await send("order.paid", "[]")).replayed, false);
+    });
+
+    void it("endpoints: type, event types and CEL filter are checked when saved, masks change them", async () => {
+      await eventTypes.createEventType({ eventType: { name: "user.signed_up" } });
+      const bad = await failsWith(
+        management.endpoints.createEndpoint({
+          endpoint: {
+            url: `${receiver!.url}/routed`,
+            type: 7 as EndpointType,
+            eventTypes: ["user.signed_up", "bad..name", "user.signed_up"],
+            filter: "payload.total >",
+          },
+        }),
+        Code.InvalidArgument,
+        "bad type, names and filter",
+      );
+      assert.deepEqual(fields(bad), [
+        "endpoint.type",
+        "endpoint.event_types[1]",
+        "endpoint.event_types[2]",
+        "endpoint.filter",
+      ]);
+      assert.match(bad.fieldViolations[3]!.description, /^syntax error at 1:\d+/);
+      const unknownVar = await failsWith(
+        management.endpoints.createEndpoint({
+          endpoint: { url: `${receiver!.url}/routed`, filter: "payload.a == 1 &&\n  totl > 3" },
+        }),
+        Code.InvalidArgument,
+        "an unknown variable",
+      );
+      assert.match(unknownVar.fieldViolations[0]!.description, /2:3/);
+      const unknownType = await failsWith(
+        management.endpoints.createEndpoint({
+          endpoint: { url: `${receiver!.url}/routed`, eventTypes: ["user.signed_up", "user.never"] },
+        }),
+        Code.InvalidArgument,
+        "an event type that does not exist",
+      );
+      assert.deepEqual(fields(unknownType), ["endpoint.event_types[1]"]);
+
+      const created = await management.endpoints.createEndpoint({
+        endpoint: {
+          url: `${receiver!.url}/routed`,
+          eventTypes: ["user.signed_up"],
+          filter: 'payload.plan == "pro"',
+        },
+      });
+      assert.equal(created.endpoint?.type, EndpointType.WEBHOOK);
+      assert.deepEqual(created.endpoint?.eventTypes, ["user.signed_up"]);
+      assert.equal(created.endpoint?.filter, 'payload.plan == "pro"');
+      const id = created.endpoint!.id;
+      await failsWith(
+        management.endpoints.updateEndpoint({ endpoint: { id, filter: "1 + 1" }, updateMask: { paths: ["filter"] } }),
+        Code.InvalidArgument,
+        "a filter that cannot be a bool",
+      );
+      const updated = await management.endpoints.updateEndpoint({
+        endpoint: { id, type: EndpointType.SLACK, eventTypes: [], filter: "" },
+        updateMask: { paths: ["type", "event_types", "filter"] },
+      });
+      assert.equal(updated.endpoint?.type, EndpointType.SLACK);
+      assert.deepEqual(updated.endpoint?.eventTypes, []);
+      assert.equal(updated.endpoint?.filter, "");
+      const got = await management.endpoints.getEndpoint({ id });
+      assert.equal(got.endpoint?.type, EndpointType.SLACK);
+      assert.equal(got.endpoint?.url, `${receiver!.url}/routed`, "fields outside the mask kept");
+    });
+
+    void it("TestEndpoint sends a signed ping and reports success, status, latency and the failure class", async () => {
+      const ok = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/ping-ok` } });
+      const res = await management.endpoints.testEndpoint({ id: ok.endpoint!.id });
+      assert.equal(res.success, true);
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.failureClass, AttemptErrorKind.UNSPECIFIED);
+      assert.ok(res.latency !== undefined && (Number(res.latency.seconds) > 0 || res.latency.nanos > 0));
+      assert.match(res.webhookId, /^ping_[0-9a-f]{32}$/);
+      const [ping] = receiver!.byId(res.webhookId);
+      assert.ok(ping !== undefined, "the receiver got the ping");
+      const verified = new Webhook(ok.signingSecret).verify(ping.body.toString("utf8"), ping.headers) as {
+        type: string;
+        endpointId: string;
+      };
+      assert.equal(verified.type, "hookstream.ping");
+      assert.equal(verified.endpointId, ok.endpoint!.id);
+
+      receiver!.addRule((req) => (req.path === "/ping-503" ? 503 : undefined));
+      const failing = await management.endpoints.createEndpoint({
+        endpoint: { url: `${receiver!.url}/ping-503`, enabled: false },
+      });
+      const failed = await management.endpoints.testEndpoint({ id: failing.endpoint!.id });
+      assert.equal(failed.success, false);
+      assert.equal(failed.statusCode, 503);
+      assert.equal(failed.failureClass, AttemptErrorKind.HTTP_STATUS);
+
+      const refused = await management.endpoints.createEndpoint({ endpoint: { url: "http://10.255.255.1/hook" } });
+      const blocked = await management.endpoints.testEndpoint({ id: refused.endpoint!.id });
+      assert.equal(blocked.success, false);
+      assert.equal(blocked.statusCode, 0);
+      assert.equal(blocked.failureClass, AttemptErrorKind.REFUSED_BY_POLICY, "the SSRF guard applies");
+
+      await failsWith(management.endpoints.testEndpoint({ id: "ep_nope" }), Code.InvalidArgument, "a bad id");
+      await failsWith(
+        producer.endpoints.testEndpoint({ id: ok.endpoint!.id }),
+        Code.PermissionDenied,
+        "an API key cannot test",
+      );
+    });
+
+    void it("a slack endpoint receives the event rendered as a Slack message; TestEndpoint renders the ping", async () => {
+      const ep = await management.endpoints.createEndpoint({
+        endpoint: { url: `${receiver!.url}/slack`, type: EndpointType.SLACK, headers: { "x-team": "ops" } },
+      });
+      const payload = '{"orderId":12345678901234567890,"note":"<b>&</b>"}';
+      const sent = await producer.messages.send({
+        endpointId: ep.endpoint!.id,
+        eventType: "order.shipped",
+        body: { case: "payloadJson", value: payload },
+      });
+      await receiver!.waitFor(() => receiver!.requests.some((r) => r.path === "/slack"), 30_000, "the Slack message");
+      const request = receiver!.requests.find((r) => r.path === "/slack")!;
+      assert.equal(request.headers["content-type"], "application/json");
+      assert.equal(request.headers["x-team"], "ops");
+      assert.equal(request.headers["webhook-signature"], undefined, "Slack messages are not signed");
+      const body = JSON.parse(request.body.toString("utf8")) as {
+        text: string;
+        blocks: { type: string; text: { type: string; text: string } }[];
+      };
+      assert.equal(body.text, `order.shipped: ${payload}`);
+      assert.equal(body.blocks[0]!.text.text, `*order.shipped*  ·  \`${sent.deliveryId}\``);
+      assert.equal(
+        body.blocks[1]!.text.text,
+        "```" + '{"orderId":12345678901234567890,"note":"&lt;b&gt;&amp;&lt;/b&gt;"}' + "```",
+        "the exact payload text, escaped for mrkdwn",
+      );
+      await until("the slack delivery succeeded", async () =>
+        (await delivery(sent.deliveryId)).status === DeliveryStatus.SUCCEEDED ? true : undefined,
+      );
+      const tested = await management.endpoints.testEndpoint({ id: ep.endpoint!.id });
+      assert.equal(tested.success, true);
+      const ping = receiver!.requests.filter((r) => r.path === "/slack").at(-1)!;
+      assert.match(
+        JSON.parse(ping.body.toString("utf8")).text as string,
+        /^hookstream\.ping: \{"type":"hookstream\.ping"/,
+      );
     });
 
     void it("deleting an event type cancels its pending deliveries with the reason and leaves others alone", async () => {

@@ -178,6 +178,52 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(await store.eventTypes.updateEventType(ws, "user.nope", { archived: false }, at(7)), null);
     });
 
+    void it("endpoint routing fields round-trip, patch, and reach the worker's attempt context", async () => {
+      const ws = await workspace(store);
+      const plain = endpointOf(ws);
+      await store.endpoints.createEndpoint(plain);
+      const got = await store.endpoints.getEndpoint(ws, plain.id);
+      assert.equal(got?.type, "webhook");
+      assert.deepEqual(got?.eventTypes, []);
+      assert.equal(got?.filter, "");
+
+      const slack = endpointOf(ws, {
+        type: "slack",
+        eventTypes: ["order.paid", "order.refunded"],
+        filter: 'payload.total > 100 && metadata.region == "eu"',
+      });
+      await store.endpoints.createEndpoint(slack);
+      const read = await store.endpoints.getEndpoint(ws, slack.id);
+      assert.equal(read?.type, "slack");
+      assert.deepEqual(read?.eventTypes, ["order.paid", "order.refunded"]);
+      assert.equal(read?.filter, 'payload.total > 100 && metadata.region == "eu"');
+      assert.deepEqual(
+        (await store.endpoints.listEndpoints(ws, { afterId: undefined, limit: 10 })).map((e) => [e.id, e.type]),
+        [
+          [slack.id, "slack"],
+          [plain.id, "webhook"],
+        ],
+      );
+
+      const patched = await store.endpoints.updateEndpoint(
+        ws,
+        slack.id,
+        { type: "webhook", eventTypes: [], filter: "" },
+        at(3),
+      );
+      assert.equal(patched?.type, "webhook");
+      assert.deepEqual(patched?.eventTypes, []);
+      assert.deepEqual(await store.endpoints.getEndpoint(ws, slack.id), patched);
+      await store.endpoints.updateEndpoint(ws, slack.id, { type: "slack", eventTypes: ["a.b"] }, at(4));
+
+      const msg = messageOf(ws, "a.b");
+      const d = deliveryOf(msg, slack.id, "queued");
+      await store.messages.acceptMessage(msg, [d], []);
+      const ctx = await store.deliveries.loadAttemptContext(d.id);
+      assert.equal(ctx?.endpoint?.type, "slack");
+      assert.equal(ctx?.endpoint?.id, slack.id);
+    });
+
     void it("deleteEventType cancels only that type's non-final deliveries of its workspace, with outbox rows", async () => {
       const ws = await workspace(store);
       const other = await workspace(store);

@@ -3,6 +3,7 @@ import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { ApiKeyRepository } from "../domain/api-keys.ts";
 import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
+import type { EndpointProbe } from "../domain/endpoint-test.ts";
 import type { EventTypeRepository } from "../domain/event-types.ts";
 import type { MessageIntake, MessageReader } from "../domain/messages.ts";
 import type { StatusFeed } from "../domain/ports.ts";
@@ -18,6 +19,8 @@ export interface ApiDeps {
   readonly apiKeys: ApiKeyRepository;
   readonly endpoints: EndpointRepository;
   readonly eventTypes: EventTypeRepository;
+  /** Sends TestEndpoint's ping (the API role's own outbound sender, behind the SSRF guard). */
+  readonly endpointProbe?: EndpointProbe | undefined;
   readonly messages: MessageIntake & MessageReader;
   readonly deliveries: DeliveryReader;
   readonly recovery: DeliveryRecovery;

@@ -12,7 +12,9 @@ import {
   type EndpointDeps,
   type EndpointInput,
 } from "../domain/endpoints.ts";
-import { endpointView } from "../domain/proto-views.ts";
+import { testEndpoint } from "../domain/endpoint-test.ts";
+import { DomainError } from "../domain/errors.ts";
+import { endpointTypeFromProto, endpointView, errorKindToProto, durationFromMs } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
 
@@ -32,6 +34,9 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
     headers: e.headers,
     timeoutMs: e.timeout ? durationMs(e.timeout) : undefined,
     asyncAck: e.asyncAck,
+    type: endpointTypeFromProto(e.type),
+    eventTypes: e.eventTypes,
+    filter: e.filter,
   };
 }
 
@@ -43,6 +48,7 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
     secretGracePeriodMs: deps.secretGracePeriodMs,
     secrets: deps.secrets,
     cache: deps.endpointCache,
+    eventTypes: deps.eventTypes,
   };
   return {
     async createEndpoint(req, ctx) {
@@ -81,6 +87,22 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
         endpoint: endpointView(r.endpoint),
         signingSecret: r.signingSecret,
         previousSecretExpireTime: timestampFromDate(r.previousSecretExpiresAt),
+      };
+    },
+    async testEndpoint(req, ctx) {
+      const probe = deps.endpointProbe;
+      if (probe === undefined) {
+        throw new DomainError("unavailable", "ENDPOINT_PROBE_UNAVAILABLE", "this API server cannot send test requests");
+      }
+      const r = await testEndpoint({ endpoints: deps.endpoints, probe }, workspaceIdOf(ctx), req.id);
+      return {
+        success: r.ok,
+        statusCode: r.status,
+        latency: durationFromMs(r.latencyMs),
+        failureClass: errorKindToProto(r.errorKind),
+        errorMessage: r.errorMessage,
+        responseBody: r.body,
+        webhookId: r.webhookId,
       };
     },
   };

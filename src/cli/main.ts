@@ -41,6 +41,9 @@ import { createDeliveryWorker } from "../worker/delivery-worker.ts";
 import { createHttpSender } from "../worker/http-sender.ts";
 import { createOutboundPolicy } from "../worker/outbound-policy.ts";
 import { createSigningKeys } from "../worker/signing-keys.ts";
+import { createEndpointProbe } from "../worker/endpoint-probe.ts";
+import { createSlackDestination } from "../worker/slack-destination.ts";
+import { createWebhookDestination } from "../worker/webhook-destination.ts";
 import { startHealthServer, type Readiness } from "./health-server.ts";
 import { startLocalNats } from "./local-nats.ts";
 
@@ -244,14 +247,17 @@ async function run(role: Role): Promise<void> {
   if (runs("worker")) {
     const sender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
     closers.push({ name: "http sender", close: () => sender.close() });
+    const asyncAck = ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs };
     const worker = createDeliveryWorker({
       store: store.deliveries,
       relay,
-      sender,
-      signingKeys: createSigningKeys(secretBox),
+      destinations: {
+        webhook: createWebhookDestination(sender, asyncAck, createSigningKeys(secretBox)),
+        slack: createSlackDestination(sender),
+      },
       retry,
       autoDisable: { failures: config.autoDisableFailures, windowMs: config.autoDisableWindowMs },
-      asyncAck: ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs },
+      asyncAck,
       logger,
       metrics,
     });
@@ -294,6 +300,13 @@ async function run(role: Role): Promise<void> {
 
   if (runs("api")) {
     const shutdownController = new AbortController();
+    // TestEndpoint's pings go out from the API role, through the same outbound policy as deliveries.
+    const probeSender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
+    closers.push({ name: "probe http sender", close: () => probeSender.close() });
+    const endpointProbe = createEndpointProbe({
+      webhook: createWebhookDestination(probeSender, undefined, createSigningKeys(secretBox)),
+      slack: createSlackDestination(probeSender),
+    });
     const keyUsage = createApiKeyUsageRecorder(store.apiKeys, config.apiKeyUsageFlushIntervalMs, (error) =>
       logger.warn({ err: error }, "could not write API key last-used times; retrying at the next flush"),
     );
@@ -306,6 +319,7 @@ async function run(role: Role): Promise<void> {
         apiKeys: store.apiKeys,
         endpoints: store.endpoints,
         eventTypes: store.eventTypes,
+        endpointProbe,
         messages: store.messages,
         deliveries: store.deliveries,
         recovery: store.recovery,

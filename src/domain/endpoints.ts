@@ -6,6 +6,7 @@ import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type {
   DeliveryRecord,
   EndpointRecord,
+  EndpointTypeName,
   NewOutboxRecord,
   OutboxRecord,
   PageQuery,
@@ -14,6 +15,8 @@ import type {
 import type { SecretBox } from "./secret-box.ts";
 import { generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
+import { checkEventTypeName, type EventTypeLookup } from "./event-types.ts";
+import { compileFilter } from "./filter-expression.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
 
 /** Partial update of an endpoint (only the present keys change). */
@@ -30,6 +33,9 @@ export type EndpointPatch = Partial<
     | "previousSecret"
     | "previousSecretExpiresAt"
     | "asyncAck"
+    | "type"
+    | "eventTypes"
+    | "filter"
   >
 >;
 
@@ -77,7 +83,16 @@ export interface EndpointInput {
   timeoutMs: number | undefined;
   /** Undefined when not given (false). */
   asyncAck?: boolean | undefined;
+  /** Undefined when not given (webhook); null when the given value is not a known type. */
+  type?: EndpointTypeName | null | undefined;
+  /** The event types Trigger routes here; empty: every type. */
+  eventTypes?: readonly string[] | undefined;
+  /** CEL filter for triggered messages; "" for none. */
+  filter?: string | undefined;
 }
+
+/** The most event types one endpoint or subscription can name. */
+export const MAX_ROUTED_EVENT_TYPES = 100;
 
 /** The fields UpdateEndpoint's mask may name. */
 export const UPDATABLE_ENDPOINT_FIELDS = [
@@ -88,6 +103,9 @@ export const UPDATABLE_ENDPOINT_FIELDS = [
   "headers",
   "timeout",
   "async_ack",
+  "type",
+  "event_types",
+  "filter",
 ] as const;
 type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 
@@ -100,6 +118,8 @@ export interface EndpointDeps {
   secrets: Pick<SecretBox, "seal">;
   /** Endpoints by workspace + id for Send; entries are dropped when this server changes them. */
   cache?: TtlCache<EndpointRecord> | undefined;
+  /** The workspace's event types, which an endpoint's event_types must name. */
+  eventTypes?: EventTypeLookup | undefined;
 }
 
 /** What a sealed signing secret of an endpoint is bound to, so it opens for that endpoint only. */
@@ -123,6 +143,52 @@ function check(v: Violations, input: EndpointInput, fields: ReadonlySet<Updatabl
       v.add(`${prefix}.timeout`, "must be between 1s and 60s");
     }
   }
+  if (fields.has("type") && input.type === null) v.add(`${prefix}.type`, "is not a known endpoint type");
+  if (fields.has("event_types")) checkRoutedEventTypes(v, `${prefix}.event_types`, input.eventTypes ?? [], true);
+  if (fields.has("filter")) checkFilter(v, `${prefix}.filter`, input.filter ?? "");
+}
+
+/**
+ * Checks a list of event type names an endpoint or subscription routes (unique, valid names, at
+ * most 100); `emptyAllowed` says whether an empty list (every type) is allowed.
+ */
+export function checkRoutedEventTypes(
+  v: Violations,
+  field: string,
+  names: readonly string[],
+  emptyAllowed: boolean,
+): void {
+  if (names.length === 0 && !emptyAllowed) v.add(field, "must name at least one event type");
+  if (names.length > MAX_ROUTED_EVENT_TYPES) v.add(field, `must have at most ${MAX_ROUTED_EVENT_TYPES} entries`);
+  const seen = new Set<string>();
+  names.forEach((name, i) => {
+    checkEventTypeName(v, `${field}[${i}]`, name);
+    if (seen.has(name)) v.add(`${field}[${i}]`, `repeats ${JSON.stringify(name)}`);
+    seen.add(name);
+  });
+}
+
+/** Checks a CEL filter as saved: "" is no filter; anything else must compile (position in the violation). */
+export function checkFilter(v: Violations, field: string, filter: string): void {
+  if (filter === "") return;
+  const compiled = compileFilter(filter, field);
+  if (!compiled.ok) v.add(compiled.violation.field, compiled.violation.description);
+}
+
+/** Refuses names that are no event types of the workspace (after the names themselves passed). */
+export async function checkEventTypesExist(
+  lookup: EventTypeLookup | undefined,
+  workspaceId: string,
+  field: string,
+  names: readonly string[],
+): Promise<void> {
+  if (lookup === undefined || names.length === 0) return;
+  const v = new Violations();
+  const found = await Promise.all(names.map((name) => lookup.getEventType(workspaceId, name)));
+  found.forEach((et, i) => {
+    if (et === null) v.add(`${field}[${i}]`, `${JSON.stringify(names[i])} is not an event type of this workspace`);
+  });
+  v.throwIfAny();
 }
 
 /** Registers an endpoint with a fresh signing secret. */
@@ -135,6 +201,7 @@ export async function createEndpoint(
   const v = new Violations();
   check(v, input, new Set(UPDATABLE_ENDPOINT_FIELDS), "endpoint");
   v.throwIfAny();
+  await checkEventTypesExist(deps.eventTypes, workspaceId, "endpoint.event_types", input.eventTypes ?? []);
   const now = new Date();
   const id = newId("endpoint");
   const secret = generateSigningSecret();
@@ -148,6 +215,9 @@ export async function createEndpoint(
     headers: input.headers,
     timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
     asyncAck: input.asyncAck ?? false,
+    type: input.type ?? "webhook",
+    eventTypes: [...(input.eventTypes ?? [])],
+    filter: input.filter ?? "",
     health: null,
     secret: deps.secrets.seal(secret, endpointSecretContext(id)),
     previousSecret: null,
@@ -223,6 +293,8 @@ export async function updateEndpoint(
   if (input) check(v, input, fields, "endpoint");
   v.throwIfAny();
   const given = input!;
+  if (fields.has("event_types"))
+    await checkEventTypesExist(deps.eventTypes, workspaceId, "endpoint.event_types", given.eventTypes ?? []);
   const patch: EndpointPatch = {};
   if (fields.has("url")) patch.url = given.url;
   if (fields.has("description")) patch.description = given.description;
@@ -231,6 +303,9 @@ export async function updateEndpoint(
   if (fields.has("enabled")) patch.enabled = given.enabled ?? true;
   if (fields.has("timeout")) patch.timeoutMs = given.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
   if (fields.has("async_ack")) patch.asyncAck = given.asyncAck ?? false;
+  if (fields.has("type")) patch.type = given.type ?? "webhook";
+  if (fields.has("event_types")) patch.eventTypes = [...(given.eventTypes ?? [])];
+  if (fields.has("filter")) patch.filter = given.filter ?? "";
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
   if (!ep) throw notFound("endpoint", id);

@@ -10,7 +10,7 @@ import {
   type Delivery,
 } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { EndpointHealthSchema, type EndpointHealth } from "../../gen/hookstream/v1/endpoint_health_pb.ts";
-import { EndpointSchema, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+import { EndpointSchema, EndpointType, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
 import { EventTypeSchema, type EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
 import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
@@ -23,6 +23,7 @@ import type {
   DeliveryRecord,
   DeliveryStatusName,
   EndpointRecord,
+  EndpointTypeName,
   EventTypeRecord,
   MessageRecord,
   RecentOutcomes,
@@ -132,6 +133,25 @@ export function endpointHealthView(e: EndpointRecord, recent: RecentOutcomes): E
   });
 }
 
+const ENDPOINT_TYPE_TO_PROTO: Record<EndpointTypeName, EndpointType> = {
+  webhook: EndpointType.WEBHOOK,
+  slack: EndpointType.SLACK,
+};
+
+/** The proto enum value of a stored endpoint type. */
+export function endpointTypeToProto(type: EndpointTypeName): EndpointType {
+  return ENDPOINT_TYPE_TO_PROTO[type];
+}
+
+/** The stored endpoint type of a proto value: undefined for UNSPECIFIED, null for unknown values. */
+export function endpointTypeFromProto(type: EndpointType): EndpointTypeName | null | undefined {
+  if (type === EndpointType.UNSPECIFIED) return undefined;
+  for (const [name, value] of Object.entries(ENDPOINT_TYPE_TO_PROTO)) {
+    if (value === type) return name as EndpointTypeName;
+  }
+  return null;
+}
+
 /** The API view of an endpoint (never its secrets); `recent` adds its health. */
 export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoint {
   return create(EndpointSchema, {
@@ -144,6 +164,9 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     headers: { ...e.headers },
     timeout: durationFromMs(e.timeoutMs),
     asyncAck: e.asyncAck ?? false,
+    type: endpointTypeToProto(e.type ?? "webhook"),
+    eventTypes: [...(e.eventTypes ?? [])],
+    filter: e.filter ?? "",
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
   });

@@ -81,7 +81,16 @@ export interface EndpointRecord {
   asyncAck?: boolean | undefined;
   /** Recorded attempt health; null (or absent) until the first failure. */
   health?: EndpointHealthState | null | undefined;
+  /** How deliveries are made (absent: webhook). */
+  type?: EndpointTypeName | undefined;
+  /** The event types Trigger routes here; empty, null or absent: every type. */
+  eventTypes?: readonly string[] | null | undefined;
+  /** CEL filter a triggered message must satisfy; "", null or absent: none. */
+  filter?: string | null | undefined;
 }
+
+/** Endpoint types, spelled as stored. */
+export type EndpointTypeName = "webhook" | "slack";
 
 /** How an endpoint's latest deliveries with an attempt outcome went. */
 export interface RecentOutcomes {

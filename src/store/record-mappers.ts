@@ -71,7 +71,16 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     updatedAt: row.updatedAt,
     asyncAck: Boolean(row.asyncAck),
     health: row.health ?? null,
+    type: row.type ?? "webhook",
+    eventTypes: toStringList(row.eventTypes),
+    filter: row.filter ?? "",
   };
+}
+
+// A JSON list of strings as stored (parsed, or text written outside the ORM); null is empty.
+function toStringList(value: unknown): string[] {
+  const parsed: unknown = typeof value === "string" ? JSON.parse(value) : value;
+  return Array.isArray(parsed) ? parsed.filter((x): x is string => typeof x === "string") : [];
 }
 
 /** Message row → record. */

@@ -172,7 +172,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
 
   /** send: one attempt through the endpoint's destination. */
   const send = async (ctx: AttemptContext, at: Date): Promise<DestinationResult> => {
-    const type = (ctx.endpoint as { type?: string } | null)?.type ?? "webhook";
+    const type = ctx.endpoint?.type ?? "webhook";
     const destination: Destination | undefined = destinations[type];
     if (destination === undefined)
       throw new StageError("send", "poison", `no destination serves endpoint type ${type}`);

@@ -2,19 +2,19 @@
 // @generated from file hookstream/v1/endpoint.proto (package hookstream.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { EndpointHealth } from "./endpoint_health_pb.ts";
 import { file_hookstream_v1_endpoint_health } from "./endpoint_health_pb.ts";
-import type { Message } from "@bufbuild/protobuf";
+import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/endpoint.proto.
  */
 export const file_hookstream_v1_endpoint: GenFile = /*@__PURE__*/
-  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIo4ECghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJYXN5bmNfYWNrGB4gASgISAGIAQESLQoGaGVhbHRoGCggASgLMh0uaG9va3N0cmVhbS52MS5FbmRwb2ludEhlYWx0aBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCgoIX2VuYWJsZWRCDAoKX2FzeW5jX2Fja2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_health]);
+  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIt4ECghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoEdHlwZRgKIAEoDjIbLmhvb2tzdHJlYW0udjEuRW5kcG9pbnRUeXBlEhMKC2V2ZW50X3R5cGVzGAsgAygJEg4KBmZpbHRlchgMIAEoCRIWCglhc3luY19hY2sYHiABKAhIAYgBARItCgZoZWFsdGgYKCABKAsyHS5ob29rc3RyZWFtLnYxLkVuZHBvaW50SGVhbHRoGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghfZW5hYmxlZEIMCgpfYXN5bmNfYWNrKmEKDEVuZHBvaW50VHlwZRIdChlFTkRQT0lOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRU5EUE9JTlRfVFlQRV9XRUJIT09LEAESFwoTRU5EUE9JTlRfVFlQRV9TTEFDSxACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_health]);
 
 /**
  * Endpoint is a customer's HTTP receiver that deliveries are POSTed to.
@@ -86,6 +86,30 @@ export type Endpoint = Message<"hookstream.v1.Endpoint"> & {
   updateTime?: Timestamp | undefined;
 
   /**
+   * How deliveries are made (webhook unless set).
+   *
+   * @generated from field: hookstream.v1.EndpointType type = 10;
+   */
+  type: EndpointType;
+
+  /**
+   * The event types Trigger routes to this endpoint (names of the workspace's event types, at
+   * most 100); empty means every type. Send, which names its endpoint, ignores it.
+   *
+   * @generated from field: repeated string event_types = 11;
+   */
+  eventTypes: string[];
+
+  /**
+   * Optional CEL expression over `payload`, `metadata` and `event_type` that a triggered message
+   * must satisfy to be delivered here, e.g. `payload.total > 100`. Checked when saved: a bad
+   * expression is invalid_argument with its line:column. Empty: no filter.
+   *
+   * @generated from field: string filter = 12;
+   */
+  filter: string;
+
+  /**
    * Asynchronous acknowledgement: when true, a 202 answer puts the delivery in awaiting_ack until
    * the receiver calls the signed URL in its webhook-ack-url (or webhook-nack-url) header, or the
    * wait expires (HOOKSTREAM_ACK_TIMEOUT) and counts as a failed attempt. Default false: 202 is
@@ -110,4 +134,46 @@ export type Endpoint = Message<"hookstream.v1.Endpoint"> & {
  */
 export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
   messageDesc(file_hookstream_v1_endpoint, 0);
+
+/**
+ * EndpointType says what an endpoint's URL is and how deliveries are made to it.
+ *
+ * @generated from enum hookstream.v1.EndpointType
+ */
+export const EndpointType = {
+  /**
+   * Not set: a webhook.
+   *
+   * @generated from enum value: ENDPOINT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * A Standard Webhooks receiver: the payload's exact bytes, signed (webhook-* headers).
+   *
+   * @generated from enum value: ENDPOINT_TYPE_WEBHOOK = 1;
+   */
+  WEBHOOK: 1,
+
+  /**
+   * A Slack incoming webhook URL: each delivery is the event rendered as a Slack message
+   * ({"text": …, "blocks": […]}) with the payload in a code block, not signed.
+   *
+   * @generated from enum value: ENDPOINT_TYPE_SLACK = 2;
+   */
+  SLACK: 2,
+} as const;
+
+/**
+ * EndpointType says what an endpoint's URL is and how deliveries are made to it.
+ *
+ * @generated from enum hookstream.v1.EndpointType
+ */
+export type EndpointType = (typeof EndpointType)[keyof typeof EndpointType] | UnknownEnum;
+
+/**
+ * Describes the enum hookstream.v1.EndpointType.
+ */
+export const EndpointTypeSchema: GenEnum<EndpointType> = /*@__PURE__*/
+  enumDesc(file_hookstream_v1_endpoint, 0);
 

@@ -4,9 +4,11 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
+import type { AttemptErrorKind } from "./delivery_pb.ts";
+import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
 import type { Endpoint } from "./endpoint_pb.ts";
 import { file_hookstream_v1_endpoint } from "./endpoint_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/endpoint_service.proto.
  */
 export const file_hookstream_v1_endpoint_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRob29rc3RyZWFtL3YxL2VuZHBvaW50X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiQgoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludCJbChZDcmVhdGVFbmRwb2ludFJlc3BvbnNlEikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludBIWCg5zaWduaW5nX3NlY3JldBgCIAEoCSIgChJHZXRFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiQAoTR2V0RW5kcG9pbnRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQiPQoUTGlzdEVuZHBvaW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXAoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEioKCWVuZHBvaW50cxgBIAMoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFVVwZGF0ZUVuZHBvaW50UmVxdWVzdBIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkMKFlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USKQoIZW5kcG9pbnQYASABKAsyFy5ob29rc3RyZWFtLnYxLkVuZHBvaW50IiMKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCSIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIikKG1JvdGF0ZUVuZHBvaW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCSKiAQocUm90YXRlRW5kcG9pbnRTZWNyZXRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkSPwobcHJldmlvdXNfc2VjcmV0X2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKNBQoPRW5kcG9pbnRTZXJ2aWNlEmYKDkNyZWF0ZUVuZHBvaW50EiQuaG9va3N0cmVhbS52MS5DcmVhdGVFbmRwb2ludFJlcXVlc3QaJS5ob29rc3RyZWFtLnYxLkNyZWF0ZUVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQISYAoLR2V0RW5kcG9pbnQSIS5ob29rc3RyZWFtLnYxLkdldEVuZHBvaW50UmVxdWVzdBoiLmhvb2tzdHJlYW0udjEuR2V0RW5kcG9pbnRSZXNwb25zZSIKkAIBorsYAwoBAhJmCg1MaXN0RW5kcG9pbnRzEiMuaG9va3N0cmVhbS52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBokLmhvb2tzdHJlYW0udjEuTGlzdEVuZHBvaW50c1Jlc3BvbnNlIgqQAgGiuxgDCgECEmYKDlVwZGF0ZUVuZHBvaW50EiQuaG9va3N0cmVhbS52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaJS5ob29rc3RyZWFtLnYxLlVwZGF0ZUVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQISZgoORGVsZXRlRW5kcG9pbnQSJC5ob29rc3RyZWFtLnYxLkRlbGV0ZUVuZHBvaW50UmVxdWVzdBolLmhvb2tzdHJlYW0udjEuRGVsZXRlRW5kcG9pbnRSZXNwb25zZSIHorsYAwoBAhJ4ChRSb3RhdGVFbmRwb2ludFNlY3JldBIqLmhvb2tzdHJlYW0udjEuUm90YXRlRW5kcG9pbnRTZWNyZXRSZXF1ZXN0GisuaG9va3N0cmVhbS52MS5Sb3RhdGVFbmRwb2ludFNlY3JldFJlc3BvbnNlIgeiuxgDCgECYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_endpoint]);
+  fileDesc("CiRob29rc3RyZWFtL3YxL2VuZHBvaW50X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiQgoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludCJbChZDcmVhdGVFbmRwb2ludFJlc3BvbnNlEikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludBIWCg5zaWduaW5nX3NlY3JldBgCIAEoCSIgChJHZXRFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiQAoTR2V0RW5kcG9pbnRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQiPQoUTGlzdEVuZHBvaW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXAoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEioKCWVuZHBvaW50cxgBIAMoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFVVwZGF0ZUVuZHBvaW50UmVxdWVzdBIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkMKFlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USKQoIZW5kcG9pbnQYASABKAsyFy5ob29rc3RyZWFtLnYxLkVuZHBvaW50IiMKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCSIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIikKG1JvdGF0ZUVuZHBvaW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCSKiAQocUm90YXRlRW5kcG9pbnRTZWNyZXRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkSPwobcHJldmlvdXNfc2VjcmV0X2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhChNUZXN0RW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJIuIBChRUZXN0RW5kcG9pbnRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhMKC3N0YXR1c19jb2RlGAIgASgFEioKB2xhdGVuY3kYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoNZmFpbHVyZV9jbGFzcxgEIAEoDjIfLmhvb2tzdHJlYW0udjEuQXR0ZW1wdEVycm9yS2luZBIVCg1lcnJvcl9tZXNzYWdlGAUgASgJEhUKDXJlc3BvbnNlX2JvZHkYBiABKAkSEgoKd2ViaG9va19pZBgHIAEoCTLvBQoPRW5kcG9pbnRTZXJ2aWNlEmYKDkNyZWF0ZUVuZHBvaW50EiQuaG9va3N0cmVhbS52MS5DcmVhdGVFbmRwb2ludFJlcXVlc3QaJS5ob29rc3RyZWFtLnYxLkNyZWF0ZUVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQISYAoLR2V0RW5kcG9pbnQSIS5ob29rc3RyZWFtLnYxLkdldEVuZHBvaW50UmVxdWVzdBoiLmhvb2tzdHJlYW0udjEuR2V0RW5kcG9pbnRSZXNwb25zZSIKkAIBorsYAwoBAhJmCg1MaXN0RW5kcG9pbnRzEiMuaG9va3N0cmVhbS52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBokLmhvb2tzdHJlYW0udjEuTGlzdEVuZHBvaW50c1Jlc3BvbnNlIgqQAgGiuxgDCgECEmYKDlVwZGF0ZUVuZHBvaW50EiQuaG9va3N0cmVhbS52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaJS5ob29rc3RyZWFtLnYxLlVwZGF0ZUVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQISZgoORGVsZXRlRW5kcG9pbnQSJC5ob29rc3RyZWFtLnYxLkRlbGV0ZUVuZHBvaW50UmVxdWVzdBolLmhvb2tzdHJlYW0udjEuRGVsZXRlRW5kcG9pbnRSZXNwb25zZSIHorsYAwoBAhJ4ChRSb3RhdGVFbmRwb2ludFNlY3JldBIqLmhvb2tzdHJlYW0udjEuUm90YXRlRW5kcG9pbnRTZWNyZXRSZXF1ZXN0GisuaG9va3N0cmVhbS52MS5Sb3RhdGVFbmRwb2ludFNlY3JldFJlc3BvbnNlIgeiuxgDCgECEmAKDFRlc3RFbmRwb2ludBIiLmhvb2tzdHJlYW0udjEuVGVzdEVuZHBvaW50UmVxdWVzdBojLmhvb2tzdHJlYW0udjEuVGVzdEVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_endpoint]);
 
 /**
  * CreateEndpointRequest describes the endpoint to create.
@@ -178,7 +180,8 @@ export type UpdateEndpointRequest = Message<"hookstream.v1.UpdateEndpointRequest
   endpoint?: Endpoint | undefined;
 
   /**
-   * Fields to change: url, description, metadata, enabled, headers, timeout, async_ack. An empty mask
+   * Fields to change: url, description, metadata, enabled, headers, timeout, async_ack, type,
+   * event_types, filter. An empty mask
    * changes every updatable field.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
@@ -307,6 +310,91 @@ export const RotateEndpointSecretResponseSchema: GenMessage<RotateEndpointSecret
   messageDesc(file_hookstream_v1_endpoint_service, 11);
 
 /**
+ * TestEndpointRequest names the endpoint to ping.
+ *
+ * @generated from message hookstream.v1.TestEndpointRequest
+ */
+export type TestEndpointRequest = Message<"hookstream.v1.TestEndpointRequest"> & {
+  /**
+   * Id of the endpoint ("ep_…").
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message hookstream.v1.TestEndpointRequest.
+ * Use `create(TestEndpointRequestSchema)` to create a new message.
+ */
+export const TestEndpointRequestSchema: GenMessage<TestEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_endpoint_service, 12);
+
+/**
+ * TestEndpointResponse is the outcome of the ping.
+ *
+ * @generated from message hookstream.v1.TestEndpointResponse
+ */
+export type TestEndpointResponse = Message<"hookstream.v1.TestEndpointResponse"> & {
+  /**
+   * True when the receiver answered 2xx within the endpoint's timeout.
+   *
+   * @generated from field: bool success = 1;
+   */
+  success: boolean;
+
+  /**
+   * The HTTP status of the answer, or 0 when none arrived.
+   *
+   * @generated from field: int32 status_code = 2;
+   */
+  statusCode: number;
+
+  /**
+   * From the start of the request to the end of the answer (or the failure).
+   *
+   * @generated from field: google.protobuf.Duration latency = 3;
+   */
+  latency?: Duration | undefined;
+
+  /**
+   * Why it failed (UNSPECIFIED on success): timeout, DNS, connect, TLS, refused by the outbound
+   * policy, or a non-2xx status.
+   *
+   * @generated from field: hookstream.v1.AttemptErrorKind failure_class = 4;
+   */
+  failureClass: AttemptErrorKind;
+
+  /**
+   * What went wrong, in words ("" on success).
+   *
+   * @generated from field: string error_message = 5;
+   */
+  errorMessage: string;
+
+  /**
+   * The start of the answer's body (at most 4 KiB).
+   *
+   * @generated from field: string response_body = 6;
+   */
+  responseBody: string;
+
+  /**
+   * The webhook-id the ping was sent with ("ping_…").
+   *
+   * @generated from field: string webhook_id = 7;
+   */
+  webhookId: string;
+};
+
+/**
+ * Describes the message hookstream.v1.TestEndpointResponse.
+ * Use `create(TestEndpointResponseSchema)` to create a new message.
+ */
+export const TestEndpointResponseSchema: GenMessage<TestEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_endpoint_service, 13);
+
+/**
  * EndpointService manages the workspace's endpoints; it is authorized by a management token.
  *
  * @generated from service hookstream.v1.EndpointService
@@ -372,6 +460,18 @@ export const EndpointService: GenService<{
     methodKind: "unary";
     input: typeof RotateEndpointSecretRequestSchema;
     output: typeof RotateEndpointSecretResponseSchema;
+  },
+  /**
+   * TestEndpoint sends one signed ping (event type "hookstream.ping") to the endpoint right away,
+   * through the same destination, outbound policy and timeout as deliveries, and reports how it
+   * went. Nothing is stored and no retry follows; disabled endpoints can be tested too.
+   *
+   * @generated from rpc hookstream.v1.EndpointService.TestEndpoint
+   */
+  testEndpoint: {
+    methodKind: "unary";
+    input: typeof TestEndpointRequestSchema;
+    output: typeof TestEndpointResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hookstream_v1_endpoint_service, 0);

@@ -50,7 +50,15 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
 
     async createEndpoint(ep: EndpointRecord): Promise<void> {
       await ctx.run((em) =>
-        em.insert(Endpoint, { ...ep, asyncAck: ep.asyncAck ?? false, health: ep.health ?? null, deletedAt: null }),
+        em.insert(Endpoint, {
+          ...ep,
+          asyncAck: ep.asyncAck ?? false,
+          health: ep.health ?? null,
+          type: ep.type ?? "webhook",
+          eventTypes: [...(ep.eventTypes ?? [])],
+          filter: ep.filter ?? "",
+          deletedAt: null,
+        }),
       );
     },
 

@@ -1,5 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
-import type { EndpointHealthState } from "../../domain/records.ts";
+import type { EndpointHealthState, EndpointTypeName } from "../../domain/records.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of a customer's receiver; soft-deleted (deleted_at) so deliveries keep their reference. */
@@ -23,6 +23,9 @@ export const EndpointSchema = defineEntity({
     deletedAt: p.datetime(3).nullable(),
     asyncAck: p.boolean().default(false),
     health: p.json<EndpointHealthState>().nullable(),
+    type: p.string().length(16).$type<EndpointTypeName>().default("webhook"),
+    eventTypes: p.json<string[]>().nullable(),
+    filter: p.text().nullable(),
   },
   indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });
