@@ -296,7 +296,7 @@ for (const kind of testDbKinds()) {
       assert.equal(created.endpoint?.type, EndpointType.WEBHOOK);
       assert.deepEqual(created.endpoint?.eventTypes, ["user.signed_up"]);
       assert.equal(created.endpoint?.filter, 'payload.plan == "pro"');
-      const id = created.endpoint!.id;
+      const id = created.endpoint?.id ?? "";
       await failsWith(
         management.endpoints.updateEndpoint({ endpoint: { id, filter: "1 + 1" }, updateMask: { paths: ["filter"] } }),
         Code.InvalidArgument,
@@ -387,7 +387,7 @@ for (const kind of testDbKinds()) {
       assert.equal(tested.success, true);
       const ping = receiver!.requests.filter((r) => r.path === "/slack").at(-1)!;
       assert.match(
-        JSON.parse(ping.body.toString("utf8")).text as string,
+        (JSON.parse(ping.body.toString("utf8")) as { text: string }).text,
         /^hookstream\.ping: \{"type":"hookstream\.ping"/,
       );
     });
