@@ -193,6 +193,9 @@ export class HookstreamManagement extends BaseClient {
     /** A new signing secret; the previous one keeps verifying until `previousSecretExpireTime`. */
     rotateSecret: (id: string, opts?: CallOpts): Promise<Plain<pb.RotateEndpointSecretResponse>> =>
       this.unary(EndpointService.method.rotateEndpointSecret, { id }, opts),
+    /** Sends one signed ping now and reports success, status code, latency and the failure class. */
+    test: (id: string, opts?: CallOpts): Promise<Plain<pb.TestEndpointResponse>> =>
+      this.unary(EndpointService.method.testEndpoint, { id }, opts),
   };
 
   readonly eventTypes = {

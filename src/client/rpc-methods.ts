@@ -19,6 +19,7 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.EndpointService/UpdateEndpoint": "management.endpoints.update",
   "hookstream.v1.EndpointService/DeleteEndpoint": "management.endpoints.delete",
   "hookstream.v1.EndpointService/RotateEndpointSecret": "management.endpoints.rotateSecret",
+  "hookstream.v1.EndpointService/TestEndpoint": "management.endpoints.test",
   "hookstream.v1.EventTypeService/CreateEventType": "management.eventTypes.create",
   "hookstream.v1.EventTypeService/GetEventType": "management.eventTypes.get",
   "hookstream.v1.EventTypeService/ListEventTypes": "management.eventTypes.list management.eventTypes.listAll",

@@ -22,6 +22,7 @@ export type {
   ListEndpointsRequest,
   ListEndpointsResponse,
   RotateEndpointSecretResponse,
+  TestEndpointResponse,
 } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 export type { Message } from "../../gen/hookstream/v1/message_pb.ts";
 export type { GetMessageResponse, SendResponse } from "../../gen/hookstream/v1/message_service_pb.ts";
