@@ -63,6 +63,7 @@ function messageOf(workspaceId: string, key = newId("message")): MessageRecord {
     payloadHash: "ab".repeat(32),
     createdAt: at(1),
     payloadDeletedAt: null,
+    deliverAt: null,
   };
 }
 
@@ -695,6 +696,114 @@ for (const { kind, overrides, label } of variants) {
         assert.equal(ids.length + third.released.length, seeded.deliveries.length);
       });
     }
+
+    void it("changeSchedule cancels or moves only scheduled deliveries of the workspace's message, with outbox rows", async () => {
+      const ws = await workspace(store);
+      const foreign = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      await drainOutbox(store);
+      const later = at(60_000);
+      const { message, deliveries } = await seed(store, ws, ep.id, ["scheduled", "scheduled"], later);
+      const rows = (d: DeliveryRecord) => [statusOf(d)];
+
+      assert.deepEqual(
+        await store.messages.changeSchedule(foreign, message.id, { kind: "cancel", reason: "x" }, at(5), rows),
+        {
+          outcome: "not_found",
+        },
+      );
+      assert.deepEqual(
+        await store.messages.changeSchedule(ws, newId("message"), { kind: "cancel", reason: "x" }, at(5), rows),
+        { outcome: "not_found" },
+      );
+
+      const moved = await store.messages.changeSchedule(
+        ws,
+        message.id,
+        { kind: "reschedule", deliverAt: at(120_000) },
+        at(5),
+        rows,
+      );
+      assert.equal(moved.outcome, "changed");
+      if (moved.outcome !== "changed") return;
+      assert.deepEqual(moved.message.deliverAt, at(120_000));
+      assert.deepEqual(await store.messages.getMessage(ws, message.id), moved.message);
+      assert.equal(moved.outbox.length, 2);
+      for (const d of moved.deliveries) {
+        assert.equal(d.status, "scheduled");
+        assert.deepEqual(d.nextAttemptAt, at(120_000));
+        assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), d);
+      }
+      assert.deepEqual(
+        (await store.deliveries.releaseDue(later, 10, () => [])).released,
+        [],
+        "not due at the old time",
+      );
+
+      const cancelled = await store.messages.changeSchedule(
+        ws,
+        message.id,
+        { kind: "cancel", reason: "by producer" },
+        at(6),
+        rows,
+      );
+      assert.equal(cancelled.outcome, "changed");
+      if (cancelled.outcome !== "changed") return;
+      for (const d of cancelled.deliveries) {
+        assert.equal(d.status, "cancelled");
+        assert.equal(d.nextAttemptAt, null);
+        assert.equal(d.lastError, "by producer");
+        assert.deepEqual(await store.deliveries.getDelivery(ws, d.id), d);
+      }
+      const again = await store.messages.changeSchedule(ws, message.id, { kind: "cancel", reason: "x" }, at(7), rows);
+      assert.equal(again.outcome, "not_scheduled");
+      assert.deepEqual(
+        again.outcome === "not_scheduled" ? again.deliveries.map((d) => d.status) : [],
+        deliveries.map(() => "cancelled"),
+      );
+
+      // Released deliveries are no longer scheduled: nothing changes.
+      const sent = await seed(store, ws, ep.id, ["scheduled"], at(1_000));
+      await store.deliveries.releaseDue(at(1_000), 10, () => []);
+      const late = await store.messages.changeSchedule(
+        ws,
+        sent.message.id,
+        { kind: "reschedule", deliverAt: later },
+        at(8),
+        rows,
+      );
+      assert.equal(late.outcome, "not_scheduled");
+      assert.equal((await store.deliveries.getDelivery(ws, sent.deliveries[0]!.id))?.status, "queued");
+      await drainOutbox(store);
+    });
+
+    void it("changeSchedule racing releaseDue: each scheduled delivery is either released or cancelled, never both", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const seeded = await Promise.all(Array.from({ length: 20 }, () => seed(store, ws, ep.id, ["scheduled"], at(0))));
+      const [released, ...changes] = await Promise.all([
+        store.deliveries.releaseDue(at(1), 100, () => []),
+        ...seeded.map((s) =>
+          store.messages.changeSchedule(ws, s.message.id, { kind: "cancel", reason: "race" }, at(1), () => []),
+        ),
+      ]);
+      const releasedIds = new Set(released.released.map((d) => d.id));
+      for (const [i, s] of seeded.entries()) {
+        const id = s.deliveries[0]!.id;
+        const change = changes[i]!;
+        const row = await store.deliveries.getDelivery(ws, id);
+        if (releasedIds.has(id)) {
+          assert.equal(change.outcome, "not_scheduled");
+          assert.equal(row?.status, "queued");
+        } else {
+          assert.equal(change.outcome, "changed");
+          assert.equal(row?.status, "cancelled");
+        }
+      }
+      await drainOutbox(store);
+    });
 
     void it("recordAttempt applies once; a repeat or a stale number is not applied", async () => {
       const ws = await workspace(store);

@@ -5,6 +5,7 @@ import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EndpointProbe } from "../domain/endpoint-test.ts";
 import type { EventTypeRepository } from "../domain/event-types.ts";
+import type { ScheduledMessages } from "../domain/message-schedule.ts";
 import type { MessageIntake, MessageReader } from "../domain/messages.ts";
 import type { StatusFeed } from "../domain/ports.ts";
 import type { DeliveryRecovery } from "../domain/recovery.ts";
@@ -21,7 +22,7 @@ export interface ApiDeps {
   readonly eventTypes: EventTypeRepository;
   /** Sends TestEndpoint's ping (the API role's own outbound sender, behind the SSRF guard). */
   readonly endpointProbe?: EndpointProbe | undefined;
-  readonly messages: MessageIntake & MessageReader;
+  readonly messages: MessageIntake & MessageReader & ScheduledMessages;
   readonly deliveries: DeliveryReader;
   readonly recovery: DeliveryRecovery;
   readonly relay: OutboxRelay;

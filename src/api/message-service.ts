@@ -1,9 +1,11 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { ValueSchema, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { invalidArgument } from "../domain/errors.ts";
+import { cancelMessage, rescheduleMessage, type MessageScheduleDeps } from "../domain/message-schedule.ts";
 import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
+import type { ScheduleInput } from "../domain/schedule.ts";
 import { deliveryView, messageView } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
@@ -55,6 +57,21 @@ function sendBody(req: SendRequest, ctx: HandlerContext): SendBody {
   }
 }
 
+/** The schedule fields of a Send or RescheduleMessage request, as given (presence kept). */
+export function scheduleOf(req: {
+  deliverIn?: string | undefined;
+  deliverAt?: Timestamp | undefined;
+  deliverAtLocal?: string | undefined;
+  timeZone?: string | undefined;
+}): ScheduleInput {
+  return {
+    deliverIn: req.deliverIn,
+    deliverAt: req.deliverAt === undefined ? undefined : timestampDate(req.deliverAt),
+    deliverAtLocal: req.deliverAtLocal,
+    timeZone: req.timeZone,
+  };
+}
+
 /** MessageService: the producer surface (API key). */
 export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageService> {
   const messageDeps: MessageDeps = {
@@ -66,18 +83,34 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     eventTypes: deps.eventTypes,
     eventTypeCache: deps.eventTypeCache,
   };
+  const scheduleDeps: MessageScheduleDeps = { store: deps.messages, relay: deps.relay };
   return {
     async send(req, ctx) {
       const workspaceId = workspaceIdOf(ctx);
-      return send(messageDeps, workspaceId, {
+      const { deliverAt, ...result } = await send(messageDeps, workspaceId, {
         endpointId: req.endpointId,
         eventType: req.eventType,
         body: sendBody(req, ctx),
         idempotencyKey: req.idempotencyKey,
+        schedule: scheduleOf(req),
       });
+      return { ...result, deliverTime: deliverAt === null ? undefined : timestampFromDate(deliverAt) };
     },
     async getMessage(req, ctx) {
       const { message, deliveries } = await getMessage(deps.messages, workspaceIdOf(ctx), req.id);
+      return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
+    },
+    async cancelMessage(req, ctx) {
+      const { message, deliveries } = await cancelMessage(scheduleDeps, workspaceIdOf(ctx), req.id);
+      return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
+    },
+    async rescheduleMessage(req, ctx) {
+      const { message, deliveries } = await rescheduleMessage(
+        scheduleDeps,
+        workspaceIdOf(ctx),
+        req.id,
+        scheduleOf(req),
+      );
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
     },
   };

@@ -292,6 +292,7 @@ async function run(role: Role): Promise<void> {
       relay,
       logger,
       intervalMs: config.outboxSweepIntervalMs,
+      releaseIntervalMs: config.releaseIntervalMs,
     });
     dispatcher.start();
     closers.push({ name: "dispatcher", close: () => dispatcher.stop() });

@@ -56,6 +56,8 @@ export interface Config {
   /** How often an API server writes the API key uses it coalesced (last-used times). */
   readonly apiKeyUsageFlushIntervalMs: number;
   readonly outboxSweepIntervalMs: number;
+  /** How often the dispatcher queues due scheduled messages and retries (at most outboxSweepIntervalMs). */
+  readonly releaseIntervalMs: number;
   /** The API's base URL as receivers reach it (for ack URLs). */
   readonly publicUrl: string;
   /** How long a 202 answer of an async-ack endpoint waits for the ack. */
@@ -183,6 +185,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
     default: "1s",
     doc: "How often the dispatcher looks for committed work not yet published, and due retries.",
+  },
+  {
+    env: "HOOKSTREAM_RELEASE_INTERVAL",
+    default: "250ms",
+    doc: "How often the dispatcher queues scheduled messages and retries whose time has come (a message goes out within about this long after its time; capped at HOOKSTREAM_OUTBOX_SWEEP_INTERVAL).",
   },
   {
     env: "HOOKSTREAM_PUBLIC_URL",
@@ -377,6 +384,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     apiKeyUsageFlushIntervalMs: duration("HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL", "10s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
+    releaseIntervalMs: Math.max(10, duration("HOOKSTREAM_RELEASE_INTERVAL", "250ms")),
     publicUrl: (get("HOOKSTREAM_PUBLIC_URL") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`).replace(
       /\/+$/,
       "",

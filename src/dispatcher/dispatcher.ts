@@ -22,6 +22,12 @@ export interface DispatcherOptions {
   logger: DispatcherLogger;
   /** Pause between rounds when there was nothing to do. */
   intervalMs: number;
+  /**
+   * How often due deliveries (scheduled messages, retries) are released between full rounds
+   * (default `intervalMs`): a short interval makes a scheduled message go out close to its time
+   * without sweeping the outbox that often.
+   */
+  releaseIntervalMs?: number | undefined;
   /** Outbox rows younger than this are left to the process that wrote them (its fast path). */
   outboxMinAgeMs?: number;
   batchSize?: number;
@@ -57,17 +63,24 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
 
+  const releaseIntervalMs = Math.min(opts.releaseIntervalMs ?? opts.intervalMs, opts.intervalMs);
+  let lastFullRound = 0;
+
+  /** Queues the deliveries whose time has come; returns how many. */
+  const releaseDue = async (): Promise<number> => {
+    const now = new Date();
+    const { released, outbox } = await store.releaseDue(now, batch, (d) => [statusRow(d, null, now), jobRow(d, now)]);
+    if (released.length > 0) await relay.publishNow(outbox);
+    return released.length;
+  };
+
   const runOnce = async (): Promise<number> => {
+    lastFullRound = Date.now();
     let handled = 0;
     const swept = await relay.sweep(minAge, batch);
     if (swept > 0) logger.info({ rows: swept }, "published outbox rows left behind");
     handled += swept;
-    const now = new Date();
-    const { released, outbox } = await store.releaseDue(now, batch, (d) => [statusRow(d, null, now), jobRow(d, now)]);
-    if (released.length > 0) {
-      await relay.publishNow(outbox);
-      handled += released.length;
-    }
+    handled += await releaseDue();
     // An expired acknowledgement wait counts as a failed attempt: retry by the policy, or dead-letter.
     if (opts.acks !== undefined) {
       const at = new Date();
@@ -120,7 +133,8 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
         while (running) {
           let handled = 0;
           try {
-            handled = await runOnce();
+            // Between full rounds only due deliveries are released, every releaseIntervalMs.
+            handled = Date.now() - lastFullRound >= opts.intervalMs ? await runOnce() : await releaseDue();
             failures = 0;
           } catch (err) {
             failures++;
@@ -130,7 +144,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
           if (!running) break;
           if (handled >= batch) continue; // more is waiting
           await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, opts.intervalMs);
+            const t = setTimeout(resolve, releaseIntervalMs);
             wake = () => {
               clearTimeout(t);
               resolve();

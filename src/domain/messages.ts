@@ -13,6 +13,7 @@ import type {
   NewOutboxRecord,
   OutboxRecord,
 } from "./records.ts";
+import { resolveSchedule, type ScheduleInput } from "./schedule.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
 
@@ -62,6 +63,8 @@ export interface SendInput {
   eventType: string;
   body: SendBody;
   idempotencyKey: string;
+  /** When to deliver (at most one form; none means now), by the rules of schedule.ts. */
+  schedule?: ScheduleInput | undefined;
 }
 
 /** The answer to a Send. */
@@ -70,6 +73,8 @@ export interface SendResult {
   deliveryId: string;
   idempotencyKey: string;
   replayed: boolean;
+  /** When the message is due, if it was scheduled (null: delivered now). */
+  deliverAt: Date | null;
 }
 
 /** What the message use cases need. */
@@ -97,10 +102,35 @@ const CONTENT_TYPE =
 
 /**
  * The fingerprint an idempotency key is bound to: the whole request that matters for
- * delivery (endpoint, type, content type, exact payload bytes), not only the payload.
+ * delivery (endpoint, type, content type, exact payload bytes, the schedule as it was given),
+ * not only the payload. A request without a schedule hashes as it always has, so keys stored
+ * before scheduling existed still match.
  */
-function fingerprint(endpointId: string, eventType: string, contentType: string, payload: Uint8Array): string {
-  return createHash("sha256").update(`${endpointId}\0${eventType}\0${contentType}\0`).update(payload).digest("hex");
+function fingerprint(
+  endpointId: string,
+  eventType: string,
+  contentType: string,
+  payload: Uint8Array,
+  schedule: ScheduleInput | undefined,
+): string {
+  const h = createHash("sha256").update(`${endpointId}\0${eventType}\0${contentType}\0`).update(payload);
+  const s = scheduleText(schedule);
+  if (s !== "") h.update(`\0schedule\0${s}`);
+  return h.digest("hex");
+}
+
+/** The schedule as the producer gave it, in one canonical text ("" when none). */
+function scheduleText(s: ScheduleInput | undefined): string {
+  if (s === undefined) return "";
+  const at =
+    s.deliverAt === undefined ? undefined : typeof s.deliverAt === "number" ? s.deliverAt : s.deliverAt.getTime();
+  const parts = [
+    s.deliverIn === undefined ? "" : `in=${s.deliverIn}`,
+    at === undefined ? "" : `at=${at}`,
+    s.deliverAtLocal === undefined ? "" : `local=${s.deliverAtLocal}`,
+    s.timeZone === undefined ? "" : `zone=${s.timeZone}`,
+  ];
+  return parts.filter((p) => p !== "").join("\0");
 }
 
 function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[], hash: string): SendResult {
@@ -111,7 +141,13 @@ function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[
       `idempotency key ${JSON.stringify(key)} was already used for a different request`,
     );
   }
-  return { messageId: message.id, deliveryId: deliveries[0]?.id ?? "", idempotencyKey: key, replayed: true };
+  return {
+    messageId: message.id,
+    deliveryId: deliveries[0]?.id ?? "",
+    idempotencyKey: key,
+    replayed: true,
+    deliverAt: message.deliverAt ?? null,
+  };
 }
 
 /**
@@ -124,6 +160,8 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   checkId(v, "endpoint_id", "endpoint", input.endpointId);
   checkEventType(v, "event_type", input.eventType);
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
+  const now = new Date();
+  const deliverAt = resolveSchedule(v, "", input.schedule ?? {}, now.getTime());
   const body = input.body;
   if (body === undefined) {
     v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
@@ -140,7 +178,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   const payload = body!.bytes;
   const contentType = body!.kind === "json" ? "application/json" : body!.contentType;
   const key = input.idempotencyKey === "" ? `auto_${randomUUID()}` : input.idempotencyKey;
-  const hash = fingerprint(input.endpointId, input.eventType, contentType, payload);
+  const hash = fingerprint(input.endpointId, input.eventType, contentType, payload, input.schedule);
 
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
@@ -165,7 +203,6 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   deps.endpointCache?.set(cacheKey, endpoint);
   if (!endpoint.enabled) throw endpointDisabled(endpoint.id);
 
-  const now = new Date();
   const message: MessageRecord = {
     id: newId("message"),
     workspaceId,
@@ -175,6 +212,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     idempotencyKey: key,
     payloadHash: hash,
     createdAt: now,
+    deliverAt,
   };
   const delivery: DeliveryRecord = {
     id: newId("delivery"),
@@ -182,23 +220,22 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     messageId: message.id,
     endpointId: endpoint.id,
     eventType: input.eventType,
-    status: "queued",
+    // A scheduled delivery waits in the database; the dispatcher queues it when it is due.
+    status: deliverAt === null ? "queued" : "scheduled",
     attemptCount: 0,
-    nextAttemptAt: null,
+    nextAttemptAt: deliverAt,
     lastResponseStatus: 0,
     lastError: "",
     createdAt: now,
     updatedAt: now,
   };
   // The status event goes first, so a watcher sees "queued" before any worker's outcome.
-  const { outcome, outbox } = await deps.messages.acceptMessage(
-    message,
-    [delivery],
-    [statusRow(delivery, null, now), jobRow(delivery, now)],
-  );
+  const rows =
+    deliverAt === null ? [statusRow(delivery, null, now), jobRow(delivery, now)] : [statusRow(delivery, null, now)];
+  const { outcome, outbox } = await deps.messages.acceptMessage(message, [delivery], rows);
   if (!outcome.created) return replay(key, outcome.existing, outcome.deliveries, hash);
   void deps.relay.publishNow(outbox);
-  return { messageId: message.id, deliveryId: delivery.id, idempotencyKey: key, replayed: false };
+  return { messageId: message.id, deliveryId: delivery.id, idempotencyKey: key, replayed: false, deliverAt };
 }
 
 /** A message of the workspace with its deliveries. */

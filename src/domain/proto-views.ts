@@ -192,6 +192,7 @@ export function messageView(m: MessageRecord): Message {
     contentType: m.contentType,
     idempotencyKey: m.idempotencyKey,
     createTime: timestampFromDate(m.createdAt),
+    deliverTime: ts(m.deliverAt ?? null),
   });
   if (m.contentType === "application/json") {
     // payload_json is the stored bytes as they are delivered; payload the (lossy) Value of them.

@@ -111,6 +111,8 @@ export interface MessageRecord {
   createdAt: Date;
   /** When the retention sweeper deleted the payload (then `payload` is empty); null while kept. */
   payloadDeletedAt?: Date | null | undefined;
+  /** When a scheduled message is due (its deliveries wait as "scheduled" until then); null: at once. */
+  deliverAt?: Date | null | undefined;
 }
 
 /** One message to one endpoint. */

@@ -95,6 +95,7 @@ export function messageRecord(row: Message): MessageRecord {
     payloadHash: row.payloadHash,
     createdAt: row.createdAt,
     payloadDeletedAt: row.payloadDeletedAt ?? null,
+    deliverAt: row.deliverAt ?? null,
   };
 }
 

@@ -12,7 +12,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message.proto.
  */
 export const file_hookstream_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEi3QEKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEijwIKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCRIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Message is what a producer sent once; it becomes one delivery per endpoint.
@@ -78,6 +78,13 @@ export type Message = Message$1<"hookstream.v1.Message"> & {
    * @generated from field: string payload_json = 8;
    */
   payloadJson: string;
+
+  /**
+   * When the message is due, for a scheduled message; unset when it was delivered at once.
+   *
+   * @generated from field: google.protobuf.Timestamp deliver_time = 10;
+   */
+  deliverTime?: Timestamp | undefined;
 };
 
 /**

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Value } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Delivery } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message_service.proto.
  */
 export const file_hookstream_v1_message_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSLHAQoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQgYKBGJvZHkiYgoMU2VuZFJlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhAKCHJlcGxheWVkGAQgASgIIh8KEUdldE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJImoKEkdldE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5MrkBCg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDEl0KCkdldE1lc3NhZ2USIC5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXF1ZXN0GiEuaG9va3N0cmVhbS52MS5HZXRNZXNzYWdlUmVzcG9uc2UiCpACAaK7GAMKAQNiBnByb3RvMw", [file_google_protobuf_struct, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL5AgoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQFCBgoEYm9keUINCgtfZGVsaXZlcl9pbkITChFfZGVsaXZlcl9hdF9sb2NhbEIMCgpfdGltZV96b25lIpQBCgxTZW5kUmVzcG9uc2USEgoKbWVzc2FnZV9pZBgBIAEoCRITCgtkZWxpdmVyeV9pZBgCIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkSEAoIcmVwbGF5ZWQYBCABKAgSMAoMZGVsaXZlcl90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIfChFHZXRNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJqChJHZXRNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJtChVDYW5jZWxNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSLYAQoYUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCmRlbGl2ZXJfaW4YAiABKAlIAIgBARIuCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAQgASgJSAGIAQESFgoJdGltZV96b25lGAUgASgJSAKIAQFCDQoLX2RlbGl2ZXJfaW5CEwoRX2RlbGl2ZXJfYXRfbG9jYWxCDAoKX3RpbWVfem9uZSJxChlSZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlEicKB21lc3NhZ2UYASABKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USKwoKZGVsaXZlcmllcxgCIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkyjwMKDk1lc3NhZ2VTZXJ2aWNlEkgKBFNlbmQSGi5ob29rc3RyZWFtLnYxLlNlbmRSZXF1ZXN0GhsuaG9va3N0cmVhbS52MS5TZW5kUmVzcG9uc2UiB6K7GAMKAQMSXQoKR2V0TWVzc2FnZRIgLmhvb2tzdHJlYW0udjEuR2V0TWVzc2FnZVJlcXVlc3QaIS5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXNwb25zZSIKkAIBorsYAwoBAxJjCg1DYW5jZWxNZXNzYWdlEiMuaG9va3N0cmVhbS52MS5DYW5jZWxNZXNzYWdlUmVxdWVzdBokLmhvb2tzdHJlYW0udjEuQ2FuY2VsTWVzc2FnZVJlc3BvbnNlIgeiuxgDCgEDEm8KEVJlc2NoZWR1bGVNZXNzYWdlEicuaG9va3N0cmVhbS52MS5SZXNjaGVkdWxlTWVzc2FnZVJlcXVlc3QaKC5ob29rc3RyZWFtLnYxLlJlc2NoZWR1bGVNZXNzYWdlUmVzcG9uc2UiB6K7GAMKAQNiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message]);
 
 /**
  * SendRequest is one event for one endpoint.
@@ -99,6 +99,36 @@ export type SendRequest = Message<"hookstream.v1.SendRequest"> & {
    * @generated from field: string idempotency_key = 6;
    */
   idempotencyKey: string;
+
+  /**
+   * A delay from now: "30s", "5m", "2h", "1d", or units largest first such as "1h30m".
+   *
+   * @generated from field: optional string deliver_in = 10;
+   */
+  deliverIn?: string | undefined;
+
+  /**
+   * A UTC instant.
+   *
+   * @generated from field: google.protobuf.Timestamp deliver_at = 11;
+   */
+  deliverAt?: Timestamp | undefined;
+
+  /**
+   * A wall-clock time without offset ("2027-03-14T09:30:00") in time_zone. A time that does not
+   * exist (the spring-forward gap) means the first instant after the gap; a time that happens
+   * twice (fall-back) means the earlier one.
+   *
+   * @generated from field: optional string deliver_at_local = 12;
+   */
+  deliverAtLocal?: string | undefined;
+
+  /**
+   * The IANA time zone of deliver_at_local ("Europe/Paris"); only allowed with it.
+   *
+   * @generated from field: optional string time_zone = 13;
+   */
+  timeZone?: string | undefined;
 };
 
 /**
@@ -141,6 +171,13 @@ export type SendResponse = Message<"hookstream.v1.SendResponse"> & {
    * @generated from field: bool replayed = 4;
    */
   replayed: boolean;
+
+  /**
+   * When the message is due, if it was scheduled; unset when it is delivered now.
+   *
+   * @generated from field: google.protobuf.Timestamp deliver_time = 10;
+   */
+  deliverTime?: Timestamp | undefined;
 };
 
 /**
@@ -200,6 +237,133 @@ export const GetMessageResponseSchema: GenMessage<GetMessageResponse> = /*@__PUR
   messageDesc(file_hookstream_v1_message_service, 3);
 
 /**
+ * CancelMessageRequest names the scheduled message to cancel.
+ *
+ * @generated from message hookstream.v1.CancelMessageRequest
+ */
+export type CancelMessageRequest = Message<"hookstream.v1.CancelMessageRequest"> & {
+  /**
+   * Id of the message ("msg_…").
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message hookstream.v1.CancelMessageRequest.
+ * Use `create(CancelMessageRequestSchema)` to create a new message.
+ */
+export const CancelMessageRequestSchema: GenMessage<CancelMessageRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 4);
+
+/**
+ * CancelMessageResponse is the message and its deliveries after the cancellation.
+ *
+ * @generated from message hookstream.v1.CancelMessageResponse
+ */
+export type CancelMessageResponse = Message<"hookstream.v1.CancelMessageResponse"> & {
+  /**
+   * The message.
+   *
+   * @generated from field: hookstream.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * Its deliveries, now cancelled.
+   *
+   * @generated from field: repeated hookstream.v1.Delivery deliveries = 2;
+   */
+  deliveries: Delivery[];
+};
+
+/**
+ * Describes the message hookstream.v1.CancelMessageResponse.
+ * Use `create(CancelMessageResponseSchema)` to create a new message.
+ */
+export const CancelMessageResponseSchema: GenMessage<CancelMessageResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 5);
+
+/**
+ * RescheduleMessageRequest names the message and its new time: exactly one of deliver_in,
+ * deliver_at and deliver_at_local (with time_zone), by the rules of SendRequest.
+ *
+ * @generated from message hookstream.v1.RescheduleMessageRequest
+ */
+export type RescheduleMessageRequest = Message<"hookstream.v1.RescheduleMessageRequest"> & {
+  /**
+   * Id of the message ("msg_…").
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * A delay from now: "30s", "5m", "2h", "1d", "1h30m".
+   *
+   * @generated from field: optional string deliver_in = 2;
+   */
+  deliverIn?: string | undefined;
+
+  /**
+   * A UTC instant.
+   *
+   * @generated from field: google.protobuf.Timestamp deliver_at = 3;
+   */
+  deliverAt?: Timestamp | undefined;
+
+  /**
+   * A wall-clock time without offset in time_zone (DST rules as in SendRequest).
+   *
+   * @generated from field: optional string deliver_at_local = 4;
+   */
+  deliverAtLocal?: string | undefined;
+
+  /**
+   * The IANA time zone of deliver_at_local.
+   *
+   * @generated from field: optional string time_zone = 5;
+   */
+  timeZone?: string | undefined;
+};
+
+/**
+ * Describes the message hookstream.v1.RescheduleMessageRequest.
+ * Use `create(RescheduleMessageRequestSchema)` to create a new message.
+ */
+export const RescheduleMessageRequestSchema: GenMessage<RescheduleMessageRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 6);
+
+/**
+ * RescheduleMessageResponse is the message and its deliveries at their new time.
+ *
+ * @generated from message hookstream.v1.RescheduleMessageResponse
+ */
+export type RescheduleMessageResponse = Message<"hookstream.v1.RescheduleMessageResponse"> & {
+  /**
+   * The message.
+   *
+   * @generated from field: hookstream.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * Its deliveries, scheduled at next_attempt_time.
+   *
+   * @generated from field: repeated hookstream.v1.Delivery deliveries = 2;
+   */
+  deliveries: Delivery[];
+};
+
+/**
+ * Describes the message hookstream.v1.RescheduleMessageResponse.
+ * Use `create(RescheduleMessageResponseSchema)` to create a new message.
+ */
+export const RescheduleMessageResponseSchema: GenMessage<RescheduleMessageResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 7);
+
+/**
  * MessageService is the producer's surface, authorized by an API key.
  *
  * @generated from service hookstream.v1.MessageService
@@ -224,6 +388,29 @@ export const MessageService: GenService<{
     methodKind: "unary";
     input: typeof GetMessageRequestSchema;
     output: typeof GetMessageResponseSchema;
+  },
+  /**
+   * CancelMessage cancels a scheduled message before it is sent: every delivery still waiting
+   * for its time becomes cancelled. A message already sent (or already cancelled) is
+   * failed_precondition (MESSAGE_NOT_SCHEDULED, naming its deliveries' statuses).
+   *
+   * @generated from rpc hookstream.v1.MessageService.CancelMessage
+   */
+  cancelMessage: {
+    methodKind: "unary";
+    input: typeof CancelMessageRequestSchema;
+    output: typeof CancelMessageResponseSchema;
+  },
+  /**
+   * RescheduleMessage moves a scheduled message, not yet sent, to another time (the same
+   * schedule rules as Send). A message already sent is failed_precondition (MESSAGE_NOT_SCHEDULED).
+   *
+   * @generated from rpc hookstream.v1.MessageService.RescheduleMessage
+   */
+  rescheduleMessage: {
+    methodKind: "unary";
+    input: typeof RescheduleMessageRequestSchema;
+    output: typeof RescheduleMessageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hookstream_v1_message_service, 0);

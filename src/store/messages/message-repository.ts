@@ -1,3 +1,4 @@
+import type { ScheduledMessages } from "../../domain/message-schedule.ts";
 import type { AcceptOutcome, MessageIntake, MessageReader } from "../../domain/messages.ts";
 import type { DeliveryRecord, MessageRecord, NewOutboxRecord, OutboxRecord } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
@@ -7,9 +8,10 @@ import { isUniqueViolation } from "../store-errors.ts";
 import { unitOfWork } from "../unit-of-work.ts";
 import { Message } from "./message.entity.ts";
 import { createPgAcceptMessage } from "./pg-message-intake.ts";
+import { createScheduledMessageRepository } from "./scheduled-message-repository.ts";
 
-/** Messages: intake (Send) and reads (GetMessage). */
-export interface MessageStore extends MessageIntake, MessageReader {}
+/** Messages: intake (Send), reads (GetMessage) and schedule changes (Cancel/RescheduleMessage). */
+export interface MessageStore extends MessageIntake, MessageReader, ScheduledMessages {}
 
 /** Writes one accepted message with its deliveries and outbox rows; null when its key is taken. */
 export type AcceptWriter = (
@@ -63,6 +65,7 @@ export function createMessageRepository(ctx: StoreContext, overrides: boolean): 
   };
 
   return {
+    ...createScheduledMessageRepository(ctx),
     findMessageByIdempotencyKey,
 
     async acceptMessage(

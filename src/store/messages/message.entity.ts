@@ -18,6 +18,7 @@ export const MessageSchema = defineEntity({
     payloadHash: p.string().length(64),
     createdAt: p.datetime(3),
     payloadDeletedAt: p.datetime(3).nullable(),
+    deliverAt: p.datetime(3).nullable(),
   },
   uniques: [{ name: "message_workspace_id_idempotency_key_unique", properties: ["workspaceId", "idempotencyKey"] }],
   indexes: [{ name: "message_payload_deleted_at_created_at_index", properties: ["payloadDeletedAt", "createdAt"] }],

@@ -1,0 +1,285 @@
+/**
+ * The producer API on the real stack (api, dispatcher and worker as processes, real NATS, the
+ * database of HOOKSTREAM_TEST_DB): scheduled sends (deliver_in, deliver_at, deliver_at_local),
+ * their release after every role is killed with SIGKILL and restarted, CancelMessage and
+ * RescheduleMessage with their precise errors, and bad schedules that change nothing.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
+import { createTestDatabase, testDbKinds } from "./support/database.ts";
+import { startNatsServer, type TestNats } from "./support/nats-server.ts";
+import { startReceiver, type Receiver } from "./support/receiver.ts";
+import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Asserts a Connect error's code, reason and (optionally) the fields it names. */
+async function rejectsWith(p: Promise<unknown>, code: Code, reason: string, fields?: string[]): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof ConnectError, String(err));
+    assert.equal(err.code, code, err.message);
+    const detail = err.findDetails(ErrorDetailSchema)[0];
+    assert.equal(detail?.reason, reason, err.message);
+    if (fields !== undefined) {
+      assert.deepEqual(detail?.fieldViolations.map((f) => f.field).sort(), [...fields].sort(), err.message);
+    }
+    return true;
+  });
+}
+
+for (const kind of testDbKinds()) {
+  void describe(`producer API on ${kind}`, { timeout: 300_000 }, () => {
+    let nats: TestNats | undefined;
+    let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+    let receiver: Receiver | undefined;
+    let stack: Stack | undefined;
+    let management: Clients;
+    let producer: Clients;
+    let otherProducer: Clients;
+    let endpointId = "";
+
+    before(async () => {
+      receiver = await startReceiver();
+      nats = await startNatsServer();
+      database = await createTestDatabase(kind);
+      stack = await startStack({
+        databaseUrl: database.url,
+        natsUrl: nats.url,
+        env: { HOOKSTREAM_RELEASE_INTERVAL: "100ms" },
+      });
+      const admin = createClients(stack.apiUrl, stack.adminToken);
+      const ws = await admin.admin.createWorkspace({ name: "producer" });
+      management = createClients(stack.apiUrl, ws.managementToken);
+      producer = createClients(stack.apiUrl, (await management.apiKeys.createApiKey({ label: "p" })).secret);
+      const ws2 = await admin.admin.createWorkspace({ name: "someone else" });
+      const other = createClients(stack.apiUrl, ws2.managementToken);
+      otherProducer = createClients(stack.apiUrl, (await other.apiKeys.createApiKey({ label: "o" })).secret);
+      endpointId = (await management.endpoints.createEndpoint({ endpoint: { url: `${receiver.url}/hooks` } })).endpoint!
+        .id;
+    });
+
+    after(async () => {
+      stack?.destroy();
+      await receiver?.close();
+      await nats?.stop();
+      await database?.drop();
+    });
+
+    const body = (n: number) => ({ case: "payloadJson" as const, value: JSON.stringify({ n }) });
+    const deliveryOf = async (messageId: string): Promise<Delivery> =>
+      (await producer.messages.getMessage({ id: messageId })).deliveries[0]!;
+
+    void it("a scheduled message waits as scheduled, survives kill -9 of every role, and goes out at its time", async () => {
+      const sentAt = Date.now();
+      const res = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(1),
+        deliverIn: "4s",
+      });
+      const due = timestampDate(res.deliverTime!).getTime();
+      assert.ok(due >= sentAt + 4_000 && due <= Date.now() + 4_000, "deliver_time is now + 4 s");
+      const got = await producer.messages.getMessage({ id: res.messageId });
+      assert.equal(got.deliveries[0]?.status, DeliveryStatus.SCHEDULED);
+      assert.equal(timestampDate(got.deliveries[0].nextAttemptTime!).getTime(), due);
+      assert.equal(timestampDate(got.message!.deliverTime!).getTime(), due);
+
+      // Every role dies without a chance to clean up, and comes back.
+      for (const role of ["dispatcher", "worker", "api"] as const) await stack!.kill(role, "SIGKILL");
+      for (const role of ["api", "dispatcher", "worker"] as const) await stack!.restart(role);
+      const restartedAt = Date.now();
+
+      await receiver!.waitFor((r) => r.some((x) => x.webhookId === res.deliveryId), 60_000, "the scheduled delivery");
+      const hits = receiver!.byId(res.deliveryId);
+      assert.equal(hits.length, 1, "delivered once");
+      assert.ok(hits[0]!.receivedAt >= due, `not before its time (${hits[0]!.receivedAt - due} ms)`);
+      // Lateness is reported, not asserted: it depends on how long the restarts took.
+      console.log(
+        `# scheduled delivery: roles back ${restartedAt - due} ms after its time, arrived ${Math.round(hits[0]!.receivedAt - Math.max(due, restartedAt))} ms after that`,
+      );
+      await until("succeeded", 30_000, async () =>
+        (await deliveryOf(res.messageId)).status === DeliveryStatus.SUCCEEDED ? true : undefined,
+      );
+    });
+
+    void it("deliver_at and deliver_at_local resolve to their instants; a near-future schedule goes out after its time", async () => {
+      const at = new Date(Date.now() + 1_500);
+      const res = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(2),
+        deliverAt: timestampFromDate(at),
+      });
+      assert.equal(timestampDate(res.deliverTime!).getTime(), at.getTime());
+      await receiver!.waitFor((r) => r.some((x) => x.webhookId === res.deliveryId), 30_000, "deliver_at");
+      const hit = receiver!.byId(res.deliveryId)[0]!;
+      assert.ok(hit.receivedAt >= at.getTime());
+      console.log(`# deliver_at delivery arrived ${Math.round(hit.receivedAt - at.getTime())} ms after its time`);
+
+      // 2027-01-15T09:30 in Paris (CET, UTC+1) is 08:30Z; in Sydney (AEDT, UTC+11) 22:30Z the day before.
+      const paris = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(3),
+        deliverAtLocal: "2027-01-15T09:30:00",
+        timeZone: "Europe/Paris",
+      });
+      assert.equal(timestampDate(paris.deliverTime!).toISOString(), "2027-01-15T08:30:00.000Z");
+      const sydney = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(4),
+        deliverAtLocal: "2027-01-15T09:30",
+        timeZone: "australia/sydney",
+      });
+      assert.equal(timestampDate(sydney.deliverTime!).toISOString(), "2027-01-14T22:30:00.000Z");
+      for (const id of [paris.messageId, sydney.messageId]) await producer.messages.cancelMessage({ id });
+    });
+
+    void it("bad schedules are invalid_argument naming each field, and create nothing", async () => {
+      const before = (await management.deliveries.listDeliveries({ endpointId, pageSize: 200 })).deliveries.length;
+      const send = (extra: Record<string, unknown>) =>
+        producer.messages.send({ endpointId, eventType: "schedule.test", body: body(5), ...extra });
+      await rejectsWith(send({ deliverIn: "5x" }), Code.InvalidArgument, "INVALID_ARGUMENT", ["deliver_in"]);
+      await rejectsWith(send({ deliverIn: "91d" }), Code.InvalidArgument, "INVALID_ARGUMENT", ["deliver_in"]);
+      await rejectsWith(
+        send({ deliverAt: timestampFromDate(new Date(Date.now() - 3_600_000)) }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["deliver_at"],
+      );
+      await rejectsWith(
+        send({ deliverIn: "30s", deliverAt: timestampFromDate(new Date(Date.now() + 60_000)) }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["deliver_in", "deliver_at"],
+      );
+      await rejectsWith(send({ deliverAtLocal: "2027-01-15T09:30:00" }), Code.InvalidArgument, "INVALID_ARGUMENT", [
+        "time_zone",
+      ]);
+      await rejectsWith(
+        send({ deliverAtLocal: "2027-01-15T09:30:00+01:00", timeZone: "Mars/Olympus" }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["time_zone", "deliver_at_local"],
+      );
+      await rejectsWith(send({ timeZone: "Europe/Paris" }), Code.InvalidArgument, "INVALID_ARGUMENT", ["time_zone"]);
+      const afterCount = (await management.deliveries.listDeliveries({ endpointId, pageSize: 200 })).deliveries.length;
+      assert.equal(afterCount, before, "nothing was created");
+    });
+
+    void it("CancelMessage cancels a scheduled message; sent, cancelled, foreign and unknown messages are refused precisely", async () => {
+      const res = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(6),
+        deliverIn: "1h",
+      });
+      const cancelled = await producer.messages.cancelMessage({ id: res.messageId });
+      assert.equal(cancelled.deliveries[0]?.status, DeliveryStatus.CANCELLED);
+      assert.match(cancelled.deliveries[0].lastError, /cancelled by the producer/);
+      assert.equal((await deliveryOf(res.messageId)).status, DeliveryStatus.CANCELLED);
+
+      await rejectsWith(
+        producer.messages.cancelMessage({ id: res.messageId }),
+        Code.FailedPrecondition,
+        "MESSAGE_NOT_SCHEDULED",
+      );
+      await rejectsWith(
+        producer.messages.rescheduleMessage({ id: res.messageId, deliverIn: "1m" }),
+        Code.FailedPrecondition,
+        "MESSAGE_NOT_SCHEDULED",
+      );
+      const now = await producer.messages.send({ endpointId, eventType: "schedule.test", body: body(7) });
+      await receiver!.waitFor((r) => r.some((x) => x.webhookId === now.deliveryId), 30_000, "immediate delivery");
+      await rejectsWith(
+        producer.messages.cancelMessage({ id: now.messageId }),
+        Code.FailedPrecondition,
+        "MESSAGE_NOT_SCHEDULED",
+      );
+
+      const mine = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(8),
+        deliverIn: "1h",
+      });
+      await rejectsWith(
+        otherProducer.messages.cancelMessage({ id: mine.messageId }),
+        Code.NotFound,
+        "MESSAGE_NOT_FOUND",
+      );
+      await rejectsWith(
+        otherProducer.messages.rescheduleMessage({ id: mine.messageId, deliverIn: "1s" }),
+        Code.NotFound,
+        "MESSAGE_NOT_FOUND",
+      );
+      assert.equal(
+        (await deliveryOf(mine.messageId)).status,
+        DeliveryStatus.SCHEDULED,
+        "a foreign call changed nothing",
+      );
+      await rejectsWith(
+        producer.messages.cancelMessage({ id: "msg_00000000000000000000000000" }),
+        Code.NotFound,
+        "MESSAGE_NOT_FOUND",
+      );
+      await rejectsWith(producer.messages.cancelMessage({ id: "nope" }), Code.InvalidArgument, "INVALID_ARGUMENT", [
+        "id",
+      ]);
+      await producer.messages.cancelMessage({ id: mine.messageId });
+    });
+
+    void it("RescheduleMessage moves a scheduled message (later, then sooner) and validates the new time", async () => {
+      const res = await producer.messages.send({
+        endpointId,
+        eventType: "schedule.test",
+        body: body(9),
+        deliverIn: "1h",
+      });
+      await rejectsWith(
+        producer.messages.rescheduleMessage({ id: res.messageId }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["deliver_in"],
+      );
+      await rejectsWith(
+        producer.messages.rescheduleMessage({ id: res.messageId, deliverIn: "1m", deliverAtLocal: "2027-01-01T00:00" }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["deliver_in", "deliver_at_local"],
+      );
+      const later = await producer.messages.rescheduleMessage({ id: res.messageId, deliverIn: "2h" });
+      const laterDue = timestampDate(later.deliveries[0]!.nextAttemptTime!).getTime();
+      assert.ok(laterDue > Date.now() + 7_000_000, "moved two hours ahead");
+      assert.equal(timestampDate(later.message!.deliverTime!).getTime(), laterDue);
+
+      const soon = await producer.messages.rescheduleMessage({ id: res.messageId, deliverIn: "1s" });
+      const due = timestampDate(soon.deliveries[0]!.nextAttemptTime!).getTime();
+      assert.equal(soon.deliveries[0]?.status, DeliveryStatus.SCHEDULED);
+      await receiver!.waitFor((r) => r.some((x) => x.webhookId === res.deliveryId), 30_000, "rescheduled delivery");
+      const hits = receiver!.byId(res.deliveryId);
+      assert.equal(hits.length, 1);
+      assert.ok(hits[0]!.receivedAt >= due);
+      await rejectsWith(
+        producer.messages.rescheduleMessage({ id: res.messageId, deliverIn: "1h" }),
+        Code.FailedPrecondition,
+        "MESSAGE_NOT_SCHEDULED",
+      );
+    });
+  });
+}
