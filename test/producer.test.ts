@@ -2,11 +2,14 @@
  * The producer API on the real stack (api, dispatcher and worker as processes, real NATS, the
  * database of HOOKSTREAM_TEST_DB): scheduled sends (deliver_in, deliver_at, deliver_at_local),
  * their release after every role is killed with SIGKILL and restarted, CancelMessage and
- * RescheduleMessage with their precise errors, and bad schedules that change nothing.
+ * RescheduleMessage with their precise errors, and bad schedules that change nothing; per-message
+ * headers (sent), metadata (returned) and a retry override the worker follows.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { durationFromMs } from "../src/domain/proto-views.ts";
+import { RetryStrategy } from "../gen/hookstream/v1/retry_override_pb.ts";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
 import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
@@ -279,6 +282,90 @@ for (const kind of testDbKinds()) {
         producer.messages.rescheduleMessage({ id: res.messageId, deliverIn: "1h" }),
         Code.FailedPrecondition,
         "MESSAGE_NOT_SCHEDULED",
+      );
+    });
+
+    void it("per-message headers are sent over the endpoint's, metadata and the retry override are stored and returned", async () => {
+      const ep = await management.endpoints.createEndpoint({
+        endpoint: { url: `${receiver!.url}/headers`, headers: { "X-Team": "endpoint", "X-Only-Endpoint": "1" } },
+      });
+      const res = await producer.messages.send({
+        endpointId: ep.endpoint!.id,
+        eventType: "extras.test",
+        body: body(10),
+        headers: { "x-team": "message", "X-Trace-Id": "t-1" },
+        metadata: { region: "eu", customer: "c-42" },
+        retry: { minRetries: 2, firstDelay: durationFromMs(1_000), strategy: RetryStrategy.FIXED, jitter: 0 },
+      });
+      await receiver!.waitFor((r) => r.some((x) => x.webhookId === res.deliveryId), 30_000, "headers delivery");
+      const h = receiver!.byId(res.deliveryId)[0]!.headers;
+      assert.equal(h["x-team"], "message", "the message's header wins over the endpoint's");
+      assert.equal(h["x-trace-id"], "t-1");
+      assert.equal(h["x-only-endpoint"], "1");
+      assert.match(h["webhook-signature"] ?? "", /^v1,/);
+      const got = await producer.messages.getMessage({ id: res.messageId });
+      assert.deepEqual(got.message!.metadata, { region: "eu", customer: "c-42" });
+      assert.deepEqual(got.message!.headers, { "x-team": "message", "X-Trace-Id": "t-1" });
+      assert.equal(got.message!.retry?.minRetries, 2);
+      assert.equal(got.message!.retry?.strategy, RetryStrategy.FIXED);
+      assert.equal(Number(got.message!.retry?.firstDelay?.seconds), 1);
+    });
+
+    void it("the worker retries by the message's override: min_retries + 1 attempts, its delays, then the dead letter", async () => {
+      receiver!.addRule((req) => (req.path === "/always-503" ? 503 : undefined));
+      const ep = (await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/always-503` } }))
+        .endpoint!.id;
+      const res = await producer.messages.send({
+        endpointId: ep,
+        eventType: "retry.test",
+        body: body(11),
+        retry: {
+          minRetries: 2,
+          firstDelay: durationFromMs(1_000),
+          strategy: RetryStrategy.EXPONENTIAL,
+          factor: 2.5,
+          jitter: 0,
+        },
+      });
+      const failed = await until("dead letter", 60_000, async () => {
+        const d = await deliveryOf(res.messageId);
+        return d.status === DeliveryStatus.FAILED ? d : undefined;
+      });
+      assert.equal(failed.attemptCount, 3, "the first attempt and min_retries = 2 retries (the installation allows 9)");
+      const hits = receiver!.byId(res.deliveryId).map((x) => x.receivedAt);
+      assert.equal(hits.length, 3);
+      assert.ok(hits[1]! - hits[0]! >= 1_000, `first retry after at least 1 s (${hits[1]! - hits[0]!} ms)`);
+      assert.ok(hits[2]! - hits[1]! >= 2_500, `second retry after at least 2.5 s (${hits[2]! - hits[1]!} ms)`);
+    });
+
+    void it("bad headers, metadata and retry overrides are invalid_argument naming each field", async () => {
+      const send = (extra: Record<string, unknown>) =>
+        producer.messages.send({ endpointId, eventType: "extras.test", body: body(12), ...extra });
+      await rejectsWith(
+        send({
+          headers: { "webhook-id": "x", "Content-Type": "text/plain", "bad name": "v", "X-Ok": "a\r\nInjected: 1" },
+        }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ['headers["webhook-id"]', 'headers["Content-Type"]', 'headers["bad name"]', 'headers["X-Ok"]'],
+      );
+      await rejectsWith(
+        send({ metadata: { ["k".repeat(65)]: "v", ok: "v".repeat(513) } }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        [`metadata["${"k".repeat(65)}"]`, 'metadata["ok"]'],
+      );
+      await rejectsWith(
+        send({ retry: { minRetries: 51, strategy: RetryStrategy.FIXED, factor: 3, jitter: 2 } }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["retry.min_retries", "retry.first_delay", "retry.factor", "retry.jitter"],
+      );
+      await rejectsWith(
+        send({ retry: { minRetries: 1, firstDelay: durationFromMs(10_000), maxDelay: durationFromMs(5_000) } }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["retry.max_delay"],
       );
     });
   });

@@ -64,6 +64,9 @@ function messageOf(workspaceId: string, key = newId("message")): MessageRecord {
     createdAt: at(1),
     payloadDeletedAt: null,
     deliverAt: null,
+    headers: null,
+    metadata: null,
+    retry: null,
   };
 }
 
@@ -696,6 +699,35 @@ for (const { kind, overrides, label } of variants) {
         assert.equal(ids.length + third.released.length, seeded.deliveries.length);
       });
     }
+
+    void it("a message's deliver_at, headers, metadata and retry override round-trip through accept, reads and the worker's context", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const message: MessageRecord = {
+        ...messageOf(ws),
+        deliverAt: at(90_000),
+        headers: { "X-Trace": "abc", "x-ünï": "✓" },
+        metadata: { region: "eu", tier: "gold" },
+        retry: {
+          minRetries: 3,
+          firstDelayMs: 2_000,
+          strategy: "exponential",
+          factor: 1.5,
+          maxDelayMs: 60_000,
+          jitter: 0,
+        },
+      };
+      const d = deliveryOf(message, ep.id, "scheduled", at(90_000));
+      await store.messages.acceptMessage(message, [d], []);
+      assert.deepEqual(await store.messages.getMessage(ws, message.id), message);
+      const ctx = await store.deliveries.loadAttemptContext(d.id);
+      assert.deepEqual(ctx?.message, message);
+      const plain = messageOf(ws);
+      const pd = deliveryOf(plain, ep.id);
+      await store.messages.acceptMessage(plain, [pd], []);
+      assert.deepEqual((await store.deliveries.loadAttemptContext(pd.id))?.message, plain, "none given: nulls");
+    });
 
     void it("changeSchedule cancels or moves only scheduled deliveries of the workspace's message, with outbox rows", async () => {
       const ws = await workspace(store);

@@ -1,6 +1,14 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
-import { ValueSchema, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  ValueSchema,
+  timestampDate,
+  timestampFromDate,
+  type Duration,
+  type Timestamp,
+} from "@bufbuild/protobuf/wkt";
+import { RetryStrategy, type RetryOverride } from "../../gen/hookstream/v1/retry_override_pb.ts";
+import type { RetryOverrideInput } from "../domain/retry-policy.ts";
 import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { cancelMessage, rescheduleMessage, type MessageScheduleDeps } from "../domain/message-schedule.ts";
@@ -72,6 +80,24 @@ export function scheduleOf(req: {
   };
 }
 
+function durationMs(d: Duration | undefined): number | undefined {
+  return d === undefined ? undefined : Number(d.seconds) * 1000 + d.nanos / 1e6;
+}
+
+/** A request's retry override in domain terms (checked by the domain). */
+export function retryOverrideOf(r: RetryOverride | undefined): RetryOverrideInput | undefined {
+  if (r === undefined) return undefined;
+  return {
+    minRetries: r.minRetries,
+    firstDelayMs: durationMs(r.firstDelay),
+    strategy:
+      r.strategy === RetryStrategy.FIXED ? "fixed" : r.strategy === RetryStrategy.EXPONENTIAL ? "exponential" : undefined,
+    factor: r.factor,
+    maxDelayMs: durationMs(r.maxDelay),
+    jitter: r.jitter,
+  };
+}
+
 /** MessageService: the producer surface (API key). */
 export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageService> {
   const messageDeps: MessageDeps = {
@@ -93,6 +119,9 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
         body: sendBody(req, ctx),
         idempotencyKey: req.idempotencyKey,
         schedule: scheduleOf(req),
+        headers: req.headers,
+        metadata: req.metadata,
+        retry: retryOverrideOf(req.retry),
       });
       return { ...result, deliverTime: deliverAt === null ? undefined : timestampFromDate(deliverAt) };
     },

@@ -15,7 +15,8 @@ import type {
 } from "./records.ts";
 import { resolveSchedule, type ScheduleInput } from "./schedule.ts";
 import type { TtlCache } from "./ttl-cache.ts";
-import { checkEventType, checkId, checkIdempotencyKey } from "./validation.ts";
+import { checkRetryOverride, type RetryOverride, type RetryOverrideInput } from "./retry-policy.ts";
+import { checkEventType, checkHeaders, checkId, checkIdempotencyKey, checkStringMap } from "./validation.ts";
 
 /** Outcome of writing a new message: created, or an earlier message under the same key. */
 export type AcceptOutcome =
@@ -65,6 +66,54 @@ export interface SendInput {
   idempotencyKey: string;
   /** When to deliver (at most one form; none means now), by the rules of schedule.ts. */
   schedule?: ScheduleInput | undefined;
+  /** Extra HTTP headers of every attempt. */
+  headers?: Record<string, string> | undefined;
+  /** The producer's metadata. */
+  metadata?: Record<string, string> | undefined;
+  /** The message's own retry schedule. */
+  retry?: RetryOverrideInput | undefined;
+}
+
+/** Limits of a message's metadata (the same as an endpoint's). */
+export const MESSAGE_METADATA_LIMITS = { maxEntries: 50, maxKey: 64, maxValue: 512 } as const;
+
+/** The optional per-message parts of a Send, checked; null where the producer gave none. */
+export interface MessageExtras {
+  headers: Record<string, string> | null;
+  metadata: Record<string, string> | null;
+  retry: RetryOverride | null;
+}
+
+/** Checks headers, metadata and retry override (violations into `v`, fields under `prefix`). */
+export function checkMessageExtras(
+  v: Violations,
+  prefix: string,
+  input: Pick<SendInput, "headers" | "metadata" | "retry">,
+): MessageExtras {
+  const at = (f: string) => (prefix === "" ? f : `${prefix}.${f}`);
+  const headers = input.headers ?? {};
+  const metadata = input.metadata ?? {};
+  checkHeaders(v, at("headers"), headers);
+  checkStringMap(v, at("metadata"), metadata, MESSAGE_METADATA_LIMITS);
+  const retry = input.retry === undefined ? null : (checkRetryOverride(v, at("retry"), input.retry) ?? null);
+  return {
+    headers: Object.keys(headers).length === 0 ? null : { ...headers },
+    metadata: Object.keys(metadata).length === 0 ? null : { ...metadata },
+    retry,
+  };
+}
+
+/** The extras in one canonical text for the idempotency fingerprint ("" when there are none). */
+function extrasText(e: MessageExtras): string {
+  if (e.headers === null && e.metadata === null && e.retry === null) return "";
+  const sorted = (m: Record<string, string> | null) =>
+    m === null ? null : Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const r = e.retry;
+  return JSON.stringify([
+    sorted(e.headers),
+    sorted(e.metadata),
+    r === null ? null : [r.minRetries, r.firstDelayMs, r.strategy, r.factor, r.maxDelayMs, r.jitter ?? null],
+  ]);
 }
 
 /** The answer to a Send. */
@@ -112,10 +161,13 @@ function fingerprint(
   contentType: string,
   payload: Uint8Array,
   schedule: ScheduleInput | undefined,
+  extras: MessageExtras,
 ): string {
   const h = createHash("sha256").update(`${endpointId}\0${eventType}\0${contentType}\0`).update(payload);
   const s = scheduleText(schedule);
   if (s !== "") h.update(`\0schedule\0${s}`);
+  const x = extrasText(extras);
+  if (x !== "") h.update(`\0extras\0${x}`);
   return h.digest("hex");
 }
 
@@ -162,6 +214,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
   const now = new Date();
   const deliverAt = resolveSchedule(v, "", input.schedule ?? {}, now.getTime());
+  const extras = checkMessageExtras(v, "", input);
   const body = input.body;
   if (body === undefined) {
     v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
@@ -178,7 +231,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   const payload = body!.bytes;
   const contentType = body!.kind === "json" ? "application/json" : body!.contentType;
   const key = input.idempotencyKey === "" ? `auto_${randomUUID()}` : input.idempotencyKey;
-  const hash = fingerprint(input.endpointId, input.eventType, contentType, payload, input.schedule);
+  const hash = fingerprint(input.endpointId, input.eventType, contentType, payload, input.schedule, extras);
 
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
@@ -213,6 +266,7 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     payloadHash: hash,
     createdAt: now,
     deliverAt,
+    ...extras,
   };
   const delivery: DeliveryRecord = {
     id: newId("delivery"),

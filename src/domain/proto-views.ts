@@ -13,6 +13,12 @@ import { EndpointHealthSchema, type EndpointHealth } from "../../gen/hookstream/
 import { EndpointSchema, EndpointType, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
 import { EventTypeSchema, type EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
+import {
+  RetryOverrideSchema,
+  RetryStrategy,
+  type RetryOverride as RetryOverrideProto,
+} from "../../gen/hookstream/v1/retry_override_pb.ts";
+import type { RetryOverride } from "./retry-policy.ts";
 import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 import type {
   ApiKeyModeName,
@@ -184,6 +190,18 @@ export function eventTypeView(e: EventTypeRecord): EventType {
   });
 }
 
+/** The API view of a retry override. */
+export function retryOverrideView(r: RetryOverride): RetryOverrideProto {
+  return create(RetryOverrideSchema, {
+    minRetries: r.minRetries,
+    firstDelay: durationFromMs(r.firstDelayMs),
+    strategy: r.strategy === "fixed" ? RetryStrategy.FIXED : RetryStrategy.EXPONENTIAL,
+    factor: r.strategy === "fixed" ? 0 : r.factor,
+    maxDelay: durationFromMs(r.maxDelayMs),
+    ...(r.jitter === undefined ? {} : { jitter: r.jitter }),
+  });
+}
+
 /** The API view of a message: JSON payloads as a Value, anything else as raw bytes. */
 export function messageView(m: MessageRecord): Message {
   const view = create(MessageSchema, {
@@ -193,6 +211,9 @@ export function messageView(m: MessageRecord): Message {
     idempotencyKey: m.idempotencyKey,
     createTime: timestampFromDate(m.createdAt),
     deliverTime: ts(m.deliverAt ?? null),
+    headers: { ...m.headers },
+    metadata: { ...m.metadata },
+    retry: m.retry === null || m.retry === undefined ? undefined : retryOverrideView(m.retry),
   });
   if (m.contentType === "application/json") {
     // payload_json is the stored bytes as they are delivered; payload the (lossy) Value of them.

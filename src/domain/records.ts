@@ -1,4 +1,5 @@
 /** Plain records the domain works with; the store maps them to and from its entities. */
+import type { RetryOverride } from "./retry-policy.ts";
 
 /** Delivery statuses, spelled as stored (the proto enum names without the prefix, lower case). */
 export type DeliveryStatusName =
@@ -113,6 +114,12 @@ export interface MessageRecord {
   payloadDeletedAt?: Date | null | undefined;
   /** When a scheduled message is due (its deliveries wait as "scheduled" until then); null: at once. */
   deliverAt?: Date | null | undefined;
+  /** Extra HTTP headers of every attempt (over the endpoint's); null or absent: none. */
+  headers?: Record<string, string> | null | undefined;
+  /** The producer's metadata; null or absent: none. */
+  metadata?: Record<string, string> | null | undefined;
+  /** The message's own retry schedule; null or absent: the installation's. */
+  retry?: RetryOverride | null | undefined;
 }
 
 /** One message to one endpoint. */

@@ -4,9 +4,12 @@ import {
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RATE_LIMIT_SCHEDULE_MS,
   DEFAULT_RETRY_SCHEDULE_MS,
+  effectiveRetryPolicy,
   isGone,
   isRetryable,
   nextRetryDelayMs,
+  overrideSchedule,
+  type RetryOverride,
   type RetryPolicy,
 } from "./retry-policy.ts";
 
@@ -127,4 +130,36 @@ test("the defaults are the documented lanes", () => {
     [30, 120, 360, 720, 1440, 2880, 4320, 5760],
   );
   assert.equal(DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_SCHEDULE_MS.length + 1);
+});
+
+test("a retry override replaces both lanes: fixed or exponential steps capped at max delay, min_retries + 1 attempts", () => {
+  const base: RetryPolicy = { schedule: [1_800_000], rateLimitSchedule: [30_000], maxAttempts: 9, jitter: 0.2 };
+  const exp: RetryOverride = {
+    minRetries: 5,
+    firstDelayMs: 2_000,
+    strategy: "exponential",
+    factor: 3,
+    maxDelayMs: 30_000,
+  };
+  assert.deepEqual(overrideSchedule(exp), [2_000, 6_000, 18_000, 30_000, 30_000]);
+  assert.deepEqual(overrideSchedule({ ...exp, strategy: "fixed" }), [2_000, 2_000, 2_000, 2_000, 2_000]);
+  const policy = effectiveRetryPolicy(base, { ...exp, jitter: 0 });
+  const fail = (status: number) => ({ errorKind: "http_status" as const, status, retryAfterMs: undefined });
+  const half = () => 0.5;
+  assert.equal(nextRetryDelayMs(policy, 1, fail(503), half), 2_000);
+  assert.equal(nextRetryDelayMs(policy, 3, fail(429), half), 18_000, "the 429 lane follows the override too");
+  assert.equal(nextRetryDelayMs(policy, 5, fail(500), half), 30_000);
+  assert.equal(nextRetryDelayMs(policy, 6, fail(500), half), null, "dead-lettered after min_retries retries");
+  assert.equal(nextRetryDelayMs(policy, 1, fail(400), half), null, "a permanent failure stays permanent");
+  assert.equal(nextRetryDelayMs(effectiveRetryPolicy(base, { ...exp, minRetries: 0 }), 1, fail(500), half), null);
+  // Jitter: the override's own, else the installation's.
+  assert.equal(
+    nextRetryDelayMs(effectiveRetryPolicy(base, exp), 1, fail(500), () => 1),
+    2_400,
+  );
+  assert.equal(
+    nextRetryDelayMs(effectiveRetryPolicy(base, { ...exp, jitter: 0.5 }), 1, fail(500), () => 0),
+    1_000,
+  );
+  assert.equal(effectiveRetryPolicy(base, null), base);
 });

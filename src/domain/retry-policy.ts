@@ -1,3 +1,4 @@
+import type { Violations } from "./errors.ts";
 import type { AttemptErrorKindName } from "./records.ts";
 
 /** What the retry policy needs to know about a failed attempt. */
@@ -103,4 +104,107 @@ export function nextRetryDelayMs(
   const cap = policy.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   const floor = Math.min(failure.retryAfterMs ?? 0, cap);
   return Math.max(jittered, floor);
+}
+
+/** A message's own retry schedule (Send's `retry`), replacing the installation's lanes for it. */
+export interface RetryOverride {
+  /** Retries after the first attempt: a retryable failure is retried this many times before the dead letter. */
+  readonly minRetries: number;
+  /** Delay before the first retry. */
+  readonly firstDelayMs: number;
+  /** Every retry waits firstDelayMs (fixed), or each waits `factor` times the one before (exponential). */
+  readonly strategy: "fixed" | "exponential";
+  /** Growth per retry of the exponential strategy (ignored when fixed). */
+  readonly factor: number;
+  /** The longest any retry waits (caps the exponential growth). */
+  readonly maxDelayMs: number;
+  /** ± fraction of jitter; the installation's when undefined. */
+  readonly jitter?: number | undefined;
+}
+
+/** Bounds of a retry override (the API refuses values outside them). */
+export const RETRY_OVERRIDE_LIMITS = {
+  maxRetries: 50,
+  minDelayMs: 1_000,
+  maxDelayMs: 7 * 24 * 3_600_000,
+  minFactor: 1,
+  maxFactor: 10,
+} as const;
+
+/** The delays of an override's retries, one per retry (at least one step, so the lane is never empty). */
+export function overrideSchedule(o: RetryOverride): number[] {
+  const steps: number[] = [];
+  let delay = Math.min(o.firstDelayMs, o.maxDelayMs);
+  for (let i = 0; i < Math.max(1, o.minRetries); i++) {
+    steps.push(Math.round(delay));
+    if (o.strategy === "exponential") delay = Math.min(delay * o.factor, o.maxDelayMs);
+  }
+  return steps;
+}
+
+/**
+ * The policy a delivery retries by: the installation's, or, when its message carries an override,
+ * the override's schedule on both lanes (429 included) with min_retries + 1 attempts and its jitter;
+ * which failures are retryable and the Retry-After floor stay the installation's.
+ */
+export function effectiveRetryPolicy(base: RetryPolicy, override: RetryOverride | null | undefined): RetryPolicy {
+  if (override === null || override === undefined) return base;
+  const schedule = overrideSchedule(override);
+  return {
+    ...base,
+    schedule,
+    rateLimitSchedule: schedule,
+    maxAttempts: override.minRetries + 1,
+    jitter: override.jitter ?? base.jitter,
+  };
+}
+
+/** A retry override as a request gives it: durations may be missing, numbers unchecked. */
+export interface RetryOverrideInput {
+  readonly minRetries: number;
+  readonly firstDelayMs: number | undefined;
+  readonly strategy: "fixed" | "exponential" | undefined;
+  readonly factor: number;
+  readonly maxDelayMs: number | undefined;
+  readonly jitter: number | undefined;
+}
+
+const DEFAULT_OVERRIDE_MAX_DELAY_MS = 24 * 3_600_000;
+
+/**
+ * Checks a retry override (violations under `field`, e.g. "retry.first_delay") and fills its
+ * defaults: exponential, factor 2, max delay 24 h (or first_delay when that is longer). Returns
+ * undefined when anything is wrong (the caller then throws the violations).
+ */
+export function checkRetryOverride(v: Violations, field: string, input: RetryOverrideInput): RetryOverride | undefined {
+  const before = v.list.length;
+  const L = RETRY_OVERRIDE_LIMITS;
+  const at = (sub: string) => `${field}.${sub}`;
+  if (!Number.isInteger(input.minRetries) || input.minRetries < 0 || input.minRetries > L.maxRetries)
+    v.add(at("min_retries"), `must be a whole number from 0 to ${L.maxRetries}`);
+  const delay = (name: string, ms: number | undefined) => {
+    if (ms !== undefined && (!Number.isFinite(ms) || ms < L.minDelayMs || ms > L.maxDelayMs))
+      v.add(at(name), "must be from 1s to 7 days (604800s)");
+  };
+  if (input.firstDelayMs === undefined) v.add(at("first_delay"), "is required");
+  delay("first_delay", input.firstDelayMs);
+  delay("max_delay", input.maxDelayMs);
+  if (input.maxDelayMs !== undefined && input.firstDelayMs !== undefined && input.maxDelayMs < input.firstDelayMs)
+    v.add(at("max_delay"), "must not be shorter than first_delay");
+  const strategy = input.strategy ?? "exponential";
+  if (input.factor !== 0 && (!Number.isFinite(input.factor) || input.factor < L.minFactor || input.factor > L.maxFactor))
+    v.add(at("factor"), `must be from ${L.minFactor} to ${L.maxFactor}`);
+  else if (input.factor !== 0 && strategy === "fixed") v.add(at("factor"), "is only allowed with the exponential strategy");
+  if (input.jitter !== undefined && (!Number.isFinite(input.jitter) || input.jitter < 0 || input.jitter > 1))
+    v.add(at("jitter"), "must be from 0 to 1");
+  if (v.list.length > before) return undefined;
+  const firstDelayMs = input.firstDelayMs!;
+  return {
+    minRetries: input.minRetries,
+    firstDelayMs,
+    strategy,
+    factor: input.factor === 0 ? 2 : input.factor,
+    maxDelayMs: input.maxDelayMs ?? Math.max(DEFAULT_OVERRIDE_MAX_DELAY_MS, firstDelayMs),
+    ...(input.jitter === undefined ? {} : { jitter: input.jitter }),
+  };
 }

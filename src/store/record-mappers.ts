@@ -8,6 +8,7 @@ import type {
   OutboxRecord,
   WorkspaceRecord,
 } from "../domain/records.ts";
+import type { RetryOverride } from "../domain/retry-policy.ts";
 import type { ApiKey } from "./api-keys/api-key.entity.ts";
 import type { Attempt } from "./deliveries/attempt.entity.ts";
 import type { Delivery } from "./deliveries/delivery.entity.ts";
@@ -31,6 +32,10 @@ function toBytes(value: Uint8Array): Uint8Array {
 function toStringMap(value: unknown): Record<string, string> {
   const parsed: unknown = typeof value === "string" ? JSON.parse(value) : value;
   return parsed !== null && typeof parsed === "object" ? { ...(parsed as Record<string, string>) } : {};
+}
+
+function toObject<T>(value: unknown): T {
+  return (typeof value === "string" ? JSON.parse(value) : value) as T;
 }
 
 /** Workspace row → record. */
@@ -96,6 +101,9 @@ export function messageRecord(row: Message): MessageRecord {
     createdAt: row.createdAt,
     payloadDeletedAt: row.payloadDeletedAt ?? null,
     deliverAt: row.deliverAt ?? null,
+    headers: row.headers === null || row.headers === undefined ? null : toStringMap(row.headers),
+    metadata: row.metadata === null || row.metadata === undefined ? null : toStringMap(row.metadata),
+    retry: row.retry === null || row.retry === undefined ? null : toObject<RetryOverride>(row.retry),
   };
 }
 

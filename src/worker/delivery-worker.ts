@@ -7,7 +7,7 @@ import type { AttemptContext, DeliveryLedger } from "../domain/delivery-ledger.t
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domain/records.ts";
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../domain/endpoint-health.ts";
-import { nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
+import { effectiveRetryPolicy, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
@@ -200,7 +200,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       status: outcome.status,
       retryAfterMs: outcome.retryAfterMs,
     };
-    const delay = nextRetryDelayMs(retry, number, failure);
+    // A message's own retry override, when it has one, replaces the installation's lanes.
+    const delay = nextRetryDelayMs(effectiveRetryPolicy(retry, ctx.message.retry), number, failure);
     return {
       status: delay === null ? "failed" : "pending_retry",
       nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay),

@@ -18,7 +18,8 @@ export interface AsyncAckOptions {
 }
 
 /**
- * The request headers of one attempt: ours win over the endpoint's custom headers. An async_ack
+ * The request headers of one attempt: ours win over the message's custom headers, which win over
+ * the endpoint's (names compared case-insensitively). An async_ack
  * endpoint also gets the signed `webhook-ack-url` and `webhook-nack-url` of this attempt.
  */
 export function webhookRequestHeaders(
@@ -33,7 +34,7 @@ export function webhookRequestHeaders(
       ? ack.signer.urls(delivery.id, delivery.attemptCount + 1, new Date(at.getTime() + ack.timeoutMs))
       : undefined;
   return {
-    ...endpoint!.headers,
+    ...customHeaders(endpoint!.headers, message.headers),
     ...(urls === undefined ? {} : { "webhook-ack-url": urls.ack, "webhook-nack-url": urls.nack }),
     "content-type": message.contentType,
     ...webhookHeaders({
@@ -43,6 +44,18 @@ export function webhookRequestHeaders(
       body: message.payload,
     }),
   };
+}
+
+/** The endpoint's custom headers overlaid with the message's (a name set by both: the message's). */
+function customHeaders(
+  endpoint: Record<string, string>,
+  message: Record<string, string> | null | undefined,
+): Record<string, string> {
+  if (message === null || message === undefined) return endpoint;
+  const names = new Set(Object.keys(message).map((k) => k.toLowerCase()));
+  const out: Record<string, string> = {};
+  for (const [k, value] of Object.entries(endpoint)) if (!names.has(k.toLowerCase())) out[k] = value;
+  return { ...out, ...message };
 }
 
 /**

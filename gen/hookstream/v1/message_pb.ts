@@ -6,13 +6,15 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { RetryOverride } from "./retry_override_pb.ts";
+import { file_hookstream_v1_retry_override } from "./retry_override_pb.ts";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/message.proto.
  */
 export const file_hookstream_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEijwIKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCRIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEiiwQKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCRIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKB2hlYWRlcnMYCyADKAsyIy5ob29rc3RyZWFtLnYxLk1lc3NhZ2UuSGVhZGVyc0VudHJ5EjYKCG1ldGFkYXRhGAwgAygLMiQuaG9va3N0cmVhbS52MS5NZXNzYWdlLk1ldGFkYXRhRW50cnkSKwoFcmV0cnkYDSABKAsyHC5ob29rc3RyZWFtLnYxLlJldHJ5T3ZlcnJpZGUaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_retry_override]);
 
 /**
  * Message is what a producer sent once; it becomes one delivery per endpoint.
@@ -85,6 +87,27 @@ export type Message = Message$1<"hookstream.v1.Message"> & {
    * @generated from field: google.protobuf.Timestamp deliver_time = 10;
    */
   deliverTime?: Timestamp | undefined;
+
+  /**
+   * Extra HTTP headers sent with every attempt.
+   *
+   * @generated from field: map<string, string> headers = 11;
+   */
+  headers: { [key: string]: string };
+
+  /**
+   * The producer's metadata.
+   *
+   * @generated from field: map<string, string> metadata = 12;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * The message's own retry schedule, if it has one.
+   *
+   * @generated from field: hookstream.v1.RetryOverride retry = 13;
+   */
+  retry?: RetryOverride | undefined;
 };
 
 /**

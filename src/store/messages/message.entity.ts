@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import type { RetryOverride } from "../../domain/retry-policy.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /**
@@ -19,6 +20,10 @@ export const MessageSchema = defineEntity({
     createdAt: p.datetime(3),
     payloadDeletedAt: p.datetime(3).nullable(),
     deliverAt: p.datetime(3).nullable(),
+    // Null when the producer gave none (most messages): nothing to write or parse on the hot path.
+    headers: p.json<Record<string, string>>().nullable(),
+    metadata: p.json<Record<string, string>>().nullable(),
+    retry: p.json<RetryOverride>().nullable(),
   },
   uniques: [{ name: "message_workspace_id_idempotency_key_unique", properties: ["workspaceId", "idempotencyKey"] }],
   indexes: [{ name: "message_payload_deleted_at_created_at_index", properties: ["payloadDeletedAt", "createdAt"] }],
