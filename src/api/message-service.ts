@@ -1,12 +1,6 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
-import {
-  ValueSchema,
-  timestampDate,
-  timestampFromDate,
-  type Duration,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
+import { ValueSchema, timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { RetryStrategy, type RetryOverride } from "../../gen/hookstream/v1/retry_override_pb.ts";
 import type { RetryOverrideInput } from "../domain/retry-policy.ts";
 import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
@@ -91,7 +85,11 @@ export function retryOverrideOf(r: RetryOverride | undefined): RetryOverrideInpu
     minRetries: r.minRetries,
     firstDelayMs: durationMs(r.firstDelay),
     strategy:
-      r.strategy === RetryStrategy.FIXED ? "fixed" : r.strategy === RetryStrategy.EXPONENTIAL ? "exponential" : undefined,
+      r.strategy === RetryStrategy.FIXED
+        ? "fixed"
+        : r.strategy === RetryStrategy.EXPONENTIAL
+          ? "exponential"
+          : undefined,
     factor: r.factor,
     maxDelayMs: durationMs(r.maxDelay),
     jitter: r.jitter,

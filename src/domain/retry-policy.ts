@@ -192,9 +192,13 @@ export function checkRetryOverride(v: Violations, field: string, input: RetryOve
   if (input.maxDelayMs !== undefined && input.firstDelayMs !== undefined && input.maxDelayMs < input.firstDelayMs)
     v.add(at("max_delay"), "must not be shorter than first_delay");
   const strategy = input.strategy ?? "exponential";
-  if (input.factor !== 0 && (!Number.isFinite(input.factor) || input.factor < L.minFactor || input.factor > L.maxFactor))
+  if (
+    input.factor !== 0 &&
+    (!Number.isFinite(input.factor) || input.factor < L.minFactor || input.factor > L.maxFactor)
+  )
     v.add(at("factor"), `must be from ${L.minFactor} to ${L.maxFactor}`);
-  else if (input.factor !== 0 && strategy === "fixed") v.add(at("factor"), "is only allowed with the exponential strategy");
+  else if (input.factor !== 0 && strategy === "fixed")
+    v.add(at("factor"), "is only allowed with the exponential strategy");
   if (input.jitter !== undefined && (!Number.isFinite(input.jitter) || input.jitter < 0 || input.jitter > 1))
     v.add(at("jitter"), "must be from 0 to 1");
   if (v.list.length > before) return undefined;
