@@ -132,6 +132,16 @@ export class Hookstream extends BaseClient {
     /** A message with its deliveries; `payloadJson` is the exact stored text. */
     get: (id: string, opts?: CallOpts): Promise<Plain<pb.GetMessageResponse>> =>
       this.unary(MessageService.method.getMessage, { id }, opts),
+    /** Cancels a scheduled message that has not been sent (`MESSAGE_NOT_SCHEDULED` otherwise). */
+    cancel: (id: string, opts?: CallOpts): Promise<Plain<pb.CancelMessageResponse>> =>
+      this.unary(MessageService.method.cancelMessage, { id }, opts),
+    /** Moves a scheduled message that has not been sent: exactly one of deliverIn, deliverAt, deliverAtLocal. */
+    reschedule: (
+      id: string,
+      when: Pick<SendOptions, "deliverIn" | "deliverAt" | "deliverAtLocal" | "timeZone">,
+      opts?: CallOpts,
+    ): Promise<Plain<pb.RescheduleMessageResponse>> =>
+      this.unary(MessageService.method.rescheduleMessage, { id, ...scheduleOf(when) }, opts),
   };
 
   /** Live status changes of this workspace's deliveries (see {@link HookstreamManagement.watchDeliveries}). */

@@ -27,6 +27,8 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.EventTypeService/DeleteEventType": "management.eventTypes.delete",
   "hookstream.v1.MessageService/Send": "producer.send",
   "hookstream.v1.MessageService/GetMessage": "producer.messages.get",
+  "hookstream.v1.MessageService/CancelMessage": "producer.messages.cancel",
+  "hookstream.v1.MessageService/RescheduleMessage": "producer.messages.reschedule",
   "hookstream.v1.RecoveryService/ReplayDelivery": "management.deliveries.replay",
   "hookstream.v1.RecoveryService/ReplayMessage": "management.messages.replay",
   "hookstream.v1.RecoveryService/RetryDelivery": "management.deliveries.retry",

@@ -25,7 +25,12 @@ export type {
   TestEndpointResponse,
 } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 export type { Message } from "../../gen/hookstream/v1/message_pb.ts";
-export type { GetMessageResponse, SendResponse } from "../../gen/hookstream/v1/message_service_pb.ts";
+export type {
+  CancelMessageResponse,
+  GetMessageResponse,
+  RescheduleMessageResponse,
+  SendResponse,
+} from "../../gen/hookstream/v1/message_service_pb.ts";
 export type { PayloadEnvelope } from "../../gen/hookstream/v1/payload_pb.ts";
 export type {
   ListDeadLettersResponse,
