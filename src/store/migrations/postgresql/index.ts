@@ -9,8 +9,8 @@ import { Migration20261202154020_event_types } from "./Migration20261202154020_e
 import { Migration20261202155000_outbox_stream_subject } from "./Migration20261202155000_outbox_stream_subject.ts";
 import { Migration20261202155108_delivery_due_index } from "./Migration20261202155108_delivery_due_index.ts";
 import { Migration20261202161337_endpoint_routing } from "./Migration20261202161337_endpoint_routing.ts";
-import { Migration20261202155100_message_deliver_at } from "./Migration20261202155100_message_deliver_at.ts";
-import { Migration20261202155634_message_headers_metadata_retry } from "./Migration20261202155634_message_headers_metadata_retry.ts";
+import { Migration20261202165000_message_deliver_at } from "./Migration20261202165000_message_deliver_at.ts";
+import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -24,9 +24,9 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202155000_outbox_stream_subject", class: Migration20261202155000_outbox_stream_subject },
   { name: "Migration20261202155108_delivery_due_index", class: Migration20261202155108_delivery_due_index },
   { name: "Migration20261202161337_endpoint_routing", class: Migration20261202161337_endpoint_routing },
-  { name: "Migration20261202155100_message_deliver_at", class: Migration20261202155100_message_deliver_at },
+  { name: "Migration20261202165000_message_deliver_at", class: Migration20261202165000_message_deliver_at },
   {
-    name: "Migration20261202155634_message_headers_metadata_retry",
-    class: Migration20261202155634_message_headers_metadata_retry,
+    name: "Migration20261202165001_message_headers_metadata_retry",
+    class: Migration20261202165001_message_headers_metadata_retry,
   },
 ];
