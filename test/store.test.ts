@@ -48,6 +48,9 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     updatedAt: T0,
     asyncAck: false,
     health: null,
+    type: "webhook",
+    eventTypes: [],
+    filter: "",
     ...overrides,
   };
 }
