@@ -5,7 +5,12 @@
  *   kill -9 of the worker and then of the dispatcher while many are in flight;
  * - a NATS restart in the middle of a run;
  * - PostgreSQL unreachable for ten seconds in the middle of a run (the roles reach it through a
- *   TCP proxy the test cuts), PostgreSQL only.
+ *   TCP proxy the test cuts), PostgreSQL only;
+ * - a bulk replay of 10,000 dead letters with kill -9 of the dispatcher, the api and the worker,
+ *   one each, while it runs: the operation finishes with exactly 10,000 matched and affected and
+ *   every delivery is replayed once (attempt 2) and succeeds. The dead letters are seeded with one
+ *   INSERT … SELECT (as a first attempt refused with 400 would leave them), so the run is spent on
+ *   the replay rather than on sending.
  * Every accepted message must reach the receiver (zero lost) and end SUCCEEDED; duplicates are
  * allowed by at-least-once delivery and reported. A Send that was refused (e.g. `unavailable`
  * during the database outage) was never accepted and is not counted.
@@ -13,7 +18,12 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
+import { BulkOperationState, DeliveryAction, type BulkOperation } from "../gen/hookstream/v1/bulk_operation_pb.ts";
 import { DeliveryStatus } from "../gen/hookstream/v1/delivery_pb.ts";
+import { MikroORM } from "@mikro-orm/core";
+import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
+import { pino } from "pino";
+import { createOrmOptions } from "../src/store/orm-options.ts";
 import { createTestDatabase, testDbKinds, type TestDatabase } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -33,7 +43,10 @@ interface Rig {
   proxy?: TcpProxy | undefined;
 }
 
-async function rig(kind: "sqlite" | "postgresql", opts: { proxy?: boolean; delayMs?: number } = {}): Promise<Rig> {
+async function rig(
+  kind: "sqlite" | "postgresql",
+  opts: { proxy?: boolean; delayMs?: number; env?: Record<string, string> } = {},
+): Promise<Rig> {
   const receiver = await startReceiver({ delayMs: opts.delayMs ?? 5, keepBodies: false });
   const nats = await startNatsServer();
   const database = await createTestDatabase(kind);
@@ -48,7 +61,12 @@ async function rig(kind: "sqlite" | "postgresql", opts: { proxy?: boolean; delay
   const stack = await startStack({
     databaseUrl: url,
     natsUrl: nats.url,
-    env: { HOOKSTREAM_RETRY_SCHEDULE: "1s", HOOKSTREAM_MAX_ATTEMPTS: "20", HOOKSTREAM_OUTBOX_SWEEP_INTERVAL: "200ms" },
+    env: {
+      HOOKSTREAM_RETRY_SCHEDULE: "1s",
+      HOOKSTREAM_MAX_ATTEMPTS: "20",
+      HOOKSTREAM_OUTBOX_SWEEP_INTERVAL: "200ms",
+      ...opts.env,
+    },
   });
   const admin = createClients(stack.apiUrl, stack.adminToken);
   const ws = await admin.admin.createWorkspace({ name: "crash" });
@@ -138,6 +156,72 @@ async function expectAllDelivered(r: Rig, accepted: readonly string[], timeoutMs
   return ok.length - new Set(ok.map((q) => q.webhookId)).size;
 }
 
+/** Polls `probe` until it returns a value; `what` names it when the wait gives up. */
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/** Deliveries of the endpoint counted by status, and whether every one has `status` and `attempts`. */
+async function tally(
+  r: Rig,
+  status: DeliveryStatus,
+  attempts?: number,
+): Promise<{ total: number; all: boolean; by: string }> {
+  const list = await listAllDeliveries(r.management, r.endpointId);
+  const by = new Map<string, number>();
+  for (const d of list) {
+    const key = `status ${d.status}/attempt ${d.attemptCount}`;
+    by.set(key, (by.get(key) ?? 0) + 1);
+  }
+  const all = list.every((d) => d.status === status && (attempts === undefined || d.attemptCount === attempts));
+  return { total: list.length, all, by: JSON.stringify([...by]) };
+}
+
+/**
+ * Seeds `count` dead letters of one message to `endpointId` straight into the database, in one
+ * statement: status failed after one attempt answered 400, as a delivery refused for good is
+ * left. Ids "dlv_zzb<23 digits>" sort after every generated id.
+ */
+async function seedDeadLetters(
+  database: TestDatabase,
+  at: { count: number; workspaceId: string; messageId: string; endpointId: string },
+): Promise<string[]> {
+  const orm = await MikroORM.init<AbstractSqlDriver, SqlEntityManager>(
+    createOrmOptions(database.config, { logger: pino({ level: "silent" }), ensureDatabase: false }),
+  );
+  const columns =
+    "id, workspace_id, message_id, endpoint_id, event_type, status, attempt_count, next_attempt_at, " +
+    "last_response_status, last_error, created_at, updated_at";
+  const values = "?, ?, ?, 'crash.bulk', 'failed', 1, null, 400, 'HTTP 400', ";
+  try {
+    const em = orm.em.fork();
+    if (database.config.kind === "postgresql") {
+      await em.execute(
+        `insert into delivery (${columns})
+         select 'dlv_zzb' || lpad(g::text, 23, '0'), ${values} now(), now() from generate_series(1, ?::int) as g`,
+        [at.workspaceId, at.messageId, at.endpointId, at.count],
+      );
+    } else {
+      const t = Date.now();
+      await em.execute(
+        `insert into delivery (${columns})
+         select 'dlv_zzb' || printf('%023d', n), ${values} ?, ?
+         from (with recursive g(n) as (select 1 union all select n + 1 from g where n < ?) select n from g)`,
+        [at.workspaceId, at.messageId, at.endpointId, t, t, at.count],
+      );
+    }
+  } finally {
+    await orm.close(true);
+  }
+  return Array.from({ length: at.count }, (_, i) => `dlv_zzb${String(i + 1).padStart(23, "0")}`);
+}
+
 for (const kind of testDbKinds()) {
   void describe(`engine crashes and outages on ${kind}`, { timeout: 600_000 }, () => {
     let current: Rig | undefined;
@@ -219,5 +303,109 @@ for (const kind of testDbKinds()) {
         current = undefined;
       });
     }
+  });
+}
+
+for (const kind of testDbKinds()) {
+  void describe(`bulk replay under kill -9 on ${kind}`, { timeout: 1_800_000 }, () => {
+    let current: Rig | undefined;
+    after(() => teardown(current));
+
+    void it(
+      "kill -9 of the dispatcher, the api and the worker during a bulk replay of 10,000 deliveries",
+      {
+        timeout: 1_800_000,
+      },
+      async (t) => {
+        const BULK = 10_000;
+        // Small bulk rounds, so the operation spans many dispatcher rounds and the kills land inside it.
+        const r = (current = await rig(kind, {
+          delayMs: 2,
+          env: { HOOKSTREAM_BULK_BATCH_SIZE: "100", HOOKSTREAM_JOB_ACK_WAIT: "5s" },
+        }));
+        // One real message (delivered elsewhere) that the seeded dead letters belong to.
+        const me = await r.management.workspaces.getWorkspace({});
+        const other = await r.management.endpoints.createEndpoint({ endpoint: { url: `${r.receiver.url}/other` } });
+        const probe = await r.producer.messages.send({
+          endpointId: other.endpoint!.id,
+          eventType: "crash.bulk",
+          body: { case: "payloadJson", value: `{"bulk":true}` },
+        });
+        const ids = await seedDeadLetters(r.database, {
+          count: BULK,
+          workspaceId: me.workspace!.id,
+          messageId: probe.messageId,
+          endpointId: r.endpointId,
+        });
+        const seeded = await tally(r, DeliveryStatus.FAILED, 1);
+        assert.ok(seeded.total === BULK && seeded.all, seeded.by);
+
+        const started = await r.management.recovery.startBulkOperation({
+          action: DeliveryAction.REPLAY,
+          filter: { endpointId: r.endpointId, statuses: [DeliveryStatus.FAILED] },
+        });
+        const opId = started.operation!.id;
+        const op = async (): Promise<BulkOperation> =>
+          (await r.management.recovery.getBulkOperation({ id: opId })).operation!;
+        const killedAt: string[] = [];
+        const note = (role: string, o: BulkOperation): void =>
+          void killedAt.push(`${role} at matched=${o.matched} (state ${o.state})`);
+
+        // The dispatcher, which runs the operation, once it has made progress.
+        await until("bulk progress", 300_000, async () => ((await op()).matched > 0n ? true : undefined));
+        await r.stack.kill("dispatcher", "SIGKILL");
+        const atDispatcherKill = await op();
+        note("dispatcher", atDispatcherKill);
+        assert.equal(atDispatcherKill.state, BulkOperationState.RUNNING, "the dispatcher died mid-operation");
+        await sleep(500);
+        await r.stack.restart("dispatcher");
+        // The api, once the restarted dispatcher goes on with the operation.
+        await until("progress after the dispatcher restart", 300_000, async () =>
+          (await op()).matched > atDispatcherKill.matched ? true : undefined,
+        );
+        note("api", await op());
+        await r.stack.kill("api", "SIGKILL");
+        await sleep(500);
+        await r.stack.restart("api");
+        // The worker, while the replays are being delivered.
+        const replayed = (): number =>
+          r.receiver.requests.filter((q) => q.path === "/crash" && q.status >= 200 && q.status < 300).length;
+        await r.receiver.waitFor(() => replayed() >= BULK / 4, 600_000, `${BULK / 4} replays delivered`);
+        note("worker", await op());
+        await r.stack.kill("worker", "SIGKILL");
+        await sleep(300);
+        await r.stack.restart("worker");
+
+        // Watch the operation to its end through the restarted api.
+        let last = await op();
+        for await (const item of r.management.recovery.watchBulkOperation({ id: opId })) last = item.operation!;
+        assert.equal(last.state, BulkOperationState.SUCCEEDED);
+        assert.equal(last.matched, BigInt(BULK), "matched");
+        assert.equal(last.affected, BigInt(BULK), "every dead letter replayed exactly once");
+
+        // Every delivery replayed: a second attempt that succeeded, each reaching the receiver.
+        const final = await until(`${BULK} replays succeeded`, 600_000, async () => {
+          const now = await tally(r, DeliveryStatus.SUCCEEDED, 2);
+          return now.total === BULK && now.all ? now : undefined;
+        });
+        const ok = new Map<string, number>();
+        for (const q of r.receiver.requests) {
+          if (q.path === "/crash" && q.status >= 200 && q.status < 300)
+            ok.set(q.webhookId, (ok.get(q.webhookId) ?? 0) + 1);
+        }
+        assert.equal(ok.size, BULK, final.by);
+        assert.ok(
+          ids.every((id) => ok.has(id)),
+          "every dead letter was replayed to the receiver",
+        );
+        const duplicates = [...ok.values()].reduce((sum, n) => sum + n - 1, 0);
+        t.diagnostic(`${BULK} replayed, killed ${killedAt.join(", ")}, ${duplicates} duplicates`);
+        console.log(
+          `bulk replay crash (${kind}): ${BULK} replayed, 0 lost, killed ${killedAt.join(", ")}, ${duplicates} duplicates`,
+        );
+        await teardown(r);
+        current = undefined;
+      },
+    );
   });
 }
