@@ -7,7 +7,25 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const main = join(root, "src", "cli", "main.ts");
+// The user commands (src/cli/client-cli.ts USER_VERBS) start from a lighter entry that does not
+// load the server; src/cli/main.ts runs them too, so a verb missing here is only slower.
+const USER_VERBS = new Set([
+  "send",
+  "trigger",
+  "messages",
+  "deliveries",
+  "attempts",
+  "replay",
+  "retry",
+  "endpoints",
+  "event-types",
+  "keys",
+  "tail",
+  "listen",
+  "login",
+]);
+const entry = USER_VERBS.has(process.argv[2] ?? "") ? "user-main.ts" : "main.ts";
+const main = join(root, "src", "cli", entry);
 const major = Number(process.versions.node.split(".")[0]);
 if (major === 24) {
   await import(main);

@@ -46,10 +46,11 @@ import { createSlackDestination } from "../worker/slack-destination.ts";
 import { createWebhookDestination } from "../worker/webhook-destination.ts";
 import { startHealthServer, type Readiness } from "./health-server.ts";
 import { startLocalNats } from "./local-nats.ts";
+import { USER_USAGE, USER_VERBS, runUserCommand } from "./client-cli.ts";
 
 const ROLES: readonly Role[] = ["dev", "api", "dispatcher", "worker", "migrate", "reencrypt"];
 
-const USAGE = `Usage: hookstream <role>
+const USAGE = `Usage: hookstream <role> | <command>
 
 Roles:
   dev         everything in one process: API, dispatcher and worker, an SQLite file under
@@ -375,8 +376,13 @@ async function run(role: Role): Promise<void> {
 
 const arg = process.argv[2];
 if (arg === undefined || arg === "help" || arg === "--help" || arg === "-h") {
-  process.stdout.write(USAGE);
+  process.stdout.write(`${USAGE}\n${USER_USAGE}`);
   process.exit(arg === undefined ? 2 : 0);
+}
+if ((USER_VERBS as readonly string[]).includes(arg)) {
+  // User commands (send, tail, endpoints, …) talk to an API over the SDK (bin/hookstream.js
+  // starts them from src/cli/user-main.ts, which skips loading the server's modules).
+  process.exit(await runUserCommand(process.argv.slice(2)));
 }
 if (!(ROLES as readonly string[]).includes(arg)) {
   process.stderr.write(`hookstream: unknown role ${JSON.stringify(arg)}\n\n${USAGE}`);

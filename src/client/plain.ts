@@ -40,23 +40,25 @@ import { ClientInputError } from "./errors.ts";
 type OmitProto<T> = { [K in keyof T as K extends "$typeName" | "$unknown" ? never : K]: T[K] };
 
 /** A generated message type as a plain object (see the module comment for the mappings). */
-export type Plain<T> = T extends Timestamp
-  ? Date
-  : T extends Duration
-    ? number
-    : T extends FieldMask
-      ? string[]
-      : T extends Value | Struct | ListValue
-        ? JsonValue
-        : T extends Uint8Array
-          ? Uint8Array
-          : T extends readonly (infer U)[]
-            ? Plain<U>[]
-            : T extends Message
-              ? { [K in keyof OmitProto<T>]: Plain<OmitProto<T>[K]> }
-              : T extends object
-                ? { [K in keyof T]: Plain<T[K]> }
-                : T;
+export type Plain<T> = T extends string | number | boolean | bigint | null | undefined
+  ? T
+  : T extends Timestamp
+    ? Date
+    : T extends Duration
+      ? number
+      : T extends FieldMask
+        ? string[]
+        : T extends Value | Struct | ListValue
+          ? JsonValue
+          : T extends Uint8Array
+            ? Uint8Array
+            : T extends readonly (infer U)[]
+              ? Plain<U>[]
+              : T extends Message
+                ? { [K in keyof OmitProto<T>]: Plain<OmitProto<T>[K]> }
+                : T extends object
+                  ? { [K in keyof T]: Plain<T[K]> }
+                  : T;
 
 /** What an SDK call accepts where the schema has message type T: every field optional. */
 export type Input<T> = T extends Timestamp

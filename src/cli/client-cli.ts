@@ -1,0 +1,1051 @@
+/**
+ * The user verbs of the `hookstream` binary (send, deliveries, endpoints, tail, listen, …), over
+ * the SDK in src/client only: nothing here touches the server's code. Exit codes: 0 success,
+ * 1 any other failure, 2 usage, 3 authentication or permission, 4 not found, 5 invalid input,
+ * 6 conflict, 7 unavailable (network, timeout, rate limit).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import {
+  AttemptErrorKind,
+  BulkOperationState,
+  Code,
+  DeliveryAction,
+  DeliveryStatus,
+  Hookstream,
+  HookstreamError,
+  HookstreamManagement,
+  PayloadStatus,
+  rawJson,
+  verifyWebhook,
+  type DeliveryEvent,
+} from "../client/index.ts";
+
+/** The verbs this module handles (main.ts routes them here). */
+export const USER_VERBS = [
+  "send",
+  "trigger",
+  "messages",
+  "deliveries",
+  "attempts",
+  "replay",
+  "retry",
+  "endpoints",
+  "event-types",
+  "keys",
+  "tail",
+  "listen",
+  "login",
+] as const;
+
+export const USER_USAGE = `User commands (they call a Hookstream API; see \`hookstream <command> --help\`):
+  send          send one message to an endpoint (API key)
+  trigger       send one message by event type to every subscribed endpoint (API key)
+  messages      messages get ID (API key)
+  deliveries    deliveries ls|get (management token)
+  attempts      attempts ls DELIVERY_ID
+  replay        replay DELIVERY_ID, or --message MESSAGE_ID
+  retry         retry DELIVERY_ID now (a pending retry)
+  endpoints     endpoints ls|get|create|update|rm|rotate-secret|test
+  event-types   the event type catalog
+  keys          keys ls|create|revoke (API keys)
+  tail          the live delivery stream, one line per status change and attempt
+  listen        forward deliveries to a local server: listen --forward-to http://localhost:3000/webhooks
+  login         save the URL and credentials in a profile (mode 0600)
+
+Credentials: --url, --api-key, --token (management) flags, else HOOKSTREAM_URL,
+HOOKSTREAM_API_KEY, HOOKSTREAM_MANAGEMENT_TOKEN, else the profile written by \`hookstream login\`
+(--profile NAME, default "default"; file: HOOKSTREAM_CONFIG or ~/.config/hookstream/config.json).
+Output: --output table (default) or json. Exit codes: 0 ok, 1 failure, 2 usage, 3 auth,
+4 not found, 5 invalid input, 6 conflict, 7 unavailable (network, timeout, rate limit).
+`;
+
+class UsageError extends Error {}
+
+type Out = "table" | "json";
+
+interface Io {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const COMMON = {
+  url: { type: "string" },
+  "api-key": { type: "string" },
+  token: { type: "string" },
+  profile: { type: "string" },
+  output: { type: "string", short: "o" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+interface Parsed {
+  readonly values: Record<string, string | boolean | string[] | undefined>;
+  readonly positionals: string[];
+}
+
+function parse(args: string[], options: Options): Parsed {
+  try {
+    const r = parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+    return { values: r.values, positionals: r.positionals };
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+const str = (p: Parsed, name: string): string | undefined => p.values[name] as string | undefined;
+
+// ---- profiles ---------------------------------------------------------------------------------
+
+interface Profile {
+  url?: string;
+  apiKey?: string;
+  managementToken?: string;
+}
+
+function configFile(env: NodeJS.ProcessEnv): string {
+  return env["HOOKSTREAM_CONFIG"] ?? join(homedir(), ".config", "hookstream", "config.json");
+}
+
+function readProfiles(env: NodeJS.ProcessEnv): Record<string, Profile> {
+  const file = configFile(env);
+  if (!existsSync(file)) return {};
+  const parsed = JSON.parse(readFileSync(file, "utf8")) as { profiles?: Record<string, Profile> };
+  return parsed.profiles ?? {};
+}
+
+interface Creds {
+  readonly url: string | undefined;
+  readonly apiKey: string | undefined;
+  readonly token: string | undefined;
+}
+
+function credentials(p: Parsed, env: NodeJS.ProcessEnv): Creds {
+  const profile = readProfiles(env)[str(p, "profile") ?? env["HOOKSTREAM_PROFILE"] ?? "default"] ?? {};
+  return {
+    url: str(p, "url") ?? env["HOOKSTREAM_URL"] ?? profile.url,
+    apiKey: str(p, "api-key") ?? env["HOOKSTREAM_API_KEY"] ?? profile.apiKey,
+    token: str(p, "token") ?? env["HOOKSTREAM_MANAGEMENT_TOKEN"] ?? profile.managementToken,
+  };
+}
+
+function producerOf(c: Creds): Hookstream {
+  if (c.apiKey === undefined)
+    throw new UsageError("an API key is needed: --api-key, HOOKSTREAM_API_KEY or `hookstream login`");
+  return new Hookstream({ apiKey: c.apiKey, ...(c.url === undefined ? {} : { baseUrl: c.url }) });
+}
+
+function managementOf(c: Creds): HookstreamManagement {
+  if (c.token === undefined) {
+    throw new UsageError("a management token is needed: --token, HOOKSTREAM_MANAGEMENT_TOKEN or `hookstream login`");
+  }
+  return new HookstreamManagement({ managementToken: c.token, ...(c.url === undefined ? {} : { baseUrl: c.url }) });
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+const ENUMS: Record<string, Record<number, string>> = {
+  status: names(DeliveryStatus, "DELIVERY_STATUS_"),
+  statuses: names(DeliveryStatus, "DELIVERY_STATUS_"),
+  errorKind: names(AttemptErrorKind, "ATTEMPT_ERROR_KIND_"),
+  action: names(DeliveryAction, "DELIVERY_ACTION_"),
+  state: names(BulkOperationState, "BULK_OPERATION_STATE_"),
+};
+
+function names(e: Record<string, string | number>, _prefix: string): Record<number, string> {
+  const out: Record<number, string> = {};
+  for (const [k, v] of Object.entries(e)) if (typeof v === "number") out[v] = k.toLowerCase();
+  return out;
+}
+
+/** JSON for people and scripts: Dates ISO, bigints as numbers' digits, enums by name, bytes base64. */
+function jsonText(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (key, v: unknown) => {
+      if (typeof v === "bigint") return v.toString();
+      if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+      const table = ENUMS[key];
+      if (table !== undefined) {
+        if (typeof v === "number") return table[v] ?? v;
+        if (Array.isArray(v)) return v.map((x: unknown) => (typeof x === "number" ? (table[x] ?? x) : x));
+      }
+      return v;
+    },
+    2,
+  );
+}
+
+function cell(key: string, v: unknown): string {
+  if (v === undefined || v === null) return "";
+  if (v instanceof Date) return v.toISOString();
+  const table = ENUMS[key];
+  if (table !== undefined && typeof v === "number") return table[v] ?? String(v);
+  if (typeof v === "string" || typeof v === "number" || typeof v === "boolean" || typeof v === "bigint")
+    return String(v);
+  return JSON.stringify(JSON.parse(jsonText(v)));
+}
+
+function printRows(io: Io, out: Out, rows: readonly Record<string, unknown>[], columns: readonly string[]): void {
+  if (out === "json") {
+    io.stdout.write(jsonText(rows) + "\n");
+    return;
+  }
+  const cells = rows.map((r) => columns.map((c) => cell(c, r[c])));
+  const header = columns.map((c) => c.replace(/[A-Z]/g, (x) => `_${x}`).toUpperCase());
+  const widths = columns.map((_, i) => Math.max(header[i]!.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]): string =>
+    r
+      .map((x, i) => x.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  io.stdout.write([line(header), ...cells.map(line)].join("\n") + "\n");
+}
+
+function printObject(io: Io, out: Out, obj: Record<string, unknown>): void {
+  if (out === "json") {
+    io.stdout.write(jsonText(obj) + "\n");
+    return;
+  }
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined && obj[k] !== "");
+  const width = Math.max(...keys.map((k) => k.length));
+  io.stdout.write(keys.map((k) => `${k.padEnd(width)}  ${cell(k, obj[k])}`).join("\n") + "\n");
+}
+
+function outputOf(p: Parsed): Out {
+  if (p.values["json"] === true) return "json";
+  const o = str(p, "output") ?? "table";
+  if (o !== "table" && o !== "json") throw new UsageError(`--output must be table or json, not ${o}`);
+  return o;
+}
+
+// ---- colours ----------------------------------------------------------------------------------
+
+function painter(io: Io): (colour: number, text: string) => string {
+  const on = io.stdout.isTTY === true && io.env["NO_COLOR"] === undefined && io.env["TERM"] !== "dumb";
+  return (colour, text) => (on ? `\u001b[${colour}m${text}\u001b[0m` : text);
+}
+
+const STATUS_COLOUR: Record<string, number> = {
+  succeeded: 32,
+  failed: 31,
+  cancelled: 90,
+  pending_retry: 33,
+  awaiting_ack: 35,
+  queued: 36,
+  scheduled: 34,
+  delivering: 36,
+};
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+function keyValues(list: string[] | undefined, flag: string): Record<string, string> | undefined {
+  if (list === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new UsageError(`--${flag} takes KEY=VALUE, not ${JSON.stringify(kv)}`);
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+function statusesOf(p: Parsed): string[] | undefined {
+  const s = p.values["status"] as string[] | undefined;
+  return s?.flatMap((x) => x.split(",")).filter((x) => x !== "");
+}
+
+function needPositional(p: Parsed, index: number, what: string): string {
+  const v = p.positionals[index];
+  if (v === undefined) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function payloadOf(p: Parsed): Promise<ReturnType<typeof rawJson>> {
+  const data = str(p, "data");
+  const file = str(p, "data-file");
+  if (data !== undefined && file !== undefined) throw new UsageError("--data and --data-file are exclusive");
+  const text = data ?? (file === undefined ? undefined : file === "-" ? await readStdin() : readFileSync(file, "utf8"));
+  if (text === undefined) throw new UsageError("the payload is missing: --data JSON or --data-file FILE (- for stdin)");
+  return rawJson(text);
+}
+
+const SEND_FLAGS = {
+  endpoint: { type: "string", short: "e" },
+  "event-type": { type: "string", short: "t" },
+  data: { type: "string", short: "d" },
+  "data-file": { type: "string" },
+  "idempotency-key": { type: "string" },
+  "deliver-in": { type: "string" },
+  "deliver-at": { type: "string" },
+  "deliver-at-local": { type: "string" },
+  "time-zone": { type: "string" },
+} as const;
+
+function scheduleFlags(p: Parsed): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [flag, opt] of [
+    ["deliver-in", "deliverIn"],
+    ["deliver-at", "deliverAt"],
+    ["deliver-at-local", "deliverAtLocal"],
+    ["time-zone", "timeZone"],
+  ] as const) {
+    const v = str(p, flag);
+    if (v !== undefined) out[opt] = v;
+  }
+  return out;
+}
+
+// ---- verbs ------------------------------------------------------------------------------------
+
+interface Verb {
+  readonly help: string;
+  readonly options?: Options;
+  run(p: Parsed, io: Io): Promise<number>;
+}
+
+const ENDPOINT_FLAGS = {
+  url: { type: "string" },
+  description: { type: "string" },
+  metadata: { type: "string", multiple: true },
+  header: { type: "string", multiple: true },
+  timeout: { type: "string" },
+  "async-ack": { type: "boolean" },
+  disabled: { type: "boolean" },
+  enabled: { type: "string" },
+} as const;
+
+function endpointFields(p: Parsed, endpointUrl: string | undefined): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  if (endpointUrl !== undefined) fields["url"] = endpointUrl;
+  const description = str(p, "description");
+  if (description !== undefined) fields["description"] = description;
+  const metadata = keyValues(p.values["metadata"] as string[] | undefined, "metadata");
+  if (metadata !== undefined) fields["metadata"] = metadata;
+  const headers = keyValues(p.values["header"] as string[] | undefined, "header");
+  if (headers !== undefined) fields["headers"] = headers;
+  const timeout = str(p, "timeout");
+  if (timeout !== undefined) fields["timeout"] = timeout;
+  if (p.values["async-ack"] === true) fields["asyncAck"] = true;
+  if (p.values["disabled"] === true) fields["enabled"] = false;
+  const enabled = str(p, "enabled");
+  if (enabled !== undefined) {
+    if (enabled !== "true" && enabled !== "false") throw new UsageError("--enabled takes true or false");
+    fields["enabled"] = enabled === "true";
+  }
+  return fields;
+}
+
+const ENDPOINT_COLUMNS = ["id", "url", "enabled", "description", "createTime"];
+const DELIVERY_COLUMNS = [
+  "id",
+  "status",
+  "eventType",
+  "endpointId",
+  "messageId",
+  "attemptCount",
+  "lastResponseStatus",
+  "createTime",
+];
+
+/** The URL of a `listen` endpoint: the endpoint to this machine's local receiver. */
+function listenDescription(forwardTo: string): string {
+  return `hookstream listen → ${forwardTo}`;
+}
+
+const VERBS: Record<string, Record<string, Verb> | Verb> = {
+  send: {
+    help: `hookstream send --endpoint EP --event-type TYPE (--data JSON | --data-file FILE|-) [options]
+  Sends one message to one endpoint; the payload's bytes are sent exactly as given.
+  --idempotency-key KEY            safe to repeat: the same key returns the first message
+  --deliver-in 5m | --deliver-at ISO | --deliver-at-local 2027-03-14T09:30:00 --time-zone Europe/Paris`,
+    options: SEND_FLAGS,
+    async run(p, io) {
+      const endpoint = str(p, "endpoint") ?? p.positionals[0];
+      if (endpoint === undefined) throw new UsageError("missing --endpoint");
+      const eventType = str(p, "event-type");
+      if (eventType === undefined) throw new UsageError("missing --event-type");
+      await using producer = producerOf(credentials(p, io.env));
+      const key = str(p, "idempotency-key");
+      const sent = await producer.send(endpoint, await payloadOf(p), {
+        eventType,
+        ...(key === undefined ? {} : { idempotencyKey: key }),
+        ...scheduleFlags(p),
+      });
+      printObject(io, outputOf(p), sent);
+      return 0;
+    },
+  },
+  trigger: {
+    help: `hookstream trigger --event-type TYPE (--data JSON | --data-file FILE|-)
+  Sends one message to every endpoint subscribed to the event type.`,
+    options: SEND_FLAGS,
+    async run(p, io) {
+      const eventType = str(p, "event-type") ?? p.positionals[0];
+      if (eventType === undefined) throw new UsageError("missing --event-type");
+      await using producer = producerOf(credentials(p, io.env));
+      const trigger = (
+        producer as unknown as {
+          trigger?: (t: string, payload: unknown, o: object) => Promise<Record<string, unknown>>;
+        }
+      ).trigger;
+      if (trigger === undefined) {
+        io.stderr.write("hookstream trigger: this server's schema has no Trigger RPC yet; use `hookstream send`\n");
+        return 2;
+      }
+      const key = str(p, "idempotency-key");
+      const out = await trigger.call(producer, eventType, await payloadOf(p), {
+        ...(key === undefined ? {} : { idempotencyKey: key }),
+        ...scheduleFlags(p),
+      });
+      printObject(io, outputOf(p), out);
+      return 0;
+    },
+  },
+  messages: {
+    get: {
+      help: "hookstream messages get MESSAGE_ID\n  A message (its exact payload) and its deliveries (API key).",
+      async run(p, io) {
+        await using producer = producerOf(credentials(p, io.env));
+        const res = await producer.messages.get(needPositional(p, 0, "MESSAGE_ID"));
+        if (outputOf(p) === "json") {
+          printObject(io, "json", res);
+          return 0;
+        }
+        const m = res.message!;
+        printObject(io, "table", {
+          id: m.id,
+          eventType: m.eventType,
+          createTime: m.createTime,
+          idempotencyKey: m.idempotencyKey,
+          contentType: m.contentType,
+          payload: m.payloadJson,
+        });
+        io.stdout.write("\n");
+        printRows(io, "table", res.deliveries, DELIVERY_COLUMNS);
+        return 0;
+      },
+    },
+  },
+  deliveries: {
+    ls: {
+      help: `hookstream deliveries ls [--endpoint EP] [--message MSG] [--status failed,pending_retry] [--limit N]
+  Deliveries, newest first (management token).`,
+      options: {
+        endpoint: { type: "string", short: "e" },
+        message: { type: "string", short: "m" },
+        status: { type: "string", multiple: true, short: "s" },
+        limit: { type: "string", short: "n" },
+      },
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const limit = Number(str(p, "limit") ?? "50");
+        if (!Number.isInteger(limit) || limit < 1) throw new UsageError("--limit takes a positive integer");
+        const endpointId = str(p, "endpoint");
+        const messageId = str(p, "message");
+        const statuses = statusesOf(p);
+        const rows = [];
+        for await (const d of m.deliveries.listAll({
+          ...(endpointId === undefined ? {} : { endpointId }),
+          ...(messageId === undefined ? {} : { messageId }),
+          ...(statuses === undefined ? {} : { statuses }),
+          pageSize: Math.min(limit, 100),
+        })) {
+          rows.push(d);
+          if (rows.length >= limit) break;
+        }
+        printRows(io, outputOf(p), rows, DELIVERY_COLUMNS);
+        return 0;
+      },
+    },
+    get: {
+      help: "hookstream deliveries get DELIVERY_ID [--payload]\n  One delivery, with its payload when --payload.",
+      options: { payload: { type: "boolean" } },
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const res = await m.deliveries.get(needPositional(p, 0, "DELIVERY_ID"), {
+          includePayload: p.values["payload"] === true,
+        });
+        if (outputOf(p) === "json") printObject(io, "json", res);
+        else {
+          printObject(io, "table", res.delivery ?? {});
+          if (res.payload !== undefined) {
+            const status = Object.entries(PayloadStatus).find(([, v]) => v === res.payload!.status)?.[0] ?? "";
+            io.stdout.write(`payload (${status.toLowerCase()}): ${res.payload.payloadJson}\n`);
+          }
+        }
+        return 0;
+      },
+    },
+  },
+  attempts: {
+    ls: {
+      help: "hookstream attempts ls DELIVERY_ID\n  Every attempt of a delivery: status, latency, error.",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const rows = [];
+        for await (const a of m.deliveries.listAllAttempts(needPositional(p, 0, "DELIVERY_ID"))) rows.push(a);
+        printRows(io, outputOf(p), rows, [
+          "number",
+          "id",
+          "startTime",
+          "responseStatus",
+          "latency",
+          "errorKind",
+          "errorMessage",
+          "nextRetryTime",
+        ]);
+        return 0;
+      },
+    },
+  },
+  replay: {
+    help: "hookstream replay DELIVERY_ID | --message MESSAGE_ID\n  One more attempt of a final delivery (same webhook-id), or of every final delivery of a message.",
+    options: { message: { type: "string", short: "m" } },
+    async run(p, io) {
+      await using m = managementOf(credentials(p, io.env));
+      const message = str(p, "message");
+      if (message !== undefined) {
+        const res = await m.messages.replay(message);
+        printRows(io, outputOf(p), res.replayed, DELIVERY_COLUMNS);
+        if (res.skippedDeliveryIds.length > 0)
+          io.stderr.write(`skipped (not final): ${res.skippedDeliveryIds.join(" ")}\n`);
+        return 0;
+      }
+      printObject(io, outputOf(p), await m.deliveries.replay(needPositional(p, 0, "DELIVERY_ID")));
+      return 0;
+    },
+  },
+  retry: {
+    help: "hookstream retry DELIVERY_ID [--cancel]\n  Attempts a pending retry now (or, with --cancel, gives up on it).",
+    options: { cancel: { type: "boolean" } },
+    async run(p, io) {
+      await using m = managementOf(credentials(p, io.env));
+      const id = needPositional(p, 0, "DELIVERY_ID");
+      printObject(
+        io,
+        outputOf(p),
+        p.values["cancel"] === true ? await m.deliveries.cancelRetry(id) : await m.deliveries.retry(id),
+      );
+      return 0;
+    },
+  },
+  endpoints: {
+    ls: {
+      help: "hookstream endpoints ls\n  Every endpoint of the workspace.",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const rows = [];
+        for await (const e of m.endpoints.listAll({ pageSize: 100 })) rows.push(e);
+        printRows(io, outputOf(p), rows, ENDPOINT_COLUMNS);
+        return 0;
+      },
+    },
+    get: {
+      help: "hookstream endpoints get ENDPOINT_ID",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.endpoints.get(needPositional(p, 0, "ENDPOINT_ID")));
+        return 0;
+      },
+    },
+    create: {
+      help: `hookstream endpoints create URL [--description D] [--metadata K=V]... [--header K=V]... [--timeout 10s] [--async-ack] [--disabled]
+  Creates an endpoint and prints its signing secret (shown only now).`,
+      options: ENDPOINT_FLAGS,
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const target = p.positionals[0] ?? str(p, "url");
+        if (target === undefined) throw new UsageError("missing URL");
+        const res = await m.endpoints.create(endpointFields(p, target));
+        printObject(io, outputOf(p), { ...res.endpoint, signingSecret: res.signingSecret });
+        return 0;
+      },
+    },
+    update: {
+      help: "hookstream endpoints update ENDPOINT_ID [--url U] [--description D] [--metadata K=V]... [--header K=V]... [--timeout T] [--enabled true|false]",
+      options: ENDPOINT_FLAGS,
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const fields = endpointFields(p, undefined);
+        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
+        printObject(io, outputOf(p), await m.endpoints.update(needPositional(p, 0, "ENDPOINT_ID"), fields));
+        return 0;
+      },
+    },
+    rm: {
+      help: "hookstream endpoints rm ENDPOINT_ID\n  Deletes an endpoint; its queued deliveries end cancelled.",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const id = needPositional(p, 0, "ENDPOINT_ID");
+        await m.endpoints.delete(id);
+        if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
+        else io.stdout.write(`deleted ${id}\n`);
+        return 0;
+      },
+    },
+    "rotate-secret": {
+      help: "hookstream endpoints rotate-secret ENDPOINT_ID\n  A new signing secret; the old one keeps verifying for the grace period.",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const res = await m.endpoints.rotateSecret(needPositional(p, 0, "ENDPOINT_ID"));
+        printObject(io, outputOf(p), {
+          id: res.endpoint?.id,
+          signingSecret: res.signingSecret,
+          previousSecretExpireTime: res.previousSecretExpireTime,
+        });
+        return 0;
+      },
+    },
+    test: {
+      help: `hookstream endpoints test ENDPOINT_ID [--event-type T] [--data JSON]
+  Sends a test message (API key) and follows its delivery (management token) until it is final
+  or waits for a retry; exit 0 when the endpoint answered 2xx.`,
+      options: { "event-type": { type: "string" }, data: { type: "string" } },
+      async run(p, io) {
+        const creds = credentials(p, io.env);
+        await using producer = producerOf(creds);
+        await using m = managementOf(creds);
+        const id = needPositional(p, 0, "ENDPOINT_ID");
+        const controller = new AbortController();
+        const events = m.watchDeliveries({ endpointId: id }, { signal: controller.signal });
+        const first = events.next();
+        const sent = await producer.send(
+          id,
+          rawJson(str(p, "data") ?? `{"test":true,"sentAt":"${new Date().toISOString()}"}`),
+          {
+            eventType: str(p, "event-type") ?? "hookstream.test",
+          },
+        );
+        const settled = new Set<number>([
+          DeliveryStatus.SUCCEEDED,
+          DeliveryStatus.FAILED,
+          DeliveryStatus.CANCELLED,
+          DeliveryStatus.PENDING_RETRY,
+          DeliveryStatus.AWAITING_ACK,
+        ]);
+        let final: DeliveryEvent | undefined;
+        for (let next = await first; next.done !== true; next = await events.next()) {
+          const e = next.value;
+          if (e.delivery?.id === sent.deliveryId && settled.has(e.delivery.status)) {
+            final = e;
+            break;
+          }
+        }
+        controller.abort();
+        const d = final?.delivery;
+        const a = final?.attempt;
+        printObject(io, outputOf(p), {
+          deliveryId: sent.deliveryId,
+          status: d?.status,
+          responseStatus: a?.responseStatus ?? d?.lastResponseStatus,
+          latency: a?.latency,
+          error: d?.lastError,
+        });
+        return d?.status === DeliveryStatus.SUCCEEDED || d?.status === DeliveryStatus.AWAITING_ACK ? 0 : 1;
+      },
+    },
+  },
+  "event-types": {
+    ls: {
+      help: "hookstream event-types ls [--archived]\n  The event type catalog (with --archived, archived ones too).",
+      options: { archived: { type: "boolean" } },
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const rows = [];
+        for await (const t of m.eventTypes.listAll({ includeArchived: p.values["archived"] === true, pageSize: 100 })) {
+          rows.push(t);
+        }
+        printRows(io, outputOf(p), rows, ["name", "description", "archived", "createTime"]);
+        return 0;
+      },
+    },
+    get: {
+      help: "hookstream event-types get NAME",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.eventTypes.get(needPositional(p, 0, "NAME")));
+        return 0;
+      },
+    },
+    create: {
+      help: `hookstream event-types create NAME [--description D] [--schema-file FILE.json]
+  Adds an event type; with a JSON Schema, Send refuses payloads that do not match it.`,
+      options: { description: { type: "string" }, "schema-file": { type: "string" } },
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const file = str(p, "schema-file");
+        const description = str(p, "description");
+        const created = await m.eventTypes.create({
+          name: needPositional(p, 0, "NAME"),
+          ...(description === undefined ? {} : { description }),
+          ...(file === undefined ? {} : { schema: JSON.parse(readFileSync(file, "utf8")) as Record<string, never> }),
+        });
+        printObject(io, outputOf(p), created);
+        return 0;
+      },
+    },
+    update: {
+      help: "hookstream event-types update NAME [--description D] [--schema-file FILE.json] [--archived true|false]",
+      options: { description: { type: "string" }, "schema-file": { type: "string" }, archived: { type: "string" } },
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const patch: Record<string, unknown> = {};
+        const description = str(p, "description");
+        if (description !== undefined) patch["description"] = description;
+        const file = str(p, "schema-file");
+        if (file !== undefined) patch["schema"] = JSON.parse(readFileSync(file, "utf8")) as unknown;
+        const archived = str(p, "archived");
+        if (archived !== undefined) {
+          if (archived !== "true" && archived !== "false") throw new UsageError("--archived takes true or false");
+          patch["archived"] = archived === "true";
+        }
+        if (Object.keys(patch).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
+        printObject(io, outputOf(p), await m.eventTypes.update(needPositional(p, 0, "NAME"), patch));
+        return 0;
+      },
+    },
+    rm: {
+      help: "hookstream event-types rm NAME\n  Deletes an event type; its pending deliveries are cancelled.",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const name = needPositional(p, 0, "NAME");
+        const res = await m.eventTypes.delete(name);
+        printObject(io, outputOf(p), { deleted: name, cancelledDeliveries: res.cancelledDeliveries });
+        return 0;
+      },
+    },
+  },
+  keys: {
+    ls: {
+      help: "hookstream keys ls\n  The workspace's API keys (prefixes only).",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const rows = [];
+        for await (const k of m.apiKeys.listAll({ pageSize: 100 })) rows.push(k);
+        printRows(io, outputOf(p), rows, ["id", "label", "secretPrefix", "createTime", "revokeTime"]);
+        return 0;
+      },
+    },
+    create: {
+      help: "hookstream keys create LABEL\n  A new API key; the secret is shown only now.",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const res = await m.apiKeys.create(needPositional(p, 0, "LABEL"));
+        printObject(io, outputOf(p), { ...res.apiKey, secret: res.secret });
+        return 0;
+      },
+    },
+    revoke: {
+      help: "hookstream keys revoke API_KEY_ID",
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.apiKeys.revoke(needPositional(p, 0, "API_KEY_ID")));
+        return 0;
+      },
+    },
+  },
+  tail: {
+    help: `hookstream tail [--endpoint EP] [--message MSG] [--event-type T] [--status S,S] [--json] [--count N]
+  The live delivery stream: one line per status change and attempt, resuming across reconnects.
+  --json prints one JSON object per line. --count stops after N lines. Uses the management token
+  (or the API key when no token is set).`,
+    options: {
+      endpoint: { type: "string", short: "e" },
+      message: { type: "string", short: "m" },
+      "event-type": { type: "string", short: "t" },
+      status: { type: "string", multiple: true, short: "s" },
+      count: { type: "string", short: "n" },
+      "resume-token": { type: "string" },
+    },
+    async run(p, io) {
+      const creds = credentials(p, io.env);
+      await using client = creds.token !== undefined ? managementOf(creds) : producerOf(creds);
+      const count = str(p, "count") === undefined ? Infinity : Number(str(p, "count"));
+      const json = outputOf(p) === "json";
+      const paint = painter(io);
+      const eventType = str(p, "event-type");
+      const statuses = statusesOf(p);
+      const controller = new AbortController();
+      const stop = (): void => controller.abort();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      const endpointId = str(p, "endpoint");
+      const messageId = str(p, "message");
+      const resumeToken = str(p, "resume-token");
+      if (!json) io.stderr.write(paint(90, `tailing deliveries of ${client.baseUrl} (Ctrl-C to stop)\n`));
+      let lines = 0;
+      try {
+        for await (const e of client.watchDeliveries(
+          {
+            ...(endpointId === undefined ? {} : { endpointId }),
+            ...(messageId === undefined ? {} : { messageId }),
+            ...(statuses === undefined ? {} : { statuses }),
+            ...(resumeToken === undefined ? {} : { resumeToken }),
+          },
+          { signal: controller.signal },
+        )) {
+          const d = e.delivery;
+          if (d === undefined || (eventType !== undefined && d.eventType !== eventType)) continue;
+          if (json) io.stdout.write(JSON.stringify(JSON.parse(jsonText(e))) + "\n");
+          else io.stdout.write(tailLine(e, paint) + "\n");
+          if (++lines >= count) break;
+        }
+      } finally {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+      }
+      return 0;
+    },
+  },
+  listen: {
+    help: `hookstream listen --forward-to URL [--port N] [--host 127.0.0.1] [--public-url URL] [--event-type T]
+  Runs a local receiver, points an endpoint at it (created, or reused when one already points
+  there), verifies each delivery's signature, prints it and forwards it to URL; the answer of
+  your server is what Hookstream sees (so its retries apply). Ctrl-C to stop.`,
+    options: {
+      "forward-to": { type: "string", short: "f" },
+      port: { type: "string", short: "p" },
+      host: { type: "string" },
+      "public-url": { type: "string" },
+      count: { type: "string", short: "n" },
+    },
+    async run(p, io) {
+      const forwardTo = str(p, "forward-to");
+      if (forwardTo === undefined || !/^https?:\/\//.test(forwardTo))
+        throw new UsageError("--forward-to takes an http(s) URL");
+      await using m = managementOf(credentials(p, io.env));
+      return await listen(m, io, forwardTo, p);
+    },
+  },
+  login: {
+    help: `hookstream login [--url URL] [--api-key KEY] [--token MANAGEMENT_TOKEN] [--profile NAME]
+  Checks the credentials against the API and saves them in the profile file (mode 0600).`,
+    async run(p, io) {
+      const url = str(p, "url") ?? io.env["HOOKSTREAM_URL"];
+      const apiKey = str(p, "api-key") ?? io.env["HOOKSTREAM_API_KEY"];
+      const token = str(p, "token") ?? io.env["HOOKSTREAM_MANAGEMENT_TOKEN"];
+      if (apiKey === undefined && token === undefined) throw new UsageError("pass --api-key and/or --token");
+      const base = url === undefined ? {} : { baseUrl: url };
+      let workspace = "";
+      if (token !== undefined) {
+        await using m = new HookstreamManagement({ ...base, managementToken: token });
+        const ws = await m.workspace.get();
+        workspace = `${ws.name} (${ws.id})`;
+      }
+      if (apiKey !== undefined) {
+        await using producer = new Hookstream({ ...base, apiKey });
+        // Any answer but an authentication error proves the key (the id does not exist).
+        await producer.messages.get("msg_00000000000000000000000000").catch((err: unknown) => {
+          if (!(err instanceof HookstreamError) || err.isAuthError() || err.code === Code.Unavailable) throw err;
+        });
+      }
+      const file = configFile(io.env);
+      const name = str(p, "profile") ?? "default";
+      const existing = existsSync(file)
+        ? (JSON.parse(readFileSync(file, "utf8")) as { profiles?: Record<string, Profile> })
+        : {};
+      const profiles = {
+        ...existing.profiles,
+        [name]: {
+          ...(url === undefined ? {} : { url }),
+          ...(apiKey === undefined ? {} : { apiKey }),
+          ...(token === undefined ? {} : { managementToken: token }),
+        },
+      };
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      writeFileSync(file, JSON.stringify({ ...existing, profiles }, null, 2) + "\n", { mode: 0o600 });
+      chmodSync(file, 0o600);
+      io.stdout.write(
+        `saved profile ${JSON.stringify(name)} in ${file}${workspace === "" ? "" : ` (workspace ${workspace})`}\n`,
+      );
+      return 0;
+    },
+  },
+};
+
+function tailLine(e: DeliveryEvent, paint: (c: number, t: string) => string): string {
+  const d = e.delivery!;
+  const status = ENUMS["status"]![d.status] ?? String(d.status);
+  const time = (e.eventTime ?? new Date()).toISOString().slice(11, 23);
+  const parts = [
+    paint(90, time),
+    paint(STATUS_COLOUR[status] ?? 0, status.toUpperCase().padEnd(13)),
+    d.id,
+    d.endpointId,
+    d.eventType,
+  ];
+  const a = e.attempt;
+  if (a !== undefined) {
+    const latency = a.latency === undefined ? "" : ` ${Math.round(a.latency)}ms`;
+    const outcome = a.responseStatus > 0 ? `${a.responseStatus}` : (ENUMS["errorKind"]![a.errorKind] ?? "error");
+    parts.push(`attempt #${a.number} ${outcome}${latency}${a.errorMessage === "" ? "" : ` ${a.errorMessage}`}`);
+  } else if (d.nextAttemptTime !== undefined && d.status === DeliveryStatus.PENDING_RETRY) {
+    parts.push(`next attempt ${d.nextAttemptTime.toISOString()}`);
+  }
+  return parts.join("  ");
+}
+
+async function listen(m: HookstreamManagement, io: Io, forwardTo: string, p: Parsed): Promise<number> {
+  const paint = painter(io);
+  const host = str(p, "host") ?? "127.0.0.1";
+  const count = str(p, "count") === undefined ? Infinity : Number(str(p, "count"));
+  let secrets: string[] = [];
+  let handled = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const server = createServer((req, res) => void forward(req, res));
+  const forward = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const headers = req.headers as Record<string, string>;
+    const time = new Date().toISOString().slice(11, 23);
+    try {
+      await verifyWebhook(body, headers, secrets);
+    } catch (err) {
+      io.stdout.write(
+        `${paint(90, time)}  ${paint(31, "REJECTED")}  ${headers["webhook-id"] ?? "-"}  ${(err as Error).message}\n`,
+      );
+      res.writeHead(401).end();
+      return;
+    }
+    const forwardHeaders: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) {
+      if (!["host", "connection", "content-length", "transfer-encoding"].includes(k) && typeof v === "string")
+        forwardHeaders[k] = v;
+    }
+    const started = performance.now();
+    let status = 502;
+    let answer: Uint8Array = new Uint8Array();
+    try {
+      const out = await fetch(forwardTo, { method: "POST", headers: forwardHeaders, body });
+      status = out.status;
+      answer = new Uint8Array(await out.arrayBuffer());
+    } catch (err) {
+      answer = new TextEncoder().encode(`hookstream listen: ${forwardTo}: ${(err as Error).message}`);
+    }
+    const ms = Math.round(performance.now() - started);
+    const colour = status < 300 ? 32 : status < 500 ? 33 : 31;
+    io.stdout.write(
+      `${paint(90, time)}  ${headers["webhook-id"]}  ${body.length} bytes  → ${forwardTo}  ${paint(colour, String(status))} ${ms}ms\n`,
+    );
+    res.writeHead(status, { "content-type": "text/plain" }).end(answer);
+    if (++handled >= count) finish();
+  };
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(str(p, "port") ?? "0"), host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const publicUrl = str(p, "public-url") ?? `http://${host}:${port}/`;
+  const description = listenDescription(forwardTo);
+  let endpointId = "";
+  for await (const e of m.endpoints.listAll({ pageSize: 100 })) {
+    if (e.url === publicUrl) {
+      endpointId = e.id;
+      break;
+    }
+  }
+  if (endpointId === "") {
+    const created = await m.endpoints.create({ url: publicUrl, description });
+    endpointId = created.endpoint!.id;
+    secrets = [created.signingSecret];
+  } else {
+    // Reused: a fresh secret that this process knows (the previous one stays valid for its grace period).
+    const rotated = await m.endpoints.rotateSecret(endpointId);
+    secrets = [rotated.signingSecret];
+  }
+  io.stdout.write(`Ready: endpoint ${endpointId} (${publicUrl}) → forwarding to ${forwardTo} (Ctrl-C to stop)\n`);
+  const stop = (): void => finish();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  await finished;
+  process.off("SIGINT", stop);
+  process.off("SIGTERM", stop);
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  return 0;
+}
+
+function exitCodeOf(err: HookstreamError): number {
+  if (err.isAuthError()) return 3;
+  if (err.isNotFound()) return 4;
+  if (err.isValidation()) return 5;
+  if (err.isConflict()) return 6;
+  if (err.isRetryable()) return 7;
+  return 1;
+}
+
+function verbHelp(name: string, verb: Record<string, Verb> | Verb): string {
+  if (typeof (verb as Verb).run === "function") return (verb as Verb).help + "\n";
+  return `hookstream ${name} <${Object.keys(verb).join("|")}>\n\n${Object.values(verb as Record<string, Verb>)
+    .map((v) => v.help)
+    .join("\n\n")}\n`;
+}
+
+/** Runs one user command; resolves to the exit code. Never throws. */
+export async function runUserCommand(
+  argv: readonly string[],
+  io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
+  const [name, ...rest] = argv;
+  const entry = name === undefined ? undefined : VERBS[name];
+  if (name === undefined || entry === undefined) {
+    io.stderr.write(`hookstream: unknown command ${JSON.stringify(name)}\n\n${USER_USAGE}`);
+    return 2;
+  }
+  let verb: Verb;
+  let args = rest;
+  let label = name;
+  if (typeof (entry as Verb).run === "function") verb = entry as Verb;
+  else {
+    const sub = rest[0];
+    if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+      io[sub === undefined ? "stderr" : "stdout"].write(verbHelp(name, entry));
+      return sub === undefined ? 2 : 0;
+    }
+    const found = (entry as Record<string, Verb>)[sub];
+    if (found === undefined) {
+      io.stderr.write(`hookstream ${name}: unknown subcommand ${JSON.stringify(sub)}\n\n${verbHelp(name, entry)}`);
+      return 2;
+    }
+    verb = found;
+    args = rest.slice(1);
+    label = `${name} ${sub}`;
+  }
+  try {
+    const parsed = parse(args, verb.options ?? {});
+    if (parsed.values["help"] === true) {
+      io.stdout.write(verb.help + "\n");
+      return 0;
+    }
+    return await verb.run(parsed, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`hookstream ${label}: ${err.message}\n\n${verb.help}\n`);
+      return 2;
+    }
+    if (err instanceof HookstreamError) {
+      io.stderr.write(`hookstream ${label}: ${err.describe()}\n`);
+      return exitCodeOf(err);
+    }
+    io.stderr.write(`hookstream ${label}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * The `hookstream` user commands as a person runs them: the real binary (bin/hookstream.js)
+ * against a real stack, reading its output and exit codes. `login` writes a 0600 profile the
+ * other commands use; `tail` runs under a pseudo-terminal (util-linux `script`) for its coloured
+ * lines and as `--json` across an api restart; `listen` forwards verified deliveries to a local
+ * server; errors print the reason and field violations, never a stack trace.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, it } from "node:test";
+import { HookstreamOperator } from "../src/client/index.ts";
+import { createTestDatabase, testDbKinds } from "./support/database.ts";
+import { startNatsServer, type TestNats } from "./support/nats-server.ts";
+import { startReceiver, type Receiver } from "./support/receiver.ts";
+import { pinnedNode, startStack, type Stack } from "./support/stack.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "bin", "hookstream.js");
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A long-running command whose output the test reads as it comes. */
+interface Live {
+  readonly child: ChildProcess;
+  output(): string;
+  waitFor(pattern: RegExp): Promise<string>;
+  exited: Promise<number | null>;
+}
+
+const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
+
+for (const kind of testDbKinds()) {
+  void describe(`the hookstream CLI against a real stack on ${kind}`, { timeout: 300_000 }, () => {
+    let nats: TestNats | undefined;
+    let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+    let stack: Stack | undefined;
+    let receiver: Receiver | undefined;
+    let home = "";
+    let env: NodeJS.ProcessEnv = {};
+    let managementToken = "";
+    let apiKey = "";
+    let endpointId = "";
+    const lives: Live[] = [];
+
+    const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): Promise<Run> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(pinnedNode(), [bin, ...args], {
+          env: { ...env, ...extra },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
+        child.stderr.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+        child.once("error", reject);
+        child.once("close", (code) => resolve({ code, stdout, stderr }));
+      });
+    const json = async <T>(args: string[]): Promise<T> => {
+      const r = await cli([...args, "--output", "json"]);
+      assert.equal(r.code, 0, `hookstream ${args.join(" ")}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as T;
+    };
+    const live = (command: string, args: string[]): Live => {
+      const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      const waiters: Array<() => void> = [];
+      const onData = (c: Buffer): void => {
+        out += c.toString("utf8");
+        for (const w of waiters.splice(0)) w();
+      };
+      child.stdout.on("data", onData);
+      child.stderr.on("data", onData);
+      const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+      const l: Live = {
+        child,
+        output: () => out,
+        exited,
+        waitFor: async (pattern) => {
+          for (;;) {
+            const m = pattern.exec(out);
+            if (m !== null) return m[0];
+            if (child.exitCode !== null) throw new Error(`exited ${child.exitCode} before ${pattern}: ${out}`);
+            await new Promise<void>((resolve) => {
+              waiters.push(resolve);
+              setTimeout(resolve, 200).unref();
+            });
+          }
+        },
+      };
+      lives.push(l);
+      return l;
+    };
+
+    before(async () => {
+      receiver = await startReceiver();
+      nats = await startNatsServer();
+      database = await createTestDatabase(kind);
+      stack = await startStack({ databaseUrl: database.url, natsUrl: nats.url });
+      home = mkdtempSync(join(tmpdir(), "hookstream-cli-"));
+      env = {
+        PATH: process.env["PATH"] ?? "",
+        HOME: home,
+        HOOKSTREAM_CONFIG: join(home, "config", "hookstream.json"),
+        TERM: "xterm-256color",
+      };
+      await using operator = new HookstreamOperator({ baseUrl: stack.apiUrl, operatorToken: stack.adminToken });
+      const ws = await operator.workspaces.create("cli");
+      managementToken = ws.managementToken;
+    });
+
+    after(async () => {
+      for (const l of lives) l.child.kill("SIGKILL");
+      stack?.destroy();
+      await receiver?.close();
+      await nats?.stop();
+      await database?.drop();
+      if (home !== "") rmSync(home, { recursive: true, force: true });
+    });
+
+    void it("login checks the credentials and writes a 0600 profile that later commands use", async () => {
+      assert.ok(stack !== undefined);
+      const bad = await cli(["login", "--url", stack.apiUrl, "--token", "hsm_wrong"]);
+      assert.equal(bad.code, 3, bad.stderr);
+      assert.doesNotMatch(bad.stderr, STACK_LINE);
+      const keyRun = await cli([
+        "keys",
+        "create",
+        "cli producer",
+        "--url",
+        stack.apiUrl,
+        "--token",
+        managementToken,
+        "--json",
+      ]);
+      assert.equal(keyRun.code, 0, keyRun.stderr);
+      apiKey = (JSON.parse(keyRun.stdout) as { secret: string }).secret;
+      const ok = await cli(["login", "--url", stack.apiUrl, "--token", managementToken, "--api-key", apiKey]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /saved profile "default"/);
+      const file = env["HOOKSTREAM_CONFIG"]!;
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      const saved = JSON.parse(readFileSync(file, "utf8")) as { profiles: { default: Record<string, string> } };
+      assert.deepEqual(saved.profiles.default, { url: stack.apiUrl, apiKey, managementToken });
+    });
+
+    void it("manages endpoints and keys, with tables and JSON", async () => {
+      assert.ok(receiver !== undefined);
+      const created = await json<{ id: string; signingSecret: string; metadata: Record<string, string> }>([
+        "endpoints",
+        "create",
+        `${receiver.url}/hooks/cli`,
+        "--description",
+        "from the cli",
+        "--metadata",
+        "team=billing",
+        "--timeout",
+        "5s",
+      ]);
+      endpointId = created.id;
+      assert.match(created.signingSecret, /^whsec_/);
+      assert.deepEqual(created.metadata, { team: "billing" });
+      const table = await cli(["endpoints", "ls"]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout.split("\n")[0]!, /^ID\s+URL\s+ENABLED\s+DESCRIPTION\s+CREATE_TIME$/);
+      assert.match(table.stdout, new RegExp(`${endpointId}\\s+${receiver.url}/hooks/cli\\s+true\\s+from the cli`));
+      const updated = await json<{ description: string }>([
+        "endpoints",
+        "update",
+        endpointId,
+        "--description",
+        "renamed",
+      ]);
+      assert.equal(updated.description, "renamed");
+      assert.equal((await json<{ timeout: number }>(["endpoints", "get", endpointId])).timeout, 5000);
+      const rotated = await json<{ signingSecret: string }>(["endpoints", "rotate-secret", endpointId]);
+      assert.notEqual(rotated.signingSecret, created.signingSecret);
+      const doomed = await json<{ id: string }>(["endpoints", "create", "http://127.0.0.1:9/x"]);
+      assert.deepEqual(await json(["endpoints", "rm", doomed.id]), { deleted: doomed.id });
+      const keys = await json<Array<{ label: string }>>(["keys", "ls"]);
+      assert.ok(keys.some((k) => k.label === "cli producer"));
+      const k = await json<{ id: string }>(["keys", "create", "to revoke"]);
+      assert.ok((await json<{ revokeTime: string }>(["keys", "revoke", k.id])).revokeTime !== undefined);
+      const et = await json<{ name: string }>([
+        "event-types",
+        "create",
+        "cli.created",
+        "--description",
+        "made by the cli",
+      ]);
+      assert.equal(et.name, "cli.created");
+      assert.ok((await json<Array<{ name: string }>>(["event-types", "ls"])).some((t) => t.name === "cli.created"));
+    });
+
+    void it("sends byte-exact payloads and follows messages, deliveries and attempts", async () => {
+      assert.ok(receiver !== undefined);
+      const r = receiver;
+      const payload = '{"orderId":12345678901234567890, "total": 1.0}';
+      const sent = await json<{ messageId: string; deliveryId: string }>([
+        "send",
+        "--endpoint",
+        endpointId,
+        "--event-type",
+        "order.paid",
+        "--data",
+        payload,
+      ]);
+      await r.waitFor(() => r.byId(sent.deliveryId).length > 0, 60_000, "the delivery");
+      assert.equal(r.byId(sent.deliveryId)[0]!.body.toString("utf8"), payload);
+      const fromFile = join(home, "payload.json");
+      writeFileSync(fromFile, '{"from":"file"}');
+      const second = await json<{ deliveryId: string }>([
+        "send",
+        "-e",
+        endpointId,
+        "-t",
+        "order.file",
+        "--data-file",
+        fromFile,
+      ]);
+      await r.waitFor(() => r.byId(second.deliveryId).length > 0, 60_000, "the file delivery");
+      assert.equal(r.byId(second.deliveryId)[0]!.body.toString("utf8"), '{"from":"file"}');
+
+      const message = await json<{ message: { payloadJson: string }; deliveries: Array<{ id: string }> }>([
+        "messages",
+        "get",
+        sent.messageId,
+      ]);
+      assert.equal(message.message.payloadJson, payload);
+      let deliveries: Array<{ id: string; status: string }> = [];
+      for (let i = 0; i < 100; i++) {
+        deliveries = await json(["deliveries", "ls", "--endpoint", endpointId, "--status", "succeeded"]);
+        if (deliveries.some((d) => d.id === sent.deliveryId)) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.ok(
+        deliveries.some((d) => d.id === sent.deliveryId && d.status === "succeeded"),
+        JSON.stringify(deliveries),
+      );
+      const attempts = await json<Array<{ number: number; responseStatus: number }>>([
+        "attempts",
+        "ls",
+        sent.deliveryId,
+      ]);
+      assert.equal(attempts[0]?.responseStatus, 200);
+      const replayed = await json<{ id: string; status: string }>(["replay", sent.deliveryId]);
+      assert.equal(replayed.id, sent.deliveryId);
+      await r.waitFor(() => r.byId(sent.deliveryId).length > 1, 60_000, "the replay");
+      const tested = await cli(["endpoints", "test", endpointId]);
+      assert.equal(tested.code, 0, tested.stdout + tested.stderr);
+      assert.match(tested.stdout, /status\s+succeeded/);
+      assert.match(tested.stdout, /responseStatus\s+200/);
+    });
+
+    void it("prints reasons and field violations with reliable exit codes, never a stack trace", async () => {
+      const cases: Array<[string[], number, RegExp]> = [
+        [["endpoints", "create", "ftp://example.com/x"], 5, /INVALID_ARGUMENT.*\n\s+endpoint\.url: /],
+        [["endpoints", "get", "ep_00000000000000000000000000"], 4, /NOT_FOUND/],
+        [["retry", "dlv_00000000000000000000000000"], 4, /NOT_FOUND/],
+        [["endpoints", "ls", "--token", "hsm_wrong"], 3, /UNAUTHENTICATED|INVALID_CREDENTIALS|unauthenticated/i],
+        [["send", "--endpoint", endpointId, "--event-type", "x"], 2, /the payload is missing/],
+        [["endpoints", "frobnicate"], 2, /unknown subcommand "frobnicate"/],
+        [["deliveries", "ls", "--bogus"], 2, /Unknown option '--bogus'/],
+        [["send", "-e", endpointId, "-t", "bad", "--data", "{not json"], 5, /payload/],
+        [["endpoints", "ls"], 7, /NETWORK_ERROR/],
+      ];
+      for (const [args, code, pattern] of cases) {
+        const extra =
+          args[0] === "endpoints" && args[1] === "ls" && args.length === 2
+            ? { HOOKSTREAM_URL: "http://127.0.0.1:9" }
+            : {};
+        const r = await cli(args, extra);
+        assert.equal(r.code, code, `hookstream ${args.join(" ")} → ${r.code}: ${r.stderr}`);
+        assert.match(r.stderr, pattern, args.join(" "));
+        assert.doesNotMatch(r.stderr, STACK_LINE, args.join(" "));
+      }
+      // An endpoint in the wrong state: failed_precondition is a conflict (6).
+      const sent = await json<{ deliveryId: string }>(["send", "-e", endpointId, "-t", "conflict", "--data", "{}"]);
+      const r = receiver!;
+      await r.waitFor(() => r.byId(sent.deliveryId).length > 0, 60_000, "the delivery");
+      const retry = await cli(["retry", sent.deliveryId]);
+      assert.equal(retry.code, 6, retry.stderr);
+      assert.match(retry.stderr, /DELIVERY_STATUS_CONFLICT/);
+    });
+
+    void it("answers --help on every verb", async () => {
+      const verbs = [
+        ["send"],
+        ["trigger"],
+        ["messages", "get"],
+        ["deliveries", "ls"],
+        ["deliveries", "get"],
+        ["attempts", "ls"],
+        ["replay"],
+        ["retry"],
+        ["endpoints", "ls"],
+        ["endpoints", "create"],
+        ["endpoints", "update"],
+        ["endpoints", "rm"],
+        ["endpoints", "rotate-secret"],
+        ["endpoints", "test"],
+        ["event-types", "ls"],
+        ["keys", "create"],
+        ["tail"],
+        ["listen"],
+        ["login"],
+        ["endpoints"],
+        ["keys"],
+      ];
+      for (const v of verbs) {
+        const r = await cli([...v, "--help"]);
+        assert.equal(r.code, 0, `${v.join(" ")} --help: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`hookstream ${v.join(" ")}`), v.join(" "));
+      }
+      const top = await cli(["--help"]);
+      assert.equal(top.code, 0);
+      assert.match(top.stdout, /User commands/);
+      assert.match(top.stdout, /tail\s+the live delivery stream/);
+    });
+
+    void it("tails live coloured lines under a pseudo-terminal", async () => {
+      const command = `${pinnedNode()} ${bin} tail --endpoint ${endpointId} --count 2`;
+      const tail = live("script", ["-q", "-e", "-c", command, "/dev/null"]);
+      await tail.waitFor(/tailing deliveries/);
+      // The watch starts at "now": send until the tail shows lines.
+      let sends = 0;
+      while (!/SUCCEEDED/.test(tail.output()) && sends < 40) {
+        await json(["send", "-e", endpointId, "-t", "tail.tty", "--data", `{"n":${sends++}}`]);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      await tail.exited;
+      const out = tail.output();
+      assert.match(out, /\u001b\[(32|36)m(SUCCEEDED|QUEUED)/, `coloured status: ${JSON.stringify(out)}`);
+      assert.match(out, /dlv_\w+\s+ep_\w+\s+tail\.tty/);
+    });
+
+    void it("tails --json, resuming across an api restart", async () => {
+      assert.ok(stack !== undefined);
+      const tail = live(pinnedNode(), [bin, "tail", "--endpoint", endpointId, "--json", "--event-type", "tail.json"]);
+      const lines = (): Array<{ delivery: { id: string; status: string }; resumeToken: string }> =>
+        tail
+          .output()
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as { delivery: { id: string; status: string }; resumeToken: string });
+      const succeeded = (id: string): boolean =>
+        lines().some((l) => l.delivery.id === id && l.delivery.status === "succeeded");
+      let warm = "";
+      for (let i = 0; i < 40 && (warm === "" || !succeeded(warm)); i++) {
+        warm = (await json<{ deliveryId: string }>(["send", "-e", endpointId, "-t", "tail.json", "--data", "{}"]))
+          .deliveryId;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      assert.ok(succeeded(warm), tail.output());
+      await stack.restart("api");
+      const after = (await json<{ deliveryId: string }>(["send", "-e", endpointId, "-t", "tail.json", "--data", "{}"]))
+        .deliveryId;
+      await tail.waitFor(new RegExp(`"id":"${after}".*"status":"succeeded"|"status":"succeeded".*"id":"${after}"`));
+      tail.child.kill("SIGINT");
+      assert.equal(await tail.exited, 0);
+      assert.ok(lines().every((l) => l.resumeToken !== ""));
+    });
+
+    void it("listen forwards verified deliveries to a local server and shows its answer", async () => {
+      const target = await startReceiver({ defaultStatus: 201 });
+      try {
+        const listen = live(pinnedNode(), [bin, "listen", "--forward-to", `${target.url}/webhooks`, "--count", "1"]);
+        const ready = await listen.waitFor(/Ready: endpoint (ep_\w+)/);
+        const ep = /ep_\w+/.exec(ready)![0];
+        const sent = await json<{ deliveryId: string }>([
+          "send",
+          "-e",
+          ep,
+          "-t",
+          "listen.test",
+          "--data",
+          '{"hello":"listen"}',
+        ]);
+        await target.waitFor(() => target.byId(sent.deliveryId).length > 0, 60_000, "the forwarded delivery");
+        const got = target.byId(sent.deliveryId)[0]!;
+        assert.equal(got.path, "/webhooks");
+        assert.equal(got.body.toString("utf8"), '{"hello":"listen"}');
+        assert.ok(got.headers["webhook-signature"]?.startsWith("v1,"));
+        assert.equal(await listen.exited, 0);
+        assert.match(listen.output(), new RegExp(`${sent.deliveryId}\\s+18 bytes\\s+→ ${target.url}/webhooks\\s+201`));
+        // The delivery's attempt recorded the local server's answer.
+        const attempts = await json<Array<{ responseStatus: number }>>(["attempts", "ls", sent.deliveryId]);
+        assert.equal(attempts[0]?.responseStatus, 201);
+      } finally {
+        await target.close();
+      }
+    });
+  });
+}
