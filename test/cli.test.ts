@@ -255,8 +255,12 @@ for (const kind of testDbKinds()) {
       await r.waitFor(() => r.byId(sent.deliveryId).length > 1, 60_000, "the replay");
       const tested = await cli(["endpoints", "test", endpointId]);
       assert.equal(tested.code, 0, tested.stdout + tested.stderr);
-      assert.match(tested.stdout, /status\s+succeeded/);
-      assert.match(tested.stdout, /responseStatus\s+200/);
+      assert.match(tested.stdout, /success\s+true/);
+      assert.match(tested.stdout, /statusCode\s+200/);
+      const down = await json<{ id: string }>(["endpoints", "create", "http://127.0.0.1:9/down"]);
+      const failed = await cli(["endpoints", "test", down.id, "--json"]);
+      assert.equal(failed.code, 1, failed.stderr);
+      assert.equal((JSON.parse(failed.stdout) as { success: boolean }).success, false);
     });
 
     void it("prints reasons and field violations with reliable exit codes, never a stack trace", async () => {

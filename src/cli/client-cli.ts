@@ -155,6 +155,7 @@ const ENUMS: Record<string, Record<number, string>> = {
   status: names(DeliveryStatus, "DELIVERY_STATUS_"),
   statuses: names(DeliveryStatus, "DELIVERY_STATUS_"),
   errorKind: names(AttemptErrorKind, "ATTEMPT_ERROR_KIND_"),
+  failureClass: names(AttemptErrorKind, "ATTEMPT_ERROR_KIND_"),
   action: names(DeliveryAction, "DELIVERY_ACTION_"),
   state: names(BulkOperationState, "BULK_OPERATION_STATE_"),
 };
@@ -611,51 +612,14 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
       },
     },
     test: {
-      help: `hookstream endpoints test ENDPOINT_ID [--event-type T] [--data JSON]
-  Sends a test message (API key) and follows its delivery (management token) until it is final
-  or waits for a retry; exit 0 when the endpoint answered 2xx.`,
-      options: { "event-type": { type: "string" }, data: { type: "string" } },
+      help: `hookstream endpoints test ENDPOINT_ID
+  Sends one signed ping to the endpoint now and shows the answer: success, status code,
+  latency and the failure class; exit 0 when the endpoint answered 2xx.`,
       async run(p, io) {
-        const creds = credentials(p, io.env);
-        await using producer = producerOf(creds);
-        await using m = managementOf(creds);
-        const id = needPositional(p, 0, "ENDPOINT_ID");
-        const controller = new AbortController();
-        const events = m.watchDeliveries({ endpointId: id }, { signal: controller.signal });
-        const first = events.next();
-        const sent = await producer.send(
-          id,
-          rawJson(str(p, "data") ?? `{"test":true,"sentAt":"${new Date().toISOString()}"}`),
-          {
-            eventType: str(p, "event-type") ?? "hookstream.test",
-          },
-        );
-        const settled = new Set<number>([
-          DeliveryStatus.SUCCEEDED,
-          DeliveryStatus.FAILED,
-          DeliveryStatus.CANCELLED,
-          DeliveryStatus.PENDING_RETRY,
-          DeliveryStatus.AWAITING_ACK,
-        ]);
-        let final: DeliveryEvent | undefined;
-        for (let next = await first; next.done !== true; next = await events.next()) {
-          const e = next.value;
-          if (e.delivery?.id === sent.deliveryId && settled.has(e.delivery.status)) {
-            final = e;
-            break;
-          }
-        }
-        controller.abort();
-        const d = final?.delivery;
-        const a = final?.attempt;
-        printObject(io, outputOf(p), {
-          deliveryId: sent.deliveryId,
-          status: d?.status,
-          responseStatus: a?.responseStatus ?? d?.lastResponseStatus,
-          latency: a?.latency,
-          error: d?.lastError,
-        });
-        return d?.status === DeliveryStatus.SUCCEEDED || d?.status === DeliveryStatus.AWAITING_ACK ? 0 : 1;
+        await using m = managementOf(credentials(p, io.env));
+        const res = await m.endpoints.test(needPositional(p, 0, "ENDPOINT_ID"));
+        printObject(io, outputOf(p), res);
+        return res.success ? 0 : 1;
       },
     },
   },
