@@ -6,7 +6,10 @@
  * the new key keeps signing; and a rotated-out signing secret keeps signing beside the new one.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createPublicKey, randomBytes, verify } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { SignatureScheme } from "../gen/hookstream/v1/endpoint_security_pb.ts";
+import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { Webhook } from "standardwebhooks";
@@ -81,6 +84,23 @@ for (const kind of testDbKinds()) {
         return false;
       }
     };
+    const verifiesV1a = (
+      publicKey: string,
+      req: { body: Buffer; headers: Readonly<Record<string, string>> },
+    ): boolean => {
+      const key = createPublicKey({
+        key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey.slice(5), "base64").toString("base64url") },
+        format: "jwk",
+      });
+      const signed = Buffer.concat([
+        Buffer.from(`${req.headers["webhook-id"]}.${req.headers["webhook-timestamp"]}.`),
+        req.body,
+      ]);
+      return (req.headers["webhook-signature"] ?? "")
+        .split(" ")
+        .filter((s) => s.startsWith("v1a,"))
+        .some((s) => verify(null, signed, key, Buffer.from(s.slice(4), "base64")));
+    };
     const storedSecret = async (id: string): Promise<string> => {
       const rows = await store!.endpointSecrets.listEndpointSecrets(null, 1000);
       return rows.find((r) => r.id === id)!.secret;
@@ -125,6 +145,91 @@ for (const kind of testDbKinds()) {
       assert.ok(verifies(created.signingSecret, req), "the old secret still verifies during the grace period");
       assert.ok(verifies(rotated.signingSecret, req), "the new secret verifies");
       assert.ok(!verifies("whsec_" + randomBytes(32).toString("base64"), req));
+    });
+
+    void it("ed25519 endpoints: v1a signatures verified with crypto.verify and the whpk_ key; rotation switches schemes", async () => {
+      const created = await management.endpoints.createEndpoint({
+        endpoint: { url: `${receiver!.url}/ed`, signatureScheme: SignatureScheme.ED25519 },
+      });
+      const ep = created.endpoint!;
+      assert.equal(created.signingSecret, "", "the whsk_ secret key never leaves Hookstream");
+      assert.equal(ep.signatureScheme, SignatureScheme.ED25519);
+      assert.match(ep.publicKey, /^whpk_[A-Za-z0-9+/]{43}=$/);
+      assert.match(await storedSecret(ep.id), /^hsenc:v1:k1:/);
+      const first = await deliverOne(ep.id, '{"n":"ed"}');
+      assert.match(first.headers["webhook-signature"] ?? "", /^v1a,[A-Za-z0-9+/]{86}==$/);
+      assert.ok(verifiesV1a(ep.publicKey, first));
+      assert.equal((await management.endpoints.getEndpoint({ id: ep.id })).endpoint?.publicKey, ep.publicKey);
+
+      // To HMAC with a one-hour grace: both signatures, the old public key still shown.
+      const toHmac = await management.endpoints.rotateEndpointSecret({
+        id: ep.id,
+        signatureScheme: SignatureScheme.HMAC_SHA256,
+        gracePeriod: { seconds: 3600n, nanos: 0 },
+      });
+      assert.match(toHmac.signingSecret, /^whsec_/);
+      assert.equal(toHmac.publicKey, "");
+      assert.equal(toHmac.endpoint?.signatureScheme, SignatureScheme.HMAC_SHA256);
+      assert.equal(toHmac.endpoint?.previousPublicKey, ep.publicKey);
+      assert.ok(toHmac.endpoint?.previousSecretExpireTime !== undefined);
+      const both = await deliverOne(ep.id, '{"n":"both"}');
+      assert.deepEqual(
+        both.headers["webhook-signature"]?.split(" ").map((p) => p.split(",")[0]),
+        ["v1", "v1a"],
+      );
+      assert.ok(verifiesV1a(ep.publicKey, both));
+      assert.ok(verifies(toHmac.signingSecret, both));
+
+      // Back to ed25519 (the current scheme is kept when none is named), retiring the old key at once.
+      const toEd = await management.endpoints.rotateEndpointSecret({
+        id: ep.id,
+        signatureScheme: SignatureScheme.ED25519,
+        gracePeriod: { seconds: 0n, nanos: 0 },
+      });
+      assert.match(toEd.publicKey, /^whpk_/);
+      assert.equal(toEd.endpoint?.previousPublicKey, "");
+      const only = await deliverOne(ep.id, '{"n":"only"}');
+      assert.equal(only.headers["webhook-signature"]?.split(" ").length, 1);
+      assert.ok(verifiesV1a(toEd.publicKey, only));
+      assert.ok(!verifiesV1a(ep.publicKey, only));
+      const again = await management.endpoints.rotateEndpointSecret({
+        id: ep.id,
+        gracePeriod: { seconds: 0n, nanos: 0 },
+      });
+      assert.equal(again.endpoint?.signatureScheme, SignatureScheme.ED25519);
+    });
+
+    void it("bad rotation and scheme inputs are invalid_argument naming the field, and change nothing", async () => {
+      const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/bad` } });
+      const id = created.endpoint!.id;
+      const before = await storedSecret(id);
+      const violation = async (p: Promise<unknown>, field: string): Promise<void> => {
+        await assert.rejects(p, (err: unknown) => {
+          assert.ok(err instanceof ConnectError);
+          assert.equal(err.code, Code.InvalidArgument);
+          const detail = err.findDetails(ErrorDetailSchema)[0];
+          assert.ok(
+            detail?.fieldViolations.some((v) => v.field === field),
+            JSON.stringify(detail),
+          );
+          return true;
+        });
+      };
+      await violation(
+        management.endpoints.rotateEndpointSecret({ id, gracePeriod: { seconds: BigInt(31 * 86400), nanos: 0 } }),
+        "grace_period",
+      );
+      await violation(
+        management.endpoints.rotateEndpointSecret({ id, signatureScheme: 7 as SignatureScheme }),
+        "signature_scheme",
+      );
+      await violation(
+        management.endpoints.createEndpoint({
+          endpoint: { url: `${receiver!.url}/x`, signatureScheme: 9 as SignatureScheme },
+        }),
+        "endpoint.signature_scheme",
+      );
+      assert.equal(await storedSecret(id), before);
     });
 
     void it("key rotation: reencrypt moves every secret to the new key; a worker with only the new key signs", async () => {

@@ -51,6 +51,10 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     type: "webhook",
     eventTypes: [],
     filter: "",
+    publicKey: null,
+    previousPublicKey: null,
+    clientCertificatePem: null,
+    clientKey: null,
     ...overrides,
   };
 }

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
 import type { Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+import { SignatureScheme } from "../../gen/hookstream/v1/endpoint_security_pb.ts";
 import type { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 import {
   createEndpoint,
@@ -11,6 +12,7 @@ import {
   updateEndpoint,
   type EndpointDeps,
   type EndpointInput,
+  type SignatureSchemeName,
 } from "../domain/endpoints.ts";
 import { testEndpoint } from "../domain/endpoint-test.ts";
 import { DomainError } from "../domain/errors.ts";
@@ -37,7 +39,26 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
     type: endpointTypeFromProto(e.type),
     eventTypes: e.eventTypes,
     filter: e.filter,
+    signatureScheme: schemeName(e.signatureScheme),
+    clientCertificate:
+      e.clientCertificate === undefined
+        ? undefined
+        : { certificatePem: e.clientCertificate.certificatePem, privateKeyPem: e.clientCertificate.privateKeyPem },
   };
+}
+
+/** The domain's name of a scheme; undefined when not given, "invalid" for an unknown number. */
+function schemeName(s: SignatureScheme): SignatureSchemeName | "invalid" | undefined {
+  switch (s) {
+    case SignatureScheme.UNSPECIFIED:
+      return undefined;
+    case SignatureScheme.HMAC_SHA256:
+      return "hmac_sha256";
+    case SignatureScheme.ED25519:
+      return "ed25519";
+    default:
+      return "invalid";
+  }
 }
 
 /** EndpointService: endpoint CRUD and secret rotation (management token). */
@@ -82,11 +103,15 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
       return {};
     },
     async rotateEndpointSecret(req, ctx) {
-      const r = await rotateEndpointSecret(endpointDeps, workspaceIdOf(ctx), req.id);
+      const r = await rotateEndpointSecret(endpointDeps, workspaceIdOf(ctx), req.id, {
+        scheme: schemeName(req.signatureScheme),
+        gracePeriodMs: req.gracePeriod === undefined ? undefined : durationMs(req.gracePeriod),
+      });
       return {
         endpoint: endpointView(r.endpoint),
         signingSecret: r.signingSecret,
         previousSecretExpireTime: timestampFromDate(r.previousSecretExpiresAt),
+        publicKey: r.endpoint.publicKey ?? "",
       };
     },
     async testEndpoint(req, ctx) {

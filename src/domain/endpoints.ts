@@ -13,7 +13,8 @@ import type {
   RecentOutcomes,
 } from "./records.ts";
 import type { SecretBox } from "./secret-box.ts";
-import { generateSigningSecret } from "./signing.ts";
+import { checkClientCertificate, clientKeyContext, type ClientCertificateInput } from "./client-certificate.ts";
+import { generateEd25519SigningKey, generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventTypeName, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter } from "./filter-expression.ts";
@@ -36,6 +37,10 @@ export type EndpointPatch = Partial<
     | "type"
     | "eventTypes"
     | "filter"
+    | "publicKey"
+    | "previousPublicKey"
+    | "clientCertificatePem"
+    | "clientKey"
   >
 >;
 
@@ -89,10 +94,27 @@ export interface EndpointInput {
   eventTypes?: readonly string[] | undefined;
   /** CEL filter for triggered messages; "" for none. */
   filter?: string | undefined;
+  /** How deliveries are signed; undefined when not given (HMAC on create). */
+  signatureScheme?: SignatureSchemeName | "invalid" | undefined;
+  /** mTLS client certificate; undefined or null when none is given. */
+  clientCertificate?: ClientCertificateInput | null | undefined;
 }
 
 /** The most event types one endpoint or subscription can name. */
 export const MAX_ROUTED_EVENT_TYPES = 100;
+
+/** The signing schemes, as the domain spells them. */
+export type SignatureSchemeName = "hmac_sha256" | "ed25519";
+
+/** The scheme an endpoint signs with now (from its current key's public key). */
+export function signatureSchemeOf(ep: EndpointRecord): SignatureSchemeName {
+  return ep.publicKey === null || ep.publicKey === undefined ? "hmac_sha256" : "ed25519";
+}
+
+const SCHEME_VIOLATION = "must be SIGNATURE_SCHEME_HMAC_SHA256 or SIGNATURE_SCHEME_ED25519";
+
+/** Longest grace period a rotation may ask for. */
+export const MAX_SECRET_GRACE_PERIOD_MS = 30 * 86_400_000;
 
 /** The fields UpdateEndpoint's mask may name. */
 export const UPDATABLE_ENDPOINT_FIELDS = [
@@ -106,6 +128,7 @@ export const UPDATABLE_ENDPOINT_FIELDS = [
   "type",
   "event_types",
   "filter",
+  "client_certificate",
 ] as const;
 type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 
@@ -191,7 +214,50 @@ export async function checkEventTypesExist(
   v.throwIfAny();
 }
 
-/** Registers an endpoint with a fresh signing secret. */
+/** The sealed columns of a client certificate, or nulls when none is given (checked first). */
+function clientCertificateColumns(
+  deps: EndpointDeps,
+  id: string,
+  input: EndpointInput,
+  chainPem: string | undefined,
+): Pick<EndpointRecord, "clientCertificatePem" | "clientKey"> {
+  const cc = input.clientCertificate;
+  if (cc === undefined || cc === null || chainPem === undefined) return { clientCertificatePem: null, clientKey: null };
+  return { clientCertificatePem: chainPem, clientKey: deps.secrets.seal(cc.privateKeyPem, clientKeyContext(id)) };
+}
+
+/** Checks the client certificate when the fields include it; the normalized chain when one is set. */
+function checkCertificate(
+  v: Violations,
+  input: EndpointInput,
+  fields: ReadonlySet<UpdatableField>,
+  prefix: string,
+): string | undefined {
+  const cc = input.clientCertificate;
+  if (!fields.has("client_certificate") || cc === undefined || cc === null) return undefined;
+  if (cc.certificatePem === "" && cc.privateKeyPem === "") return undefined;
+  return checkClientCertificate(v, `${prefix}.client_certificate`, cc, new Date());
+}
+
+/** A new signing key of `scheme`: what is stored (sealed), its public key, and what the producer sees once. */
+function newSigningKey(
+  deps: EndpointDeps,
+  id: string,
+  scheme: SignatureSchemeName,
+): { secret: string; publicKey: string | null; shown: string } {
+  if (scheme === "ed25519") {
+    const pair = generateEd25519SigningKey();
+    return {
+      secret: deps.secrets.seal(pair.secretKey, endpointSecretContext(id)),
+      publicKey: pair.publicKey,
+      shown: "",
+    };
+  }
+  const plain = generateSigningSecret();
+  return { secret: deps.secrets.seal(plain, endpointSecretContext(id)), publicKey: null, shown: plain };
+}
+
+/** Registers an endpoint with a fresh signing key (a whsec_ secret, or an ed25519 key pair). */
 export async function createEndpoint(
   deps: EndpointDeps,
   workspaceId: string,
@@ -199,12 +265,15 @@ export async function createEndpoint(
 ): Promise<{ endpoint: EndpointRecord; signingSecret: string }> {
   if (!input) throw invalidArgument([{ field: "endpoint", description: "is required" }]);
   const v = new Violations();
-  check(v, input, new Set(UPDATABLE_ENDPOINT_FIELDS), "endpoint");
+  const fields = new Set(UPDATABLE_ENDPOINT_FIELDS);
+  check(v, input, fields, "endpoint");
+  const chainPem = checkCertificate(v, input, fields, "endpoint");
+  if (input.signatureScheme === "invalid") v.add("endpoint.signature_scheme", SCHEME_VIOLATION);
   v.throwIfAny();
   await checkEventTypesExist(deps.eventTypes, workspaceId, "endpoint.event_types", input.eventTypes ?? []);
   const now = new Date();
   const id = newId("endpoint");
-  const secret = generateSigningSecret();
+  const key = newSigningKey(deps, id, input.signatureScheme === "ed25519" ? "ed25519" : "hmac_sha256");
   const endpoint: EndpointRecord = {
     id,
     workspaceId,
@@ -219,14 +288,17 @@ export async function createEndpoint(
     eventTypes: [...(input.eventTypes ?? [])],
     filter: input.filter ?? "",
     health: null,
-    secret: deps.secrets.seal(secret, endpointSecretContext(id)),
+    secret: key.secret,
     previousSecret: null,
     previousSecretExpiresAt: null,
+    publicKey: key.publicKey,
+    previousPublicKey: null,
+    ...clientCertificateColumns(deps, id, input, chainPem),
     createdAt: now,
     updatedAt: now,
   };
   await deps.store.createEndpoint(endpoint);
-  return { endpoint, signingSecret: secret };
+  return { endpoint, signingSecret: key.shown };
 }
 
 /** Returns an endpoint of the workspace. */
@@ -291,6 +363,7 @@ export async function updateEndpoint(
   }
   if (maskPaths.length === 0) for (const f of UPDATABLE_ENDPOINT_FIELDS) fields.add(f);
   if (input) check(v, input, fields, "endpoint");
+  const chainPem = input ? checkCertificate(v, input, fields, "endpoint") : undefined;
   v.throwIfAny();
   const given = input!;
   if (fields.has("event_types"))
@@ -306,6 +379,7 @@ export async function updateEndpoint(
   if (fields.has("type")) patch.type = given.type ?? "webhook";
   if (fields.has("event_types")) patch.eventTypes = [...(given.eventTypes ?? [])];
   if (fields.has("filter")) patch.filter = given.filter ?? "";
+  if (fields.has("client_certificate")) Object.assign(patch, clientCertificateColumns(deps, id, given, chainPem));
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
   if (!ep) throw notFound("endpoint", id);
@@ -324,29 +398,52 @@ export async function deleteEndpoint(deps: EndpointDeps, workspaceId: string, id
   await deps.relay.publishNow(result.outbox);
 }
 
-/** Issues a new signing secret; the old one keeps signing until the grace period ends. */
+/** How a rotation goes: the new key's scheme (default: the current one) and the grace period. */
+export interface RotationOptions {
+  scheme?: SignatureSchemeName | "invalid" | undefined;
+  /** Undefined: the installation's default; NaN when the given one was malformed. */
+  gracePeriodMs?: number | undefined;
+}
+
+/**
+ * Issues a new signing key; the old one keeps signing beside it until the grace period ends (a
+ * grace period of 0 retires it at once). The new key may be of another scheme.
+ */
 export async function rotateEndpointSecret(
   deps: EndpointDeps,
   workspaceId: string,
   id: string,
+  options: RotationOptions = {},
 ): Promise<{ endpoint: EndpointRecord; signingSecret: string; previousSecretExpiresAt: Date }> {
+  const v = new Violations();
+  checkId(v, "id", "endpoint", id);
+  const grace = options.gracePeriodMs ?? deps.secretGracePeriodMs;
+  if (!Number.isFinite(grace) || grace < 0 || grace > MAX_SECRET_GRACE_PERIOD_MS) {
+    v.add("grace_period", "must be between 0s and 30 days");
+  }
+  if (options.scheme === "invalid") v.add("signature_scheme", SCHEME_VIOLATION);
+  v.throwIfAny();
   const current = await getEndpoint(deps.store, workspaceId, id);
   const now = new Date();
-  const signingSecret = generateSigningSecret();
-  const previousSecretExpiresAt = new Date(now.getTime() + deps.secretGracePeriodMs);
+  const scheme = options.scheme === "ed25519" || options.scheme === "hmac_sha256" ? options.scheme : undefined;
+  const key = newSigningKey(deps, id, scheme ?? signatureSchemeOf(current));
+  const previousSecretExpiresAt = new Date(now.getTime() + grace);
+  const keepOld = grace > 0;
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(
     workspaceId,
     id,
     {
-      secret: deps.secrets.seal(signingSecret, endpointSecretContext(id)),
-      previousSecret: current.secret,
-      previousSecretExpiresAt,
+      secret: key.secret,
+      publicKey: key.publicKey,
+      previousSecret: keepOld ? current.secret : null,
+      previousPublicKey: keepOld ? (current.publicKey ?? null) : null,
+      previousSecretExpiresAt: keepOld ? previousSecretExpiresAt : null,
     },
     now,
   );
   if (!ep) throw notFound("endpoint", id);
-  return { endpoint: ep, signingSecret, previousSecretExpiresAt };
+  return { endpoint: ep, signingSecret: key.shown, previousSecretExpiresAt };
 }
 
 /**

@@ -11,6 +11,9 @@ import {
 } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { EndpointHealthSchema, type EndpointHealth } from "../../gen/hookstream/v1/endpoint_health_pb.ts";
 import { EndpointSchema, EndpointType, type Endpoint } from "../../gen/hookstream/v1/endpoint_pb.ts";
+import { ClientCertificateSchema, SignatureScheme } from "../../gen/hookstream/v1/endpoint_security_pb.ts";
+import { describeClientCertificate } from "./client-certificate.ts";
+import { signatureSchemeOf } from "./endpoints.ts";
 import { EventTypeSchema, type EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
 import {
@@ -175,7 +178,37 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     filter: e.filter ?? "",
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
+    ...endpointSecurityView(e, new Date()),
   });
+}
+
+/** The signing scheme, public keys, grace period and client certificate of an endpoint's view. */
+function endpointSecurityView(
+  e: EndpointRecord,
+  now: Date,
+): Pick<Endpoint, "signatureScheme" | "publicKey" | "previousPublicKey"> &
+  Partial<Pick<Endpoint, "previousSecretExpireTime" | "clientCertificate">> {
+  const inGrace = e.previousSecret !== null && e.previousSecretExpiresAt !== null && e.previousSecretExpiresAt > now;
+  const cert =
+    e.clientCertificatePem === null || e.clientCertificatePem === undefined
+      ? undefined
+      : describeClientCertificate(e.clientCertificatePem);
+  return {
+    signatureScheme: signatureSchemeOf(e) === "ed25519" ? SignatureScheme.ED25519 : SignatureScheme.HMAC_SHA256,
+    publicKey: e.publicKey ?? "",
+    previousPublicKey: inGrace ? (e.previousPublicKey ?? "") : "",
+    ...(inGrace ? { previousSecretExpireTime: timestampFromDate(e.previousSecretExpiresAt!) } : {}),
+    ...(cert === undefined
+      ? {}
+      : {
+          clientCertificate: create(ClientCertificateSchema, {
+            certificatePem: e.clientCertificatePem!,
+            fingerprintSha256: cert.fingerprintSha256,
+            subject: cert.subject,
+            notAfter: timestampFromDate(cert.notAfter),
+          }),
+        }),
+  };
 }
 
 /** The API view of an event type, its schema as the JSON object it was saved as. */

@@ -88,6 +88,14 @@ export interface EndpointRecord {
   eventTypes?: readonly string[] | null | undefined;
   /** CEL filter a triggered message must satisfy; "", null or absent: none. */
   filter?: string | null | undefined;
+  /** ed25519 endpoints: the `whpk_` public key of `secret` (a sealed `whsk_`); null or absent for HMAC. */
+  publicKey?: string | null | undefined;
+  /** The `whpk_` public key of `previousSecret` when that is an ed25519 key. */
+  previousPublicKey?: string | null | undefined;
+  /** mTLS: the client certificate chain in PEM; null or absent when none. */
+  clientCertificatePem?: string | null | undefined;
+  /** mTLS: the client certificate's private key, sealed like `secret`. */
+  clientKey?: string | null | undefined;
 }
 
 /** Endpoint types, spelled as stored. */

@@ -79,6 +79,10 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     type: row.type ?? "webhook",
     eventTypes: toStringList(row.eventTypes),
     filter: row.filter ?? "",
+    publicKey: row.publicKey ?? null,
+    previousPublicKey: row.previousPublicKey ?? null,
+    clientCertificatePem: row.clientCertificatePem ?? null,
+    clientKey: row.clientKey ?? null,
   };
 }
 

@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ClientCertificate, SignatureScheme } from "./endpoint_security_pb.ts";
+import { file_hookstream_v1_endpoint_security } from "./endpoint_security_pb.ts";
 import type { EndpointHealth } from "./endpoint_health_pb.ts";
 import { file_hookstream_v1_endpoint_health } from "./endpoint_health_pb.ts";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/endpoint.proto.
  */
 export const file_hookstream_v1_endpoint: GenFile = /*@__PURE__*/
-  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIt4ECghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoEdHlwZRgKIAEoDjIbLmhvb2tzdHJlYW0udjEuRW5kcG9pbnRUeXBlEhMKC2V2ZW50X3R5cGVzGAsgAygJEg4KBmZpbHRlchgMIAEoCRIWCglhc3luY19hY2sYHiABKAhIAYgBARItCgZoZWFsdGgYKCABKAsyHS5ob29rc3RyZWFtLnYxLkVuZHBvaW50SGVhbHRoGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghfZW5hYmxlZEIMCgpfYXN5bmNfYWNrKmEKDEVuZHBvaW50VHlwZRIdChlFTkRQT0lOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRU5EUE9JTlRfVFlQRV9XRUJIT09LEAESFwoTRU5EUE9JTlRfVFlQRV9TTEFDSxACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_health]);
+  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIsgGCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoEdHlwZRgKIAEoDjIbLmhvb2tzdHJlYW0udjEuRW5kcG9pbnRUeXBlEhMKC2V2ZW50X3R5cGVzGAsgAygJEg4KBmZpbHRlchgMIAEoCRIWCglhc3luY19hY2sYHiABKAhIAYgBARI4ChBzaWduYXR1cmVfc2NoZW1lGB8gASgOMh4uaG9va3N0cmVhbS52MS5TaWduYXR1cmVTY2hlbWUSEgoKcHVibGljX2tleRggIAEoCRIbChNwcmV2aW91c19wdWJsaWNfa2V5GCEgASgJEj8KG3ByZXZpb3VzX3NlY3JldF9leHBpcmVfdGltZRgiIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoSY2xpZW50X2NlcnRpZmljYXRlGCMgASgLMiAuaG9va3N0cmVhbS52MS5DbGllbnRDZXJ0aWZpY2F0ZRItCgZoZWFsdGgYKCABKAsyHS5ob29rc3RyZWFtLnYxLkVuZHBvaW50SGVhbHRoGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghfZW5hYmxlZEIMCgpfYXN5bmNfYWNrKmEKDEVuZHBvaW50VHlwZRIdChlFTkRQT0lOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRU5EUE9JTlRfVFlQRV9XRUJIT09LEAESFwoTRU5EUE9JTlRfVFlQRV9TTEFDSxACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_security, file_hookstream_v1_endpoint_health]);
 
 /**
  * Endpoint is a customer's HTTP receiver that deliveries are POSTed to.
@@ -118,6 +120,44 @@ export type Endpoint = Message<"hookstream.v1.Endpoint"> & {
    * @generated from field: optional bool async_ack = 30;
    */
   asyncAck?: boolean | undefined;
+
+  /**
+   * How deliveries are signed (Standard Webhooks): HMAC-SHA256 `v1,` signatures with a `whsec_`
+   * secret (the default), or ed25519 `v1a,` signatures whose `whpk_` public key receivers verify
+   * with. Set on create; RotateEndpointSecret can switch it (both keys sign during the grace period).
+   *
+   * @generated from field: hookstream.v1.SignatureScheme signature_scheme = 31;
+   */
+  signatureScheme: SignatureScheme;
+
+  /**
+   * The `whpk_` ed25519 public key receivers verify `v1a` signatures with; empty for HMAC. Output only.
+   *
+   * @generated from field: string public_key = 32;
+   */
+  publicKey: string;
+
+  /**
+   * During a rotation's grace period, the previous key's `whpk_` public key (it still signs). Output only.
+   *
+   * @generated from field: string previous_public_key = 33;
+   */
+  previousPublicKey: string;
+
+  /**
+   * Until when the previous secret or key also signs deliveries; unset outside a grace period. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_secret_expire_time = 34;
+   */
+  previousSecretExpireTime?: Timestamp | undefined;
+
+  /**
+   * Client certificate (mTLS) presented to this endpoint's TLS server; its private key is stored
+   * encrypted and never returned. Unset: no client certificate.
+   *
+   * @generated from field: hookstream.v1.ClientCertificate client_certificate = 35;
+   */
+  clientCertificate?: ClientCertificate | undefined;
 
   /**
    * How deliveries to this endpoint have been going, as the workers recorded them. Output only;

@@ -11,13 +11,15 @@ import type { AttemptErrorKind } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
 import type { Endpoint } from "./endpoint_pb.ts";
 import { file_hookstream_v1_endpoint } from "./endpoint_pb.ts";
+import type { SignatureScheme } from "./endpoint_security_pb.ts";
+import { file_hookstream_v1_endpoint_security } from "./endpoint_security_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/endpoint_service.proto.
  */
 export const file_hookstream_v1_endpoint_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRob29rc3RyZWFtL3YxL2VuZHBvaW50X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiQgoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludCJbChZDcmVhdGVFbmRwb2ludFJlc3BvbnNlEikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludBIWCg5zaWduaW5nX3NlY3JldBgCIAEoCSIgChJHZXRFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiQAoTR2V0RW5kcG9pbnRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQiPQoUTGlzdEVuZHBvaW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXAoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEioKCWVuZHBvaW50cxgBIAMoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFVVwZGF0ZUVuZHBvaW50UmVxdWVzdBIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkMKFlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USKQoIZW5kcG9pbnQYASABKAsyFy5ob29rc3RyZWFtLnYxLkVuZHBvaW50IiMKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCSIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIikKG1JvdGF0ZUVuZHBvaW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCSKiAQocUm90YXRlRW5kcG9pbnRTZWNyZXRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkSPwobcHJldmlvdXNfc2VjcmV0X2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhChNUZXN0RW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJIuIBChRUZXN0RW5kcG9pbnRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhMKC3N0YXR1c19jb2RlGAIgASgFEioKB2xhdGVuY3kYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoNZmFpbHVyZV9jbGFzcxgEIAEoDjIfLmhvb2tzdHJlYW0udjEuQXR0ZW1wdEVycm9yS2luZBIVCg1lcnJvcl9tZXNzYWdlGAUgASgJEhUKDXJlc3BvbnNlX2JvZHkYBiABKAkSEgoKd2ViaG9va19pZBgHIAEoCTLvBQoPRW5kcG9pbnRTZXJ2aWNlEmYKDkNyZWF0ZUVuZHBvaW50EiQuaG9va3N0cmVhbS52MS5DcmVhdGVFbmRwb2ludFJlcXVlc3QaJS5ob29rc3RyZWFtLnYxLkNyZWF0ZUVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQISYAoLR2V0RW5kcG9pbnQSIS5ob29rc3RyZWFtLnYxLkdldEVuZHBvaW50UmVxdWVzdBoiLmhvb2tzdHJlYW0udjEuR2V0RW5kcG9pbnRSZXNwb25zZSIKkAIBorsYAwoBAhJmCg1MaXN0RW5kcG9pbnRzEiMuaG9va3N0cmVhbS52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBokLmhvb2tzdHJlYW0udjEuTGlzdEVuZHBvaW50c1Jlc3BvbnNlIgqQAgGiuxgDCgECEmYKDlVwZGF0ZUVuZHBvaW50EiQuaG9va3N0cmVhbS52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaJS5ob29rc3RyZWFtLnYxLlVwZGF0ZUVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQISZgoORGVsZXRlRW5kcG9pbnQSJC5ob29rc3RyZWFtLnYxLkRlbGV0ZUVuZHBvaW50UmVxdWVzdBolLmhvb2tzdHJlYW0udjEuRGVsZXRlRW5kcG9pbnRSZXNwb25zZSIHorsYAwoBAhJ4ChRSb3RhdGVFbmRwb2ludFNlY3JldBIqLmhvb2tzdHJlYW0udjEuUm90YXRlRW5kcG9pbnRTZWNyZXRSZXF1ZXN0GisuaG9va3N0cmVhbS52MS5Sb3RhdGVFbmRwb2ludFNlY3JldFJlc3BvbnNlIgeiuxgDCgECEmAKDFRlc3RFbmRwb2ludBIiLmhvb2tzdHJlYW0udjEuVGVzdEVuZHBvaW50UmVxdWVzdBojLmhvb2tzdHJlYW0udjEuVGVzdEVuZHBvaW50UmVzcG9uc2UiB6K7GAMKAQJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_endpoint]);
+  fileDesc("CiRob29rc3RyZWFtL3YxL2VuZHBvaW50X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiQgoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludCJbChZDcmVhdGVFbmRwb2ludFJlc3BvbnNlEikKCGVuZHBvaW50GAEgASgLMhcuaG9va3N0cmVhbS52MS5FbmRwb2ludBIWCg5zaWduaW5nX3NlY3JldBgCIAEoCSIgChJHZXRFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiQAoTR2V0RW5kcG9pbnRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQiPQoUTGlzdEVuZHBvaW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXAoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEioKCWVuZHBvaW50cxgBIAMoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFVVwZGF0ZUVuZHBvaW50UmVxdWVzdBIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkMKFlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USKQoIZW5kcG9pbnQYASABKAsyFy5ob29rc3RyZWFtLnYxLkVuZHBvaW50IiMKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCSIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIpQBChtSb3RhdGVFbmRwb2ludFNlY3JldFJlcXVlc3QSCgoCaWQYASABKAkSOAoQc2lnbmF0dXJlX3NjaGVtZRgCIAEoDjIeLmhvb2tzdHJlYW0udjEuU2lnbmF0dXJlU2NoZW1lEi8KDGdyYWNlX3BlcmlvZBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiK2AQocUm90YXRlRW5kcG9pbnRTZWNyZXRSZXNwb25zZRIpCghlbmRwb2ludBgBIAEoCzIXLmhvb2tzdHJlYW0udjEuRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkSPwobcHJldmlvdXNfc2VjcmV0X2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwdWJsaWNfa2V5GAQgASgJIiEKE1Rlc3RFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAki4gEKFFRlc3RFbmRwb2ludFJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEwoLc3RhdHVzX2NvZGUYAiABKAUSKgoHbGF0ZW5jeRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2Cg1mYWlsdXJlX2NsYXNzGAQgASgOMh8uaG9va3N0cmVhbS52MS5BdHRlbXB0RXJyb3JLaW5kEhUKDWVycm9yX21lc3NhZ2UYBSABKAkSFQoNcmVzcG9uc2VfYm9keRgGIAEoCRISCgp3ZWJob29rX2lkGAcgASgJMu8FCg9FbmRwb2ludFNlcnZpY2USZgoOQ3JlYXRlRW5kcG9pbnQSJC5ob29rc3RyZWFtLnYxLkNyZWF0ZUVuZHBvaW50UmVxdWVzdBolLmhvb2tzdHJlYW0udjEuQ3JlYXRlRW5kcG9pbnRSZXNwb25zZSIHorsYAwoBAhJgCgtHZXRFbmRwb2ludBIhLmhvb2tzdHJlYW0udjEuR2V0RW5kcG9pbnRSZXF1ZXN0GiIuaG9va3N0cmVhbS52MS5HZXRFbmRwb2ludFJlc3BvbnNlIgqQAgGiuxgDCgECEmYKDUxpc3RFbmRwb2ludHMSIy5ob29rc3RyZWFtLnYxLkxpc3RFbmRwb2ludHNSZXF1ZXN0GiQuaG9va3N0cmVhbS52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2UiCpACAaK7GAMKAQISZgoOVXBkYXRlRW5kcG9pbnQSJC5ob29rc3RyZWFtLnYxLlVwZGF0ZUVuZHBvaW50UmVxdWVzdBolLmhvb2tzdHJlYW0udjEuVXBkYXRlRW5kcG9pbnRSZXNwb25zZSIHorsYAwoBAhJmCg5EZWxldGVFbmRwb2ludBIkLmhvb2tzdHJlYW0udjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GiUuaG9va3N0cmVhbS52MS5EZWxldGVFbmRwb2ludFJlc3BvbnNlIgeiuxgDCgECEngKFFJvdGF0ZUVuZHBvaW50U2VjcmV0EiouaG9va3N0cmVhbS52MS5Sb3RhdGVFbmRwb2ludFNlY3JldFJlcXVlc3QaKy5ob29rc3RyZWFtLnYxLlJvdGF0ZUVuZHBvaW50U2VjcmV0UmVzcG9uc2UiB6K7GAMKAQISYAoMVGVzdEVuZHBvaW50EiIuaG9va3N0cmVhbS52MS5UZXN0RW5kcG9pbnRSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5UZXN0RW5kcG9pbnRSZXNwb25zZSIHorsYAwoBAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_endpoint, file_hookstream_v1_endpoint_security]);
 
 /**
  * CreateEndpointRequest describes the endpoint to create.
@@ -54,7 +56,8 @@ export type CreateEndpointResponse = Message<"hookstream.v1.CreateEndpointRespon
   endpoint?: Endpoint | undefined;
 
   /**
-   * Standard Webhooks signing secret ("whsec_…" followed by base64).
+   * Standard Webhooks signing secret ("whsec_…" followed by base64), shown only here; empty for an
+   * ed25519 endpoint, whose secret key never leaves Hookstream (receivers use endpoint.public_key).
    *
    * @generated from field: string signing_secret = 2;
    */
@@ -181,8 +184,8 @@ export type UpdateEndpointRequest = Message<"hookstream.v1.UpdateEndpointRequest
 
   /**
    * Fields to change: url, description, metadata, enabled, headers, timeout, async_ack, type,
-   * event_types, filter. An empty mask
-   * changes every updatable field.
+   * event_types, filter, client_certificate (unset in the endpoint: removed). An empty mask
+   * changes every updatable field. signature_scheme is changed by RotateEndpointSecret.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -265,6 +268,21 @@ export type RotateEndpointSecretRequest = Message<"hookstream.v1.RotateEndpointS
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * The scheme of the new key; unspecified keeps the endpoint's current scheme.
+   *
+   * @generated from field: hookstream.v1.SignatureScheme signature_scheme = 2;
+   */
+  signatureScheme: SignatureScheme;
+
+  /**
+   * How long the previous secret or key keeps signing beside the new one: 0 s (stop at once) to
+   * 30 days; unset means the installation's HOOKSTREAM_SECRET_GRACE_PERIOD.
+   *
+   * @generated from field: google.protobuf.Duration grace_period = 3;
+   */
+  gracePeriod?: Duration | undefined;
 };
 
 /**
@@ -288,7 +306,7 @@ export type RotateEndpointSecretResponse = Message<"hookstream.v1.RotateEndpoint
   endpoint?: Endpoint | undefined;
 
   /**
-   * The new signing secret ("whsec_…").
+   * The new signing secret ("whsec_…"); empty when the new key is ed25519 (see public_key).
    *
    * @generated from field: string signing_secret = 2;
    */
@@ -300,6 +318,13 @@ export type RotateEndpointSecretResponse = Message<"hookstream.v1.RotateEndpoint
    * @generated from field: google.protobuf.Timestamp previous_secret_expire_time = 3;
    */
   previousSecretExpireTime?: Timestamp | undefined;
+
+  /**
+   * The new key's `whpk_` public key when it is ed25519; empty for HMAC.
+   *
+   * @generated from field: string public_key = 4;
+   */
+  publicKey: string;
 };
 
 /**

@@ -57,6 +57,10 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           type: ep.type ?? "webhook",
           eventTypes: [...(ep.eventTypes ?? [])],
           filter: ep.filter ?? "",
+          publicKey: ep.publicKey ?? null,
+          previousPublicKey: ep.previousPublicKey ?? null,
+          clientCertificatePem: ep.clientCertificatePem ?? null,
+          clientKey: ep.clientKey ?? null,
           deletedAt: null,
         }),
       );

@@ -26,6 +26,12 @@ export const EndpointSchema = defineEntity({
     type: p.string().length(16).$type<EndpointTypeName>().default("webhook"),
     eventTypes: p.json<string[]>().nullable(),
     filter: p.text().nullable(),
+    // ed25519 endpoints: the whpk_ public keys of the current and the previous (grace period) key.
+    publicKey: p.text().nullable(),
+    previousPublicKey: p.text().nullable(),
+    // mTLS: the client certificate chain (PEM) and its private key, sealed like the signing secret.
+    clientCertificatePem: p.text().nullable(),
+    clientKey: p.text().nullable(),
   },
   indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });

@@ -11,6 +11,7 @@ import { Migration20261202155108_delivery_due_index } from "./Migration202612021
 import { Migration20261202161337_endpoint_routing } from "./Migration20261202161337_endpoint_routing.ts";
 import { Migration20261202165000_message_deliver_at } from "./Migration20261202165000_message_deliver_at.ts";
 import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
+import { Migration20261202170512_endpoint_security } from "./Migration20261202170512_endpoint_security.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -29,4 +30,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
     name: "Migration20261202165001_message_headers_metadata_retry",
     class: Migration20261202165001_message_headers_metadata_retry,
   },
+  { name: "Migration20261202170512_endpoint_security", class: Migration20261202170512_endpoint_security },
 ];
