@@ -15,6 +15,8 @@ const ALLOWED: Record<string, string> = {
   "worker/http-sender.ts": "the SSRF-guarded sender",
   "worker/outbound-proxy.ts": "CONNECT tunnels for the sender, to addresses it already checked",
   "cli/local-nats.ts": "probes the local nats-server it started itself, never a customer address",
+  "cli/client-cli.ts":
+    "the user's own command line: `listen --forward-to` posts to a URL the user typed, from the user's machine, never from a Hookstream role",
 };
 
 const CLIENT_CALLS: readonly [RegExp, string][] = [
