@@ -20,6 +20,8 @@
  *        --due N (of those, made due for the release case, default 5000)
  *        --log-level LEVEL (roles' LOG_LEVEL, default info) --cpu-prof (profiles of api and worker)
  *        --http1 (Connect over HTTP/1.1 for our Send calls and the no-op baseline; default h2c)
+ *        --watchers N (only the watchers case instead: N concurrent WatchDeliveries streams on one
+ *        api against a bare connect-node fan-out, see bench/watchers.ts) --watch-events N (default 10)
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:http";
@@ -28,6 +30,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { runWatchersBench } from "./watchers.ts";
 import { create, fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
@@ -55,6 +58,8 @@ const { values: flags } = parseArgs({
     fanout: { type: "string", default: "10" },
     pending: { type: "string", default: "1000000" },
     due: { type: "string", default: "5000" },
+    watchers: { type: "string", default: "0" },
+    "watch-events": { type: "string", default: "10" },
   },
 });
 const MESSAGES = Math.min(Math.max(Number(flags.messages), 1), 1_000_000);
@@ -577,4 +582,19 @@ async function startNoopConnectServer(): Promise<{ url: string; close(): Promise
   };
 }
 
-await main();
+if (Number(flags.watchers) > 0) {
+  const envDb = process.env["DATABASE_URL"];
+  const dir = await mkdtemp(join(tmpdir(), "hookstream-bench-"));
+  try {
+    await runWatchersBench({
+      watchers: Math.min(Number(flags.watchers), 100_000),
+      events: Math.min(Math.max(Number(flags["watch-events"]), 1), 1_000),
+      databaseUrl: envDb !== undefined && /^postgres(ql)?:\/\//.test(envDb) ? envDb : `sqlite:${join(dir, "bench.db")}`,
+      logLevel: flags["log-level"],
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+} else {
+  await main();
+}

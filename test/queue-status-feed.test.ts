@@ -9,7 +9,7 @@ import { DomainError } from "../src/domain/errors.ts";
 import type { StatusFeed, StatusFeedItem } from "../src/domain/ports.ts";
 import { connectNats } from "../src/queue/nats-connection.ts";
 import { createOutboxPublisher } from "../src/queue/outbox-publisher.ts";
-import { createStatusFeed } from "../src/queue/status-feed.ts";
+import { createStatusFeed as createFeed, type ClosableStatusFeed } from "../src/queue/status-feed.ts";
 import { ensureStreams, streamNames, type StreamNames } from "../src/queue/streams.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 
@@ -24,7 +24,16 @@ before(async () => {
   nc = await connectNats({ url: server.url, name: "status-feed-test", logger: quiet });
 });
 
+// Every feed's shared reader stops at the end.
+const feeds: ClosableStatusFeed[] = [];
+function createStatusFeed(conn: NatsConnection, names: StreamNames): ClosableStatusFeed {
+  const feed = createFeed(conn, names);
+  feeds.push(feed);
+  return feed;
+}
+
 after(async () => {
+  for (const feed of feeds) await feed.close();
   await nc.close();
   await server.stop();
 });
@@ -200,19 +209,63 @@ void describe("status feed", () => {
     assert.deepEqual((await take(feed, "ws_e", 2, 1)).map(label), ["fresh"]);
   });
 
-  void it("ends when the signal aborts and deletes its consumer", async () => {
+  void it("ends when the signal aborts; live watchers share one consumer, closed with the feed", async () => {
     const names = await freshStreams();
     const feed = createStatusFeed(nc, names);
+    const watches = Array.from({ length: 50 }, (_, i) => watchFor(feed, i % 2 === 0 ? "ws_c" : "ws_d", undefined, 1));
+    await Promise.all(watches.map((w) => w.reading));
+    assert.equal(await statusConsumers(names), 1, "one shared reader for 50 live watchers");
+    await publishStatus(names, "ws_c", "c1");
+    await publishStatus(names, "ws_d", "d1");
+    const got = await Promise.all(watches.map((w) => w.events));
+    got.forEach((events, i) => assert.deepEqual(events.map(label), [i % 2 === 0 ? "c1" : "d1"]));
     const ac = new AbortController();
     const reading = (async () => {
       const items: StatusFeedItem[] = [];
       for await (const item of feed.watch("ws_c", undefined, ac.signal)) items.push(item);
       return items.filter((i) => i.payload !== undefined);
     })();
-    await eventually("watch consumer created", async () => (await statusConsumers(names)) === 1);
     ac.abort();
     assert.deepEqual(await reading, []);
-    await eventually("watch consumer deleted", async () => (await statusConsumers(names)) === 0);
+    await feed.close();
+    await eventually("shared reader deleted", async () => (await statusConsumers(names)) === 0);
+  });
+
+  void it("catches up from an old token on its own consumer, then goes live without a gap or a repeat", async () => {
+    const names = await freshStreams();
+    const feed = createStatusFeed(nc, names);
+    const live = watchFor(feed, "ws_k", undefined, 3); // starts the shared reader at seq 0
+    await live.reading;
+    await publishStatus(names, "ws_k", "k1", "k2");
+    await publishStatus(names, "ws_other", "noise");
+    await publishStatus(names, "ws_k", "k3");
+    // The shared reader is past k3 now: resuming after k1 must catch up on its own consumer.
+    assert.deepEqual((await live.events).map(label), ["k1", "k2", "k3"]);
+    const resumed = watchFor(feed, "ws_k", 1, 4);
+    await resumed.reading;
+    await publishStatus(names, "ws_k", "k4", "k5");
+    assert.deepEqual((await resumed.events).map(label), ["k2", "k3", "k4", "k5"]);
+  });
+
+  void it("a watcher that falls behind the shared reader reads on its own and misses nothing", async () => {
+    const names = await freshStreams();
+    const feed = createStatusFeed(nc, names);
+    const total = 6_000; // more than a live watcher may have queued
+    const ac = new AbortController();
+    const slow = feed.watch("ws_slow", undefined, ac.signal)[Symbol.asyncIterator]();
+    assert.equal((await slow.next()).value?.payload, undefined, "the position mark");
+    // Nobody reads while all of them are published.
+    const labels = Array.from({ length: total }, (_, i) => `s${i}`);
+    for (let i = 0; i < total; i += 500) await publishStatus(names, "ws_slow", ...labels.slice(i, i + 500));
+    const got: string[] = [];
+    while (got.length < total) {
+      const next = await slow.next();
+      assert.equal(next.done, false);
+      got.push(label(next.value as StatusFeedItem));
+    }
+    ac.abort();
+    await slow.return?.();
+    assert.deepEqual(got, labels);
   });
 
   void it("keeps streaming across a NATS restart without replaying history", async () => {

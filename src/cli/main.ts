@@ -309,6 +309,7 @@ async function run(role: Role): Promise<void> {
       webhook: createWebhookDestination(probeSender, undefined, createSigningKeys(secretBox)),
       slack: createSlackDestination(probeSender),
     });
+    const feed = createStatusFeed(nc, names);
     const keyUsage = createApiKeyUsageRecorder(store.apiKeys, config.apiKeyUsageFlushIntervalMs, (error) =>
       logger.warn({ err: error }, "could not write API key last-used times; retrying at the next flush"),
     );
@@ -326,7 +327,7 @@ async function run(role: Role): Promise<void> {
         deliveries: store.deliveries,
         recovery: store.recovery,
         relay,
-        feed: createStatusFeed(nc, names),
+        feed,
         auth,
         endpointCache: createTtlCache<EndpointRecord>(config.cacheTtlMs),
         eventTypeCache: createTtlCache<EventTypeRecord | null>(config.cacheTtlMs),
@@ -353,6 +354,7 @@ async function run(role: Role): Promise<void> {
       close: async () => {
         shutdownController.abort();
         await server.close(config.shutdownGraceMs);
+        await feed.close();
         await keyUsage.stop();
       },
     });

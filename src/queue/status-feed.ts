@@ -3,10 +3,10 @@ import {
   DeliverPolicy,
   jetstream,
   jetstreamManager,
-  type Consumer,
   type ConsumerMessages,
   type JetStreamManager,
-  type StreamInfo,
+  type MsgRequest,
+  type NextMsgRequest,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,25 +14,36 @@ import { DomainError } from "../domain/errors.ts";
 import type { StatusFeed, StatusFeedItem } from "../domain/ports.ts";
 import type { StreamNames } from "./streams.ts";
 
-/** Events asked for per pull: the next pull waits until the watcher has taken these. */
+/** Events asked for per pull: the next pull waits until the reader has taken these. */
 const BATCH = 256;
-/** Expiry of one pull request; an idle watcher re-pulls this often. */
+/** Expiry of one pull request; an idle reader re-pulls this often. */
 const FETCH_EXPIRES_MS = 30_000;
 /** Backoff between failed pulls (NATS restarting): 250ms doubling to 5s. */
 const RETRY_MS = { first: 250, max: 5_000 };
+/**
+ * Events a live watcher may have waiting before it falls back to reading on its own: a slow
+ * client then costs a consumer of its own for a while instead of unbounded memory.
+ */
+const MAX_QUEUED = 4_096;
+
+/** A StatusFeed that can be stopped (its shared reader with it). */
+export interface ClosableStatusFeed extends StatusFeed {
+  /** Stops the shared reader; watches still open end. */
+  close(): Promise<void>;
+}
 
 /**
- * The StatusFeed port on JetStream: each watcher gets its own ordered consumer filtered on
- * its workspace's subject, so any API server can serve any watcher and a reconnect resumes
- * exactly after the last event it saw. Pulls are fetch batches taken one after another, so a
- * slow watcher holds at most one batch in memory instead of letting the client buffer grow.
- *
- * Cost: one ephemeral, memory-stored consumer on the server per open watch (plus one stream
- * info per watch start). That is fine for hundreds to a few thousand watchers per NATS server;
- * beyond that a per-process fan-out (one tail of the whole stream shared by live watchers,
- * per-watcher consumers only for catch-up) would be the next step.
+ * The StatusFeed port on JetStream, built for thousands of watchers per process: one shared
+ * reader per process (an ordered consumer over every workspace's status subject, started with
+ * the first watch) fans each event out to the live watchers of its workspace, handing all of
+ * them the same item object. A watch that resumes from a token older than where the shared
+ * reader stands first catches up on an ordered consumer of its own, filtered on its workspace,
+ * then joins the shared reader without a gap or a repeat (it skips what it already yielded). A
+ * watcher whose client reads slower than events arrive falls back to catching up the same way
+ * once MAX_QUEUED events wait for it. Any API server can serve any watcher, and a reconnect
+ * resumes exactly after the last event it saw.
  */
-export function createStatusFeed(nc: NatsConnection, names: StreamNames): StatusFeed {
+export function createStatusFeed(nc: NatsConnection, names: StreamNames): ClosableStatusFeed {
   const js = jetstream(nc);
   let manager: Promise<JetStreamManager> | undefined;
   const jsm = (): Promise<JetStreamManager> => {
@@ -42,10 +53,64 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
     });
     return manager;
   };
+  const subjectPrefix = `${names.prefix}.status.`;
+  const closed = new AbortController();
+
+  interface Watcher {
+    readonly queue: StatusFeedItem[];
+    wake: (() => void) | undefined;
+    overflowed: boolean;
+  }
+  const live = new Map<string, Set<Watcher>>();
+  /** The shared reader: started with the first watch; `position` is the last seq it handed out. */
+  let reader: Promise<{ position: number }> | undefined;
+
+  const startReader = (): Promise<{ position: number }> => {
+    reader ??= (async () => {
+      let lastSeq: number;
+      try {
+        lastSeq = (await (await jsm()).streams.info(names.status)).state.last_seq;
+      } catch (cause) {
+        reader = undefined;
+        throw unavailable(cause);
+      }
+      const state = { position: lastSeq };
+      void (async () => {
+        let failures = 0;
+        while (!closed.signal.aborted) {
+          try {
+            for await (const m of read(`${subjectPrefix}>`, state.position + 1, closed.signal)) {
+              failures = 0;
+              state.position = m.seq;
+              const watchers = live.get(m.subject.slice(subjectPrefix.length));
+              if (watchers === undefined) continue;
+              const item: StatusFeedItem = { seq: m.seq, payload: m.data };
+              for (const w of watchers) {
+                if (w.queue.length >= MAX_QUEUED) w.overflowed = true;
+                else w.queue.push(item);
+                w.wake?.();
+              }
+            }
+          } catch {
+            failures++;
+            await sleep(Math.min(RETRY_MS.first * 2 ** (failures - 1), RETRY_MS.max), undefined, {
+              signal: closed.signal,
+            }).catch(() => undefined);
+          }
+        }
+      })();
+      return state;
+    })();
+    return reader;
+  };
 
   return {
     watch(workspaceId, afterSeq, signal) {
-      return watchWorkspace(workspaceId, afterSeq, signal);
+      return watchWorkspace(workspaceId, afterSeq, AbortSignal.any([signal, closed.signal]));
+    },
+    async close() {
+      closed.abort();
+      await Promise.resolve();
     },
   };
 
@@ -55,31 +120,107 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
     signal: AbortSignal,
   ): AsyncGenerator<StatusFeedItem> {
     if (signal.aborted) return;
-    let info: StreamInfo;
+    const shared = await startReader();
+    if (afterSeq !== undefined) {
+      let info;
+      try {
+        info = (await (await jsm()).streams.info(names.status)).state;
+      } catch (cause) {
+        throw unavailable(cause);
+      }
+      checkResumePoint(afterSeq, info.first_seq, info.last_seq);
+    }
+    const subject = names.statusSubject(workspaceId);
+    const watcher: Watcher = { queue: [], wake: undefined, overflowed: false };
+    let joinedAt = 0;
+    // Joins the shared reader: from here on every event past `joinedAt` is queued.
+    const join = (): void => {
+      watcher.queue.length = 0;
+      watcher.overflowed = false;
+      joinedAt = shared.position;
+      let set = live.get(workspaceId);
+      if (set === undefined) live.set(workspaceId, (set = new Set()));
+      set.add(watcher);
+    };
+    const leave = (): void => {
+      const set = live.get(workspaceId);
+      set?.delete(watcher);
+      if (set?.size === 0) live.delete(workspaceId);
+    };
+    const onAbort = (): void => watcher.wake?.();
+    signal.addEventListener("abort", onAbort, { once: true });
+    join();
+    let yielded = afterSeq ?? joinedAt;
     try {
-      info = await (await jsm()).streams.info(names.status);
+      yield { seq: yielded, payload: undefined };
+      while (!signal.aborted) {
+        // Catch up on a consumer of our own up to where the shared reader stood when we joined.
+        if (yielded < joinedAt && (await hasEventBetween(subject, yielded, joinedAt))) {
+          for await (const m of read(subject, yielded + 1, signal)) {
+            if (m.seq > yielded) {
+              yielded = m.seq;
+              yield { seq: m.seq, payload: m.data };
+            }
+            if (m.seq >= joinedAt || m.pending === 0) break;
+          }
+        }
+        // Live: what the shared reader queued, minus what the catch-up already yielded.
+        while (!signal.aborted && !watcher.overflowed) {
+          const item = watcher.queue.shift();
+          if (item === undefined) {
+            await new Promise<void>((resolve) => (watcher.wake = resolve));
+            watcher.wake = undefined;
+            continue;
+          }
+          if (item.seq <= yielded) continue;
+          yielded = item.seq;
+          yield item;
+        }
+        // Too slow for the shared reader: rejoin, and catch up from what we yielded.
+        leave();
+        join();
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      leave();
+    }
+  }
+
+  /** Whether the stream holds an event of `subject` after `afterSeq` and at most `upTo`. */
+  async function hasEventBetween(subject: string, afterSeq: number, upTo: number): Promise<boolean> {
+    try {
+      // STREAM.MSG.GET takes next_by_subj (nats-server 2.9 too); the client types it for direct gets only.
+      const query: NextMsgRequest = { seq: afterSeq + 1, next_by_subj: subject };
+      const next = await (await jsm()).streams.getMessage(names.status, query as unknown as MsgRequest);
+      return next !== null && next.seq <= upTo;
     } catch (cause) {
       throw unavailable(cause);
     }
-    const startSeq = resumePoint(afterSeq, info.state.first_seq, info.state.last_seq);
+  }
 
-    let consumer: Consumer;
-    try {
-      // A start sequence rather than DeliverPolicy.New even for "from now": an ordered consumer
-      // that is recreated (NATS restart) before its first event restarts from its start
-      // sequence, and with New that would be 1, replaying the workspace's whole history.
-      consumer = await js.consumers.get(names.status, {
-        filter_subjects: names.statusFilter(workspaceId),
+  /**
+   * The stream's events on `filter` from `startSeq` on, until `signal` aborts: an ordered
+   * consumer read in fetch batches taken one after another, so a slow reader holds at most one
+   * batch in memory. `pending` is how many more events matched when this one was delivered.
+   */
+  async function* read(
+    filter: string,
+    startSeq: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<{ seq: number; subject: string; data: Uint8Array; pending: number }> {
+    if (signal.aborted) return;
+    // A start sequence rather than DeliverPolicy.New even for "from now": an ordered consumer
+    // that is recreated (NATS restart) before its first event restarts from its start
+    // sequence, and with New that would be 1, replaying the whole history.
+    const consumer = await js.consumers
+      .get(names.status, {
+        filter_subjects: filter,
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: startSeq,
+      })
+      .catch((cause: unknown) => {
+        throw unavailable(cause);
       });
-    } catch (cause) {
-      throw unavailable(cause);
-    }
-
-    // Everything before startSeq is behind this watch: the position mark the port promises.
-    yield { seq: startSeq - 1, payload: undefined };
-
     let current: ConsumerMessages | undefined;
     const onAbort = (): void => {
       current?.close().catch(() => undefined);
@@ -92,7 +233,7 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
           current = await consumer.fetch({ max_messages: BATCH, expires: FETCH_EXPIRES_MS });
           if (signal.aborted) break;
           for await (const m of current) {
-            yield { seq: m.seq, payload: m.data };
+            yield { seq: m.seq, subject: m.subject, data: m.data, pending: m.info.pending };
             if (signal.aborted) break;
           }
           failures = 0;
@@ -115,9 +256,8 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Status
   }
 }
 
-/** Validates a resume point against the stream's range and returns the first seq to read. */
-function resumePoint(afterSeq: number | undefined, firstSeq: number, lastSeq: number): number {
-  if (afterSeq === undefined) return lastSeq + 1;
+/** Validates a resume point against the stream's range. */
+function checkResumePoint(afterSeq: number, firstSeq: number, lastSeq: number): void {
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0 || afterSeq > lastSeq) {
     throw new DomainError(
       "invalid_argument",
@@ -135,7 +275,6 @@ function resumePoint(afterSeq: number | undefined, firstSeq: number, lastSeq: nu
       "resume token is older than the retained status events; list deliveries to resynchronise, then watch from now",
     );
   }
-  return afterSeq + 1;
 }
 
 function unavailable(cause: unknown): DomainError {
