@@ -12,6 +12,7 @@ import { AttemptErrorKind, DeliveryStatus, type Delivery } from "../gen/hookstre
 import { EndpointType } from "../gen/hookstream/v1/endpoint_pb.ts";
 import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
 import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
+import { SubscriptionService } from "../gen/hookstream/v1/subscription_service_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -390,6 +391,183 @@ for (const kind of testDbKinds()) {
         (JSON.parse(ping.body.toString("utf8")) as { text: string }).text,
         /^hookstream\.ping: \{"type":"hookstream\.ping"/,
       );
+    });
+
+    void it("Trigger fans out by type through endpoint and subscription filters; signed, byte-exact, idempotent", async () => {
+      const admin = createClients(stack!.apiUrl, stack!.adminToken);
+      const ws = await admin.admin.createWorkspace({ name: "fan-out" });
+      const mgmt = createClients(stack!.apiUrl, ws.managementToken);
+      const types = createClient(EventTypeService, mgmt.transport);
+      const subs = createClient(SubscriptionService, mgmt.transport);
+      const key = await mgmt.apiKeys.createApiKey({ label: "fan-out" });
+      const prod = createClients(stack!.apiUrl, key.secret);
+      await types.createEventType({
+        eventType: { name: "fan.out", schema: { type: "object", required: ["amount"] } },
+      });
+      for (const name of ["other.type", "lonely.type", "old.type"]) {
+        await types.createEventType({ eventType: { name, archived: name === "old.type" } });
+      }
+      const endpoint = async (path: string, fields: Record<string, unknown> = {}) => {
+        const r = await mgmt.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/fan/${path}`, ...fields } });
+        return { id: r.endpoint!.id, secret: r.signingSecret, path: `/fan/${path}` };
+      };
+      const a = await endpoint("a", { eventTypes: ["fan.out"] });
+      const b = await endpoint("b", { eventTypes: ["fan.out"], filter: "payload.amount > 100" });
+      const c = await endpoint("c", { eventTypes: ["other.type"] });
+      const d = await endpoint("d", { enabled: false });
+      const e = await endpoint("e");
+      const f = await endpoint("f");
+      const bad = await failsWith(
+        subs.createSubscription({ subscription: { endpointId: e.id, eventTypes: [], filter: "metadata.region ==" } }),
+        Code.InvalidArgument,
+        "a subscription with no types and a bad filter",
+      );
+      assert.deepEqual(fields(bad), ["subscription.event_types", "subscription.filter"]);
+      await failsWith(
+        subs.createSubscription({
+          subscription: { endpointId: "ep_00000000000000000000000000", eventTypes: ["fan.out"] },
+        }),
+        Code.NotFound,
+        "an endpoint that does not exist",
+      );
+      const eu = await subs.createSubscription({
+        subscription: { endpointId: e.id, eventTypes: ["fan.out", "other.type"], filter: 'metadata.region == "eu"' },
+      });
+      assert.match(eu.subscription?.id ?? "", /^sub_/);
+      assert.equal(eu.subscription?.enabled, true);
+      const paused = await subs.createSubscription({
+        subscription: { endpointId: f.id, eventTypes: ["fan.out"], enabled: false },
+      });
+      const listed = await subs.listSubscriptions({ endpointId: e.id });
+      assert.deepEqual(
+        listed.subscriptions.map((x) => x.id),
+        [eu.subscription!.id],
+      );
+
+      // Over Connect JSON, the payload member's exact text is what every receiver gets and verifies.
+      const text = '{"amount": 250, "id": 12345678901234567890, "note": "d\\u00e9j\\u00e0"}';
+      const res = await fetch(`${stack!.apiUrl}/hookstream.v1.MessageService/Trigger`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key.secret}` },
+        body: `{"eventType":"fan.out","payload":${text},"metadata":{"region":"eu"},"idempotencyKey":"fan-1"}`,
+      });
+      assert.equal(res.status, 200);
+      const first = (await res.json()) as {
+        messageId: string;
+        deliveries: { deliveryId: string; endpointId: string }[];
+        replayed?: boolean;
+        noEndpointMatched?: boolean;
+      };
+      assert.deepEqual(
+        first.deliveries.map((x) => x.endpointId),
+        [a.id, b.id, e.id].sort(),
+      );
+      assert.equal(first.noEndpointMatched ?? false, false);
+      const secretOf = new Map([a, b, e].map((x) => [x.id, x.secret]));
+      for (const dl of first.deliveries) {
+        await receiver!.waitFor(() => receiver!.byId(dl.deliveryId).length > 0, 30_000, `delivery ${dl.deliveryId}`);
+        const got = receiver!.byId(dl.deliveryId)[0]!;
+        assert.equal(got.body.toString("utf8"), text, "the producer's bytes");
+        new Webhook(secretOf.get(dl.endpointId)!).verify(got.body.toString("utf8"), got.headers);
+      }
+      for (const x of [c, d, f]) assert.equal(receiver!.requests.filter((r) => r.path === x.path).length, 0);
+      const msg = await prod.messages.getMessage({ id: first.messageId });
+      assert.equal(msg.message?.payloadJson, text);
+      assert.deepEqual(msg.message?.metadata, { region: "eu" }, "the metadata is stored with the message");
+      assert.equal(msg.deliveries.length, 3);
+
+      const again = await prod.messages.trigger({
+        eventType: "fan.out",
+        body: { case: "payloadJson", value: text },
+        metadata: { region: "eu" },
+        idempotencyKey: "fan-1",
+      });
+      assert.equal(again.replayed, true);
+      assert.equal(again.messageId, first.messageId);
+      assert.deepEqual(
+        again.deliveries.map((x) => x.deliveryId).sort(),
+        first.deliveries.map((x) => x.deliveryId).sort(),
+      );
+      const conflict = await failsWith(
+        prod.messages.trigger({
+          eventType: "fan.out",
+          body: { case: "payloadJson", value: text },
+          metadata: { region: "us" },
+          idempotencyKey: "fan-1",
+        }),
+        Code.AlreadyExists,
+        "the same key with other metadata",
+      );
+      assert.equal(conflict.reason, "IDEMPOTENCY_KEY_REUSED");
+
+      const small = await prod.messages.trigger({
+        eventType: "fan.out",
+        body: { case: "payloadJson", value: '{"amount":50}' },
+        metadata: { region: "us" },
+      });
+      assert.deepEqual(
+        small.deliveries.map((x) => x.endpointId),
+        [a.id],
+        "b's filter and e's subscription filter refuse it",
+      );
+
+      await subs.updateSubscription({
+        subscription: { id: paused.subscription!.id, enabled: true },
+        updateMask: { paths: ["enabled"] },
+      });
+      const resumed = await prod.messages.trigger({
+        eventType: "fan.out",
+        body: { case: "payloadJson", value: '{"amount":1}' },
+      });
+      assert.deepEqual(
+        resumed.deliveries.map((x) => x.endpointId),
+        [a.id, f.id].sort(),
+      );
+
+      const none = await prod.messages.trigger({
+        eventType: "lonely.type",
+        body: { case: "payloadJson", value: "{}" },
+      });
+      assert.equal(none.noEndpointMatched, true);
+      assert.deepEqual(none.deliveries, []);
+      assert.match(none.messageId, /^msg_/);
+      assert.equal((await prod.messages.getMessage({ id: none.messageId })).deliveries.length, 0);
+
+      const unknown = await failsWith(
+        prod.messages.trigger({ eventType: "never.made", body: { case: "payloadJson", value: "{}" } }),
+        Code.NotFound,
+        "an unknown event type",
+      );
+      assert.equal(unknown.reason, "EVENT_TYPE_NOT_FOUND");
+      await failsWith(
+        prod.messages.trigger({ eventType: "old.type", body: { case: "payloadJson", value: "{}" } }),
+        Code.FailedPrecondition,
+        "an archived event type",
+      );
+      const mismatch = await failsWith(
+        prod.messages.trigger({ eventType: "fan.out", body: { case: "payloadJson", value: '{"n":1}' } }),
+        Code.InvalidArgument,
+        "a payload the schema refuses",
+      );
+      assert.deepEqual(
+        mismatch.fieldViolations.map((v) => [v.field, v.description]),
+        [["payload_json", "/ must have required property 'amount'"]],
+      );
+      await failsWith(
+        mgmt.messages.trigger({ eventType: "fan.out", body: { case: "payloadJson", value: '{"amount":1}' } }),
+        Code.PermissionDenied,
+        "a management token cannot trigger",
+      );
+
+      // Deleting an endpoint takes its subscriptions with it.
+      await mgmt.endpoints.deleteEndpoint({ id: e.id });
+      await failsWith(
+        subs.getSubscription({ id: eu.subscription!.id }),
+        Code.NotFound,
+        "a deleted endpoint's subscription",
+      );
+      await subs.deleteSubscription({ id: paused.subscription!.id });
+      await failsWith(subs.deleteSubscription({ id: paused.subscription!.id }), Code.NotFound, "deleted twice");
     });
 
     void it("deleting an event type cancels its pending deliveries with the reason and leaves others alone", async () => {

@@ -224,6 +224,80 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(ctx?.endpoint?.id, slack.id);
     });
 
+    void it("subscriptions and trigger targets: routed types, enabled endpoints only, isolation, gone with their endpoint", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const all = endpointOf(ws);
+      const paidOnly = endpointOf(ws, { eventTypes: ["order.paid"], filter: "payload.a == 1" });
+      const refundOnly = endpointOf(ws, { eventTypes: ["order.refunded"] });
+      const disabled = endpointOf(ws, { enabled: false });
+      const foreign = endpointOf(other);
+      for (const e of [all, paidOnly, refundOnly, disabled, foreign]) await store.endpoints.createEndpoint(e);
+      const sub = (endpointId: string, workspaceId = ws) => ({
+        id: newId("subscription"),
+        workspaceId,
+        endpointId,
+        eventTypes: ["order.paid", "order.shipped"],
+        enabled: true,
+        filter: 'metadata.region == "eu"',
+        createdAt: T0,
+        updatedAt: T0,
+      });
+      const s1 = sub(all.id);
+      const s2 = { ...sub(all.id), enabled: false, eventTypes: ["order.paid"], filter: "" };
+      const s3 = sub(foreign.id, other);
+      for (const s of [s1, s2, s3]) await store.subscriptions.createSubscription(s);
+
+      assert.deepEqual(await store.subscriptions.getSubscription(ws, s1.id), s1);
+      assert.equal(await store.subscriptions.getSubscription(other, s1.id), null);
+      const ids = async (endpointId: string | undefined, afterId?: string) =>
+        (await store.subscriptions.listSubscriptions(ws, endpointId, { afterId, limit: 10 })).map((x) => x.id);
+      assert.deepEqual(await ids(undefined), [s2.id, s1.id]);
+      assert.deepEqual(await ids(all.id, s2.id), [s1.id]);
+      assert.deepEqual(await ids(paidOnly.id), []);
+
+      const targets = await store.subscriptions.findTriggerTargets({ workspaceId: ws, eventType: "order.paid" });
+      assert.deepEqual(
+        targets.map((t) => [t.endpoint.id, t.subscriptions.map((x) => x.id)]),
+        [
+          [all.id, [s1.id, s2.id]],
+          [paidOnly.id, []],
+        ].sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
+      );
+      assert.equal(targets.find((t) => t.endpoint.id === paidOnly.id)?.endpoint.filter, "payload.a == 1");
+      assert.deepEqual(
+        (await store.subscriptions.findTriggerTargets({ workspaceId: ws, eventType: "order.refunded" })).map(
+          (t) => t.endpoint.id,
+        ),
+        [all.id, refundOnly.id].sort(),
+      );
+      assert.deepEqual(
+        (await store.subscriptions.findTriggerTargets({ workspaceId: other, eventType: "x.y" })).map(
+          (t) => t.endpoint.id,
+        ),
+        [foreign.id],
+      );
+
+      const updated = await store.subscriptions.updateSubscription(
+        ws,
+        s2.id,
+        { enabled: true, eventTypes: ["a.b"] },
+        at(8),
+      );
+      assert.equal(updated?.enabled, true);
+      assert.deepEqual(updated?.eventTypes, ["a.b"]);
+      assert.equal(updated?.filter, "");
+      assert.deepEqual(await store.subscriptions.getSubscription(ws, s2.id), updated);
+      assert.equal(await store.subscriptions.updateSubscription(other, s2.id, { enabled: false }, at(9)), null);
+
+      assert.equal(await store.subscriptions.deleteSubscription(other, s2.id), false);
+      assert.equal(await store.subscriptions.deleteSubscription(ws, s2.id), true);
+      assert.equal(await store.subscriptions.deleteSubscription(ws, s2.id), false);
+      await store.endpoints.deleteEndpoint(ws, all.id, at(10), () => []);
+      assert.equal(await store.subscriptions.getSubscription(ws, s1.id), null, "deleted with its endpoint");
+      assert.ok(await store.subscriptions.getSubscription(other, s3.id));
+    });
+
     void it("deleteEventType cancels only that type's non-final deliveries of its workspace, with outbox rows", async () => {
       const ws = await workspace(store);
       const other = await workspace(store);

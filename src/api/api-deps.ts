@@ -6,6 +6,8 @@ import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EndpointProbe } from "../domain/endpoint-test.ts";
 import type { EventTypeRepository } from "../domain/event-types.ts";
 import type { ScheduledMessages } from "../domain/message-schedule.ts";
+import type { SubscriptionRepository } from "../domain/subscriptions.ts";
+import type { TriggerTargets } from "../domain/triggers.ts";
 import type { MessageIntake, MessageReader } from "../domain/messages.ts";
 import type { StatusFeed } from "../domain/ports.ts";
 import type { DeliveryRecovery } from "../domain/recovery.ts";
@@ -20,6 +22,11 @@ export interface ApiDeps {
   readonly apiKeys: ApiKeyRepository;
   readonly endpoints: EndpointRepository;
   readonly eventTypes: EventTypeRepository;
+  readonly subscriptions: SubscriptionRepository;
+  /** Which endpoints a Trigger fans out to. */
+  readonly triggerTargets: TriggerTargets;
+  /** Where handlers report what is worth an operator's look (e.g. a filter that failed to evaluate). */
+  readonly logger?: { warn(obj: object, msg: string): void } | undefined;
   /** Sends TestEndpoint's ping (the API role's own outbound sender, behind the SSRF guard). */
   readonly endpointProbe?: EndpointProbe | undefined;
   readonly messages: MessageIntake & MessageReader & ScheduledMessages;

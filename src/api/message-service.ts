@@ -4,11 +4,13 @@ import { ValueSchema, timestampDate, timestampFromDate, type Duration, type Time
 import { RetryStrategy, type RetryOverride } from "../../gen/hookstream/v1/retry_override_pb.ts";
 import type { RetryOverrideInput } from "../domain/retry-policy.ts";
 import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
+import type { TriggerRequest } from "../../gen/hookstream/v1/trigger_pb.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { cancelMessage, rescheduleMessage, type MessageScheduleDeps } from "../domain/message-schedule.ts";
 import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
 import type { ScheduleInput } from "../domain/schedule.ts";
 import { deliveryView, messageView } from "../domain/proto-views.ts";
+import { trigger, type TriggerDeps } from "../domain/triggers.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
 import { isUtf8, jsonTextError } from "./json-spans.ts";
@@ -19,6 +21,7 @@ const encoder = new TextEncoder();
 /** The request members whose exact Connect JSON text the handlers read (`rawJsonMembers`). */
 export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly string[]>> = {
   [`/${MessageService.typeName}/${MessageService.method.send.name}`]: ["payload"],
+  [`/${MessageService.typeName}/${MessageService.method.trigger.name}`]: ["payload"],
 };
 
 /**
@@ -27,7 +30,7 @@ export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly st
  * - `payload` otherwise (binary, gRPC, gRPC-Web): the JSON of the Value (lossy for numbers);
  * - `payload_json`: the UTF-8 of the string, after checking it is one JSON value.
  */
-function sendBody(req: SendRequest, ctx: HandlerContext): SendBody {
+function sendBody(req: Pick<SendRequest | TriggerRequest, "body" | "contentType">, ctx: HandlerContext): SendBody {
   switch (req.body.case) {
     case "payload": {
       // Over Connect JSON the message only says a payload is there; the text is captured.
@@ -108,7 +111,25 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     eventTypeCache: deps.eventTypeCache,
   };
   const scheduleDeps: MessageScheduleDeps = { store: deps.messages, relay: deps.relay };
+  const triggerDeps: TriggerDeps = {
+    messages: deps.messages,
+    targets: deps.triggerTargets,
+    eventTypes: deps.eventTypes,
+    eventTypeCache: deps.eventTypeCache,
+    relay: deps.relay,
+    maxPayloadBytes: deps.maxPayloadBytes,
+    onFilterError: (where, error) => deps.logger?.warn({ ...where, error }, "filter failed to evaluate: no match"),
+  };
   return {
+    async trigger(req, ctx) {
+      const r = await trigger(triggerDeps, workspaceIdOf(ctx), {
+        eventType: req.eventType,
+        body: sendBody(req, ctx),
+        idempotencyKey: req.idempotencyKey,
+        metadata: req.metadata,
+      });
+      return { ...r, noEndpointMatched: r.deliveries.length === 0 };
+    },
     async send(req, ctx) {
       const workspaceId = workspaceIdOf(ctx);
       const { deliverAt, ...result } = await send(messageDeps, workspaceId, {

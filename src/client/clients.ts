@@ -13,6 +13,7 @@ import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts"
 import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
 import { MessageService, SendRequestSchema } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
+import { SubscriptionService } from "../../gen/hookstream/v1/subscription_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.ts";
 import { BaseClient, environment, type CallOpts, type CommonOptions } from "./core.ts";
@@ -38,6 +39,21 @@ export type EventType = Plain<pb.EventType>;
 
 /** A payload: any JSON value (bigints exact), pre-serialised JSON text ({@link RawJson}), or raw bytes. */
 export type Payload = unknown;
+
+export type TriggerResult = Plain<pb.TriggerResponse>;
+export type Subscription = Plain<pb.Subscription>;
+
+/** Options of {@link Hookstream.trigger}. */
+export interface TriggerOptions extends CallOpts {
+  /** Makes the trigger safe to repeat: the same key and request return the first result (`replayed`). */
+  readonly idempotencyKey?: string;
+  /** Content type of raw bytes (default application/octet-stream). */
+  readonly contentType?: string;
+  /** What the endpoints' and subscriptions' filters see as `metadata`. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** Further TriggerRequest fields of the schema, by their TypeScript names. */
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
 
 /** Options of {@link Hookstream.send}. */
 export interface SendOptions extends CallOpts {
@@ -128,6 +144,22 @@ export class Hookstream extends BaseClient {
     return this.unary(MessageService.method.send, request, opts);
   }
 
+  /**
+   * Fans one event out by its type to every endpoint that receives it (see SubscriptionService);
+   * `payload` goes out byte-exact as in {@link send}. `deliveries` is empty (and
+   * `noEndpointMatched` true) when no endpoint matched.
+   */
+  async trigger(eventType: string, payload: Payload, opts: TriggerOptions = {}): Promise<TriggerResult> {
+    const request = {
+      eventType,
+      idempotencyKey: opts.idempotencyKey ?? "",
+      metadata: { ...opts.metadata },
+      ...bodyOf(payload, opts.contentType),
+      ...opts.fields,
+    };
+    return this.unary(MessageService.method.trigger, request, opts);
+  }
+
   readonly messages = {
     /** A message with its deliveries; `payloadJson` is the exact stored text. */
     get: (id: string, opts?: CallOpts): Promise<Plain<pb.GetMessageResponse>> =>
@@ -206,6 +238,36 @@ export class HookstreamManagement extends BaseClient {
     /** Sends one signed ping now and reports success, status code, latency and the failure class. */
     test: (id: string, opts?: CallOpts): Promise<Plain<pb.TestEndpointResponse>> =>
       this.unary(EndpointService.method.testEndpoint, { id }, opts),
+  };
+
+  readonly subscriptions = {
+    create: async (subscription: Input<pb.Subscription>, opts?: CallOpts): Promise<Subscription> =>
+      (await this.unary(SubscriptionService.method.createSubscription, { subscription }, opts)).subscription!,
+    get: async (id: string, opts?: CallOpts): Promise<Subscription> =>
+      (await this.unary(SubscriptionService.method.getSubscription, { id }, opts)).subscription!,
+    list: (
+      page: ListInput<pb.ListSubscriptionsRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListSubscriptionsResponse>> =>
+      this.unary(SubscriptionService.method.listSubscriptions, page, opts),
+    listAll: (page: ListInput<pb.ListSubscriptionsRequest> = {}, opts?: CallOpts): AsyncGenerator<Subscription> =>
+      this.pages(SubscriptionService.method.listSubscriptions, page, "subscriptions", opts),
+    /** Changes the fields present in `patch` (its keys are the update mask unless `updateMask` is given). */
+    update: async (
+      id: string,
+      patch: Input<pb.Subscription>,
+      opts: CallOpts & { updateMask?: string[] } = {},
+    ): Promise<Subscription> =>
+      (
+        await this.unary(
+          SubscriptionService.method.updateSubscription,
+          { subscription: { ...patch, id }, updateMask: opts.updateMask ?? maskOf(patch) },
+          opts,
+        )
+      ).subscription!,
+    delete: async (id: string, opts?: CallOpts): Promise<void> => {
+      await this.unary(SubscriptionService.method.deleteSubscription, { id }, opts);
+    },
   };
 
   readonly eventTypes = {

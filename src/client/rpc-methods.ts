@@ -26,6 +26,13 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.EventTypeService/UpdateEventType": "management.eventTypes.update",
   "hookstream.v1.EventTypeService/DeleteEventType": "management.eventTypes.delete",
   "hookstream.v1.MessageService/Send": "producer.send",
+  "hookstream.v1.MessageService/Trigger": "producer.trigger",
+  "hookstream.v1.SubscriptionService/CreateSubscription": "management.subscriptions.create",
+  "hookstream.v1.SubscriptionService/GetSubscription": "management.subscriptions.get",
+  "hookstream.v1.SubscriptionService/ListSubscriptions":
+    "management.subscriptions.list management.subscriptions.listAll",
+  "hookstream.v1.SubscriptionService/UpdateSubscription": "management.subscriptions.update",
+  "hookstream.v1.SubscriptionService/DeleteSubscription": "management.subscriptions.delete",
   "hookstream.v1.MessageService/GetMessage": "producer.messages.get",
   "hookstream.v1.MessageService/CancelMessage": "producer.messages.cancel",
   "hookstream.v1.MessageService/RescheduleMessage": "producer.messages.reschedule",

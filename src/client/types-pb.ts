@@ -51,3 +51,9 @@ export type {
   ListEventTypesRequest,
   ListEventTypesResponse,
 } from "../../gen/hookstream/v1/event_type_service_pb.ts";
+export type { Subscription } from "../../gen/hookstream/v1/subscription_pb.ts";
+export type {
+  ListSubscriptionsRequest,
+  ListSubscriptionsResponse,
+} from "../../gen/hookstream/v1/subscription_service_pb.ts";
+export type { TriggerResponse } from "../../gen/hookstream/v1/trigger_pb.ts";

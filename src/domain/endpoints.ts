@@ -18,7 +18,7 @@ import { generateEd25519SigningKey, generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventTypeName, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter } from "./filter-expression.ts";
-import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap } from "./validation.ts";
+import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap, snakeCase } from "./validation.ts";
 
 /** Partial update of an endpoint (only the present keys change). */
 export type EndpointPatch = Partial<
@@ -353,7 +353,7 @@ export async function updateEndpoint(
   if (!input) v.add("endpoint", "is required");
   checkId(v, "endpoint.id", "endpoint", id);
   const fields = new Set<UpdatableField>();
-  for (const path of maskPaths) {
+  for (const path of maskPaths.map(snakeCase)) {
     if ((UPDATABLE_ENDPOINT_FIELDS as readonly string[]).includes(path)) fields.add(path as UpdatableField);
     else
       v.add(

@@ -6,7 +6,7 @@ import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { compilePayloadSchema, validatePayload } from "./payload-schema.ts";
 import type { DeliveryRecord, EventTypeRecord, NewOutboxRecord, OutboxRecord } from "./records.ts";
 import type { TtlCache } from "./ttl-cache.ts";
-import { checkLength } from "./validation.ts";
+import { checkLength, snakeCase } from "./validation.ts";
 
 /** Partial update of an event type (only the present keys change). */
 export type EventTypePatch = Partial<Pick<EventTypeRecord, "description" | "schema" | "archived">>;
@@ -171,7 +171,7 @@ export async function updateEventType(
   if (!input) v.add("event_type", "is required");
   else checkEventTypeName(v, "event_type.name", input.name);
   const fields = new Set<UpdatableField>();
-  for (const path of maskPaths) {
+  for (const path of maskPaths.map(snakeCase)) {
     if ((UPDATABLE_EVENT_TYPE_FIELDS as readonly string[]).includes(path)) fields.add(path as UpdatableField);
     else
       v.add(

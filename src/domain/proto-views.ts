@@ -15,6 +15,7 @@ import { ClientCertificateSchema, SignatureScheme } from "../../gen/hookstream/v
 import { describeClientCertificate } from "./client-certificate.ts";
 import { signatureSchemeOf } from "./endpoints.ts";
 import { EventTypeSchema, type EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
+import { SubscriptionSchema, type Subscription } from "../../gen/hookstream/v1/subscription_pb.ts";
 import { MessageSchema, type Message } from "../../gen/hookstream/v1/message_pb.ts";
 import {
   RetryOverrideSchema,
@@ -35,6 +36,7 @@ import type {
   EndpointTypeName,
   EventTypeRecord,
   MessageRecord,
+  SubscriptionRecord,
   RecentOutcomes,
   WorkspaceRecord,
 } from "./records.ts";
@@ -232,6 +234,19 @@ export function retryOverrideView(r: RetryOverride): RetryOverrideProto {
     factor: r.strategy === "fixed" ? 0 : r.factor,
     maxDelay: durationFromMs(r.maxDelayMs),
     ...(r.jitter === undefined ? {} : { jitter: r.jitter }),
+  });
+}
+
+/** The API view of a subscription. */
+export function subscriptionView(s: SubscriptionRecord): Subscription {
+  return create(SubscriptionSchema, {
+    id: s.id,
+    endpointId: s.endpointId,
+    eventTypes: [...s.eventTypes],
+    enabled: s.enabled,
+    filter: s.filter,
+    createTime: timestampFromDate(s.createdAt),
+    updateTime: timestampFromDate(s.updatedAt),
   });
 }
 

@@ -202,3 +202,16 @@ export interface EventTypeRecord {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** Routes triggered messages of some event types to one endpoint (see SubscriptionService). */
+export interface SubscriptionRecord {
+  id: string;
+  workspaceId: string;
+  endpointId: string;
+  eventTypes: string[];
+  enabled: boolean;
+  /** CEL filter; "" for none. */
+  filter: string;
+  createdAt: Date;
+  updatedAt: Date;
+}

@@ -96,3 +96,8 @@ export function checkIdempotencyKey(v: Violations, field: string, value: string)
   if (value.length > 256) v.add(field, "must be at most 256 characters");
   else if (!/^[\x21-\x7e]*$/.test(value)) v.add(field, "must be printable ASCII without spaces");
 }
+
+/** A field mask path in proto spelling: "eventTypes" (the JSON spelling) becomes "event_types". */
+export function snakeCase(path: string): string {
+  return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

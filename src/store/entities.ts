@@ -3,12 +3,13 @@ import { Attempt } from "./deliveries/attempt.entity.ts";
 import { Delivery } from "./deliveries/delivery.entity.ts";
 import { Endpoint } from "./endpoints/endpoint.entity.ts";
 import { EventType } from "./event-types/event-type.entity.ts";
+import { Subscription } from "./subscriptions/subscription.entity.ts";
 import { Message } from "./messages/message.entity.ts";
 import { Outbox } from "./outbox/outbox.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
 
-export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, Message, Outbox, Workspace };
+export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, Message, Subscription, Outbox, Workspace };
 
 /** Every entity of the store, for MikroORM's discovery. */
 export const ENTITIES = [
@@ -21,4 +22,5 @@ export const ENTITIES = [
   Outbox,
   BulkOperation,
   EventType,
+  Subscription,
 ] as const;

@@ -8,6 +8,7 @@ import { createApiKeyRepository, type ApiKeyStore } from "./api-keys/api-key-rep
 import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
 import { createEventTypeRepository } from "./event-types/event-type-repository.ts";
+import { createSubscriptionRepository, type SubscriptionStore } from "./subscriptions/subscription-repository.ts";
 import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
 import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
 import { createRecoveryRepository, type RecoveryStore } from "./recovery/recovery-repository.ts";
@@ -41,6 +42,8 @@ export interface OpenedStore {
   readonly endpoints: EndpointRepository;
   /** Event types: their CRUD, and the lookup Send and Trigger check messages with. */
   readonly eventTypes: EventTypeRepository;
+  /** Subscriptions, and Trigger's lookup of the endpoints a message fans out to. */
+  readonly subscriptions: SubscriptionStore;
   /** Every endpoint's stored secrets, for resealing them under the current encryption key. */
   readonly endpointSecrets: EndpointSecretStore;
   readonly messages: MessageStore;
@@ -83,6 +86,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     endpoints,
     endpointSecrets: endpoints,
     eventTypes: createEventTypeRepository(ctx),
+    subscriptions: createSubscriptionRepository(ctx),
     messages: createMessageRepository(ctx, overrides),
     deliveries: createDeliveryRepository(ctx, overrides),
     outbox: outboxBacklogFor(ctx, overrides),

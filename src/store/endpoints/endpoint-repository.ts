@@ -15,6 +15,7 @@ import { NON_FINAL, cancelledDelivery } from "../deliveries/delivery-states.ts";
 import { deliveryRecord, endpointRecord } from "../record-mappers.ts";
 import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
 import { unitOfWork } from "../unit-of-work.ts";
+import { Subscription } from "../subscriptions/subscription.entity.ts";
 import { Endpoint } from "./endpoint.entity.ts";
 
 const ENDPOINT_DELETED = "endpoint deleted";
@@ -144,6 +145,8 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           { deletedAt: at, updatedAt: at },
         );
         if (deleted === 0) return null;
+        // Its subscriptions go with it: they could only ever route to a deleted endpoint.
+        await em.nativeDelete(Subscription, { workspaceId, endpointId: id });
         // Locked so a worker recording an attempt cannot finalise a row we are about to cancel.
         const open = await em.find(
           Delivery,

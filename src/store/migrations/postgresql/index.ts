@@ -12,6 +12,7 @@ import { Migration20261202161337_endpoint_routing } from "./Migration20261202161
 import { Migration20261202165000_message_deliver_at } from "./Migration20261202165000_message_deliver_at.ts";
 import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
 import { Migration20261202170512_endpoint_security } from "./Migration20261202170512_endpoint_security.ts";
+import { Migration20261202165405_subscriptions } from "./Migration20261202165405_subscriptions.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -31,4 +32,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
     class: Migration20261202165001_message_headers_metadata_retry,
   },
   { name: "Migration20261202170512_endpoint_security", class: Migration20261202170512_endpoint_security },
+  { name: "Migration20261202165405_subscriptions", class: Migration20261202165405_subscriptions },
 ];

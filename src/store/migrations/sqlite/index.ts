@@ -12,6 +12,7 @@ import { Migration20261202161340_endpoint_routing } from "./Migration20261202161
 import { Migration20261202165000_message_deliver_at } from "./Migration20261202165000_message_deliver_at.ts";
 import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
 import { Migration20261202170517_endpoint_security } from "./Migration20261202170517_endpoint_security.ts";
+import { Migration20261202165410_subscriptions } from "./Migration20261202165410_subscriptions.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -31,4 +32,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
     class: Migration20261202165001_message_headers_metadata_retry,
   },
   { name: "Migration20261202170517_endpoint_security", class: Migration20261202170517_endpoint_security },
+  { name: "Migration20261202165410_subscriptions", class: Migration20261202165410_subscriptions },
 ];

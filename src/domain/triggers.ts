@@ -1,0 +1,227 @@
+import { createHash, randomUUID } from "node:crypto";
+import { DomainError, Violations } from "./errors.ts";
+import { checkEventTypeName, checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
+import { compileFilter, createFilterInput, evaluateFilter, type FilterInput } from "./filter-expression.ts";
+import { newId } from "./ids.ts";
+import type { MessageIntake, SendBody } from "./messages.ts";
+import type { OutboxRelay } from "./outbox-relay.ts";
+import { jobRow, statusRow } from "./outbox-rows.ts";
+import type {
+  DeliveryRecord,
+  EndpointRecord,
+  EventTypeRecord,
+  MessageRecord,
+  NewOutboxRecord,
+  SubscriptionRecord,
+} from "./records.ts";
+import type { TtlCache } from "./ttl-cache.ts";
+import { checkIdempotencyKey, checkStringMap } from "./validation.ts";
+
+/**
+ * Which endpoints a trigger may reach. The tenancy work narrows it here: an application filter
+ * and the environment's visibility become fields of this scope, and the store's query adds them.
+ */
+export interface TriggerScope {
+  workspaceId: string;
+  eventType: string;
+}
+
+/** An endpoint a trigger may reach, with every subscription it has (enabled or not). */
+export interface TriggerTarget {
+  endpoint: EndpointRecord;
+  subscriptions: SubscriptionRecord[];
+}
+
+/**
+ * Trigger's port: the enabled, non-deleted endpoints of the scope whose own event types allow
+ * the scope's type (empty list: every type), in endpoint id order, each with its subscriptions.
+ * Filters are evaluated by the caller.
+ */
+export interface TriggerTargets {
+  findTriggerTargets(scope: TriggerScope): Promise<TriggerTarget[]>;
+}
+
+/** A Trigger request in domain terms. */
+export interface TriggerInput {
+  eventType: string;
+  body: SendBody;
+  idempotencyKey: string;
+  metadata: Record<string, string>;
+}
+
+/** The answer to a Trigger. */
+export interface TriggerResult {
+  messageId: string;
+  deliveries: { deliveryId: string; endpointId: string }[];
+  idempotencyKey: string;
+  replayed: boolean;
+}
+
+/** What Trigger needs. */
+export interface TriggerDeps {
+  messages: MessageIntake;
+  targets: TriggerTargets;
+  eventTypes: EventTypeLookup;
+  eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
+  relay: OutboxRelay;
+  maxPayloadBytes: number;
+  /** Where a filter that fails at evaluation is reported (it then does not match). */
+  onFilterError?: ((where: { endpointId: string; subscriptionId?: string }, error: string) => void) | undefined;
+}
+
+const CONTENT_TYPE =
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
+
+/**
+ * What a trigger's idempotency key is bound to: everything that decides its deliveries (type,
+ * content type, metadata, exact payload bytes). "trigger" first, so a Send under the same key
+ * never matches.
+ */
+function fingerprint(input: TriggerInput, contentType: string, payload: Uint8Array): string {
+  const metadata = JSON.stringify(Object.entries(input.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return createHash("sha256")
+    .update(`trigger\0${input.eventType}\0${contentType}\0${metadata}\0`)
+    .update(payload)
+    .digest("hex");
+}
+
+function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[], hash: string): TriggerResult {
+  if (message.payloadHash !== hash) {
+    throw new DomainError(
+      "already_exists",
+      "IDEMPOTENCY_KEY_REUSED",
+      `idempotency key ${JSON.stringify(key)} was already used for a different request`,
+      { violations: [{ field: "idempotency_key", description: "was already used for a different request" }] },
+    );
+  }
+  return {
+    messageId: message.id,
+    deliveries: deliveries.map((d) => ({ deliveryId: d.id, endpointId: d.endpointId })),
+    idempotencyKey: key,
+    replayed: true,
+  };
+}
+
+function matches(
+  deps: TriggerDeps,
+  filter: string | null | undefined,
+  input: FilterInput,
+  where: { endpointId: string; subscriptionId?: string },
+): boolean {
+  if (filter === null || filter === undefined || filter === "") return true;
+  const compiled = compileFilter(filter, "filter");
+  // It compiled when it was saved; a filter that no longer compiles matches nothing.
+  if (!compiled.ok) {
+    deps.onFilterError?.(where, compiled.violation.description);
+    return false;
+  }
+  const result = evaluateFilter(compiled.filter, input);
+  if (result.error !== undefined) deps.onFilterError?.(where, result.error);
+  return result.matched;
+}
+
+/**
+ * Whether a target receives the message: its own filter matches, and it has no subscriptions or
+ * an enabled one lists the type and its filter matches.
+ */
+function receives(deps: TriggerDeps, target: TriggerTarget, eventType: string, input: FilterInput): boolean {
+  const endpointId = target.endpoint.id;
+  if (!matches(deps, target.endpoint.filter, input, { endpointId })) return false;
+  if (target.subscriptions.length === 0) return true;
+  return target.subscriptions.some(
+    (s) =>
+      s.enabled &&
+      s.eventTypes.includes(eventType) &&
+      matches(deps, s.filter, input, { endpointId, subscriptionId: s.id }),
+  );
+}
+
+/**
+ * Fans one event out by its type: validate, idempotency check, the event type's rules (it must
+ * exist, not be archived, and its schema must accept the payload), the matching endpoints, then
+ * one transaction writing the message, every delivery and their outbox rows, published after
+ * commit. No match is accepted: the message is stored with no delivery.
+ */
+export async function trigger(deps: TriggerDeps, workspaceId: string, input: TriggerInput): Promise<TriggerResult> {
+  const v = new Violations();
+  checkEventTypeName(v, "event_type", input.eventType);
+  checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
+  checkStringMap(v, "metadata", input.metadata, { maxEntries: 50, maxKey: 64, maxValue: 512 });
+  const body = input.body;
+  if (body === undefined) {
+    v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
+  } else {
+    const field = body.kind === "json" ? (body.field ?? "payload") : "raw_payload";
+    if (body.bytes.byteLength > deps.maxPayloadBytes) {
+      v.add(field, `is ${body.bytes.byteLength} bytes; the limit is ${deps.maxPayloadBytes}`);
+    }
+    if (body.kind === "raw" && !CONTENT_TYPE.test(body.contentType)) {
+      v.add("content_type", "is not a valid media type such as text/plain or application/xml");
+    }
+  }
+  v.throwIfAny();
+  const payload = body!.bytes;
+  const contentType = body!.kind === "json" ? "application/json" : body!.contentType;
+  const key = input.idempotencyKey === "" ? `auto_${randomUUID()}` : input.idempotencyKey;
+  const hash = fingerprint(input, contentType, payload);
+
+  if (input.idempotencyKey !== "") {
+    const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
+    if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
+  }
+  await checkMessageEventType(
+    { lookup: deps.eventTypes, cache: deps.eventTypeCache, requireKnown: true, field: "event_type" },
+    workspaceId,
+    input.eventType,
+    {
+      json: body!.kind === "json",
+      bytes: payload,
+      field: body!.kind === "json" ? (body!.field ?? "payload") : "raw_payload",
+    },
+  );
+
+  const targets = await deps.targets.findTriggerTargets({ workspaceId, eventType: input.eventType });
+  const filterInput = createFilterInput(payload, input.metadata, input.eventType);
+  const now = new Date();
+  const message: MessageRecord = {
+    id: newId("message"),
+    workspaceId,
+    eventType: input.eventType,
+    payload,
+    contentType,
+    idempotencyKey: key,
+    payloadHash: hash,
+    createdAt: now,
+    metadata: Object.keys(input.metadata).length > 0 ? { ...input.metadata } : null,
+  };
+  const deliveries: DeliveryRecord[] = targets
+    .filter((t) => receives(deps, t, input.eventType, filterInput))
+    .map((t) => ({
+      id: newId("delivery"),
+      workspaceId,
+      messageId: message.id,
+      endpointId: t.endpoint.id,
+      eventType: input.eventType,
+      status: "queued",
+      attemptCount: 0,
+      nextAttemptAt: null,
+      lastResponseStatus: 0,
+      lastError: "",
+      createdAt: now,
+      updatedAt: now,
+    }));
+  // Status events first, so a watcher sees "queued" before any worker's outcome.
+  const outbox: NewOutboxRecord[] = [
+    ...deliveries.map((d) => statusRow(d, null, now)),
+    ...deliveries.map((d) => jobRow(d, now)),
+  ];
+  const accepted = await deps.messages.acceptMessage(message, deliveries, outbox);
+  if (!accepted.outcome.created) return replay(key, accepted.outcome.existing, accepted.outcome.deliveries, hash);
+  void deps.relay.publishNow(accepted.outbox);
+  return {
+    messageId: message.id,
+    deliveries: deliveries.map((d) => ({ deliveryId: d.id, endpointId: d.endpointId })),
+    idempotencyKey: key,
+    replayed: false,
+  };
+}
