@@ -441,7 +441,7 @@ for (const kind of testDbKinds()) {
       const listed = await subs.listSubscriptions({ endpointId: e.id });
       assert.deepEqual(
         listed.subscriptions.map((x) => x.id),
-        [eu.subscription!.id],
+        [eu.subscription.id],
       );
 
       // Over Connect JSON, the payload member's exact text is what every receiver gets and verifies.
@@ -562,7 +562,7 @@ for (const kind of testDbKinds()) {
       // Deleting an endpoint takes its subscriptions with it.
       await mgmt.endpoints.deleteEndpoint({ id: e.id });
       await failsWith(
-        subs.getSubscription({ id: eu.subscription!.id }),
+        subs.getSubscription({ id: eu.subscription.id }),
         Code.NotFound,
         "a deleted endpoint's subscription",
       );
