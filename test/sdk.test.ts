@@ -91,6 +91,53 @@ for (const kind of testDbKinds()) {
       assert.equal(r.byId(c.deliveryId)[0]!.headers["content-type"], "application/x-test");
     });
 
+    void it("schedules sends with deliverIn, deliverAt, deliverAtLocal + timeZone; cancels and reschedules", async () => {
+      const scheduled = async (deliveryId: string): Promise<Date | undefined> => {
+        const d = (await management.deliveries.get(deliveryId)).delivery!;
+        assert.equal(d.status, DeliveryStatus.SCHEDULED, `${deliveryId} is scheduled`);
+        return d.nextAttemptTime;
+      };
+      const near = (actual: Date | undefined, expected: number, what: string): void =>
+        assert.ok(
+          actual !== undefined && Math.abs(actual.getTime() - expected) < 5_000,
+          `${what}: ${actual?.toISOString()}`,
+        );
+      const t0 = Date.now();
+      const inOneHour = await producer.send(endpointId, { s: 1 }, { eventType: "sched", deliverIn: "1h" });
+      near(await scheduled(inOneHour.deliveryId), t0 + 3_600_000, "deliverIn 1h");
+      const inMs = await producer.send(endpointId, { s: 2 }, { eventType: "sched", deliverIn: 90 * 60_000 });
+      near(await scheduled(inMs.deliveryId), t0 + 5_400_000, "deliverIn 90 min as milliseconds");
+      const at = new Date(t0 + 2 * 3_600_000);
+      const atSent = await producer.send(endpointId, { s: 3 }, { eventType: "sched", deliverAt: at });
+      near(await scheduled(atSent.deliveryId), at.getTime(), "deliverAt");
+      const day = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Tokyo" }).format(new Date(t0 + 2 * 86_400_000));
+      const local = await producer.send(
+        endpointId,
+        { s: 4 },
+        {
+          eventType: "sched",
+          deliverAtLocal: `${day}T09:30:00`,
+          timeZone: "Asia/Tokyo",
+          metadata: { origin: "sdk" },
+        },
+      );
+      // Tokyo has no daylight saving time: 09:30 there is 00:30 UTC.
+      near(await scheduled(local.deliveryId), Date.parse(`${day}T00:30:00Z`), "deliverAtLocal in Asia/Tokyo");
+
+      const bad = await producer
+        .send(endpointId, {}, { eventType: "sched", deliverIn: "5m", deliverAt: new Date() })
+        .catch((e: unknown) => e);
+      assert.ok(bad instanceof HookstreamError && bad.isValidation(), String(bad));
+
+      const cancelled = await producer.messages.cancel(inOneHour.messageId);
+      assert.ok(cancelled.message !== undefined);
+      assert.equal((await management.deliveries.get(inOneHour.deliveryId)).delivery?.status, DeliveryStatus.CANCELLED);
+      await producer.messages.reschedule(atSent.messageId, { deliverIn: "1s" });
+      assert.ok(receiver !== undefined);
+      const r = receiver;
+      await r.waitFor(() => r.byId(atSent.deliveryId).length > 0, 60_000, "the rescheduled delivery");
+    });
+
     void it("throws typed errors: not found, validation with field violations, auth, conflict", async () => {
       const notFound = await producer.messages.get("msg_00000000000000000000000000").catch((e: unknown) => e);
       assert.ok(notFound instanceof HookstreamError, String(notFound));

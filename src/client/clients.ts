@@ -71,7 +71,9 @@ export interface SendOptions extends CallOpts {
   readonly deliverAtLocal?: string;
   /** The IANA time zone of {@link deliverAtLocal} (`Europe/Paris`). */
   readonly timeZone?: string;
-  /** Further SendRequest fields of the schema, by their TypeScript names. */
+  /** Key-value metadata of the message (filters see it as `metadata`). */
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** Further SendRequest fields of the schema, by their TypeScript names (`headers`, `retry`, …). */
   readonly fields?: Readonly<Record<string, unknown>>;
 }
 
@@ -139,6 +141,7 @@ export class Hookstream extends BaseClient {
       idempotencyKey: opts.idempotencyKey ?? "",
       ...bodyOf(payload, opts.contentType),
       ...scheduleOf(opts),
+      ...(opts.metadata === undefined ? {} : { metadata: opts.metadata }),
       ...opts.fields,
     };
     return this.unary(MessageService.method.send, request, opts);
