@@ -3,7 +3,8 @@
  * database of HOOKSTREAM_TEST_DB): scheduled sends (deliver_in, deliver_at, deliver_at_local),
  * their release after every role is killed with SIGKILL and restarted, CancelMessage and
  * RescheduleMessage with their precise errors, and bad schedules that change nothing; per-message
- * headers (sent), metadata (returned) and a retry override the worker follows.
+ * headers (sent), metadata (returned) and a retry override the worker follows; idempotency (replay,
+ * conflicts naming the field, racing identical requests, expiry after HOOKSTREAM_IDEMPOTENCY_TTL).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -62,7 +63,8 @@ for (const kind of testDbKinds()) {
       stack = await startStack({
         databaseUrl: database.url,
         natsUrl: nats.url,
-        env: { HOOKSTREAM_RELEASE_INTERVAL: "100ms" },
+        // Keys are held 8 s here (24 h by default), so a test can watch one expire.
+        env: { HOOKSTREAM_RELEASE_INTERVAL: "100ms", HOOKSTREAM_IDEMPOTENCY_TTL: "8s" },
       });
       const admin = createClients(stack.apiUrl, stack.adminToken);
       const ws = await admin.admin.createWorkspace({ name: "producer" });
@@ -367,6 +369,91 @@ for (const kind of testDbKinds()) {
         "INVALID_ARGUMENT",
         ["retry.max_delay"],
       );
+    });
+
+    void it("idempotency: the same request replays, other content is already_exists naming the field, a race makes one message", async () => {
+      const key = `idem-${Date.now()}-${Math.random()}`;
+      const req = {
+        endpointId,
+        eventType: "idem.test",
+        body: body(20),
+        idempotencyKey: key,
+        metadata: { a: "1" },
+        deliverIn: "1h",
+      };
+      const first = await producer.messages.send(req);
+      assert.equal(first.replayed, false);
+      const again = await producer.messages.send(req);
+      assert.deepEqual(
+        { ...again, $typeName: undefined },
+        { ...first, replayed: true, $typeName: undefined },
+        "the original result, replayed",
+      );
+      await rejectsWith(
+        producer.messages.send({ ...req, body: body(21) }),
+        Code.AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+        ["payload"],
+      );
+      await rejectsWith(
+        producer.messages.send({ ...req, eventType: "idem.other" }),
+        Code.AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+        ["event_type"],
+      );
+      await rejectsWith(
+        producer.messages.send({ ...req, metadata: { a: "2" } }),
+        Code.AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+        ["metadata"],
+      );
+      await rejectsWith(
+        producer.messages.send({ ...req, deliverIn: "2h" }),
+        Code.AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+        ["schedule"],
+      );
+      await producer.messages.cancelMessage({ id: first.messageId });
+
+      // 20 identical requests at once: one message, one delivery, every answer names it.
+      const raceKey = `race-${Date.now()}-${Math.random()}`;
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          producer.messages.send({ endpointId, eventType: "idem.race", body: body(22), idempotencyKey: raceKey }),
+        ),
+      );
+      assert.equal(new Set(answers.map((a) => a.messageId)).size, 1, "one message");
+      assert.equal(answers.filter((a) => !a.replayed).length, 1, "one original, the rest replayed");
+      const id = answers[0]!.deliveryId;
+      await receiver!.waitFor((r) => r.some((x) => x.webhookId === id), 30_000, "the raced delivery");
+      const all = await management.deliveries.listDeliveries({ messageId: answers[0]!.messageId });
+      assert.equal(all.deliveries.length, 1, "one delivery");
+    });
+
+    void it("an idempotency key expires after HOOKSTREAM_IDEMPOTENCY_TTL and may then be used again", async () => {
+      const key = `ttl-${Date.now()}-${Math.random()}`;
+      const first = await producer.messages.send({
+        endpointId,
+        eventType: "idem.ttl",
+        body: body(30),
+        idempotencyKey: key,
+      });
+      await rejectsWith(
+        producer.messages.send({ endpointId, eventType: "idem.ttl", body: body(31), idempotencyKey: key }),
+        Code.AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+      );
+      await sleep(8_500);
+      const later = await producer.messages.send({
+        endpointId,
+        eventType: "idem.ttl",
+        body: body(31),
+        idempotencyKey: key,
+      });
+      assert.equal(later.replayed, false);
+      assert.notEqual(later.messageId, first.messageId, "a new message under the released key");
+      const old = await producer.messages.getMessage({ id: first.messageId });
+      assert.equal(old.message?.idempotencyKey, key, "the old message keeps its key for the record");
     });
   });
 }

@@ -736,6 +736,37 @@ for (const { kind, overrides, label } of variants) {
       assert.deepEqual((await store.deliveries.loadAttemptContext(pd.id))?.message, plain, "none given: nulls");
     });
 
+    void it("idempotency keys are held until they expire, then taken over; generated keys hold nothing", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const key = `k-${newId("message")}`;
+      const accept = (createdAt: Date, keyExpiresAt: Date | null, k = key) => {
+        const message = { ...messageOf(ws, k), createdAt };
+        return store.messages
+          .acceptMessage(message, [deliveryOf(message, ep.id)], [], keyExpiresAt)
+          .then((r) => ({ message, outcome: r.outcome }));
+      };
+      const first = await accept(at(0), at(100));
+      assert.equal(first.outcome.created, true);
+      assert.equal((await store.messages.findMessageByIdempotencyKey(ws, key, at(99)))?.message.id, first.message.id);
+      assert.equal(await store.messages.findMessageByIdempotencyKey(ws, key, at(100)), null, "expired at expiresAt");
+      const live = await accept(at(50), at(500));
+      assert.equal(live.outcome.created, false, "a live key is not taken");
+      assert.equal(live.outcome.created ? "" : live.outcome.existing.id, first.message.id);
+      const second = await accept(at(100), at(1_000));
+      assert.equal(second.outcome.created, true, "an expired key is taken over");
+      assert.equal((await store.messages.findMessageByIdempotencyKey(ws, key, at(150)))?.message.id, second.message.id);
+      assert.deepEqual(await store.messages.getMessage(ws, first.message.id), first.message, "the old message stays");
+      const [a, b] = await Promise.all([accept(at(1_000), at(2_000)), accept(at(1_000), at(2_000))]);
+      assert.equal([a, b].filter((r) => r.outcome.created).length, 1, "racing takeovers: one wins");
+      const auto = `auto_${newId("message")}`;
+      assert.equal((await accept(at(0), null, auto)).outcome.created, true);
+      assert.equal((await accept(at(0), null, auto)).outcome.created, true, "no key row: nothing to collide with");
+      assert.equal(await store.messages.findMessageByIdempotencyKey(ws, auto, at(0)), null);
+      await drainOutbox(store);
+    });
+
     void it("changeSchedule cancels or moves only scheduled deliveries of the workspace's message, with outbox rows", async () => {
       const ws = await workspace(store);
       const foreign = await workspace(store);

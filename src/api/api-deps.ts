@@ -36,6 +36,8 @@ export interface ApiDeps {
   readonly feed: StatusFeed;
   readonly auth: Authenticator;
   readonly maxPayloadBytes: number;
+  /** How long an idempotency key is held (HOOKSTREAM_IDEMPOTENCY_TTL). */
+  readonly idempotencyTtlMs?: number | undefined;
   readonly secretGracePeriodMs: number;
   /** Seals endpoint secrets before they are stored. */
   readonly secrets: Pick<SecretBox, "seal">;

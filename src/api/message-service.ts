@@ -106,6 +106,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     endpoints: deps.endpoints,
     relay: deps.relay,
     maxPayloadBytes: deps.maxPayloadBytes,
+    idempotencyTtlMs: deps.idempotencyTtlMs,
     endpointCache: deps.endpointCache,
     eventTypes: deps.eventTypes,
     eventTypeCache: deps.eventTypeCache,

@@ -335,6 +335,7 @@ async function run(role: Role): Promise<void> {
         endpointCache: createTtlCache<EndpointRecord>(config.cacheTtlMs),
         eventTypeCache: createTtlCache<EventTypeRecord | null>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
+        idempotencyTtlMs: config.idempotencyTtlMs,
         secretGracePeriodMs: config.secretGracePeriodMs,
         secrets: secretBox,
         shutdownSignal: shutdownController.signal,

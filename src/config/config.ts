@@ -29,6 +29,8 @@ export interface Config {
   readonly adminToken: string | undefined;
   readonly dataDir: string;
   readonly maxPayloadBytes: number;
+  /** How long an idempotency key is held after its message was accepted. */
+  readonly idempotencyTtlMs: number;
   readonly corsOrigins: readonly string[];
   /** CIDRs that outbound deliveries may reach even though they are private. */
   readonly outboundAllow: readonly string[];
@@ -119,6 +121,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     doc: "Where dev keeps its SQLite file, admin token and nats-server data.",
   },
   { env: "HOOKSTREAM_MAX_PAYLOAD_BYTES", default: "262144", doc: "Largest payload accepted by Send, in bytes." },
+  {
+    env: "HOOKSTREAM_IDEMPOTENCY_TTL",
+    default: "24h",
+    doc: "How long an idempotency key is held after its message was accepted (the same key and request replay the result; other content is already_exists); then the key may be used again.",
+  },
   {
     env: "HOOKSTREAM_CORS_ORIGINS",
     default: "*",
@@ -369,6 +376,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     adminToken: get("HOOKSTREAM_ADMIN_TOKEN"),
     dataDir,
     maxPayloadBytes: int("HOOKSTREAM_MAX_PAYLOAD_BYTES", 262_144, 1, 64 * 1024 * 1024),
+    idempotencyTtlMs: Math.max(1_000, duration("HOOKSTREAM_IDEMPOTENCY_TTL", "24h")),
     corsOrigins: list("HOOKSTREAM_CORS_ORIGINS", "*"),
     outboundAllow: list("HOOKSTREAM_OUTBOUND_ALLOW", dev ? "127.0.0.0/8,::1/128" : ""),
     workerConcurrency: int("HOOKSTREAM_WORKER_CONCURRENCY", 64, 1, 10_000),

@@ -24,20 +24,28 @@ export type AcceptOutcome =
 
 /** Message intake: how Send stores what it accepted. */
 export interface MessageIntake {
-  /** The message stored under this idempotency key, with its deliveries (oldest first). */
+  /**
+   * The message stored under this idempotency key while the key is live (it expires
+   * HOOKSTREAM_IDEMPOTENCY_TTL after its message was accepted; `now` defaults to the clock), with
+   * its deliveries (oldest first).
+   */
   findMessageByIdempotencyKey(
     workspaceId: string,
     key: string,
+    now?: Date,
   ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] } | null>;
   /**
-   * Writes message, deliveries and outbox rows in one transaction. When another message holds
-   * the same (workspace, idempotency key), writes nothing and returns it (unique constraint,
-   * so concurrent senders cannot both win).
+   * Writes message, deliveries and outbox rows in one transaction, and holds the message's
+   * idempotency key until `keyExpiresAt` (null: no key row, for generated keys; undefined: 24 h
+   * after message.createdAt, or none for "auto_" keys). When a live key row of the same
+   * (workspace, key) exists, writes nothing and returns its message (primary key, so concurrent
+   * senders cannot both win); an expired one is taken over.
    */
   acceptMessage(
     message: MessageRecord,
     deliveries: DeliveryRecord[],
     outbox: NewOutboxRecord[],
+    keyExpiresAt?: Date | null,
   ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }>;
 }
 
@@ -73,6 +81,9 @@ export interface SendInput {
   /** The message's own retry schedule. */
   retry?: RetryOverrideInput | undefined;
 }
+
+/** How long an idempotency key is held when the installation does not say (HOOKSTREAM_IDEMPOTENCY_TTL). */
+export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 
 /** Limits of a message's metadata (the same as an endpoint's). */
 export const MESSAGE_METADATA_LIMITS = { maxEntries: 50, maxKey: 64, maxValue: 512 } as const;
@@ -132,6 +143,8 @@ export interface MessageDeps {
   endpoints: EndpointLookup;
   relay: OutboxRelay;
   maxPayloadBytes: number;
+  /** How long an idempotency key is held after its message was accepted (default 24 h). */
+  idempotencyTtlMs?: number | undefined;
   /**
    * Recently read endpoints. A Send within the TTL of an endpoint's deletion or disabling on
    * another server is still accepted; its worker then cancels the delivery, as the record says.
@@ -185,12 +198,56 @@ function scheduleText(s: ScheduleInput | undefined): string {
   return parts.filter((p) => p !== "").join("\0");
 }
 
-function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[], hash: string): SendResult {
+/** What a Send under a used key asked for, to name what differs from the stored message. */
+interface Requested {
+  endpointId: string;
+  eventType: string;
+  contentType: string;
+  payload: Uint8Array;
+  extras: MessageExtras;
+}
+
+const sameMap = (a: Record<string, string> | null | undefined, b: Record<string, string> | null | undefined) =>
+  extrasText({ headers: a ?? null, metadata: null, retry: null }) ===
+  extrasText({ headers: b ?? null, metadata: null, retry: null });
+
+/**
+ * The request fields in which a Send under a used key differs from the message stored under it
+ * (best effort: the payload is compared only while the stored one is kept; a difference found in
+ * none of them is the schedule).
+ */
+function conflictingFields(stored: MessageRecord, deliveries: readonly DeliveryRecord[], req: Requested): string[] {
+  const out: string[] = [];
+  if (deliveries.length > 0 && !deliveries.some((d) => d.endpointId === req.endpointId)) out.push("endpoint_id");
+  if (stored.eventType !== req.eventType) out.push("event_type");
+  if (stored.contentType !== req.contentType) out.push("content_type");
+  if (stored.payloadDeletedAt == null && !Buffer.from(stored.payload).equals(Buffer.from(req.payload)))
+    out.push("payload");
+  if (!sameMap(stored.headers, req.extras.headers)) out.push("headers");
+  if (!sameMap(stored.metadata, req.extras.metadata)) out.push("metadata");
+  if (JSON.stringify(stored.retry ?? null) !== JSON.stringify(req.extras.retry)) out.push("retry");
+  return out.length > 0 ? out : ["schedule (deliver_in, deliver_at, deliver_at_local, time_zone)"];
+}
+
+function replay(
+  key: string,
+  message: MessageRecord,
+  deliveries: DeliveryRecord[],
+  hash: string,
+  req: Requested,
+): SendResult {
   if (message.payloadHash !== hash) {
+    const fields = conflictingFields(message, deliveries, req);
     throw new DomainError(
       "already_exists",
       "IDEMPOTENCY_KEY_REUSED",
-      `idempotency key ${JSON.stringify(key)} was already used for a different request`,
+      `idempotency key ${JSON.stringify(key)} was already used by message ${message.id} for a different request (it differs in ${fields.join(", ")})`,
+      {
+        violations: fields.map((f) => ({
+          field: f.split(" ")[0]!,
+          description: `differs from message ${message.id}, sent earlier with idempotency key ${JSON.stringify(key)}`,
+        })),
+      },
     );
   }
   return {
@@ -233,9 +290,16 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   const key = input.idempotencyKey === "" ? `auto_${randomUUID()}` : input.idempotencyKey;
   const hash = fingerprint(input.endpointId, input.eventType, contentType, payload, input.schedule, extras);
 
+  const requested: Requested = {
+    endpointId: input.endpointId,
+    eventType: input.eventType,
+    contentType,
+    payload,
+    extras,
+  };
   if (input.idempotencyKey !== "") {
-    const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
-    if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
+    const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key, now);
+    if (earlier) return replay(key, earlier.message, earlier.deliveries, hash, requested);
   }
   // Send is addressed to one endpoint, so a name that is no event type of the workspace is
   // allowed (Trigger, which routes by type, requires a known one).
@@ -286,8 +350,13 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   // The status event goes first, so a watcher sees "queued" before any worker's outcome.
   const rows =
     deliverAt === null ? [statusRow(delivery, null, now), jobRow(delivery, now)] : [statusRow(delivery, null, now)];
-  const { outcome, outbox } = await deps.messages.acceptMessage(message, [delivery], rows);
-  if (!outcome.created) return replay(key, outcome.existing, outcome.deliveries, hash);
+  // A generated key is never looked up again: it needs no key row.
+  const keyExpiresAt =
+    input.idempotencyKey === ""
+      ? null
+      : new Date(now.getTime() + (deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS));
+  const { outcome, outbox } = await deps.messages.acceptMessage(message, [delivery], rows, keyExpiresAt);
+  if (!outcome.created) return replay(key, outcome.existing, outcome.deliveries, hash, requested);
   void deps.relay.publishNow(outbox);
   return { messageId: message.id, deliveryId: delivery.id, idempotencyKey: key, replayed: false, deliverAt };
 }

@@ -4,12 +4,13 @@ import { Delivery } from "./deliveries/delivery.entity.ts";
 import { Endpoint } from "./endpoints/endpoint.entity.ts";
 import { EventType } from "./event-types/event-type.entity.ts";
 import { Subscription } from "./subscriptions/subscription.entity.ts";
+import { IdempotencyKey } from "./messages/idempotency-key.entity.ts";
 import { Message } from "./messages/message.entity.ts";
 import { Outbox } from "./outbox/outbox.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
 
-export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, Message, Subscription, Outbox, Workspace };
+export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, IdempotencyKey, Message, Subscription, Outbox, Workspace };
 
 /** Every entity of the store, for MikroORM's discovery. */
 export const ENTITIES = [
@@ -17,6 +18,7 @@ export const ENTITIES = [
   ApiKey,
   Endpoint,
   Message,
+  IdempotencyKey,
   Delivery,
   Attempt,
   Outbox,

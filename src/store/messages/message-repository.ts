@@ -1,11 +1,17 @@
 import type { ScheduledMessages } from "../../domain/message-schedule.ts";
-import type { AcceptOutcome, MessageIntake, MessageReader } from "../../domain/messages.ts";
+import {
+  DEFAULT_IDEMPOTENCY_TTL_MS,
+  type AcceptOutcome,
+  type MessageIntake,
+  type MessageReader,
+} from "../../domain/messages.ts";
 import type { DeliveryRecord, MessageRecord, NewOutboxRecord, OutboxRecord } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { deliveryRecord, messageRecord, toBuffer } from "../record-mappers.ts";
 import { DETACHED, type StoreContext } from "../store-context.ts";
 import { isUniqueViolation } from "../store-errors.ts";
 import { unitOfWork } from "../unit-of-work.ts";
+import { IdempotencyKey } from "./idempotency-key.entity.ts";
 import { Message } from "./message.entity.ts";
 import { createPgAcceptMessage } from "./pg-message-intake.ts";
 import { createScheduledMessageRepository } from "./scheduled-message-repository.ts";
@@ -13,18 +19,45 @@ import { createScheduledMessageRepository } from "./scheduled-message-repository
 /** Messages: intake (Send), reads (GetMessage) and schedule changes (Cancel/RescheduleMessage). */
 export interface MessageStore extends MessageIntake, MessageReader, ScheduledMessages {}
 
-/** Writes one accepted message with its deliveries and outbox rows; null when its key is taken. */
+/**
+ * Writes one accepted message with its deliveries and outbox rows, and its idempotency key row
+ * (unless `keyExpiresAt` is null); null when the key is held by a live row.
+ */
 export type AcceptWriter = (
   message: MessageRecord,
   deliveries: readonly DeliveryRecord[],
   outbox: readonly NewOutboxRecord[],
+  keyExpiresAt: Date | null,
 ) => Promise<OutboxRecord[] | null>;
+
+/**
+ * When the key row of `message` expires: the caller's time, none (null) for generated "auto_" keys,
+ * else the default TTL after the message was accepted.
+ */
+export function keyExpiryOf(message: MessageRecord, keyExpiresAt: Date | null | undefined): Date | null {
+  if (keyExpiresAt !== undefined) return keyExpiresAt;
+  if (message.idempotencyKey.startsWith("auto_")) return null;
+  return new Date(message.createdAt.getTime() + DEFAULT_IDEMPOTENCY_TTL_MS);
+}
 
 /** The reference accept: one MikroORM transaction (both databases). */
 function ormAccept(ctx: StoreContext): AcceptWriter {
-  return async (message, deliveries, outbox) => {
+  return async (message, deliveries, outbox, keyExpiresAt) => {
     const done = await unitOfWork(ctx, async (em) => {
       await em.insert(Message, { ...message, payload: toBuffer(message.payload) });
+      if (keyExpiresAt !== null) {
+        // An expired key is taken over; a live one makes the insert fail on the primary key (→ taken).
+        const where = { workspaceId: message.workspaceId, key: message.idempotencyKey };
+        const took = await em.nativeUpdate(
+          IdempotencyKey,
+          { ...where, expiresAt: { $lte: message.createdAt } },
+          { messageId: message.id, expiresAt: keyExpiresAt, createdAt: message.createdAt },
+        );
+        if (took === 0) {
+          const row = { ...where, messageId: message.id, expiresAt: keyExpiresAt, createdAt: message.createdAt };
+          await em.insert(IdempotencyKey, row);
+        }
+      }
       if (deliveries.length > 0) await em.insertMany(Delivery, [...deliveries]);
       return { value: true, outbox };
     });
@@ -43,9 +76,12 @@ export function createMessageRepository(ctx: StoreContext, overrides: boolean): 
   const findMessageByIdempotencyKey = async (
     workspaceId: string,
     key: string,
+    now: Date = new Date(),
   ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] } | null> =>
     ctx.run(async (em) => {
-      const row = await em.findOne(Message, { workspaceId, idempotencyKey: key }, DETACHED);
+      const live = await em.findOne(IdempotencyKey, { workspaceId, key, expiresAt: { $gt: now } }, DETACHED);
+      if (live === null) return null;
+      const row = await em.findOne(Message, { id: live.messageId, workspaceId }, DETACHED);
       if (row === null) return null;
       const deliveries = await em.find(
         Delivery,
@@ -56,7 +92,7 @@ export function createMessageRepository(ctx: StoreContext, overrides: boolean): 
     });
 
   const taken = async (message: MessageRecord, cause?: unknown): Promise<{ outcome: AcceptOutcome; outbox: [] }> => {
-    const existing = await findMessageByIdempotencyKey(message.workspaceId, message.idempotencyKey);
+    const existing = await findMessageByIdempotencyKey(message.workspaceId, message.idempotencyKey, message.createdAt);
     if (existing === null) {
       if (cause instanceof Error) throw cause;
       throw new Error(`idempotency key ${message.idempotencyKey} is taken by no message`, { cause });
@@ -72,9 +108,10 @@ export function createMessageRepository(ctx: StoreContext, overrides: boolean): 
       message: MessageRecord,
       deliveries: DeliveryRecord[],
       outbox: NewOutboxRecord[],
+      keyExpiresAt?: Date | null,
     ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }> {
       try {
-        const rows = await write(message, deliveries, outbox);
+        const rows = await write(message, deliveries, outbox, keyExpiryOf(message, keyExpiresAt));
         // Skipped because the key is taken (ON CONFLICT DO NOTHING): the same answer as a unique violation.
         if (rows === null) return await taken(message);
         return { outcome: { created: true }, outbox: rows };

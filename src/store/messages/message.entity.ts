@@ -3,8 +3,8 @@ import type { RetryOverride } from "../../domain/retry-policy.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /**
- * Table schema of a sent message: the exact payload bytes, and the unique
- * (workspace_id, idempotency_key) that decides idempotency races.
+ * Table schema of a sent message: the exact payload bytes and the idempotency key it was accepted
+ * under (live keys, which decide idempotency races, are rows of idempotency_key).
  */
 export const MessageSchema = defineEntity({
   name: "Message",
@@ -25,7 +25,6 @@ export const MessageSchema = defineEntity({
     metadata: p.json<Record<string, string>>().nullable(),
     retry: p.json<RetryOverride>().nullable(),
   },
-  uniques: [{ name: "message_workspace_id_idempotency_key_unique", properties: ["workspaceId", "idempotencyKey"] }],
   indexes: [{ name: "message_payload_deleted_at_created_at_index", properties: ["payloadDeletedAt", "createdAt"] }],
 });
 

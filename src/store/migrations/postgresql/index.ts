@@ -13,6 +13,7 @@ import { Migration20261202165000_message_deliver_at } from "./Migration202612021
 import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
 import { Migration20261202170512_endpoint_security } from "./Migration20261202170512_endpoint_security.ts";
 import { Migration20261202165405_subscriptions } from "./Migration20261202165405_subscriptions.ts";
+import { Migration20261202160829_idempotency_keys } from "./Migration20261202160829_idempotency_keys.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -33,4 +34,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   },
   { name: "Migration20261202170512_endpoint_security", class: Migration20261202170512_endpoint_security },
   { name: "Migration20261202165405_subscriptions", class: Migration20261202165405_subscriptions },
+  { name: "Migration20261202160829_idempotency_keys", class: Migration20261202160829_idempotency_keys },
 ];

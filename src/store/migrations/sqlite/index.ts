@@ -13,6 +13,7 @@ import { Migration20261202165000_message_deliver_at } from "./Migration202612021
 import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
 import { Migration20261202170517_endpoint_security } from "./Migration20261202170517_endpoint_security.ts";
 import { Migration20261202165410_subscriptions } from "./Migration20261202165410_subscriptions.ts";
+import { Migration20261202160831_idempotency_keys } from "./Migration20261202160831_idempotency_keys.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -33,4 +34,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   },
   { name: "Migration20261202170517_endpoint_security", class: Migration20261202170517_endpoint_security },
   { name: "Migration20261202165410_subscriptions", class: Migration20261202165410_subscriptions },
+  { name: "Migration20261202160831_idempotency_keys", class: Migration20261202160831_idempotency_keys },
 ];
