@@ -4,7 +4,9 @@
  * their release after every role is killed with SIGKILL and restarted, CancelMessage and
  * RescheduleMessage with their precise errors, and bad schedules that change nothing; per-message
  * headers (sent), metadata (returned) and a retry override the worker follows; idempotency (replay,
- * conflicts naming the field, racing identical requests, expiry after HOOKSTREAM_IDEMPOTENCY_TTL).
+ * conflicts naming the field, racing identical requests, expiry after HOOKSTREAM_IDEMPOTENCY_TTL);
+ * ListMessages with its filters and pages; GetMessage's not_found, and unavailable during a
+ * PostgreSQL outage (the roles reach PostgreSQL through a TCP proxy the test cuts).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -17,6 +19,7 @@ import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
+import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -55,13 +58,21 @@ for (const kind of testDbKinds()) {
     let producer: Clients;
     let otherProducer: Clients;
     let endpointId = "";
+    let proxy: TcpProxy | undefined;
 
     before(async () => {
       receiver = await startReceiver();
       nats = await startNatsServer();
       database = await createTestDatabase(kind);
+      let url = database.url;
+      if (kind === "postgresql") {
+        const target = new URL(database.url);
+        proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+        target.port = String(proxy.port);
+        url = target.toString();
+      }
       stack = await startStack({
-        databaseUrl: database.url,
+        databaseUrl: url,
         natsUrl: nats.url,
         // Keys are held 8 s here (24 h by default), so a test can watch one expire.
         env: { HOOKSTREAM_RELEASE_INTERVAL: "100ms", HOOKSTREAM_IDEMPOTENCY_TTL: "8s" },
@@ -79,6 +90,7 @@ for (const kind of testDbKinds()) {
 
     after(async () => {
       stack?.destroy();
+      await proxy?.close();
       await receiver?.close();
       await nats?.stop();
       await database?.drop();
@@ -455,5 +467,123 @@ for (const kind of testDbKinds()) {
       const old = await producer.messages.getMessage({ id: first.messageId });
       assert.equal(old.message?.idempotencyKey, key, "the old message keeps its key for the record");
     });
+
+    void it("ListMessages filters by event type, time range and delivery status, in pages bound to their filters", async () => {
+      const tag = `list${Date.now().toString(36)}`;
+      const sent: { messageId: string; deliveryId: string }[] = [];
+      for (let i = 0; i < 3; i++)
+        sent.push(await producer.messages.send({ endpointId, eventType: `${tag}.a`, body: body(40 + i) }));
+      const later = await producer.messages.send({
+        endpointId,
+        eventType: `${tag}.b`,
+        body: body(43),
+        deliverIn: "1h",
+      });
+      const ids = (r: { messages: { id: string }[] }) => r.messages.map((m) => m.id);
+
+      const first = await producer.messages.listMessages({ eventType: `${tag}.a`, pageSize: 2 });
+      assert.deepEqual(ids(first), [sent[2]!.messageId, sent[1]!.messageId], "newest first");
+      assert.notEqual(first.nextPageToken, "");
+      const second = await producer.messages.listMessages({
+        eventType: `${tag}.a`,
+        pageSize: 2,
+        pageToken: first.nextPageToken,
+      });
+      assert.deepEqual(ids(second), [sent[0]!.messageId]);
+      assert.equal(second.nextPageToken, "");
+      await rejectsWith(
+        producer.messages.listMessages({ eventType: `${tag}.b`, pageToken: first.nextPageToken }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["page_token"],
+      );
+
+      const scheduled = await producer.messages.listMessages({
+        statuses: [DeliveryStatus.SCHEDULED],
+        eventType: `${tag}.b`,
+      });
+      assert.deepEqual(ids(scheduled), [later.messageId]);
+      assert.deepEqual(
+        ids(await producer.messages.listMessages({ statuses: [DeliveryStatus.SCHEDULED], eventType: `${tag}.a` })),
+        [],
+      );
+
+      const created = async (id: string) => (await producer.messages.getMessage({ id })).message!.createTime!;
+      const window = await producer.messages.listMessages({
+        eventType: `${tag}.a`,
+        createTimeAfter: await created(sent[1]!.messageId),
+        createTimeBefore: await created(sent[2]!.messageId),
+      });
+      assert.deepEqual(ids(window), [sent[1]!.messageId], "after inclusive, before exclusive");
+
+      await rejectsWith(
+        producer.messages.listMessages({ statuses: [DeliveryStatus.UNSPECIFIED], eventType: "bad type!" }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["statuses[0]", "event_type"],
+      );
+      await rejectsWith(
+        producer.messages.listMessages({
+          createTimeAfter: await created(sent[2]!.messageId),
+          createTimeBefore: await created(sent[0]!.messageId),
+        }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["create_time_before"],
+      );
+      assert.deepEqual(
+        ids(await otherProducer.messages.listMessages({ eventType: `${tag}.a` })),
+        [],
+        "another workspace sees none",
+      );
+      await producer.messages.cancelMessage({ id: later.messageId });
+    });
+
+    void it("GetMessage: every delivery of the message; a missing or foreign message is not_found", async () => {
+      const res = await producer.messages.send({ endpointId, eventType: "get.test", body: body(50) });
+      const got = await producer.messages.getMessage({ id: res.messageId });
+      assert.equal(got.message?.id, res.messageId);
+      assert.equal(got.message?.payloadJson, JSON.stringify({ n: 50 }));
+      assert.deepEqual(
+        got.deliveries.map((d) => d.id),
+        [res.deliveryId],
+      );
+      await rejectsWith(
+        producer.messages.getMessage({ id: "msg_00000000000000000000000000" }),
+        Code.NotFound,
+        "MESSAGE_NOT_FOUND",
+      );
+      await rejectsWith(otherProducer.messages.getMessage({ id: res.messageId }), Code.NotFound, "MESSAGE_NOT_FOUND");
+    });
+
+    if (kind === "postgresql") {
+      void it("GetMessage during a PostgreSQL outage is unavailable, for existing and missing ids alike, never not_found", async () => {
+        const res = await producer.messages.send({ endpointId, eventType: "outage.test", body: body(60) });
+        proxy!.down();
+        try {
+          for (const id of [res.messageId, "msg_00000000000000000000000000"]) {
+            await assert.rejects(producer.messages.getMessage({ id }), (err: unknown) => {
+              assert.ok(err instanceof ConnectError, String(err));
+              assert.equal(err.code, Code.Unavailable, `${id}: ${err.message}`);
+              return true;
+            });
+          }
+        } finally {
+          proxy!.up();
+        }
+        const back = await until("the database back", 60_000, async () =>
+          producer.messages.getMessage({ id: res.messageId }).then(
+            (r) => r,
+            () => undefined,
+          ),
+        );
+        assert.equal(back.message?.id, res.messageId);
+        await rejectsWith(
+          producer.messages.getMessage({ id: "msg_00000000000000000000000000" }),
+          Code.NotFound,
+          "MESSAGE_NOT_FOUND",
+        );
+      });
+    }
   });
 }

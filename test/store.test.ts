@@ -767,6 +767,39 @@ for (const { kind, overrides, label } of variants) {
       await drainOutbox(store);
     });
 
+    void it("listMessages: newest first, keyset pages, event type, time range and delivery status filters, isolation", async () => {
+      const ws = await workspace(store);
+      const other = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const make = async (eventType: string, createdAt: Date, status: DeliveryStatusName) => {
+        const message = { ...messageOf(ws), eventType, createdAt };
+        await store.messages.acceptMessage(message, [deliveryOf(message, ep.id, status)], []);
+        return message;
+      };
+      const m1 = await make("a.one", at(1_000), "succeeded");
+      const m2 = await make("a.two", at(2_000), "failed");
+      const m3 = await make("a.one", at(3_000), "queued");
+      const m4 = await make("a.one", at(4_000), "failed");
+      const ids = (rows: MessageRecord[]) => rows.map((m) => m.id);
+      const page = (afterId?: string, limit = 10) => ({ afterId, limit });
+      assert.deepEqual(ids(await store.messages.listMessages(ws, {}, page())), ids([m4, m3, m2, m1]));
+      assert.deepEqual(await store.messages.listMessages(ws, {}, page(undefined, 1)), [m4]);
+      assert.deepEqual(ids(await store.messages.listMessages(ws, {}, page(m3.id))), ids([m2, m1]));
+      assert.deepEqual(ids(await store.messages.listMessages(ws, { eventType: "a.one" }, page())), ids([m4, m3, m1]));
+      assert.deepEqual(
+        ids(await store.messages.listMessages(ws, { createdAfter: at(2_000), createdBefore: at(4_000) }, page())),
+        ids([m3, m2]),
+        "after is inclusive, before exclusive",
+      );
+      assert.deepEqual(ids(await store.messages.listMessages(ws, { statuses: ["failed"] }, page())), ids([m4, m2]));
+      assert.deepEqual(
+        ids(await store.messages.listMessages(ws, { eventType: "a.one", statuses: ["failed", "queued"] }, page(m4.id))),
+        ids([m3]),
+      );
+      assert.deepEqual(await store.messages.listMessages(other, {}, page()), []);
+    });
+
     void it("changeSchedule cancels or moves only scheduled deliveries of the workspace's message, with outbox rows", async () => {
       const ws = await workspace(store);
       const foreign = await workspace(store);

@@ -5,6 +5,7 @@ import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EndpointProbe } from "../domain/endpoint-test.ts";
 import type { EventTypeRepository } from "../domain/event-types.ts";
+import type { MessageLister } from "../domain/message-list.ts";
 import type { ScheduledMessages } from "../domain/message-schedule.ts";
 import type { SubscriptionRepository } from "../domain/subscriptions.ts";
 import type { TriggerTargets } from "../domain/triggers.ts";
@@ -29,7 +30,7 @@ export interface ApiDeps {
   readonly logger?: { warn(obj: object, msg: string): void } | undefined;
   /** Sends TestEndpoint's ping (the API role's own outbound sender, behind the SSRF guard). */
   readonly endpointProbe?: EndpointProbe | undefined;
-  readonly messages: MessageIntake & MessageReader & ScheduledMessages;
+  readonly messages: MessageIntake & MessageReader & ScheduledMessages & MessageLister;
   readonly deliveries: DeliveryReader;
   readonly recovery: DeliveryRecovery;
   readonly relay: OutboxRelay;

@@ -7,9 +7,10 @@ import { MessageService, type SendRequest } from "../../gen/hookstream/v1/messag
 import type { TriggerRequest } from "../../gen/hookstream/v1/trigger_pb.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { cancelMessage, rescheduleMessage, type MessageScheduleDeps } from "../domain/message-schedule.ts";
+import { listMessages } from "../domain/message-list.ts";
 import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
 import type { ScheduleInput } from "../domain/schedule.ts";
-import { deliveryView, messageView } from "../domain/proto-views.ts";
+import { deliveryView, messageView, statusFromProto } from "../domain/proto-views.ts";
 import { trigger, type TriggerDeps } from "../domain/triggers.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
@@ -148,6 +149,17 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     async getMessage(req, ctx) {
       const { message, deliveries } = await getMessage(deps.messages, workspaceIdOf(ctx), req.id);
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
+    },
+    async listMessages(req, ctx) {
+      const page = await listMessages(deps.messages, workspaceIdOf(ctx), {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        eventType: req.eventType,
+        createdAfter: req.createTimeAfter === undefined ? undefined : timestampDate(req.createTimeAfter),
+        createdBefore: req.createTimeBefore === undefined ? undefined : timestampDate(req.createTimeBefore),
+        statuses: req.statuses.map(statusFromProto),
+      });
+      return { messages: page.items.map(messageView), nextPageToken: page.nextPageToken };
     },
     async cancelMessage(req, ctx) {
       const { message, deliveries } = await cancelMessage(scheduleDeps, workspaceIdOf(ctx), req.id);

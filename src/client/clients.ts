@@ -167,6 +167,12 @@ export class Hookstream extends BaseClient {
     /** A message with its deliveries; `payloadJson` is the exact stored text. */
     get: (id: string, opts?: CallOpts): Promise<Plain<pb.GetMessageResponse>> =>
       this.unary(MessageService.method.getMessage, { id }, opts),
+    /** One page of messages, newest first, filtered by event type, creation time and delivery status. */
+    list: (filter: ListInput<pb.ListMessagesRequest> = {}, opts?: CallOpts): Promise<Plain<pb.ListMessagesResponse>> =>
+      this.unary(MessageService.method.listMessages, filter, opts),
+    /** Every matching message, page after page. */
+    listAll: (filter: ListInput<pb.ListMessagesRequest> = {}, opts?: CallOpts): AsyncGenerator<Message> =>
+      this.pages(MessageService.method.listMessages, filter, "messages", opts),
     /** Cancels a scheduled message that has not been sent (`MESSAGE_NOT_SCHEDULED` otherwise). */
     cancel: (id: string, opts?: CallOpts): Promise<Plain<pb.CancelMessageResponse>> =>
       this.unary(MessageService.method.cancelMessage, { id }, opts),

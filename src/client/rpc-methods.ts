@@ -35,6 +35,7 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.SubscriptionService/DeleteSubscription": "management.subscriptions.delete",
   "hookstream.v1.MessageService/GetMessage": "producer.messages.get",
   "hookstream.v1.MessageService/CancelMessage": "producer.messages.cancel",
+  "hookstream.v1.MessageService/ListMessages": "producer.messages.list producer.messages.listAll",
   "hookstream.v1.MessageService/RescheduleMessage": "producer.messages.reschedule",
   "hookstream.v1.RecoveryService/ReplayDelivery": "management.deliveries.replay",
   "hookstream.v1.RecoveryService/ReplayMessage": "management.messages.replay",

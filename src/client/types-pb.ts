@@ -28,6 +28,8 @@ export type { Message } from "../../gen/hookstream/v1/message_pb.ts";
 export type {
   CancelMessageResponse,
   GetMessageResponse,
+  ListMessagesRequest,
+  ListMessagesResponse,
   RescheduleMessageResponse,
   SendResponse,
 } from "../../gen/hookstream/v1/message_service_pb.ts";

@@ -7,7 +7,7 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
-import type { Delivery } from "./delivery_pb.ts";
+import type { Delivery, DeliveryStatus } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
 import type { Message as Message$1 } from "./message_pb.ts";
 import { file_hookstream_v1_message } from "./message_pb.ts";
@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message_service.proto.
  */
 export const file_hookstream_v1_message_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL9BAoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQESOAoHaGVhZGVycxgOIAMoCzInLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QuSGVhZGVyc0VudHJ5EjoKCG1ldGFkYXRhGA8gAygLMiguaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdC5NZXRhZGF0YUVudHJ5EisKBXJldHJ5GBAgASgLMhwuaG9va3N0cmVhbS52MS5SZXRyeU92ZXJyaWRlGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Qg0KC19kZWxpdmVyX2luQhMKEV9kZWxpdmVyX2F0X2xvY2FsQgwKCl90aW1lX3pvbmUilAEKDFNlbmRSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh8KEUdldE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJImoKEkdldE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5IiIKFENhbmNlbE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIm0KFUNhbmNlbE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5ItgBChhSZXNjaGVkdWxlTWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAkSFwoKZGVsaXZlcl9pbhgCIAEoCUgAiAEBEi4KCmRlbGl2ZXJfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KEGRlbGl2ZXJfYXRfbG9jYWwYBCABKAlIAYgBARIWCgl0aW1lX3pvbmUYBSABKAlIAogBAUINCgtfZGVsaXZlcl9pbkITChFfZGVsaXZlcl9hdF9sb2NhbEIMCgpfdGltZV96b25lInEKGVJlc2NoZWR1bGVNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeTLiAwoOTWVzc2FnZVNlcnZpY2USSAoEU2VuZBIaLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QaGy5ob29rc3RyZWFtLnYxLlNlbmRSZXNwb25zZSIHorsYAwoBAxJRCgdUcmlnZ2VyEh0uaG9va3N0cmVhbS52MS5UcmlnZ2VyUmVxdWVzdBoeLmhvb2tzdHJlYW0udjEuVHJpZ2dlclJlc3BvbnNlIgeiuxgDCgEDEl0KCkdldE1lc3NhZ2USIC5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXF1ZXN0GiEuaG9va3N0cmVhbS52MS5HZXRNZXNzYWdlUmVzcG9uc2UiCpACAaK7GAMKAQMSYwoNQ2FuY2VsTWVzc2FnZRIjLmhvb2tzdHJlYW0udjEuQ2FuY2VsTWVzc2FnZVJlcXVlc3QaJC5ob29rc3RyZWFtLnYxLkNhbmNlbE1lc3NhZ2VSZXNwb25zZSIHorsYAwoBAxJvChFSZXNjaGVkdWxlTWVzc2FnZRInLmhvb2tzdHJlYW0udjEuUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0GiguaG9va3N0cmVhbS52MS5SZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlIgeiuxgDCgEDYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message, file_hookstream_v1_retry_override, file_hookstream_v1_trigger]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL9BAoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQESOAoHaGVhZGVycxgOIAMoCzInLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QuSGVhZGVyc0VudHJ5EjoKCG1ldGFkYXRhGA8gAygLMiguaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdC5NZXRhZGF0YUVudHJ5EisKBXJldHJ5GBAgASgLMhwuaG9va3N0cmVhbS52MS5SZXRyeU92ZXJyaWRlGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Qg0KC19kZWxpdmVyX2luQhMKEV9kZWxpdmVyX2F0X2xvY2FsQgwKCl90aW1lX3pvbmUilAEKDFNlbmRSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh8KEUdldE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJImoKEkdldE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5IiIKFENhbmNlbE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIm0KFUNhbmNlbE1lc3NhZ2VSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhYuaG9va3N0cmVhbS52MS5NZXNzYWdlEisKCmRlbGl2ZXJpZXMYAiADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5ItgBChhSZXNjaGVkdWxlTWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAkSFwoKZGVsaXZlcl9pbhgCIAEoCUgAiAEBEi4KCmRlbGl2ZXJfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KEGRlbGl2ZXJfYXRfbG9jYWwYBCABKAlIAYgBARIWCgl0aW1lX3pvbmUYBSABKAlIAogBAUINCgtfZGVsaXZlcl9pbkITChFfZGVsaXZlcl9hdF9sb2NhbEIMCgpfdGltZV96b25lInEKGVJlc2NoZWR1bGVNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSLwAQoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRISCgpldmVudF90eXBlGAMgASgJEjUKEWNyZWF0ZV90aW1lX2FmdGVyGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJjcmVhdGVfdGltZV9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KCHN0YXR1c2VzGAYgAygOMh0uaG9va3N0cmVhbS52MS5EZWxpdmVyeVN0YXR1cyJZChRMaXN0TWVzc2FnZXNSZXNwb25zZRIoCghtZXNzYWdlcxgBIAMoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyxwQKDk1lc3NhZ2VTZXJ2aWNlEkgKBFNlbmQSGi5ob29rc3RyZWFtLnYxLlNlbmRSZXF1ZXN0GhsuaG9va3N0cmVhbS52MS5TZW5kUmVzcG9uc2UiB6K7GAMKAQMSUQoHVHJpZ2dlchIdLmhvb2tzdHJlYW0udjEuVHJpZ2dlclJlcXVlc3QaHi5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXNwb25zZSIHorsYAwoBAxJdCgpHZXRNZXNzYWdlEiAuaG9va3N0cmVhbS52MS5HZXRNZXNzYWdlUmVxdWVzdBohLmhvb2tzdHJlYW0udjEuR2V0TWVzc2FnZVJlc3BvbnNlIgqQAgGiuxgDCgEDEmMKDExpc3RNZXNzYWdlcxIiLmhvb2tzdHJlYW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBojLmhvb2tzdHJlYW0udjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2UiCpACAaK7GAMKAQMSYwoNQ2FuY2VsTWVzc2FnZRIjLmhvb2tzdHJlYW0udjEuQ2FuY2VsTWVzc2FnZVJlcXVlc3QaJC5ob29rc3RyZWFtLnYxLkNhbmNlbE1lc3NhZ2VSZXNwb25zZSIHorsYAwoBAxJvChFSZXNjaGVkdWxlTWVzc2FnZRInLmhvb2tzdHJlYW0udjEuUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0GiguaG9va3N0cmVhbS52MS5SZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlIgeiuxgDCgEDYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message, file_hookstream_v1_retry_override, file_hookstream_v1_trigger]);
 
 /**
  * SendRequest is one event for one endpoint.
@@ -392,6 +392,90 @@ export const RescheduleMessageResponseSchema: GenMessage<RescheduleMessageRespon
   messageDesc(file_hookstream_v1_message_service, 7);
 
 /**
+ * ListMessagesRequest pages through messages; every filter given must hold.
+ *
+ * @generated from message hookstream.v1.ListMessagesRequest
+ */
+export type ListMessagesRequest = Message<"hookstream.v1.ListMessagesRequest"> & {
+  /**
+   * Maximum number of messages to return (default 50, at most 200).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous response's next_page_token, for the same filters.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only messages of this event type.
+   *
+   * @generated from field: string event_type = 3;
+   */
+  eventType: string;
+
+  /**
+   * Only messages accepted at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time_after = 4;
+   */
+  createTimeAfter?: Timestamp | undefined;
+
+  /**
+   * Only messages accepted before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time_before = 5;
+   */
+  createTimeBefore?: Timestamp | undefined;
+
+  /**
+   * Only messages with at least one delivery in one of these statuses.
+   *
+   * @generated from field: repeated hookstream.v1.DeliveryStatus statuses = 6;
+   */
+  statuses: DeliveryStatus[];
+};
+
+/**
+ * Describes the message hookstream.v1.ListMessagesRequest.
+ * Use `create(ListMessagesRequestSchema)` to create a new message.
+ */
+export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 8);
+
+/**
+ * ListMessagesResponse is one page of messages.
+ *
+ * @generated from message hookstream.v1.ListMessagesResponse
+ */
+export type ListMessagesResponse = Message<"hookstream.v1.ListMessagesResponse"> & {
+  /**
+   * Messages, newest first.
+   *
+   * @generated from field: repeated hookstream.v1.Message messages = 1;
+   */
+  messages: Message$1[];
+
+  /**
+   * Token for the next page; empty at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message hookstream.v1.ListMessagesResponse.
+ * Use `create(ListMessagesResponseSchema)` to create a new message.
+ */
+export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 9);
+
+/**
  * MessageService is the producer's surface, authorized by an API key.
  *
  * @generated from service hookstream.v1.MessageService
@@ -428,6 +512,16 @@ export const MessageService: GenService<{
     methodKind: "unary";
     input: typeof GetMessageRequestSchema;
     output: typeof GetMessageResponseSchema;
+  },
+  /**
+   * ListMessages pages through the workspace's messages, newest first, with filters.
+   *
+   * @generated from rpc hookstream.v1.MessageService.ListMessages
+   */
+  listMessages: {
+    methodKind: "unary";
+    input: typeof ListMessagesRequestSchema;
+    output: typeof ListMessagesResponseSchema;
   },
   /**
    * CancelMessage cancels a scheduled message before it is sent: every delivery still waiting

@@ -1,3 +1,4 @@
+import type { MessageLister } from "../../domain/message-list.ts";
 import type { ScheduledMessages } from "../../domain/message-schedule.ts";
 import {
   DEFAULT_IDEMPOTENCY_TTL_MS,
@@ -14,10 +15,11 @@ import { unitOfWork } from "../unit-of-work.ts";
 import { IdempotencyKey } from "./idempotency-key.entity.ts";
 import { Message } from "./message.entity.ts";
 import { createPgAcceptMessage } from "./pg-message-intake.ts";
+import { createMessageListRepository } from "./message-list-repository.ts";
 import { createScheduledMessageRepository } from "./scheduled-message-repository.ts";
 
 /** Messages: intake (Send), reads (GetMessage) and schedule changes (Cancel/RescheduleMessage). */
-export interface MessageStore extends MessageIntake, MessageReader, ScheduledMessages {}
+export interface MessageStore extends MessageIntake, MessageReader, ScheduledMessages, MessageLister {}
 
 /**
  * Writes one accepted message with its deliveries and outbox rows, and its idempotency key row
@@ -102,6 +104,7 @@ export function createMessageRepository(ctx: StoreContext, overrides: boolean): 
 
   return {
     ...createScheduledMessageRepository(ctx),
+    ...createMessageListRepository(ctx),
     findMessageByIdempotencyKey,
 
     async acceptMessage(

@@ -25,7 +25,11 @@ export const MessageSchema = defineEntity({
     metadata: p.json<Record<string, string>>().nullable(),
     retry: p.json<RetryOverride>().nullable(),
   },
-  indexes: [{ name: "message_payload_deleted_at_created_at_index", properties: ["payloadDeletedAt", "createdAt"] }],
+  indexes: [
+    { name: "message_payload_deleted_at_created_at_index", properties: ["payloadDeletedAt", "createdAt"] },
+    // ListMessages: a workspace's messages newest first.
+    { name: "message_workspace_id_id_index", properties: ["workspaceId", "id"] },
+  ],
 });
 
 /** A message row. */

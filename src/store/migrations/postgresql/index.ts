@@ -14,6 +14,7 @@ import { Migration20261202165001_message_headers_metadata_retry } from "./Migrat
 import { Migration20261202170512_endpoint_security } from "./Migration20261202170512_endpoint_security.ts";
 import { Migration20261202165405_subscriptions } from "./Migration20261202165405_subscriptions.ts";
 import { Migration20261202160829_idempotency_keys } from "./Migration20261202160829_idempotency_keys.ts";
+import { Migration20261202162831_message_workspace_index } from "./Migration20261202162831_message_workspace_index.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -35,4 +36,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202170512_endpoint_security", class: Migration20261202170512_endpoint_security },
   { name: "Migration20261202165405_subscriptions", class: Migration20261202165405_subscriptions },
   { name: "Migration20261202160829_idempotency_keys", class: Migration20261202160829_idempotency_keys },
+  { name: "Migration20261202162831_message_workspace_index", class: Migration20261202162831_message_workspace_index },
 ];

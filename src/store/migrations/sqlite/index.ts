@@ -14,6 +14,7 @@ import { Migration20261202165001_message_headers_metadata_retry } from "./Migrat
 import { Migration20261202170517_endpoint_security } from "./Migration20261202170517_endpoint_security.ts";
 import { Migration20261202165410_subscriptions } from "./Migration20261202165410_subscriptions.ts";
 import { Migration20261202160831_idempotency_keys } from "./Migration20261202160831_idempotency_keys.ts";
+import { Migration20261202162833_message_workspace_index } from "./Migration20261202162833_message_workspace_index.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -35,4 +36,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202170517_endpoint_security", class: Migration20261202170517_endpoint_security },
   { name: "Migration20261202165410_subscriptions", class: Migration20261202165410_subscriptions },
   { name: "Migration20261202160831_idempotency_keys", class: Migration20261202160831_idempotency_keys },
+  { name: "Migration20261202162833_message_workspace_index", class: Migration20261202162833_message_workspace_index },
 ];

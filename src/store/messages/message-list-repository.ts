@@ -1,0 +1,46 @@
+import type { MessageFilter, MessageLister } from "../../domain/message-list.ts";
+import type { MessageRecord, PageQuery } from "../../domain/records.ts";
+import { Delivery } from "../deliveries/delivery.entity.ts";
+import { messageRecord } from "../record-mappers.ts";
+import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
+import { Message } from "./message.entity.ts";
+
+/** ListMessages on MikroORM (both databases): the (workspace_id, id) index, newest first. */
+export function createMessageListRepository(ctx: StoreContext): MessageLister {
+  return {
+    async listMessages(workspaceId: string, filter: MessageFilter, page: PageQuery): Promise<MessageRecord[]> {
+      const rows = await ctx.run((em) => {
+        // A message matches a status filter through any of its deliveries.
+        const withStatus =
+          filter.statuses === undefined || filter.statuses.length === 0
+            ? {}
+            : {
+                id: {
+                  $in: em
+                    .createQueryBuilder(Delivery, "d")
+                    .select("d.messageId")
+                    .where({ workspaceId, status: { $in: [...filter.statuses] } }),
+                },
+              };
+        const created = {
+          ...(filter.createdAfter === undefined ? {} : { $gte: filter.createdAfter }),
+          ...(filter.createdBefore === undefined ? {} : { $lt: filter.createdBefore }),
+        };
+        return em.find(
+          Message,
+          {
+            $and: [
+              { workspaceId },
+              filter.eventType === undefined ? {} : { eventType: filter.eventType },
+              Object.keys(created).length === 0 ? {} : { createdAt: created },
+              withStatus,
+              keyset("desc", page.afterId),
+            ],
+          },
+          { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
+        );
+      });
+      return rows.map(messageRecord);
+    },
+  };
+}
