@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { DomainError } from "../src/domain/errors.ts";
 import { newId } from "../src/domain/ids.ts";
+import { createQuotaMeter } from "../src/domain/quota.ts";
 import type {
   ApiKeyRecord,
   AttemptRecord,
@@ -798,6 +799,47 @@ for (const { kind, overrides, label } of variants) {
         ids([m3]),
       );
       assert.deepEqual(await store.messages.listMessages(other, {}, page()), []);
+    });
+
+    void it("quota: shared counters per workspace and window; meters of two API servers add up, over the limit is resource_exhausted", async () => {
+      const ws = await workspace(store);
+      const window = new Date("2030-01-02T00:00:00.000Z");
+      assert.equal(await store.quota.getQuotaUsage(ws, window), 0);
+      assert.deepEqual(
+        await Promise.all([1, 2, 3].map((n) => store.quota.addQuotaUsage(ws, window, n))).then((r) => Math.max(...r)),
+        6,
+      );
+      assert.equal(await store.quota.getQuotaUsage(ws, window), 6);
+      assert.equal(await store.quota.getQuotaUsage(ws, new Date("2030-01-03T00:00:00.000Z")), 0, "another window");
+
+      const opts = { limit: 5, windowMs: 86_400_000, flushIntervalMs: 60_000 };
+      const a = createQuotaMeter(store.quota, opts);
+      const b = createQuotaMeter(store.quota, opts);
+      const now = at(0); // 2030-01-02T03:04:05.678Z: window 2030-01-02, where 6 are already used
+      const other = await workspace(store);
+      await a.check(other, 3, now);
+      assert.deepEqual(a.record(other, 3, now), {
+        limit: 5,
+        used: 3,
+        remaining: 2,
+        resetAt: new Date("2030-01-03T00:00:00.000Z"),
+      });
+      await a.flush();
+      await b.check(other, 2, now);
+      assert.equal(b.record(other, 2, now).used, 5, "b learned a's flushed count");
+      await b.flush();
+      await a.flush();
+      await assert.rejects(a.check(other, 1, at(1)), (err: unknown) => {
+        assert.ok(err instanceof DomainError);
+        assert.equal(err.kind, "resource_exhausted");
+        assert.equal(err.reason, "QUOTA_EXCEEDED");
+        assert.ok(err.retryDelayMs! > 0 && err.retryDelayMs! <= 86_400_000);
+        return true;
+      });
+      assert.equal(await store.quota.getQuotaUsage(other, new Date("2030-01-02T00:00:00.000Z")), 5);
+      const unlimited = createQuotaMeter(store.quota, { ...opts, limit: 0, limits: new Map([[ws, 7]]) });
+      await assert.rejects(unlimited.check(ws, 2, now), /quota of 7/);
+      await unlimited.check(other, 100, now);
     });
 
     void it("changeSchedule cancels or moves only scheduled deliveries of the workspace's message, with outbox rows", async () => {

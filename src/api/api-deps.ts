@@ -11,6 +11,7 @@ import type { SubscriptionRepository } from "../domain/subscriptions.ts";
 import type { TriggerTargets } from "../domain/triggers.ts";
 import type { MessageIntake, MessageReader } from "../domain/messages.ts";
 import type { StatusFeed } from "../domain/ports.ts";
+import type { QuotaMeter } from "../domain/quota.ts";
 import type { DeliveryRecovery } from "../domain/recovery.ts";
 import type { WorkspaceRepository } from "../domain/workspaces.ts";
 import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
@@ -37,6 +38,8 @@ export interface ApiDeps {
   readonly feed: StatusFeed;
   readonly auth: Authenticator;
   readonly maxPayloadBytes: number;
+  /** The message quota of this API process; none counted when undefined. */
+  readonly quota?: QuotaMeter | undefined;
   /** How long an idempotency key is held (HOOKSTREAM_IDEMPOTENCY_TTL). */
   readonly idempotencyTtlMs?: number | undefined;
   readonly secretGracePeriodMs: number;

@@ -108,6 +108,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     relay: deps.relay,
     maxPayloadBytes: deps.maxPayloadBytes,
     idempotencyTtlMs: deps.idempotencyTtlMs,
+    quota: deps.quota,
     endpointCache: deps.endpointCache,
     eventTypes: deps.eventTypes,
     eventTypeCache: deps.eventTypeCache,
@@ -134,7 +135,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     },
     async send(req, ctx) {
       const workspaceId = workspaceIdOf(ctx);
-      const { deliverAt, ...result } = await send(messageDeps, workspaceId, {
+      const { deliverAt, quota, ...result } = await send(messageDeps, workspaceId, {
         endpointId: req.endpointId,
         eventType: req.eventType,
         body: sendBody(req, ctx),
@@ -144,7 +145,19 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
         metadata: req.metadata,
         retry: retryOverrideOf(req.retry),
       });
-      return { ...result, deliverTime: deliverAt === null ? undefined : timestampFromDate(deliverAt) };
+      return {
+        ...result,
+        deliverTime: deliverAt === null ? undefined : timestampFromDate(deliverAt),
+        quota:
+          quota === undefined
+            ? undefined
+            : {
+                limit: BigInt(quota.limit),
+                used: BigInt(quota.used),
+                remaining: BigInt(quota.remaining),
+                resetTime: timestampFromDate(quota.resetAt),
+              },
+      };
     },
     async getMessage(req, ctx) {
       const { message, deliveries } = await getMessage(deps.messages, workspaceIdOf(ctx), req.id);

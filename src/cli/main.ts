@@ -18,6 +18,7 @@ import { createDispatcher } from "../dispatcher/dispatcher.ts";
 import { createApiKeyUsageRecorder } from "../domain/api-keys.ts";
 import { createAuthenticator } from "../domain/auth.ts";
 import { createOutboxRelay } from "../domain/outbox-relay.ts";
+import { createQuotaMeter } from "../domain/quota.ts";
 import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
 import { createTtlCache } from "../domain/ttl-cache.ts";
 import {
@@ -314,6 +315,13 @@ async function run(role: Role): Promise<void> {
       logger.warn({ err: error }, "could not write API key last-used times; retrying at the next flush"),
     );
     const auth = createAuthenticator(store.credentials, adminToken, config.cacheTtlMs, (id) => keyUsage.used(id));
+    const quota = createQuotaMeter(store.quota, {
+      limit: config.quotaLimit,
+      limits: config.quotaLimits,
+      windowMs: config.quotaWindowMs,
+      flushIntervalMs: config.quotaFlushIntervalMs,
+    });
+    quota.start();
     const server = await startHttpServer({
       host: config.host,
       port: config.port,
@@ -336,6 +344,7 @@ async function run(role: Role): Promise<void> {
         eventTypeCache: createTtlCache<EventTypeRecord | null>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         idempotencyTtlMs: config.idempotencyTtlMs,
+        quota,
         secretGracePeriodMs: config.secretGracePeriodMs,
         secrets: secretBox,
         shutdownSignal: shutdownController.signal,
@@ -360,6 +369,7 @@ async function run(role: Role): Promise<void> {
         await server.close(config.shutdownGraceMs);
         await feed.close();
         await keyUsage.stop();
+        await quota.stop();
       },
     });
     const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`;

@@ -31,6 +31,12 @@ export interface Config {
   readonly maxPayloadBytes: number;
   /** How long an idempotency key is held after its message was accepted. */
   readonly idempotencyTtlMs: number;
+  /** Messages a workspace may send per quota window (0: unlimited), and per-workspace limits. */
+  readonly quotaLimit: number;
+  readonly quotaLimits: ReadonlyMap<string, number>;
+  readonly quotaWindowMs: number;
+  /** How often an API server adds its quota counts to the shared rows. */
+  readonly quotaFlushIntervalMs: number;
   readonly corsOrigins: readonly string[];
   /** CIDRs that outbound deliveries may reach even though they are private. */
   readonly outboundAllow: readonly string[];
@@ -125,6 +131,26 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_IDEMPOTENCY_TTL",
     default: "24h",
     doc: "How long an idempotency key is held after its message was accepted (the same key and request replay the result; other content is already_exists); then the key may be used again.",
+  },
+  {
+    env: "HOOKSTREAM_QUOTA_LIMIT",
+    default: "0 (unlimited)",
+    doc: "Messages each workspace may send per quota window; more are refused with resource_exhausted and the delay until the reset.",
+  },
+  {
+    env: "HOOKSTREAM_QUOTA_LIMITS",
+    default: "empty",
+    doc: "Per-workspace limits over HOOKSTREAM_QUOTA_LIMIT: comma-separated ws_…=N (0: unlimited).",
+  },
+  {
+    env: "HOOKSTREAM_QUOTA_WINDOW",
+    default: "1d",
+    doc: "Length of a quota window, aligned to the epoch (1d resets at 00:00 UTC).",
+  },
+  {
+    env: "HOOKSTREAM_QUOTA_FLUSH_INTERVAL",
+    default: "1s",
+    doc: "How often an API server adds its quota counts to the shared counters (with N API servers a window may overshoot by what the others accepted in this time).",
   },
   {
     env: "HOOKSTREAM_CORS_ORIGINS",
@@ -377,6 +403,16 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     dataDir,
     maxPayloadBytes: int("HOOKSTREAM_MAX_PAYLOAD_BYTES", 262_144, 1, 64 * 1024 * 1024),
     idempotencyTtlMs: Math.max(1_000, duration("HOOKSTREAM_IDEMPOTENCY_TTL", "24h")),
+    quotaLimit: int("HOOKSTREAM_QUOTA_LIMIT", 0, 0, Number.MAX_SAFE_INTEGER),
+    quotaLimits: new Map(
+      list("HOOKSTREAM_QUOTA_LIMITS", "").map((entry): [string, number] => {
+        const m = /^(ws_[0-9a-z]{26})=(\d{1,15})$/.exec(entry);
+        if (!m) problems.push(`HOOKSTREAM_QUOTA_LIMITS: ${entry} is not ws_…=N`);
+        return m ? [m[1]!, Number(m[2])] : ["", 0];
+      }),
+    ),
+    quotaWindowMs: Math.max(1_000, duration("HOOKSTREAM_QUOTA_WINDOW", "1d")),
+    quotaFlushIntervalMs: Math.max(10, duration("HOOKSTREAM_QUOTA_FLUSH_INTERVAL", "1s")),
     corsOrigins: list("HOOKSTREAM_CORS_ORIGINS", "*"),
     outboundAllow: list("HOOKSTREAM_OUTBOUND_ALLOW", dev ? "127.0.0.0/8,::1/128" : ""),
     workerConcurrency: int("HOOKSTREAM_WORKER_CONCURRENCY", 64, 1, 10_000),

@@ -13,6 +13,7 @@ import type {
   NewOutboxRecord,
   OutboxRecord,
 } from "./records.ts";
+import type { QuotaMeter, QuotaState } from "./quota.ts";
 import { resolveSchedule, type ScheduleInput } from "./schedule.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkRetryOverride, type RetryOverride, type RetryOverrideInput } from "./retry-policy.ts";
@@ -135,6 +136,8 @@ export interface SendResult {
   replayed: boolean;
   /** When the message is due, if it was scheduled (null: delivered now). */
   deliverAt: Date | null;
+  /** The workspace's quota after this send (a replay counts nothing). */
+  quota?: QuotaState | undefined;
 }
 
 /** What the message use cases need. */
@@ -145,6 +148,8 @@ export interface MessageDeps {
   maxPayloadBytes: number;
   /** How long an idempotency key is held after its message was accepted (default 24 h). */
   idempotencyTtlMs?: number | undefined;
+  /** The workspace message quota; nothing is counted when undefined. */
+  quota?: QuotaMeter | undefined;
   /**
    * Recently read endpoints. A Send within the TTL of an endpoint's deletion or disabling on
    * another server is still accepted; its worker then cancels the delivery, as the record says.
@@ -229,6 +234,11 @@ function conflictingFields(stored: MessageRecord, deliveries: readonly DeliveryR
   return out.length > 0 ? out : ["schedule (deliver_in, deliver_at, deliver_at_local, time_zone)"];
 }
 
+/** The result with the quota state after counting `count` accepted messages. */
+function withQuota(deps: MessageDeps, workspaceId: string, count: number, now: Date, result: SendResult): SendResult {
+  return deps.quota === undefined ? result : { ...result, quota: deps.quota.record(workspaceId, count, now) };
+}
+
 function replay(
   key: string,
   message: MessageRecord,
@@ -299,8 +309,11 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   };
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key, now);
-    if (earlier) return replay(key, earlier.message, earlier.deliveries, hash, requested);
+    if (earlier)
+      return withQuota(deps, workspaceId, 0, now, replay(key, earlier.message, earlier.deliveries, hash, requested));
   }
+  // The quota is checked before anything is written (resource_exhausted with the delay until its reset).
+  await deps.quota?.check(workspaceId, 1, now);
   // Send is addressed to one endpoint, so a name that is no event type of the workspace is
   // allowed (Trigger, which routes by type, requires a known one).
   await checkMessageEventType(
@@ -356,9 +369,16 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
       ? null
       : new Date(now.getTime() + (deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS));
   const { outcome, outbox } = await deps.messages.acceptMessage(message, [delivery], rows, keyExpiresAt);
-  if (!outcome.created) return replay(key, outcome.existing, outcome.deliveries, hash, requested);
+  if (!outcome.created)
+    return withQuota(deps, workspaceId, 0, now, replay(key, outcome.existing, outcome.deliveries, hash, requested));
   void deps.relay.publishNow(outbox);
-  return { messageId: message.id, deliveryId: delivery.id, idempotencyKey: key, replayed: false, deliverAt };
+  return withQuota(deps, workspaceId, 1, now, {
+    messageId: message.id,
+    deliveryId: delivery.id,
+    idempotencyKey: key,
+    replayed: false,
+    deliverAt,
+  });
 }
 
 /** A message of the workspace with its deliveries. */

@@ -7,10 +7,11 @@ import { Subscription } from "./subscriptions/subscription.entity.ts";
 import { IdempotencyKey } from "./messages/idempotency-key.entity.ts";
 import { Message } from "./messages/message.entity.ts";
 import { Outbox } from "./outbox/outbox.entity.ts";
+import { QuotaUsage } from "./quota/quota-usage.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
 
-export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, IdempotencyKey, Message, Subscription, Outbox, Workspace };
+export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, IdempotencyKey, Message, Outbox, QuotaUsage, Subscription, Workspace };
 
 /** Every entity of the store, for MikroORM's discovery. */
 export const ENTITIES = [
@@ -23,6 +24,7 @@ export const ENTITIES = [
   Attempt,
   Outbox,
   BulkOperation,
+  QuotaUsage,
   EventType,
   Subscription,
 ] as const;

@@ -12,7 +12,9 @@ import { createSubscriptionRepository, type SubscriptionStore } from "./subscrip
 import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
 import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
 import { createRecoveryRepository, type RecoveryStore } from "./recovery/recovery-repository.ts";
+import { createQuotaRepository } from "./quota/quota-repository.ts";
 import { createRetentionRepository } from "./retention/retention-repository.ts";
+import type { QuotaStore } from "../domain/quota.ts";
 import type { RetentionStore } from "../domain/retention.ts";
 import { StoreContext, type SqlOrm } from "./store-context.ts";
 import { createWorkspaceRepository, type WorkspaceStore } from "./workspaces/workspace-repository.ts";
@@ -53,6 +55,8 @@ export interface OpenedStore {
   readonly recovery: RecoveryStore;
   /** The payload retention sweeper's store. */
   readonly retention: RetentionStore;
+  /** The shared message quota counters. */
+  readonly quota: QuotaStore;
 }
 
 /** How the store is opened. */
@@ -92,6 +96,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     outbox: outboxBacklogFor(ctx, overrides),
     recovery: createRecoveryRepository(ctx),
     retention: createRetentionRepository(ctx),
+    quota: createQuotaRepository(ctx),
   };
 }
 
