@@ -13,9 +13,9 @@ import { Migration20261202165000_message_deliver_at } from "./Migration202612021
 import { Migration20261202165001_message_headers_metadata_retry } from "./Migration20261202165001_message_headers_metadata_retry.ts";
 import { Migration20261202170517_endpoint_security } from "./Migration20261202170517_endpoint_security.ts";
 import { Migration20261202165410_subscriptions } from "./Migration20261202165410_subscriptions.ts";
-import { Migration20261202160831_idempotency_keys } from "./Migration20261202160831_idempotency_keys.ts";
-import { Migration20261202162833_message_workspace_index } from "./Migration20261202162833_message_workspace_index.ts";
-import { Migration20261202164539_quota_usage } from "./Migration20261202164539_quota_usage.ts";
+import { Migration20261202165002_idempotency_keys } from "./Migration20261202165002_idempotency_keys.ts";
+import { Migration20261202165003_message_workspace_index } from "./Migration20261202165003_message_workspace_index.ts";
+import { Migration20261202165004_quota_usage } from "./Migration20261202165004_quota_usage.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -36,7 +36,7 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   },
   { name: "Migration20261202170517_endpoint_security", class: Migration20261202170517_endpoint_security },
   { name: "Migration20261202165410_subscriptions", class: Migration20261202165410_subscriptions },
-  { name: "Migration20261202160831_idempotency_keys", class: Migration20261202160831_idempotency_keys },
-  { name: "Migration20261202162833_message_workspace_index", class: Migration20261202162833_message_workspace_index },
-  { name: "Migration20261202164539_quota_usage", class: Migration20261202164539_quota_usage },
+  { name: "Migration20261202165002_idempotency_keys", class: Migration20261202165002_idempotency_keys },
+  { name: "Migration20261202165003_message_workspace_index", class: Migration20261202165003_message_workspace_index },
+  { name: "Migration20261202165004_quota_usage", class: Migration20261202165004_quota_usage },
 ];
