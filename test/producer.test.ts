@@ -75,7 +75,11 @@ for (const kind of testDbKinds()) {
         databaseUrl: url,
         natsUrl: nats.url,
         // Keys are held 8 s here (24 h by default), so a test can watch one expire.
-        env: { HOOKSTREAM_RELEASE_INTERVAL: "100ms", HOOKSTREAM_IDEMPOTENCY_TTL: "8s" },
+        env: {
+          HOOKSTREAM_RELEASE_INTERVAL: "100ms",
+          HOOKSTREAM_IDEMPOTENCY_TTL: "8s",
+          HOOKSTREAM_QUOTA_LIMIT: "100000",
+        },
       });
       const admin = createClients(stack.apiUrl, stack.adminToken);
       const ws = await admin.admin.createWorkspace({ name: "producer" });
@@ -537,6 +541,31 @@ for (const kind of testDbKinds()) {
         "another workspace sees none",
       );
       await producer.messages.cancelMessage({ id: later.messageId });
+    });
+
+    void it("every accepted send reports the workspace's quota; a replay counts nothing", async () => {
+      const key = `quota-${Date.now()}`;
+      const a = await producer.messages.send({
+        endpointId,
+        eventType: "quota.test",
+        body: body(70),
+        idempotencyKey: key,
+      });
+      const b = await producer.messages.send({ endpointId, eventType: "quota.test", body: body(71) });
+      const again = await producer.messages.send({
+        endpointId,
+        eventType: "quota.test",
+        body: body(70),
+        idempotencyKey: key,
+      });
+      assert.equal(a.quota?.limit, 100000n);
+      assert.equal(b.quota?.used, a.quota.used + 1n, "one more message, one more used");
+      assert.equal(b.quota?.remaining, 100000n - b.quota.used);
+      assert.equal(again.replayed, true);
+      assert.equal(again.quota?.used, b.quota?.used, "a replay is not counted");
+      const reset = timestampDate(a.quota.resetTime!);
+      assert.equal(reset.getTime() % 86_400_000, 0, "the daily window resets at 00:00 UTC");
+      assert.ok(reset.getTime() > Date.now() && reset.getTime() <= Date.now() + 86_400_000);
     });
 
     void it("GetMessage: every delivery of the message; a missing or foreign message is not_found", async () => {

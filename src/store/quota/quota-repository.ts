@@ -10,7 +10,8 @@ export function createQuotaRepository(ctx: StoreContext): QuotaStore {
     ctx.tx(async (em) => {
       const where = { workspaceId, windowStart };
       const n = Math.max(0, Math.trunc(count));
-      const updated = await em.nativeUpdate(QuotaUsage, where, { used: raw(`used + ${n}`) as unknown as number });
+      const used: number = raw<number>(`used + ${n}`);
+      const updated = await em.nativeUpdate(QuotaUsage, where, { used });
       if (updated === 0) await em.insert(QuotaUsage, { ...where, used: n });
       const row = await em.findOneOrFail(QuotaUsage, where, DETACHED);
       return Number(row.used);
