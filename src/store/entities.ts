@@ -11,7 +11,20 @@ import { QuotaUsage } from "./quota/quota-usage.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
 
-export { ApiKey, Attempt, BulkOperation, Delivery, Endpoint, EventType, IdempotencyKey, Message, Outbox, QuotaUsage, Subscription, Workspace };
+export {
+  ApiKey,
+  Attempt,
+  BulkOperation,
+  Delivery,
+  Endpoint,
+  EventType,
+  IdempotencyKey,
+  Message,
+  Outbox,
+  QuotaUsage,
+  Subscription,
+  Workspace,
+};
 
 /** Every entity of the store, for MikroORM's discovery. */
 export const ENTITIES = [
