@@ -6,14 +6,15 @@
  * headers (sent), metadata (returned) and a retry override the worker follows; idempotency (replay,
  * conflicts naming the field, racing identical requests, expiry after HOOKSTREAM_IDEMPOTENCY_TTL);
  * ListMessages with its filters and pages; GetMessage's not_found, and unavailable during a
- * PostgreSQL outage (the roles reach PostgreSQL through a TCP proxy the test cuts).
+ * PostgreSQL outage (the roles reach PostgreSQL through a TCP proxy the test cuts); SendBatch.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "../src/domain/proto-views.ts";
 import { RetryStrategy } from "../gen/hookstream/v1/retry_override_pb.ts";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { fromJson } from "@bufbuild/protobuf";
+import { ValueSchema, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
 import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
@@ -583,6 +584,69 @@ for (const kind of testDbKinds()) {
         "MESSAGE_NOT_FOUND",
       );
       await rejectsWith(otherProducer.messages.getMessage({ id: res.messageId }), Code.NotFound, "MESSAGE_NOT_FOUND");
+    });
+
+    void it("SendBatch: each item succeeds or fails on its own with its index and code; the valid ones are delivered", async () => {
+      const key = `batch-${Date.now()}`;
+      const earlier = await producer.messages.send({
+        endpointId,
+        eventType: "batch.test",
+        body: body(80),
+        idempotencyKey: key,
+      });
+      const res = await producer.messages.sendBatch({
+        items: [
+          { endpointId, eventType: "batch.test", body: body(81) },
+          { endpointId, eventType: "bad type!", body: body(82), deliverIn: "5x" },
+          { endpointId: "ep_00000000000000000000000000", eventType: "batch.test", body: body(83) },
+          {
+            endpointId,
+            eventType: "batch.test",
+            body: { case: "payload", value: fromJson(ValueSchema, { n: 84, s: "é" }) },
+          },
+          { endpointId, eventType: "batch.test", body: body(80), idempotencyKey: key },
+        ],
+      });
+      assert.equal(res.allSucceeded, false);
+      assert.deepEqual(
+        res.results.map((r) => [r.index, r.code, r.error?.reason ?? ""]),
+        [
+          [0, "", ""],
+          [1, "invalid_argument", "INVALID_ARGUMENT"],
+          [2, "not_found", "ENDPOINT_NOT_FOUND"],
+          [3, "", ""],
+          [4, "", ""],
+        ],
+      );
+      assert.deepEqual(res.results[1]!.error?.fieldViolations.map((f) => f.field).sort(), [
+        "items[1].deliver_in",
+        "items[1].event_type",
+      ]);
+      assert.equal(res.results[4]!.response?.replayed, true);
+      assert.equal(res.results[4]!.response?.messageId, earlier.messageId);
+      for (const i of [0, 3]) {
+        const id = res.results[i]!.response!.deliveryId;
+        await receiver!.waitFor((r) => r.some((x) => x.webhookId === id), 30_000, `batch item ${i}`);
+      }
+      const third = receiver!.byId(res.results[3]!.response!.deliveryId)[0]!;
+      assert.equal(third.body.toString("utf8"), JSON.stringify({ n: 84, s: "é" }));
+
+      const all = await producer.messages.sendBatch({
+        items: Array.from({ length: 20 }, (_, i) => ({ endpointId, eventType: "batch.full", body: body(100 + i) })),
+      });
+      assert.equal(all.allSucceeded, true);
+      assert.equal(new Set(all.results.map((r) => r.response?.messageId)).size, 20);
+      await rejectsWith(
+        producer.messages.sendBatch({
+          items: Array.from({ length: 21 }, (_, i) => ({ endpointId, eventType: "batch.full", body: body(i) })),
+        }),
+        Code.InvalidArgument,
+        "INVALID_ARGUMENT",
+        ["items"],
+      );
+      await rejectsWith(producer.messages.sendBatch({ items: [] }), Code.InvalidArgument, "INVALID_ARGUMENT", [
+        "items",
+      ]);
     });
 
     if (kind === "postgresql") {

@@ -842,6 +842,33 @@ for (const { kind, overrides, label } of variants) {
       await unlimited.check(other, 100, now);
     });
 
+    void it("acceptMessages writes a batch in one go; a message whose key is live is answered with the holder", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      await drainOutbox(store);
+      const held = messageOf(ws, `held-${newId("message")}`);
+      await store.messages.acceptMessage(held, [deliveryOf(held, ep.id)], [], at(1_000_000));
+      const items = [messageOf(ws), { ...messageOf(ws, held.idempotencyKey) }, messageOf(ws)].map((message) => {
+        const d = deliveryOf(message, ep.id);
+        return { message, deliveries: [d], outbox: [jobOf(d), statusOf(d)], keyExpiresAt: at(1_000_000) };
+      });
+      const out = await store.messages.acceptMessages(items);
+      assert.deepEqual(
+        out.map((o) => o.outcome.created),
+        [true, false, true],
+      );
+      assert.equal(out[1]!.outcome.created ? "" : out[1]!.outcome.existing.id, held.id);
+      assert.deepEqual(
+        out.map((o) => o.outbox.map((r) => r.msgId)),
+        [items[0]!.outbox.map((r) => r.msgId), [], items[2]!.outbox.map((r) => r.msgId)],
+      );
+      for (const i of [0, 2])
+        assert.deepEqual(await store.messages.getMessage(ws, items[i]!.message.id), items[i]!.message);
+      assert.equal(await store.messages.getMessage(ws, items[1]!.message.id), null);
+      await drainOutbox(store);
+    });
+
     void it("changeSchedule cancels or moves only scheduled deliveries of the workspace's message, with outbox rows", async () => {
       const ws = await workspace(store);
       const foreign = await workspace(store);

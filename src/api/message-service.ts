@@ -3,14 +3,28 @@ import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema, timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { RetryStrategy, type RetryOverride } from "../../gen/hookstream/v1/retry_override_pb.ts";
 import type { RetryOverrideInput } from "../domain/retry-policy.ts";
-import { MessageService, type SendRequest } from "../../gen/hookstream/v1/message_service_pb.ts";
+import {
+  MessageService,
+  type SendRequest,
+  type SendResponseSchema,
+} from "../../gen/hookstream/v1/message_service_pb.ts";
+import type { ErrorDetailSchema } from "../../gen/hookstream/v1/error_pb.ts";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { TriggerRequest } from "../../gen/hookstream/v1/trigger_pb.ts";
-import { invalidArgument } from "../domain/errors.ts";
+import { DomainError, invalidArgument } from "../domain/errors.ts";
 import { cancelMessage, rescheduleMessage, type MessageScheduleDeps } from "../domain/message-schedule.ts";
 import { listMessages } from "../domain/message-list.ts";
-import { getMessage, send, type MessageDeps, type SendBody } from "../domain/messages.ts";
+import {
+  getMessage,
+  send,
+  sendBatch,
+  type MessageDeps,
+  type SendBody,
+  type SendInput,
+  type SendResult,
+} from "../domain/messages.ts";
 import type { ScheduleInput } from "../domain/schedule.ts";
-import { deliveryView, messageView, statusFromProto } from "../domain/proto-views.ts";
+import { deliveryView, durationFromMs, messageView, statusFromProto } from "../domain/proto-views.ts";
 import { trigger, type TriggerDeps } from "../domain/triggers.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
@@ -23,6 +37,7 @@ const encoder = new TextEncoder();
 export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly string[]>> = {
   [`/${MessageService.typeName}/${MessageService.method.send.name}`]: ["payload"],
   [`/${MessageService.typeName}/${MessageService.method.trigger.name}`]: ["payload"],
+  [`/${MessageService.typeName}/${MessageService.method.sendBatch.name}`]: ["items[].payload"],
 };
 
 /**
@@ -31,11 +46,15 @@ export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly st
  * - `payload` otherwise (binary, gRPC, gRPC-Web): the JSON of the Value (lossy for numbers);
  * - `payload_json`: the UTF-8 of the string, after checking it is one JSON value.
  */
-function sendBody(req: Pick<SendRequest | TriggerRequest, "body" | "contentType">, ctx: HandlerContext): SendBody {
+function sendBody(
+  req: Pick<SendRequest | TriggerRequest, "body" | "contentType">,
+  ctx: HandlerContext,
+  captured?: Uint8Array | null,
+): SendBody {
   switch (req.body.case) {
     case "payload": {
       // Over Connect JSON the message only says a payload is there; the text is captured.
-      const raw = rawJsonMembers(ctx, "payload");
+      const raw = captured === undefined ? rawJsonMembers(ctx, "payload") : captured === null ? undefined : [captured];
       if (raw?.length === 1) {
         if (!isUtf8(raw[0]!)) throw invalidArgument([{ field: "payload", description: "is not valid UTF-8" }]);
         return { kind: "json", bytes: raw[0]! };
@@ -100,6 +119,46 @@ export function retryOverrideOf(r: RetryOverride | undefined): RetryOverrideInpu
   };
 }
 
+/** A SendRequest in domain terms, with its body already read. */
+function sendInput(req: SendRequest, body: SendBody): SendInput {
+  return {
+    endpointId: req.endpointId,
+    eventType: req.eventType,
+    body,
+    idempotencyKey: req.idempotencyKey,
+    schedule: scheduleOf(req),
+    headers: req.headers,
+    metadata: req.metadata,
+    retry: retryOverrideOf(req.retry),
+  };
+}
+
+/** The SendResponse of a domain result. */
+function sendResponse({ deliverAt, quota, ...result }: SendResult): MessageInitShape<typeof SendResponseSchema> {
+  return {
+    ...result,
+    deliverTime: deliverAt === null ? undefined : timestampFromDate(deliverAt),
+    quota:
+      quota === undefined
+        ? undefined
+        : {
+            limit: BigInt(quota.limit),
+            used: BigInt(quota.used),
+            remaining: BigInt(quota.remaining),
+            resetTime: timestampFromDate(quota.resetAt),
+          },
+  };
+}
+
+/** The ErrorDetail of a batch item's error (as the error interceptor attaches it to a call's). */
+function errorDetail(err: DomainError): MessageInitShape<typeof ErrorDetailSchema> {
+  return {
+    reason: err.reason,
+    fieldViolations: err.violations.map((v) => ({ field: v.field, description: v.description })),
+    retryDelay: err.retryDelayMs === undefined ? undefined : durationFromMs(err.retryDelayMs),
+  };
+}
+
 /** MessageService: the producer surface (API key). */
 export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageService> {
   const messageDeps: MessageDeps = {
@@ -135,29 +194,35 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     },
     async send(req, ctx) {
       const workspaceId = workspaceIdOf(ctx);
-      const { deliverAt, quota, ...result } = await send(messageDeps, workspaceId, {
-        endpointId: req.endpointId,
-        eventType: req.eventType,
-        body: sendBody(req, ctx),
-        idempotencyKey: req.idempotencyKey,
-        schedule: scheduleOf(req),
-        headers: req.headers,
-        metadata: req.metadata,
-        retry: retryOverrideOf(req.retry),
+      return sendResponse(await send(messageDeps, workspaceId, sendInput(req, sendBody(req, ctx))));
+    },
+    async sendBatch(req, ctx) {
+      const workspaceId = workspaceIdOf(ctx);
+      // Over Connect JSON, the captured payload texts belong, in order, to the items that have one.
+      const captured = rawJsonMembers(ctx, "items[].payload");
+      const withPayload = req.items.filter((i) => i.body.case === "payload").length;
+      const spans = captured !== undefined && captured.length === withPayload ? [...captured] : undefined;
+      const inputs: (SendInput | DomainError)[] = req.items.map((item) => {
+        const span = item.body.case === "payload" && spans !== undefined ? (spans.shift() ?? null) : null;
+        try {
+          return sendInput(item, sendBody(item, ctx, spans === undefined ? null : span));
+        } catch (err) {
+          if (err instanceof DomainError) return err;
+          throw err;
+        }
       });
-      return {
-        ...result,
-        deliverTime: deliverAt === null ? undefined : timestampFromDate(deliverAt),
-        quota:
-          quota === undefined
-            ? undefined
-            : {
-                limit: BigInt(quota.limit),
-                used: BigInt(quota.used),
-                remaining: BigInt(quota.remaining),
-                resetTime: timestampFromDate(quota.resetAt),
-              },
-      };
+      // An item whose body cannot even be read fails alone, like any other invalid item.
+      const results = await sendBatch(
+        messageDeps,
+        workspaceId,
+        inputs.map((i) => (i instanceof DomainError ? { failed: i } : i)),
+      );
+      const out = results.map((r, index) =>
+        r.ok
+          ? { index, response: sendResponse(r.result) }
+          : { index, code: r.error.kind, message: r.error.message, error: errorDetail(r.error) },
+      );
+      return { results: out, allSucceeded: results.every((r) => r.ok) };
     },
     async getMessage(req, ctx) {
       const { message, deliveries } = await getMessage(deps.messages, workspaceIdOf(ctx), req.id);

@@ -163,6 +163,14 @@ export class Hookstream extends BaseClient {
     return this.unary(MessageService.method.trigger, request, opts);
   }
 
+  /**
+   * Sends up to 20 messages in one call (one transaction): each item is a SendRequest of the
+   * schema (`payloadJson` for an exact payload) and succeeds or fails on its own.
+   */
+  async sendBatch(items: readonly Input<pb.SendRequest>[], opts: CallOpts = {}): Promise<Plain<pb.SendBatchResponse>> {
+    return this.unary(MessageService.method.sendBatch, { items: [...items] }, opts);
+  }
+
   readonly messages = {
     /** A message with its deliveries; `payloadJson` is the exact stored text. */
     get: (id: string, opts?: CallOpts): Promise<Plain<pb.GetMessageResponse>> =>

@@ -31,6 +31,8 @@ export type {
   ListMessagesRequest,
   ListMessagesResponse,
   RescheduleMessageResponse,
+  SendBatchResponse,
+  SendRequest,
   SendResponse,
 } from "../../gen/hookstream/v1/message_service_pb.ts";
 export type { PayloadEnvelope } from "../../gen/hookstream/v1/payload_pb.ts";

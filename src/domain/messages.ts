@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { endpointCacheKey, endpointDisabled, getEndpoint, type EndpointLookup } from "./endpoints.ts";
-import { DomainError, Violations, notFound } from "./errors.ts";
+import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
 import { checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
@@ -48,6 +48,18 @@ export interface MessageIntake {
     outbox: NewOutboxRecord[],
     keyExpiresAt?: Date | null,
   ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }>;
+  /**
+   * acceptMessage for several messages in one transaction (SendBatch); outcomes in input order.
+   * A message whose key is live is not written and its outcome names the holder.
+   */
+  acceptMessages(
+    batch: readonly {
+      message: MessageRecord;
+      deliveries: DeliveryRecord[];
+      outbox: NewOutboxRecord[];
+      keyExpiresAt: Date | null;
+    }[],
+  ): Promise<{ outcome: AcceptOutcome; outbox: OutboxRecord[] }[]>;
 }
 
 /** Reads messages back: GetMessage's port. */
@@ -274,12 +286,32 @@ function replay(
  * message + delivery + outbox rows, then (after commit) hand the rows to the relay. Resolves
  * only once the message is committed.
  */
-export async function send(deps: MessageDeps, workspaceId: string, input: SendInput): Promise<SendResult> {
+/** A validated Send: already answered (a replay), or a new message ready to be written. */
+type Prepared =
+  | { kind: "done"; result: SendResult }
+  | {
+      kind: "new";
+      message: MessageRecord;
+      delivery: DeliveryRecord;
+      rows: NewOutboxRecord[];
+      keyExpiresAt: Date | null;
+      key: string;
+      hash: string;
+      requested: Requested;
+    };
+
+/** Validates one Send and builds its rows (nothing is written); `quota` checks one more message. */
+async function prepareSend(
+  deps: MessageDeps,
+  workspaceId: string,
+  input: SendInput,
+  now: Date,
+  quota: boolean,
+): Promise<Prepared> {
   const v = new Violations();
   checkId(v, "endpoint_id", "endpoint", input.endpointId);
   checkEventType(v, "event_type", input.eventType);
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
-  const now = new Date();
   const deliverAt = resolveSchedule(v, "", input.schedule ?? {}, now.getTime());
   const extras = checkMessageExtras(v, "", input);
   const body = input.body;
@@ -309,11 +341,10 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   };
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key, now);
-    if (earlier)
-      return withQuota(deps, workspaceId, 0, now, replay(key, earlier.message, earlier.deliveries, hash, requested));
+    if (earlier) return { kind: "done", result: replay(key, earlier.message, earlier.deliveries, hash, requested) };
   }
   // The quota is checked before anything is written (resource_exhausted with the delay until its reset).
-  await deps.quota?.check(workspaceId, 1, now);
+  if (quota) await deps.quota?.check(workspaceId, 1, now);
   // Send is addressed to one endpoint, so a name that is no event type of the workspace is
   // allowed (Trigger, which routes by type, requires a known one).
   await checkMessageEventType(
@@ -368,17 +399,126 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
     input.idempotencyKey === ""
       ? null
       : new Date(now.getTime() + (deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS));
-  const { outcome, outbox } = await deps.messages.acceptMessage(message, [delivery], rows, keyExpiresAt);
+  return { kind: "new", message, delivery, rows, keyExpiresAt, key, hash, requested };
+}
+
+/**
+ * Accepts one message for one endpoint: validate, idempotency check, one transaction writing
+ * message + delivery + outbox rows, then (after commit) hand the rows to the relay. Resolves
+ * only once the message is committed.
+ */
+export async function send(deps: MessageDeps, workspaceId: string, input: SendInput): Promise<SendResult> {
+  const now = new Date();
+  const p = await prepareSend(deps, workspaceId, input, now, true);
+  if (p.kind === "done") return withQuota(deps, workspaceId, 0, now, p.result);
+  const { outcome, outbox } = await deps.messages.acceptMessage(p.message, [p.delivery], p.rows, p.keyExpiresAt);
+  return finish(deps, workspaceId, now, p, outcome, outbox);
+}
+
+/** The answer for a written (or, in a race, already taken) message; publishes its rows. */
+function finish(
+  deps: MessageDeps,
+  workspaceId: string,
+  now: Date,
+  p: Extract<Prepared, { kind: "new" }>,
+  outcome: AcceptOutcome,
+  outbox: OutboxRecord[],
+): SendResult {
   if (!outcome.created)
-    return withQuota(deps, workspaceId, 0, now, replay(key, outcome.existing, outcome.deliveries, hash, requested));
+    return withQuota(
+      deps,
+      workspaceId,
+      0,
+      now,
+      replay(p.key, outcome.existing, outcome.deliveries, p.hash, p.requested),
+    );
   void deps.relay.publishNow(outbox);
   return withQuota(deps, workspaceId, 1, now, {
-    messageId: message.id,
-    deliveryId: delivery.id,
-    idempotencyKey: key,
+    messageId: p.message.id,
+    deliveryId: p.delivery.id,
+    idempotencyKey: p.key,
     replayed: false,
-    deliverAt,
+    deliverAt: p.message.deliverAt ?? null,
   });
+}
+
+/** The largest SendBatch. */
+export const MAX_BATCH_ITEMS = 20;
+
+/** One item's outcome in a batch: its answer, or its own error. */
+export type BatchItemResult = { ok: true; result: SendResult } | { ok: false; error: DomainError };
+
+/** An item's error with its field violations under `items[index].`. */
+function itemError(index: number, err: DomainError): DomainError {
+  if (err.violations.length === 0) return err;
+  const violations = err.violations.map((v) => ({ ...v, field: `items[${index}].${v.field}` }));
+  return new DomainError(err.kind, err.reason, err.message, {
+    violations,
+    ...(err.retryDelayMs === undefined ? {} : { retryDelayMs: err.retryDelayMs }),
+  });
+}
+
+/**
+ * SendBatch: up to 20 Sends, each validated and answered on its own (its index and error), the
+ * new messages of every valid item written in one transaction. An error that is not about one
+ * item (the database is down) fails the whole call.
+ */
+export async function sendBatch(
+  deps: MessageDeps,
+  workspaceId: string,
+  items: readonly (SendInput | { failed: DomainError })[],
+): Promise<BatchItemResult[]> {
+  if (items.length === 0) throw invalidArgument([{ field: "items", description: "must have at least one item" }]);
+  if (items.length > MAX_BATCH_ITEMS)
+    throw invalidArgument([{ field: "items", description: `must have at most ${MAX_BATCH_ITEMS} items` }]);
+  const now = new Date();
+  const results: (BatchItemResult | undefined)[] = [];
+  const fresh: { index: number; p: Extract<Prepared, { kind: "new" }> }[] = [];
+  for (const [index, input] of items.entries()) {
+    if ("failed" in input) {
+      results[index] = { ok: false, error: itemError(index, input.failed) };
+      continue;
+    }
+    try {
+      const p = await prepareSend(deps, workspaceId, input, now, false);
+      if (p.kind === "done") results[index] = { ok: true, result: withQuota(deps, workspaceId, 0, now, p.result) };
+      else fresh.push({ index, p });
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.kind === "unavailable" || err.kind === "internal") throw err;
+      results[index] = { ok: false, error: itemError(index, err) };
+    }
+  }
+  if (fresh.length > 0) {
+    let quotaError: DomainError | undefined;
+    try {
+      await deps.quota?.check(workspaceId, fresh.length, now);
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.kind !== "resource_exhausted") throw err;
+      quotaError = err;
+    }
+    if (quotaError !== undefined) {
+      for (const { index } of fresh) results[index] = { ok: false, error: quotaError };
+    } else {
+      const written = await deps.messages.acceptMessages(
+        fresh.map(({ p }) => ({
+          message: p.message,
+          deliveries: [p.delivery],
+          outbox: p.rows,
+          keyExpiresAt: p.keyExpiresAt,
+        })),
+      );
+      for (const [i, { index, p }] of fresh.entries()) {
+        const w = written[i]!;
+        try {
+          results[index] = { ok: true, result: finish(deps, workspaceId, now, p, w.outcome, w.outbox) };
+        } catch (err) {
+          if (!(err instanceof DomainError)) throw err;
+          results[index] = { ok: false, error: itemError(index, err) };
+        }
+      }
+    }
+  }
+  return results.map((r) => r!);
 }
 
 /** A message of the workspace with its deliveries. */

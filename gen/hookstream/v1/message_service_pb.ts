@@ -9,6 +9,8 @@ import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bu
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Delivery, DeliveryStatus } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
+import type { ErrorDetail } from "./error_pb.ts";
+import { file_hookstream_v1_error } from "./error_pb.ts";
 import type { Message as Message$1 } from "./message_pb.ts";
 import { file_hookstream_v1_message } from "./message_pb.ts";
 import type { Quota } from "./quota_pb.ts";
@@ -23,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message_service.proto.
  */
 export const file_hookstream_v1_message_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL9BAoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQESOAoHaGVhZGVycxgOIAMoCzInLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QuSGVhZGVyc0VudHJ5EjoKCG1ldGFkYXRhGA8gAygLMiguaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdC5NZXRhZGF0YUVudHJ5EisKBXJldHJ5GBAgASgLMhwuaG9va3N0cmVhbS52MS5SZXRyeU92ZXJyaWRlGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Qg0KC19kZWxpdmVyX2luQhMKEV9kZWxpdmVyX2F0X2xvY2FsQgwKCl90aW1lX3pvbmUiuQEKDFNlbmRSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXF1b3RhGAsgASgLMhQuaG9va3N0cmVhbS52MS5RdW90YSIfChFHZXRNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJqChJHZXRNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJtChVDYW5jZWxNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSLYAQoYUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCmRlbGl2ZXJfaW4YAiABKAlIAIgBARIuCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAQgASgJSAGIAQESFgoJdGltZV96b25lGAUgASgJSAKIAQFCDQoLX2RlbGl2ZXJfaW5CEwoRX2RlbGl2ZXJfYXRfbG9jYWxCDAoKX3RpbWVfem9uZSJxChlSZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlEicKB21lc3NhZ2UYASABKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USKwoKZGVsaXZlcmllcxgCIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnki8AEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKZXZlbnRfdHlwZRgDIAEoCRI1ChFjcmVhdGVfdGltZV9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghzdGF0dXNlcxgGIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMiWQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKAoIbWVzc2FnZXMYASADKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMscECg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDElEKB1RyaWdnZXISHS5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXF1ZXN0Gh4uaG9va3N0cmVhbS52MS5UcmlnZ2VyUmVzcG9uc2UiB6K7GAMKAQMSXQoKR2V0TWVzc2FnZRIgLmhvb2tzdHJlYW0udjEuR2V0TWVzc2FnZVJlcXVlc3QaIS5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXNwb25zZSIKkAIBorsYAwoBAxJjCgxMaXN0TWVzc2FnZXMSIi5ob29rc3RyZWFtLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaIy5ob29rc3RyZWFtLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlIgqQAgGiuxgDCgEDEmMKDUNhbmNlbE1lc3NhZ2USIy5ob29rc3RyZWFtLnYxLkNhbmNlbE1lc3NhZ2VSZXF1ZXN0GiQuaG9va3N0cmVhbS52MS5DYW5jZWxNZXNzYWdlUmVzcG9uc2UiB6K7GAMKAQMSbwoRUmVzY2hlZHVsZU1lc3NhZ2USJy5ob29rc3RyZWFtLnYxLlJlc2NoZWR1bGVNZXNzYWdlUmVxdWVzdBooLmhvb2tzdHJlYW0udjEuUmVzY2hlZHVsZU1lc3NhZ2VSZXNwb25zZSIHorsYAwoBA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_message, file_hookstream_v1_quota, file_hookstream_v1_retry_override, file_hookstream_v1_trigger]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL9BAoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQESOAoHaGVhZGVycxgOIAMoCzInLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QuSGVhZGVyc0VudHJ5EjoKCG1ldGFkYXRhGA8gAygLMiguaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdC5NZXRhZGF0YUVudHJ5EisKBXJldHJ5GBAgASgLMhwuaG9va3N0cmVhbS52MS5SZXRyeU92ZXJyaWRlGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Qg0KC19kZWxpdmVyX2luQhMKEV9kZWxpdmVyX2F0X2xvY2FsQgwKCl90aW1lX3pvbmUiuQEKDFNlbmRSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXF1b3RhGAsgASgLMhQuaG9va3N0cmVhbS52MS5RdW90YSIfChFHZXRNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJqChJHZXRNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJtChVDYW5jZWxNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSLYAQoYUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCmRlbGl2ZXJfaW4YAiABKAlIAIgBARIuCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAQgASgJSAGIAQESFgoJdGltZV96b25lGAUgASgJSAKIAQFCDQoLX2RlbGl2ZXJfaW5CEwoRX2RlbGl2ZXJfYXRfbG9jYWxCDAoKX3RpbWVfem9uZSJxChlSZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlEicKB21lc3NhZ2UYASABKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USKwoKZGVsaXZlcmllcxgCIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnki8AEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKZXZlbnRfdHlwZRgDIAEoCRI1ChFjcmVhdGVfdGltZV9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghzdGF0dXNlcxgGIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMiWQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKAoIbWVzc2FnZXMYASADKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj0KEFNlbmRCYXRjaFJlcXVlc3QSKQoFaXRlbXMYASADKAsyGi5ob29rc3RyZWFtLnYxLlNlbmRSZXF1ZXN0IlsKEVNlbmRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlc3VsdBIVCg1hbGxfc3VjY2VlZGVkGAIgASgIIpkBCg9TZW5kQmF0Y2hSZXN1bHQSDQoFaW5kZXgYASABKAUSLQoIcmVzcG9uc2UYAiABKAsyGy5ob29rc3RyZWFtLnYxLlNlbmRSZXNwb25zZRIMCgRjb2RlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSKQoFZXJyb3IYBSABKAsyGi5ob29rc3RyZWFtLnYxLkVycm9yRGV0YWlsMqAFCg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDElEKB1RyaWdnZXISHS5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXF1ZXN0Gh4uaG9va3N0cmVhbS52MS5UcmlnZ2VyUmVzcG9uc2UiB6K7GAMKAQMSXQoKR2V0TWVzc2FnZRIgLmhvb2tzdHJlYW0udjEuR2V0TWVzc2FnZVJlcXVlc3QaIS5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXNwb25zZSIKkAIBorsYAwoBAxJXCglTZW5kQmF0Y2gSHy5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlcXVlc3QaIC5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlc3BvbnNlIgeiuxgDCgEDEmMKDExpc3RNZXNzYWdlcxIiLmhvb2tzdHJlYW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBojLmhvb2tzdHJlYW0udjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2UiCpACAaK7GAMKAQMSYwoNQ2FuY2VsTWVzc2FnZRIjLmhvb2tzdHJlYW0udjEuQ2FuY2VsTWVzc2FnZVJlcXVlc3QaJC5ob29rc3RyZWFtLnYxLkNhbmNlbE1lc3NhZ2VSZXNwb25zZSIHorsYAwoBAxJvChFSZXNjaGVkdWxlTWVzc2FnZRInLmhvb2tzdHJlYW0udjEuUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0GiguaG9va3N0cmVhbS52MS5SZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlIgeiuxgDCgEDYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_error, file_hookstream_v1_message, file_hookstream_v1_quota, file_hookstream_v1_retry_override, file_hookstream_v1_trigger]);
 
 /**
  * SendRequest is one event for one endpoint.
@@ -485,6 +487,105 @@ export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@_
   messageDesc(file_hookstream_v1_message_service, 9);
 
 /**
+ * SendBatchRequest is 1 to 20 Sends.
+ *
+ * @generated from message hookstream.v1.SendBatchRequest
+ */
+export type SendBatchRequest = Message<"hookstream.v1.SendBatchRequest"> & {
+  /**
+   * The items, each a complete SendRequest (its own endpoint, payload, key, schedule, ...).
+   *
+   * @generated from field: repeated hookstream.v1.SendRequest items = 1;
+   */
+  items: SendRequest[];
+};
+
+/**
+ * Describes the message hookstream.v1.SendBatchRequest.
+ * Use `create(SendBatchRequestSchema)` to create a new message.
+ */
+export const SendBatchRequestSchema: GenMessage<SendBatchRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 10);
+
+/**
+ * SendBatchResponse answers every item, in order.
+ *
+ * @generated from message hookstream.v1.SendBatchResponse
+ */
+export type SendBatchResponse = Message<"hookstream.v1.SendBatchResponse"> & {
+  /**
+   * One result per item, in the order of the request.
+   *
+   * @generated from field: repeated hookstream.v1.SendBatchResult results = 1;
+   */
+  results: SendBatchResult[];
+
+  /**
+   * True when every item succeeded.
+   *
+   * @generated from field: bool all_succeeded = 2;
+   */
+  allSucceeded: boolean;
+};
+
+/**
+ * Describes the message hookstream.v1.SendBatchResponse.
+ * Use `create(SendBatchResponseSchema)` to create a new message.
+ */
+export const SendBatchResponseSchema: GenMessage<SendBatchResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 11);
+
+/**
+ * SendBatchResult is the outcome of one item of a batch.
+ *
+ * @generated from message hookstream.v1.SendBatchResult
+ */
+export type SendBatchResult = Message<"hookstream.v1.SendBatchResult"> & {
+  /**
+   * The item's position in the request, from 0.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The item's answer when it succeeded (replayed when its idempotency key had been used).
+   *
+   * @generated from field: hookstream.v1.SendResponse response = 2;
+   */
+  response?: SendResponse | undefined;
+
+  /**
+   * The Connect error code when it failed ("invalid_argument", "not_found", "already_exists",
+   * "failed_precondition", "resource_exhausted"); empty on success.
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+
+  /**
+   * What went wrong, in plain words; empty on success.
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * The stable reason and the bad fields (as items[index].field), when it failed.
+   *
+   * @generated from field: hookstream.v1.ErrorDetail error = 5;
+   */
+  error?: ErrorDetail | undefined;
+};
+
+/**
+ * Describes the message hookstream.v1.SendBatchResult.
+ * Use `create(SendBatchResultSchema)` to create a new message.
+ */
+export const SendBatchResultSchema: GenMessage<SendBatchResult> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 12);
+
+/**
  * MessageService is the producer's surface, authorized by an API key.
  *
  * @generated from service hookstream.v1.MessageService
@@ -521,6 +622,17 @@ export const MessageService: GenService<{
     methodKind: "unary";
     input: typeof GetMessageRequestSchema;
     output: typeof GetMessageResponseSchema;
+  },
+  /**
+   * SendBatch sends up to 20 messages: each item succeeds or fails on its own (its index, error
+   * code and detail), and the new messages of every valid item are written in one transaction.
+   *
+   * @generated from rpc hookstream.v1.MessageService.SendBatch
+   */
+  sendBatch: {
+    methodKind: "unary";
+    input: typeof SendBatchRequestSchema;
+    output: typeof SendBatchResponseSchema;
   },
   /**
    * ListMessages pages through the workspace's messages, newest first, with filters.

@@ -9,7 +9,7 @@ import {
 import type { DeliveryRecord, MessageRecord, NewOutboxRecord, OutboxRecord } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { deliveryRecord, messageRecord, toBuffer } from "../record-mappers.ts";
-import { DETACHED, type StoreContext } from "../store-context.ts";
+import { DETACHED, type Em, type StoreContext } from "../store-context.ts";
 import { isUniqueViolation } from "../store-errors.ts";
 import { unitOfWork } from "../unit-of-work.ts";
 import { IdempotencyKey } from "./idempotency-key.entity.ts";
@@ -42,25 +42,66 @@ export function keyExpiryOf(message: MessageRecord, keyExpiresAt: Date | null | 
   return new Date(message.createdAt.getTime() + DEFAULT_IDEMPOTENCY_TTL_MS);
 }
 
+/** Writes several accepted messages in one transaction; per message its outbox rows, or null when its key is taken. */
+export type BatchAcceptWriter = (
+  calls: readonly {
+    message: MessageRecord;
+    deliveries: readonly DeliveryRecord[];
+    outbox: readonly NewOutboxRecord[];
+    keyExpiresAt: Date | null;
+  }[],
+) => Promise<(OutboxRecord[] | null)[]>;
+
+/** The message (and its key row) on `em`, inside the caller's transaction. */
+async function insertAccepted(
+  em: Em,
+  message: MessageRecord,
+  deliveries: readonly DeliveryRecord[],
+  keyExpiresAt: Date | null,
+): Promise<void> {
+  await em.insert(Message, { ...message, payload: toBuffer(message.payload) });
+  if (keyExpiresAt !== null) {
+    // An expired key is taken over; a live one makes the insert fail on the primary key (→ taken).
+    const where = { workspaceId: message.workspaceId, key: message.idempotencyKey };
+    const took = await em.nativeUpdate(
+      IdempotencyKey,
+      { ...where, expiresAt: { $lte: message.createdAt } },
+      { messageId: message.id, expiresAt: keyExpiresAt, createdAt: message.createdAt },
+    );
+    if (took === 0) {
+      await em.insert(IdempotencyKey, {
+        ...where,
+        messageId: message.id,
+        expiresAt: keyExpiresAt,
+        createdAt: message.createdAt,
+      });
+    }
+  }
+  if (deliveries.length > 0) await em.insertMany(Delivery, [...deliveries]);
+}
+
+/** The reference batch accept: one MikroORM transaction for every message. */
+function ormAcceptBatch(ctx: StoreContext): BatchAcceptWriter {
+  return async (calls) => {
+    const done = await unitOfWork(ctx, async (em) => {
+      for (const c of calls) await insertAccepted(em, c.message, c.deliveries, c.keyExpiresAt);
+      return { value: true, outbox: calls.flatMap((c) => c.outbox) };
+    });
+    // Outbox rows come back in input order: hand each call its own.
+    let at = 0;
+    return calls.map((c) => {
+      const rows = done!.outbox.slice(at, at + c.outbox.length);
+      at += c.outbox.length;
+      return rows;
+    });
+  };
+}
+
 /** The reference accept: one MikroORM transaction (both databases). */
 function ormAccept(ctx: StoreContext): AcceptWriter {
   return async (message, deliveries, outbox, keyExpiresAt) => {
     const done = await unitOfWork(ctx, async (em) => {
-      await em.insert(Message, { ...message, payload: toBuffer(message.payload) });
-      if (keyExpiresAt !== null) {
-        // An expired key is taken over; a live one makes the insert fail on the primary key (→ taken).
-        const where = { workspaceId: message.workspaceId, key: message.idempotencyKey };
-        const took = await em.nativeUpdate(
-          IdempotencyKey,
-          { ...where, expiresAt: { $lte: message.createdAt } },
-          { messageId: message.id, expiresAt: keyExpiresAt, createdAt: message.createdAt },
-        );
-        if (took === 0) {
-          const row = { ...where, messageId: message.id, expiresAt: keyExpiresAt, createdAt: message.createdAt };
-          await em.insert(IdempotencyKey, row);
-        }
-      }
-      if (deliveries.length > 0) await em.insertMany(Delivery, [...deliveries]);
+      await insertAccepted(em, message, deliveries, keyExpiresAt);
       return { value: true, outbox };
     });
     return done === null ? null : done.outbox;
@@ -73,7 +114,9 @@ function ormAccept(ctx: StoreContext): AcceptWriter {
  * foundation's bench); everything else is the MikroORM reference on both databases.
  */
 export function createMessageRepository(ctx: StoreContext, overrides: boolean): MessageStore {
-  const write: AcceptWriter = ctx.pg && overrides ? createPgAcceptMessage(ctx) : ormAccept(ctx);
+  const pgWriter = ctx.pg && overrides ? createPgAcceptMessage(ctx) : undefined;
+  const write: AcceptWriter = pgWriter ?? ormAccept(ctx);
+  const writeBatch: BatchAcceptWriter = pgWriter?.batch ?? ormAcceptBatch(ctx);
 
   const findMessageByIdempotencyKey = async (
     workspaceId: string,
@@ -124,6 +167,26 @@ export function createMessageRepository(ctx: StoreContext, overrides: boolean): 
         if (!isUniqueViolation(error)) throw error;
         return taken(message, error);
       }
+    },
+
+    async acceptMessages(batch) {
+      const accept = this.acceptMessage.bind(this);
+      let written: (OutboxRecord[] | null)[];
+      try {
+        written = await writeBatch(batch);
+      } catch (error) {
+        // A key taken by a racing request (or repeated within the batch) rolled the transaction
+        // back: the messages are then accepted one by one, each answered on its own.
+        if (!isUniqueViolation(error)) throw error;
+        const out: { outcome: AcceptOutcome; outbox: OutboxRecord[] }[] = [];
+        for (const c of batch) out.push(await accept(c.message, c.deliveries, c.outbox, c.keyExpiresAt));
+        return out;
+      }
+      const out: { outcome: AcceptOutcome; outbox: OutboxRecord[] }[] = [];
+      for (const [i, rows] of written.entries()) {
+        out.push(rows === null ? await taken(batch[i]!.message) : { outcome: { created: true }, outbox: rows });
+      }
+      return out;
     },
 
     async getMessage(workspaceId: string, id: string): Promise<MessageRecord | null> {

@@ -8,7 +8,7 @@ import { pgOutboxGroupInsert, splitSeqs } from "../outbox/pg-outbox-repository.t
 import { createGroupCommitter } from "../pg/pg-batching.ts";
 import { PgTable, pgRows, type PgPool } from "../pg/pg-table.ts";
 import type { StoreContext } from "../store-context.ts";
-import type { AcceptWriter } from "./message-repository.ts";
+import type { AcceptWriter, BatchAcceptWriter } from "./message-repository.ts";
 
 /** One acceptMessage call. */
 interface AcceptInput {
@@ -28,7 +28,7 @@ interface KeyRow {
 }
 
 /** Creates the group-committed accept writer; a lone call is a group of one. */
-export function createPgAcceptMessage(ctx: StoreContext): AcceptWriter {
+export function createPgAcceptMessage(ctx: StoreContext): AcceptWriter & { batch: BatchAcceptWriter } {
   const m = new PgTable<MessageRecord>(ctx.orm, "Message");
   const k = new PgTable<KeyRow>(ctx.orm, "IdempotencyKey");
   const d = new PgTable<DeliveryRecord>(ctx.orm, "Delivery");
@@ -108,6 +108,9 @@ SELECT ARRAY(SELECT id FROM m) AS ids, ARRAY(SELECT seq FROM o) AS seqs`;
     );
   };
   const commit = createGroupCommitter(() => ctx.pool(), many);
-  return (message, deliveries, outbox, keyExpiresAt) =>
+  const one: AcceptWriter = (message, deliveries, outbox, keyExpiresAt) =>
     ctx.raw(() => commit({ message, deliveries, outbox, keyExpiresAt }));
+  // A batch is one statement of its own (one transaction), not mixed into a concurrent group.
+  const batch: BatchAcceptWriter = (calls) => ctx.raw((pool) => many(pool, calls));
+  return Object.assign(one, { batch });
 }
