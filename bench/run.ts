@@ -20,6 +20,8 @@
  *        --due N (of those, made due for the release case, default 5000)
  *        --log-level LEVEL (roles' LOG_LEVEL, default info) --cpu-prof (profiles of api and worker)
  *        --http1 (Connect over HTTP/1.1 for our Send calls and the no-op baseline; default h2c)
+ *        --growth N (after the first phases, fill up to N messages, then measure the same
+ *        throughput and latency phases again, e.g. --messages 8000 --growth 100000)
  *        --watchers N (only the watchers case instead: N concurrent WatchDeliveries streams on one
  *        api against a bare connect-node fan-out, see bench/watchers.ts) --watch-events N (default 10)
  */
@@ -31,6 +33,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runWatchersBench } from "./watchers.ts";
+import { findPid, snapshot, workRows } from "./work-meter.ts";
 import { create, fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
@@ -59,6 +62,7 @@ const { values: flags } = parseArgs({
     pending: { type: "string", default: "1000000" },
     due: { type: "string", default: "5000" },
     watchers: { type: "string", default: "0" },
+    growth: { type: "string", default: "0" },
     "watch-events": { type: "string", default: "10" },
   },
 });
@@ -68,6 +72,7 @@ const RATE = Math.min(Math.max(Number(flags.rate), 1), 100_000);
 const SECONDS = Math.min(Math.max(Number(flags.seconds), 1), 600);
 const BASELINE_REQUESTS = Math.max(MESSAGES, 5_000);
 const FANOUT = Math.min(Math.max(Math.trunc(Number(flags.fanout)), 0), 100);
+const GROWTH = Math.min(Math.max(Math.trunc(Number(flags.growth)), 0), 1_000_000);
 const PENDING = Math.min(Math.max(Math.trunc(Number(flags.pending)), 0), 10_000_000);
 const DUE = Math.min(Math.max(Math.trunc(Number(flags.due)), 0), PENDING);
 const HTTP_VERSION = flags.http1 ? "1.1" : "2";
@@ -262,33 +267,87 @@ async function main(): Promise<void> {
       };
     };
 
-    // Single endpoint: MESSAGES concurrent Sends.
-    const single = await throughput(MESSAGES, CONCURRENCY);
-    const { sendsPerSec, deliveriesPerSec, missing } = single;
+    // Where the work of a throughput phase goes: CPU per process, PostgreSQL rows and commits.
+    const statsDb = databaseUrl.startsWith("sqlite:") ? undefined : await openBenchDb(databaseUrl);
+    const stats = statsDb === undefined ? undefined : (sql: string) => statsDb.execute(sql);
+    const processes = {
+      api: stack.pid("api"),
+      dispatcher: stack.pid("dispatcher"),
+      worker: stack.pid("worker"),
+      "nats-server": await findPid(nats.storeDir),
+    };
+    const work: Array<[string, string, string]> = [];
+    const measuredThroughput = async (label: string, messages: number): ReturnType<typeof throughput> => {
+      const before = await snapshot(processes, stats);
+      const result = await throughput(messages, CONCURRENCY);
+      const cpu = await snapshot(processes, stats);
+      // PostgreSQL backends publish their counters within 10 s of going idle (PGSTAT_IDLE_INTERVAL).
+      const rowsAfter = stats === undefined ? cpu : (await sleep(11_000), await snapshot(processes, stats));
+      work.push(...workRows(label, before, cpu, rowsAfter, result.ids.length));
+      return result;
+    };
 
     // Latency at a fixed offered rate: Send reply → receipt at the receiver.
-    const latencyCount = RATE * SECONDS;
-    const replies: Array<{ deliveryId: string; repliedAt: number; tookMs: number }> = [];
-    const inFlight: Array<Promise<void>> = [];
-    const latencyStart = now();
-    for (let i = 0; i < latencyCount; i++) {
-      const due = latencyStart + (i * 1000) / RATE;
-      const wait = due - now();
-      if (wait > 1) await sleep(wait);
-      inFlight.push(send(sent + i).then((r) => void replies.push(r)));
-    }
-    await Promise.all(inFlight);
-    const latencyDeadline = now() + 120_000;
-    while (replies.some((r) => !delivered.has(r.deliveryId)) && now() < latencyDeadline) await sleep(20);
-    const endToEnd = replies
-      .filter((r) => delivered.has(r.deliveryId))
-      .map((r) => Math.max(0, (delivered.get(r.deliveryId) ?? 0) - r.repliedAt))
-      .sort((a, b) => a - b);
-    const sendLatency = replies.map((r) => r.tookMs).sort((a, b) => a - b);
-    const latencyMissing = replies.length - endToEnd.length;
-    sent += latencyCount;
+    const latencyPhase = async () => {
+      const latencyCount = RATE * SECONDS;
+      const replies: Array<{ deliveryId: string; repliedAt: number; tookMs: number }> = [];
+      const inFlight: Array<Promise<void>> = [];
+      const latencyStart = now();
+      for (let i = 0; i < latencyCount; i++) {
+        const due = latencyStart + (i * 1000) / RATE;
+        const wait = due - now();
+        if (wait > 1) await sleep(wait);
+        inFlight.push(send(sent + i).then((r) => void replies.push(r)));
+      }
+      await Promise.all(inFlight);
+      const latencyDeadline = now() + 120_000;
+      while (replies.some((r) => !delivered.has(r.deliveryId)) && now() < latencyDeadline) await sleep(20);
+      const endToEnd = replies
+        .filter((r) => delivered.has(r.deliveryId))
+        .map((r) => Math.max(0, (delivered.get(r.deliveryId) ?? 0) - r.repliedAt))
+        .sort((a, b) => a - b);
+      const sendLatency = replies.map((r) => r.tookMs).sort((a, b) => a - b);
+      sent += latencyCount;
+      return { endToEnd, sendLatency, latencyMissing: replies.length - endToEnd.length };
+    };
+
+    // Single endpoint: MESSAGES concurrent Sends.
+    const single = await measuredThroughput(`at ${fmt(MESSAGES)} messages`, MESSAGES);
+    const { sendsPerSec, deliveriesPerSec, missing } = single;
+    const { endToEnd, sendLatency, latencyMissing } = await latencyPhase();
 
     const cases: Array<[string, string, string]> = [];
+    // Growth: fill the tables up to GROWTH messages, then the same throughput and latency phases.
+    if (GROWTH > sent) {
+      await pool(GROWTH - sent - MESSAGES, CONCURRENCY, async (n) => void (await send(sent + n)));
+      sent = Math.max(sent, GROWTH - MESSAGES);
+      const grown = await measuredThroughput(`at ${fmt(GROWTH)} messages`, MESSAGES);
+      const late = await latencyPhase();
+      cases.push(
+        [
+          `at ${fmt(GROWTH)} messages: deliveries/s`,
+          `${fmt(grown.deliveriesPerSec)} /s`,
+          `${fmt(grown.deliveriesPerSec / undiciRps, 3)} × undici POST (${fmt(grown.deliveriesPerSec / deliveriesPerSec, 2)} × at ${fmt(MESSAGES)})`,
+        ],
+        [
+          `at ${fmt(GROWTH)} messages: accepted sends/s`,
+          `${fmt(grown.sendsPerSec)} /s`,
+          `${fmt(grown.sendsPerSec / noopRps, 3)} × no-op RPC`,
+        ],
+        [
+          `at ${fmt(GROWTH)}: Send reply → receipt p50 / p99`,
+          `${fmt(percentile(late.endToEnd, 50), 1)} / ${fmt(percentile(late.endToEnd, 99), 1)} ms`,
+          "",
+        ],
+        [
+          `at ${fmt(GROWTH)}: Send call p50 / p99`,
+          `${fmt(percentile(late.sendLatency, 50), 1)} / ${fmt(percentile(late.sendLatency, 99), 1)} ms`,
+          "",
+        ],
+        [`at ${fmt(GROWTH)}: not delivered`, `${grown.missing} / ${late.latencyMissing}`, ""],
+      );
+    }
+    await statsDb?.close();
     // The baseline of the fan-out and pending-retries cases: single-endpoint throughput again, now
     // that every process is warm (the first run above includes their warm-up).
     const warm = FANOUT > 0 || PENDING > 0 ? await throughput(MESSAGES, CONCURRENCY) : single;
@@ -386,6 +445,7 @@ async function main(): Promise<void> {
       ["not delivered (throughput / latency phase)", `${missing} / ${latencyMissing}`, ""],
       ...cases,
       ["duplicate deliveries (at-least-once)", `${webhookRequests - delivered.size}`, ""],
+      ...work,
     ];
     // Warnings and errors the roles logged during the run: a bench number means little if they fail.
     for (const role of ["api", "dispatcher", "worker"] as const) {
