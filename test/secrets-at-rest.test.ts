@@ -14,6 +14,11 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { Webhook } from "standardwebhooks";
 import { openStore, type OpenedStore } from "../src/store/index.ts";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeCertificates } from "./support/certificates.ts";
+import { startConnectProxy, type ConnectProxy } from "./support/connect-proxy.ts";
 import { createTestDatabase, testDbKinds, type TestDatabase } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -32,8 +37,14 @@ for (const kind of testDbKinds()) {
     let store: OpenedStore | undefined;
     let management: Clients;
     let producer: Clients;
+    const certs = makeCertificates();
+    let proxy: ConnectProxy | undefined;
 
     before(async () => {
+      // Every delivery of this stack goes through a real CONNECT proxy; a private CA is trusted.
+      proxy = await startConnectProxy();
+      const caFile = join(mkdtempSync(join(tmpdir(), "hookstream-ca-")), "ca.pem");
+      writeFileSync(caFile, certs.ca.certPem);
       receiver = await startReceiver();
       nats = await startNatsServer();
       db = await createTestDatabase(kind);
@@ -58,6 +69,7 @@ for (const kind of testDbKinds()) {
       stack?.destroy();
       await store?.close();
       await receiver?.close();
+      await proxy?.close();
       await nats?.stop();
       await db?.drop();
     });
@@ -122,8 +134,8 @@ for (const kind of testDbKinds()) {
       const sealed = await storedSecret(id);
       assert.ok(
         await store!.endpointSecrets.replaceEndpointSecrets(
-          { id, secret: sealed, previousSecret: null },
-          { id, secret: legacy, previousSecret: null },
+          { id, secret: sealed, previousSecret: null, clientKey: null },
+          { id, secret: legacy, previousSecret: null, clientKey: null },
         ),
       );
       assert.ok(verifies(legacy, await deliverOne(id, '{"n":2}')));
@@ -232,6 +244,12 @@ for (const kind of testDbKinds()) {
       assert.equal(await storedSecret(id), before);
     });
 
+    void it("every delivery of this stack went through the CONNECT proxy, to the receiver's checked IP", () => {
+      const port = new URL(receiver!.url).port;
+      assert.ok(proxy!.connects.length > 0);
+      assert.ok(proxy!.connects.every((c) => c.target === `127.0.0.1:${port}` && c.status === 200));
+    });
+
     void it("key rotation: reencrypt moves every secret to the new key; a worker with only the new key signs", async () => {
       const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/c` } });
       const id = created.endpoint!.id;
@@ -241,6 +259,7 @@ for (const kind of testDbKinds()) {
       for (const row of rows) {
         assert.match(row.secret, /^hsenc:v1:k2:/);
         if (row.previousSecret !== null) assert.match(row.previousSecret, /^hsenc:v1:k2:/);
+        if (row.clientKey !== null) assert.match(row.clientKey, /^hsenc:v1:k2:/);
       }
       // The old worker holds k1 only; replace it by one that holds k2 only.
       await stack!.kill("worker", "SIGTERM");

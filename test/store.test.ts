@@ -376,12 +376,22 @@ for (const { kind, overrides, label } of variants) {
         [...all.map((r) => r.id)].sort(),
       );
       const mine = new Map(all.map((r) => [r.id, r]));
-      assert.deepEqual(mine.get(plain.id), { id: plain.id, secret: "whsec_plain1", previousSecret: "whsec_plain0" });
-      assert.deepEqual(mine.get(foreign.id), { id: foreign.id, secret: "whsec_plain2", previousSecret: null });
+      assert.deepEqual(mine.get(plain.id), {
+        id: plain.id,
+        secret: "whsec_plain1",
+        previousSecret: "whsec_plain0",
+        clientKey: null,
+      });
+      assert.deepEqual(mine.get(foreign.id), {
+        id: foreign.id,
+        secret: "whsec_plain2",
+        previousSecret: null,
+        clientKey: null,
+      });
       assert.equal(mine.get(gone.id)?.secret, "whsec_plain3", "a deleted endpoint's secret is resealed too");
 
       // Compare and set: a stale expectation writes nothing.
-      const stale = { id: foreign.id, secret: "whsec_changed", previousSecret: null };
+      const stale = { id: foreign.id, secret: "whsec_changed", previousSecret: null, clientKey: null };
       assert.equal(await store.endpointSecrets.replaceEndpointSecrets(stale, { ...stale, secret: "x" }), false);
       assert.equal((await store.endpoints.getEndpoint(other, foreign.id))?.secret, "whsec_plain2");
 

@@ -2,7 +2,7 @@
  * The `hookstream` binary: one process per role (api, dispatcher, worker), all of them
  * together (dev), or a one-shot schema migration (migrate).
  */
-import { createHash } from "node:crypto";
+import { X509Certificate, createHash } from "node:crypto";
 import { createAckRoutes } from "../api/ack-routes.ts";
 import { createAckSigner } from "../domain/async-ack.ts";
 import { randomBytes } from "node:crypto";
@@ -39,7 +39,7 @@ import { createStatusFeed } from "../queue/status-feed.ts";
 import { ensureStreams, streamNames } from "../queue/streams.ts";
 import { migrateDatabase, openStore } from "../store/open-store.ts";
 import { createDeliveryWorker } from "../worker/delivery-worker.ts";
-import { createHttpSender } from "../worker/http-sender.ts";
+import { createHttpSender, type HttpSenderOptions } from "../worker/http-sender.ts";
 import { createOutboundPolicy } from "../worker/outbound-policy.ts";
 import { createSigningKeys } from "../worker/signing-keys.ts";
 import { createEndpointProbe } from "../worker/endpoint-probe.ts";
@@ -127,6 +127,27 @@ async function reseal(config: Config, box: SecretBox, scope: "plaintext" | "all"
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The outbound sender's settings, the same for deliveries and TestEndpoint pings: the SSRF policy,
+ * the proxy with its no-proxy list, and extra CA certificates from HOOKSTREAM_OUTBOUND_CA_FILE.
+ */
+function outboundOptions(config: Config): HttpSenderOptions {
+  let ca: string[] | undefined;
+  if (config.outboundCaFile !== undefined) {
+    const text = readFileSync(config.outboundCaFile, "utf8");
+    ca = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (ca.length === 0)
+      throw new Error(`HOOKSTREAM_OUTBOUND_CA_FILE ${config.outboundCaFile} holds no PEM certificate`);
+    for (const pem of ca) new X509Certificate(pem);
+  }
+  return {
+    policy: createOutboundPolicy(config.outboundAllow),
+    proxy:
+      config.outboundProxy === undefined ? undefined : { url: config.outboundProxy, noProxy: config.outboundNoProxy },
+    ca,
+  };
 }
 
 async function run(role: Role): Promise<void> {
@@ -247,7 +268,7 @@ async function run(role: Role): Promise<void> {
   const ackSigner = ackSecret === undefined ? undefined : createAckSigner(config.publicUrl, ackSecret);
 
   if (runs("worker")) {
-    const sender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
+    const sender = createHttpSender(outboundOptions(config));
     closers.push({ name: "http sender", close: () => sender.close() });
     const asyncAck = ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs };
     const worker = createDeliveryWorker({
@@ -304,7 +325,7 @@ async function run(role: Role): Promise<void> {
   if (runs("api")) {
     const shutdownController = new AbortController();
     // TestEndpoint's pings go out from the API role, through the same outbound policy as deliveries.
-    const probeSender = createHttpSender({ policy: createOutboundPolicy(config.outboundAllow) });
+    const probeSender = createHttpSender(outboundOptions(config));
     closers.push({ name: "probe http sender", close: () => probeSender.close() });
     const endpointProbe = createEndpointProbe({
       webhook: createWebhookDestination(probeSender, undefined, createSigningKeys(secretBox)),

@@ -40,6 +40,12 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** CIDRs that outbound deliveries may reach even though they are private. */
   readonly outboundAllow: readonly string[];
+  /** HTTP(S) CONNECT proxy for outbound requests; undefined: direct. */
+  readonly outboundProxy: URL | undefined;
+  /** Destinations that bypass the proxy (host names, IPs, CIDRs, or *). */
+  readonly outboundNoProxy: readonly string[];
+  /** PEM file of extra CA certificates trusted for outbound TLS; undefined: Node's bundled roots only. */
+  readonly outboundCaFile: string | undefined;
   readonly workerConcurrency: number;
   readonly jobAckWaitMs: number;
   /** Slow retry lane: delays after retryable failures other than 429. */
@@ -161,6 +167,21 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_OUTBOUND_ALLOW",
     default: "empty (dev: 127.0.0.0/8,::1/128)",
     doc: "Comma-separated CIDRs deliveries may reach although they are private, loopback or link-local.",
+  },
+  {
+    env: "HOOKSTREAM_OUTBOUND_PROXY",
+    default: "unset (direct)",
+    doc: "http(s)://[user:password@]host:port of a CONNECT proxy for every outbound request; the SSRF guard checks the destination first.",
+  },
+  {
+    env: "HOOKSTREAM_OUTBOUND_NO_PROXY",
+    default: "empty",
+    doc: "Comma-separated destinations reached without the proxy: host names (and their subdomains), IPs, CIDRs, or *.",
+  },
+  {
+    env: "HOOKSTREAM_OUTBOUND_CA_FILE",
+    default: "unset (Node's bundled roots)",
+    doc: "PEM file of extra CA certificates trusted for outbound TLS (endpoints and an https proxy), beside Node's roots.",
   },
   { env: "HOOKSTREAM_WORKER_CONCURRENCY", default: "64", doc: "Deliveries one worker process performs at once." },
   {
@@ -380,6 +401,35 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     );
   }
 
+  const proxyRaw = get("HOOKSTREAM_OUTBOUND_PROXY");
+  let outboundProxy: URL | undefined;
+  if (proxyRaw !== undefined) {
+    try {
+      outboundProxy = new URL(proxyRaw);
+      if (
+        (outboundProxy.protocol !== "http:" && outboundProxy.protocol !== "https:") ||
+        outboundProxy.hostname === ""
+      ) {
+        throw new Error("scheme");
+      }
+    } catch {
+      problems.push(
+        `HOOKSTREAM_OUTBOUND_PROXY=${proxyRaw.replace(/\/\/[^@/]*@/, "//***@")}: expected http://host:port or https://host:port`,
+      );
+      outboundProxy = undefined;
+    }
+  }
+  const outboundNoProxy = list("HOOKSTREAM_OUTBOUND_NO_PROXY", "");
+  for (const entry of outboundNoProxy) {
+    if (
+      entry !== "*" &&
+      !/^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(entry) &&
+      !/^[0-9A-Fa-f.:[\]]+(\/\d{1,3})?$/.test(entry)
+    ) {
+      problems.push(`HOOKSTREAM_OUTBOUND_NO_PROXY: ${entry} is not a host name, IP, CIDR or *`);
+    }
+  }
+
   const logLevel = get("LOG_LEVEL") ?? "info";
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel}: expected fatal, error, warn, info, debug, trace or silent`);
@@ -415,6 +465,9 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     quotaFlushIntervalMs: Math.max(10, duration("HOOKSTREAM_QUOTA_FLUSH_INTERVAL", "1s")),
     corsOrigins: list("HOOKSTREAM_CORS_ORIGINS", "*"),
     outboundAllow: list("HOOKSTREAM_OUTBOUND_ALLOW", dev ? "127.0.0.0/8,::1/128" : ""),
+    outboundProxy,
+    outboundNoProxy,
+    outboundCaFile: get("HOOKSTREAM_OUTBOUND_CA_FILE"),
     workerConcurrency: int("HOOKSTREAM_WORKER_CONCURRENCY", 64, 1, 10_000),
     jobAckWaitMs: duration("HOOKSTREAM_JOB_ACK_WAIT", "30s"),
     retrySchedule,

@@ -5,6 +5,7 @@
  * each row is a compare-and-set, so a rotation racing the pass is never overwritten, and a crash
  * mid-way leaves every row either old (still readable) or new.
  */
+import { clientKeyContext } from "./client-certificate.ts";
 import { endpointSecretContext } from "./endpoints.ts";
 import { isSealed, type SecretBox } from "./secret-box.ts";
 
@@ -13,6 +14,8 @@ export interface StoredEndpointSecrets {
   id: string;
   secret: string;
   previousSecret: string | null;
+  /** The sealed private key of the endpoint's mTLS client certificate, if any. */
+  clientKey: string | null;
 }
 
 /** The resealing pass's port. */
@@ -53,14 +56,18 @@ export async function resealEndpointSecrets(
       afterId = rows[rows.length - 1]!.id;
       if (pass === 0) report.visited += rows.length;
       for (const row of rows) {
-        if (!stale(row.secret) && !stale(row.previousSecret)) continue;
+        if (!stale(row.secret) && !stale(row.previousSecret) && !stale(row.clientKey)) continue;
         const context = endpointSecretContext(row.id);
-        const reseal = (stored: string): string => box.seal(box.open(stored, context), context);
+        const reseal = (stored: string, ctx = context): string => box.seal(box.open(stored, ctx), ctx);
         const next: StoredEndpointSecrets = {
           id: row.id,
           secret: stale(row.secret) ? reseal(row.secret) : row.secret,
           previousSecret:
             row.previousSecret !== null && stale(row.previousSecret) ? reseal(row.previousSecret) : row.previousSecret,
+          clientKey:
+            row.clientKey !== null && stale(row.clientKey)
+              ? reseal(row.clientKey, clientKeyContext(row.id))
+              : row.clientKey,
         };
         if (await store.replaceEndpointSecrets(row, next)) report.resealed += 1;
         else raced = true;

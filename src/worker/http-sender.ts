@@ -4,11 +4,13 @@
 // and one deadline over the whole exchange. Failures are classified, never thrown.
 import { lookup as dnsLookup } from "node:dns";
 import type { LookupAddress, LookupOptions } from "node:dns";
-import { isIPv4 } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import type { LookupFunction } from "node:net";
+import { rootCertificates } from "node:tls";
 import { performance } from "node:perf_hooks";
 import { Agent, buildConnector } from "undici";
 import type { OutboundPolicy } from "./outbound-policy.ts";
+import { createNoProxyMatcher, openTunnel, type ProxySettings } from "./outbound-proxy.ts";
 
 /** Why an attempt failed; the retry policy decides on this (and the status) alone. */
 export type SendErrorKind =
@@ -20,6 +22,16 @@ export interface OutboundRequest {
   headers: Record<string, string>;
   body: Uint8Array;
   timeoutMs: number;
+  /** mTLS: the client certificate to present (its connections are pooled apart from others'). */
+  clientCertificate?: OutboundClientCertificate | undefined;
+}
+
+/** A client certificate and its decrypted key, for one endpoint. */
+export interface OutboundClientCertificate {
+  /** Identifies the certificate (endpoint id and fingerprint): one connection pool per id. */
+  id: string;
+  certificatePem: string;
+  privateKeyPem: string;
 }
 
 /** What happened to one attempt, as recorded on the attempt row. */
@@ -62,6 +74,12 @@ export interface HttpSenderOptions {
   now?: () => number;
   /** Name resolution; default dns.lookup. Injected by tests to fake DNS answers. */
   resolve?: Resolver;
+  /** Route deliveries through this HTTP(S) CONNECT proxy (except the no-proxy list). */
+  proxy?: ProxySettings | undefined;
+  /** Extra trust anchors (PEM certificates) added to Node's bundled roots, for endpoints and an https proxy. */
+  ca?: readonly string[] | undefined;
+  /** Connection pools kept for distinct client certificates; default 256 (least recently used closed). */
+  maxClientCertificatePools?: number;
 }
 
 /** Resolves a host name to every address it has, like dns.lookup with `all: true`. */
@@ -142,27 +160,96 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     throw new RangeError(`maxResponseBytes must be a non-negative integer, got ${maxResponseBytes}`);
   }
 
-  const baseConnect = buildConnector({ lookup: createGuardedLookup(policy, opts.resolve) });
-  // Belt and braces: whatever path produced the socket, its peer must pass the policy.
-  const connect: buildConnector.connector = (options, callback) => {
-    baseConnect(options, (err, socket) => {
-      if (err !== null) {
-        callback(err, null);
-        return;
-      }
-      const peer = socket.remoteAddress;
-      if (peer === undefined || !policy.isAllowed(peer)) {
-        socket.destroy();
-        callback(new OutboundRefusedError(`connected peer ${policy.describe(peer ?? "unknown")}`), null);
-        return;
-      }
-      callback(null, socket);
+  const guardedLookup = createGuardedLookup(policy, opts.resolve);
+  const ca = opts.ca !== undefined && opts.ca.length > 0 ? [...rootCertificates, ...opts.ca] : undefined;
+  const proxy = opts.proxy;
+  const noProxy = createNoProxyMatcher(proxy?.noProxy ?? []);
+  // The destination's checked addresses, before any proxy is asked (literal IPs were checked by checkTarget).
+  const checkedAddresses = (hostname: string): Promise<string[]> => {
+    const host = hostname.replace(/^\[|\]$/g, "");
+    if (isIP(host) !== 0) {
+      return policy.isAllowed(host)
+        ? Promise.resolve([host])
+        : Promise.reject(new OutboundRefusedError(policy.describe(host)));
+    }
+    return new Promise((resolve, reject) => {
+      guardedLookup(host, { all: true }, (err, addresses) => {
+        if (err !== null) reject(err);
+        else resolve((addresses as unknown as LookupAddress[]).map((a) => a.address));
+      });
     });
   };
-  const agent = new Agent({
-    connections: opts.connectionsPerOrigin ?? DEFAULT_CONNECTIONS_PER_ORIGIN,
-    connect,
-  });
+
+  const createConnector = (tls: { cert?: string; key?: string }): buildConnector.connector => {
+    const tlsOptions = { ...(ca === undefined ? {} : { ca }), ...tls };
+    const baseConnect = buildConnector({ lookup: guardedLookup, ...tlsOptions });
+    const overTunnel = buildConnector({ ...tlsOptions });
+    // Belt and braces: whatever path produced a direct socket, its peer must pass the policy.
+    const direct: buildConnector.connector = (options, callback) => {
+      baseConnect(options, (err, socket) => {
+        if (err !== null) {
+          callback(err, null);
+          return;
+        }
+        const peer = socket.remoteAddress;
+        if (peer === undefined || !policy.isAllowed(peer)) {
+          socket.destroy();
+          callback(new OutboundRefusedError(`connected peer ${policy.describe(peer ?? "unknown")}`), null);
+          return;
+        }
+        callback(null, socket);
+      });
+    };
+    if (proxy === undefined) return direct;
+    // Through the proxy: resolve and check first, then CONNECT to the checked address itself.
+    return (options, callback) => {
+      checkedAddresses(options.hostname).then(
+        (addresses) => {
+          if (noProxy.bypasses(options.hostname, addresses)) {
+            direct(options, callback);
+            return;
+          }
+          const port = Number(options.port) || (options.protocol === "https:" ? 443 : 80);
+          openTunnel(proxy.url, addresses[0]!, port, { ca, timeoutMs: 10_000 }).then(
+            (tunnel) => {
+              if (options.protocol === "https:") overTunnel({ ...options, httpSocket: tunnel }, callback);
+              else callback(null, tunnel);
+            },
+            (err: Error) => callback(err, null),
+          );
+        },
+        (err: Error) => callback(err, null),
+      );
+    };
+  };
+
+  const agentOf = (tls: { cert?: string; key?: string }): Agent =>
+    new Agent({
+      connections: opts.connectionsPerOrigin ?? DEFAULT_CONNECTIONS_PER_ORIGIN,
+      connect: createConnector(tls),
+    });
+  const agent = agentOf({});
+  // mTLS: one pool per client certificate, so a connection (or TLS session) made with one
+  // endpoint's certificate is never reused for another's.
+  const certAgents = new Map<string, Agent>();
+  const maxCertPools = opts.maxClientCertificatePools ?? 256;
+  const agentFor = (cc: OutboundClientCertificate | undefined): Agent => {
+    if (cc === undefined) return agent;
+    const hit = certAgents.get(cc.id);
+    if (hit !== undefined) {
+      certAgents.delete(cc.id);
+      certAgents.set(cc.id, hit);
+      return hit;
+    }
+    const made = agentOf({ cert: cc.certificatePem, key: cc.privateKeyPem });
+    certAgents.set(cc.id, made);
+    if (certAgents.size > maxCertPools) {
+      const [oldestId, oldest] = certAgents.entries().next().value!;
+      certAgents.delete(oldestId);
+      void oldest.close();
+    }
+    return made;
+  };
 
   async function send(req: OutboundRequest): Promise<OutboundResult> {
     const started = performance.now();
@@ -193,7 +280,7 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     const chunks: Buffer[] = [];
     let received = 0;
     try {
-      const res = await agent.request({
+      const res = await agentFor(req.clientCertificate).request({
         origin: target.origin,
         path: target.pathname + target.search,
         method: "POST",
@@ -247,7 +334,9 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
 
   return {
     send,
-    close: () => agent.close(),
+    close: async () => {
+      await Promise.all([agent.close(), ...[...certAgents.values()].map((a) => a.close())]);
+    },
   };
 }
 

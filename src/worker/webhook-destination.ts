@@ -75,6 +75,7 @@ export function createWebhookDestination(
         headers: requestHeaders,
         body: ctx.message.payload,
         timeoutMs: ctx.endpoint!.timeoutMs,
+        clientCertificate: keys.clientCertificateFor(ctx.endpoint!),
       });
       return { requestHeaders, outcome };
     },

@@ -32,18 +32,28 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           ...DETACHED,
           orderBy: { id: "asc" },
           limit,
-          fields: ["id", "secret", "previousSecret"],
+          fields: ["id", "secret", "previousSecret", "clientKey"],
         }),
       );
-      return rows.map((r) => ({ id: r.id, secret: r.secret, previousSecret: r.previousSecret ?? null }));
+      return rows.map((r) => ({
+        id: r.id,
+        secret: r.secret,
+        previousSecret: r.previousSecret ?? null,
+        clientKey: r.clientKey ?? null,
+      }));
     },
 
     async replaceEndpointSecrets(expected: StoredEndpointSecrets, next: StoredEndpointSecrets): Promise<boolean> {
       const changed = await ctx.run((em) =>
         em.nativeUpdate(
           Endpoint,
-          { id: expected.id, secret: expected.secret, previousSecret: expected.previousSecret },
-          { secret: next.secret, previousSecret: next.previousSecret },
+          {
+            id: expected.id,
+            secret: expected.secret,
+            previousSecret: expected.previousSecret,
+            clientKey: expected.clientKey,
+          },
+          { secret: next.secret, previousSecret: next.previousSecret, clientKey: next.clientKey },
         ),
       );
       return changed === 1;
