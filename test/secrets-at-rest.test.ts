@@ -55,6 +55,8 @@ for (const kind of testDbKinds()) {
           HOOKSTREAM_ENCRYPTION_KEYS: K1,
           HOOKSTREAM_OUTBOX_SWEEP_INTERVAL: "200ms",
           HOOKSTREAM_SECRET_GRACE_PERIOD: "1h",
+          HOOKSTREAM_OUTBOUND_PROXY: proxy.url,
+          HOOKSTREAM_OUTBOUND_CA_FILE: caFile,
         },
       });
       store = await openStore(db.config, { logger: pino({ level: "silent" }) });
