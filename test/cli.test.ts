@@ -197,6 +197,24 @@ for (const kind of testDbKinds()) {
       ]);
       assert.equal(et.name, "cli.created");
       assert.ok((await json<Array<{ name: string }>>(["event-types", "ls"])).some((t) => t.name === "cli.created"));
+      // Trigger fans out to the endpoints that receive the type.
+      const routed = await json<{ id: string; eventTypes: string[] }>([
+        "endpoints",
+        "create",
+        `${receiver.url}/hooks/routed`,
+        "--event-type",
+        "cli.created",
+      ]);
+      assert.deepEqual(routed.eventTypes, ["cli.created"]);
+      const triggered = await json<{
+        messageId: string;
+        deliveries: Array<{ deliveryId: string; endpointId: string }>;
+      }>(["trigger", "--event-type", "cli.created", "--data", '{"n":12345678901234567890}']);
+      const mine = triggered.deliveries.find((d) => d.endpointId === routed.id);
+      assert.ok(mine !== undefined, JSON.stringify(triggered));
+      const rr = receiver;
+      await rr.waitFor(() => rr.byId(mine.deliveryId).length > 0, 60_000, "the triggered delivery");
+      assert.equal(rr.byId(mine.deliveryId)[0]!.body.toString("utf8"), '{"n":12345678901234567890}');
     });
 
     void it("sends byte-exact payloads and follows messages, deliveries and attempts", async () => {

@@ -325,6 +325,7 @@ const ENDPOINT_FLAGS = {
   header: { type: "string", multiple: true },
   timeout: { type: "string" },
   "async-ack": { type: "boolean" },
+  "event-type": { type: "string", multiple: true },
   disabled: { type: "boolean" },
   enabled: { type: "string" },
 } as const;
@@ -341,6 +342,8 @@ function endpointFields(p: Parsed, endpointUrl: string | undefined): Record<stri
   const timeout = str(p, "timeout");
   if (timeout !== undefined) fields["timeout"] = timeout;
   if (p.values["async-ack"] === true) fields["asyncAck"] = true;
+  const eventTypes = p.values["event-type"] as string[] | undefined;
+  if (eventTypes !== undefined) fields["eventTypes"] = eventTypes.flatMap((t) => t.split(",")).filter((t) => t !== "");
   if (p.values["disabled"] === true) fields["enabled"] = false;
   const enabled = str(p, "enabled");
   if (enabled !== undefined) {
@@ -391,28 +394,31 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
     },
   },
   trigger: {
-    help: `hookstream trigger --event-type TYPE (--data JSON | --data-file FILE|-)
-  Sends one message to every endpoint subscribed to the event type.`,
-    options: SEND_FLAGS,
+    help: `hookstream trigger --event-type TYPE (--data JSON | --data-file FILE|-) [--idempotency-key KEY] [--metadata K=V]...
+  Sends one message to every endpoint that receives the event type (its eventTypes, filter and
+  subscriptions decide); prints every delivery.`,
+    options: {
+      "event-type": { type: "string", short: "t" },
+      data: { type: "string", short: "d" },
+      "data-file": { type: "string" },
+      "idempotency-key": { type: "string" },
+      metadata: { type: "string", multiple: true },
+    },
     async run(p, io) {
       const eventType = str(p, "event-type") ?? p.positionals[0];
       if (eventType === undefined) throw new UsageError("missing --event-type");
       await using producer = producerOf(credentials(p, io.env));
-      const trigger = (
-        producer as unknown as {
-          trigger?: (t: string, payload: unknown, o: object) => Promise<Record<string, unknown>>;
-        }
-      ).trigger;
-      if (trigger === undefined) {
-        io.stderr.write("hookstream trigger: this server's schema has no Trigger RPC yet; use `hookstream send`\n");
-        return 2;
-      }
       const key = str(p, "idempotency-key");
-      const out = await trigger.call(producer, eventType, await payloadOf(p), {
+      const metadata = keyValues(p.values["metadata"] as string[] | undefined, "metadata");
+      const out = await producer.trigger(eventType, await payloadOf(p), {
         ...(key === undefined ? {} : { idempotencyKey: key }),
-        ...scheduleFlags(p),
+        ...(metadata === undefined ? {} : { metadata }),
       });
-      printObject(io, outputOf(p), out);
+      if (outputOf(p) === "json") printObject(io, "json", out);
+      else {
+        io.stdout.write(`message ${out.messageId}${out.replayed ? " (replayed)" : ""}\n`);
+        printRows(io, "table", out.deliveries, ["deliveryId", "endpointId"]);
+      }
       return 0;
     },
   },
@@ -564,7 +570,7 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
       },
     },
     create: {
-      help: `hookstream endpoints create URL [--description D] [--metadata K=V]... [--header K=V]... [--timeout 10s] [--async-ack] [--disabled]
+      help: `hookstream endpoints create URL [--event-type T]... [--description D] [--metadata K=V]... [--header K=V]... [--timeout 10s] [--async-ack] [--disabled]
   Creates an endpoint and prints its signing secret (shown only now).`,
       options: ENDPOINT_FLAGS,
       async run(p, io) {
