@@ -38,7 +38,7 @@ interface Live {
 const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
 
 for (const kind of testDbKinds()) {
-  void describe(`the hookstream CLI against a real stack on ${kind}`, { timeout: 300_000 }, () => {
+  void describe(`the hookstream CLI against a real stack on ${kind}`, () => {
     let nats: TestNats | undefined;
     let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
     let stack: Stack | undefined;

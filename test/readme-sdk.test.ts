@@ -37,7 +37,7 @@ interface Run {
 }
 
 for (const kind of testDbKinds()) {
-  void describe(`the README's SDK examples on ${kind}`, { timeout: 240_000 }, () => {
+  void describe(`the README's SDK examples on ${kind}`, () => {
     const examples = sdkExamples();
     let dir = "";
     let nats: TestNats | undefined;

@@ -109,7 +109,7 @@ globalThis.sdkPage = {
 };
 `;
 
-void describe("the packed @hookstream/client installed into a fresh project", { timeout: 300_000 }, () => {
+void describe("the packed @hookstream/client installed into a fresh project", () => {
   let dir = "";
   let project = "";
   let nats: TestNats | undefined;

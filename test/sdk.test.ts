@@ -25,7 +25,7 @@ import { startReceiver, type Receiver } from "./support/receiver.ts";
 import { freePort, startStack, type Stack } from "./support/stack.ts";
 
 for (const kind of testDbKinds()) {
-  void describe(`the TypeScript SDK against a real stack on ${kind}`, { timeout: 240_000 }, () => {
+  void describe(`the TypeScript SDK against a real stack on ${kind}`, () => {
     let nats: TestNats | undefined;
     let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
     let stack: Stack | undefined;
