@@ -56,6 +56,8 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     previousPublicKey: null,
     clientCertificatePem: null,
     clientKey: null,
+    rateLimit: 0,
+    rateLimitBurst: 0,
     ...overrides,
   };
 }

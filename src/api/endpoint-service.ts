@@ -44,6 +44,8 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
       e.clientCertificate === undefined
         ? undefined
         : { certificatePem: e.clientCertificate.certificatePem, privateKeyPem: e.clientCertificate.privateKeyPem },
+    rateLimit: e.rateLimit,
+    rateLimitBurst: e.rateLimitBurst,
   };
 }
 

@@ -33,6 +33,7 @@ import { createMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
 import { createJobConsumer } from "../queue/job-consumer.ts";
 import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
+import { createNatsRateLimiter } from "../queue/rate-limit-bucket.ts";
 import { connectNats } from "../queue/nats-connection.ts";
 import { createOutboxPublisher } from "../queue/outbox-publisher.ts";
 import { createStatusFeed } from "../queue/status-feed.ts";
@@ -279,6 +280,7 @@ async function run(role: Role): Promise<void> {
         slack: createSlackDestination(sender),
       },
       retry,
+      rateLimiter: await createNatsRateLimiter({ nc, prefix: config.streamPrefix }),
       autoDisable: { failures: config.autoDisableFailures, windowMs: config.autoDisableWindowMs },
       asyncAck,
       logger,

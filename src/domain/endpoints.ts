@@ -14,6 +14,7 @@ import type {
 } from "./records.ts";
 import type { SecretBox } from "./secret-box.ts";
 import { checkClientCertificate, clientKeyContext, type ClientCertificateInput } from "./client-certificate.ts";
+import type { RateLimit } from "./rate-limit.ts";
 import { generateEd25519SigningKey, generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventTypeName, type EventTypeLookup } from "./event-types.ts";
@@ -41,6 +42,8 @@ export type EndpointPatch = Partial<
     | "previousPublicKey"
     | "clientCertificatePem"
     | "clientKey"
+    | "rateLimit"
+    | "rateLimitBurst"
   >
 >;
 
@@ -98,6 +101,10 @@ export interface EndpointInput {
   signatureScheme?: SignatureSchemeName | "invalid" | undefined;
   /** mTLS client certificate; undefined or null when none is given. */
   clientCertificate?: ClientCertificateInput | null | undefined;
+  /** 0 when not given (no limit). */
+  rateLimit?: number | undefined;
+  /** 0 when not given (the rate itself). */
+  rateLimitBurst?: number | undefined;
 }
 
 /** The most event types one endpoint or subscription can name. */
@@ -129,6 +136,8 @@ export const UPDATABLE_ENDPOINT_FIELDS = [
   "event_types",
   "filter",
   "client_certificate",
+  "rate_limit",
+  "rate_limit_burst",
 ] as const;
 type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 
@@ -169,6 +178,17 @@ function check(v: Violations, input: EndpointInput, fields: ReadonlySet<Updatabl
   if (fields.has("type") && input.type === null) v.add(`${prefix}.type`, "is not a known endpoint type");
   if (fields.has("event_types")) checkRoutedEventTypes(v, `${prefix}.event_types`, input.eventTypes ?? [], true);
   if (fields.has("filter")) checkFilter(v, `${prefix}.filter`, input.filter ?? "");
+  const rate = input.rateLimit ?? 0;
+  const burst = input.rateLimitBurst ?? 0;
+  if (fields.has("rate_limit") && rate > MAX_RATE_LIMIT) {
+    v.add(`${prefix}.rate_limit`, `must be at most ${MAX_RATE_LIMIT} deliveries per second (0 for no limit)`);
+  }
+  if (fields.has("rate_limit_burst")) {
+    if (burst > MAX_RATE_LIMIT) v.add(`${prefix}.rate_limit_burst`, `must be at most ${MAX_RATE_LIMIT}`);
+    else if (burst > 0 && rate === 0 && fields.has("rate_limit")) {
+      v.add(`${prefix}.rate_limit_burst`, "needs a rate_limit");
+    }
+  }
 }
 
 /**
@@ -257,6 +277,15 @@ function newSigningKey(
   return { secret: deps.secrets.seal(plain, endpointSecretContext(id)), publicKey: null, shown: plain };
 }
 
+/** Highest rate limit (deliveries per second) and burst an endpoint may have. */
+export const MAX_RATE_LIMIT = 100_000;
+
+/** An endpoint's rate limit, or null when it has none. */
+export function rateLimitOf(ep: EndpointRecord): RateLimit | null {
+  const rate = ep.rateLimit ?? 0;
+  return rate > 0 ? { rate, burst: ep.rateLimitBurst ?? 0 } : null;
+}
+
 /** Registers an endpoint with a fresh signing key (a whsec_ secret, or an ed25519 key pair). */
 export async function createEndpoint(
   deps: EndpointDeps,
@@ -287,6 +316,8 @@ export async function createEndpoint(
     type: input.type ?? "webhook",
     eventTypes: [...(input.eventTypes ?? [])],
     filter: input.filter ?? "",
+    rateLimit: input.rateLimit ?? 0,
+    rateLimitBurst: input.rateLimitBurst ?? 0,
     health: null,
     secret: key.secret,
     previousSecret: null,
@@ -380,6 +411,8 @@ export async function updateEndpoint(
   if (fields.has("event_types")) patch.eventTypes = [...(given.eventTypes ?? [])];
   if (fields.has("filter")) patch.filter = given.filter ?? "";
   if (fields.has("client_certificate")) Object.assign(patch, clientCertificateColumns(deps, id, given, chainPem));
+  if (fields.has("rate_limit")) patch.rateLimit = given.rateLimit ?? 0;
+  if (fields.has("rate_limit_burst")) patch.rateLimitBurst = given.rateLimitBurst ?? 0;
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
   if (!ep) throw notFound("endpoint", id);

@@ -178,6 +178,8 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     type: endpointTypeToProto(e.type ?? "webhook"),
     eventTypes: [...(e.eventTypes ?? [])],
     filter: e.filter ?? "",
+    rateLimit: e.rateLimit ?? 0,
+    rateLimitBurst: e.rateLimitBurst ?? 0,
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
     ...endpointSecurityView(e, new Date()),

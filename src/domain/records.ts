@@ -80,6 +80,10 @@ export interface EndpointRecord {
   updatedAt: Date;
   /** 202 answers wait for the receiver's signed ack or nack (absent: false). */
   asyncAck?: boolean | undefined;
+  /** Most deliveries per second across every worker; 0 or absent for no limit. */
+  rateLimit?: number | undefined;
+  /** Token bucket size of the rate limit; 0 or absent means rateLimit. */
+  rateLimitBurst?: number | undefined;
   /** Recorded attempt health; null (or absent) until the first failure. */
   health?: EndpointHealthState | null | undefined;
   /** How deliveries are made (absent: webhook). */

@@ -5,6 +5,8 @@ export interface Metrics {
   readonly registry: Registry;
   readonly attempts: Counter<"outcome">;
   readonly attemptLatency: Histogram;
+  /** Jobs handed back without an attempt, by why (rate_limit, concurrency, circuit_open, ordering). */
+  readonly deferrals: Counter<"reason">;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -26,10 +28,17 @@ export function createMetrics(role: string): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
+  const deferrals = new Counter({
+    name: "hookstream_delivery_deferrals_total",
+    help: "Delivery jobs handed back to the queue without an attempt, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
   return {
     registry,
     attempts,
     attemptLatency,
+    deferrals,
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

@@ -83,6 +83,8 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     previousPublicKey: row.previousPublicKey ?? null,
     clientCertificatePem: row.clientCertificatePem ?? null,
     clientKey: row.clientKey ?? null,
+    rateLimit: row.rateLimit ?? 0,
+    rateLimitBurst: row.rateLimitBurst ?? 0,
   };
 }
 

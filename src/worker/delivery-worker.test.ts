@@ -7,6 +7,7 @@ import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../domain/delivery-ledger.ts";
 import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
 import { HEALTHY, nextHealth, type HealthEvent } from "../domain/endpoint-health.ts";
+import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import { DomainError } from "../domain/errors.ts";
 import { generateSigningSecret } from "../domain/signing.ts";
 import { createDeliveryWorker } from "./delivery-worker.ts";
@@ -88,7 +89,7 @@ const failed = (status: number, retryAfterMs?: number): OutboundResult => ({
 function harness(
   ctx: AttemptContext | null,
   result: OutboundResult,
-  opts: { applied?: boolean; maxAttempts?: number } = {},
+  opts: { applied?: boolean; maxAttempts?: number; rateLimiter?: SharedRateLimiter } = {},
 ) {
   const sent: OutboundRequest[] = [];
   const recorded: AttemptOutcome[] = [];
@@ -132,12 +133,28 @@ function harness(
     relay,
     sender,
     retry: { schedule: [10_000], rateLimitSchedule: [1_000], maxAttempts: opts.maxAttempts ?? 3 },
+    rateLimiter: opts.rateLimiter,
     logger: { info: () => undefined, warn: () => undefined },
   });
   const job = (attemptNumber: number) =>
     create(DeliveryJobSchema, { workspaceId: "ws_1", deliveryId: "dlv_1", attemptNumber });
   return { worker, job, sent, sender, recorded, published, cancelled, disabled, health };
 }
+
+test("a rate-limited endpoint's delivery waits as a delayed nak, without an attempt; an unlimited one takes no token", async () => {
+  const takes: string[] = [];
+  const refuse: SharedRateLimiter = { take: async (id) => (takes.push(id), { ok: false, retryInMs: 1_234 }) };
+  const limited = harness(context({ endpoint: { rateLimit: 5 } }), ok, { rateLimiter: refuse });
+  assert.deepEqual(await limited.worker.handle(limited.job(1)), { kind: "nak", delayMs: 1_234 });
+  assert.deepEqual([limited.sent.length, limited.recorded.length, takes], [0, 0, ["ep_1"]]);
+  const allow: SharedRateLimiter = { take: async (id) => (takes.push(id), { ok: true }) };
+  const admitted = harness(context({ endpoint: { rateLimit: 5 } }), ok, { rateLimiter: allow });
+  assert.deepEqual(await admitted.worker.handle(admitted.job(1)), { kind: "ack" });
+  assert.equal(admitted.sent.length, 1);
+  const unlimited = harness(context(), ok, { rateLimiter: refuse });
+  assert.deepEqual(await unlimited.worker.handle(unlimited.job(1)), { kind: "ack" });
+  assert.deepEqual(takes, ["ep_1", "ep_1"]);
+});
 
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
   const h = harness(context(), ok);

@@ -8,7 +8,9 @@ import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domai
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../domain/endpoint-health.ts";
 import { effectiveRetryPolicy, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
+import { rateLimitOf } from "../domain/endpoints.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
 import type { SigningKeys } from "./signing-keys.ts";
@@ -90,10 +92,12 @@ export interface DeliveryWorkerDeps {
   /** Opens the endpoints' sealed signing secrets for the default webhook destination (plaintext only when absent). */
   signingKeys?: SigningKeys | undefined;
   retry: RetryPolicy;
+  /** Per-endpoint rate limits shared by every worker; limits are not enforced when undefined. */
+  rateLimiter?: SharedRateLimiter | undefined;
   /** When sustained failure disables an endpoint; off when undefined (a 410 Gone always does). */
   autoDisable?: AutoDisablePolicy | undefined;
   logger: WorkerLogger;
-  metrics?: Pick<Metrics, "attempts" | "attemptLatency">;
+  metrics?: Pick<Metrics, "attempts" | "attemptLatency"> & Partial<Pick<Metrics, "deferrals">>;
 }
 
 /** A short description of a failed attempt for the delivery row. */
@@ -101,6 +105,12 @@ function shortError(r: OutboundResult): string {
   if (r.errorKind === "http_status") return `HTTP ${r.status}`;
   return r.errorMessage.slice(0, 500);
 }
+
+/** The gate's verdict on a delivery. */
+type GateVerdict =
+  | { kind: "go" }
+  | { kind: "cancel"; reason: string }
+  | { kind: "wait"; delayMs: number; why: "rate_limit" | "concurrency" | "circuit_open" | "ordering" };
 
 /** What the decide stage settles: the delivery's next state after an attempt. */
 interface Decision {
@@ -163,11 +173,20 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     return ctx;
   };
 
-  /** gate: why the delivery must not be attempted (it is then cancelled), or null to go on. */
-  const gate = (ctx: AttemptContext): string | null => {
-    if (!ctx.endpoint) return "endpoint deleted";
-    if (!ctx.endpoint.enabled) return "endpoint disabled";
-    return null;
+  /**
+   * gate: whether the delivery is attempted now. `cancel` when its endpoint is gone or disabled;
+   * `wait` when the endpoint's shared rate limit has no token for it: the job goes back to the
+   * queue for that long (a delayed nak), so the wait holds no worker slot and is not an attempt.
+   */
+  const gate = async (ctx: AttemptContext): Promise<GateVerdict> => {
+    if (!ctx.endpoint) return { kind: "cancel", reason: "endpoint deleted" };
+    if (!ctx.endpoint.enabled) return { kind: "cancel", reason: "endpoint disabled" };
+    const limit = rateLimitOf(ctx.endpoint);
+    if (limit !== null && deps.rateLimiter !== undefined) {
+      const taken = await deps.rateLimiter.take(ctx.endpoint.id, limit);
+      if (!taken.ok) return { kind: "wait", delayMs: taken.retryInMs, why: "rate_limit" };
+    }
+    return { kind: "go" };
   };
 
   /** send: one attempt through the endpoint's destination. */
@@ -238,8 +257,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         const { delivery } = ctx;
         const number = job.attemptNumber;
 
-        const refused = gate(ctx);
-        if (refused !== null) return await stage("gate", () => cancel(delivery, refused));
+        const verdict = await stage("gate", () => gate(ctx));
+        if (verdict.kind === "cancel") return await stage("gate", () => cancel(delivery, verdict.reason));
+        if (verdict.kind === "wait") {
+          deps.metrics?.deferrals?.inc({ reason: verdict.why });
+          return { kind: "nak", delayMs: verdict.delayMs };
+        }
 
         const startedAt = new Date();
         const { requestHeaders, outcome: result } = await stage("send", () => send(ctx, startedAt));

@@ -21,8 +21,14 @@ import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts"
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.ts";
 
-/** A role that runs as its own long-lived process. */
-export type StackRole = "api" | "dispatcher" | "worker";
+/**
+ * A role that runs as its own long-lived process; `worker2`, `worker3`, … are further worker
+ * processes of the same installation (for rules that span workers).
+ */
+export type StackRole = "api" | "dispatcher" | "worker" | `worker${number}`;
+
+/** The CLI role a stack role runs. */
+const cliRoleOf = (role: string): string => (/^worker\d+$/.test(role) ? "worker" : role);
 
 /** How a process ended. */
 export interface ExitInfo {
@@ -126,7 +132,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const adminToken = `adm_${randomBytes(16).toString("hex")}`;
   const encryptionKeys = `stack:${randomBytes(32).toString("base64")}`;
   const ports = new Map<StackRole, number>();
-  for (const role of ["api", "dispatcher", "worker"] as const) ports.set(role, await freePort());
+  for (const role of new Set<StackRole>(["api", "dispatcher", "worker", ...roles])) ports.set(role, await freePort());
   const output = new Map<string, string[]>();
   const running = new Map<StackRole, Running>();
   const node = pinnedNode();
@@ -141,7 +147,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     HOST: "127.0.0.1",
     PORT: String(ports.get(role as StackRole) ?? 0),
     // dispatcher and worker serve /healthz, /readyz and /metrics on their own port.
-    ...(role === "dispatcher" || role === "worker" ? { HOOKSTREAM_HEALTH_PORT: String(ports.get(role)) } : {}),
+    ...(role === "dispatcher" || cliRoleOf(role) === "worker"
+      ? { HOOKSTREAM_HEALTH_PORT: String(ports.get(role as StackRole)) }
+      : {}),
     HOOKSTREAM_ADMIN_TOKEN: adminToken,
     // The same key on every role of the stack, as in production.
     HOOKSTREAM_ENCRYPTION_KEYS: encryptionKeys,
@@ -159,7 +167,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const spawnRole = (role: string, extraArgs: readonly string[]): Running => {
     const lines = output.get(role) ?? [];
     output.set(role, lines);
-    const child = spawn(node, [...extraArgs, cliMain, role], {
+    const child = spawn(node, [...extraArgs, cliMain, cliRoleOf(role)], {
       cwd,
       env: envFor(role),
       stdio: ["ignore", "pipe", "pipe"],

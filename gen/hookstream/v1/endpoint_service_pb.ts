@@ -184,8 +184,9 @@ export type UpdateEndpointRequest = Message<"hookstream.v1.UpdateEndpointRequest
 
   /**
    * Fields to change: url, description, metadata, enabled, headers, timeout, async_ack, type,
-   * event_types, filter, client_certificate (unset in the endpoint: removed). An empty mask
-   * changes every updatable field. signature_scheme is changed by RotateEndpointSecret.
+   * event_types, filter, client_certificate (unset in the endpoint: removed), rate_limit,
+   * rate_limit_burst. An empty mask changes every updatable field. signature_scheme is changed
+   * by RotateEndpointSecret.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

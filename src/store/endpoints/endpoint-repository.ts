@@ -72,6 +72,8 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           previousPublicKey: ep.previousPublicKey ?? null,
           clientCertificatePem: ep.clientCertificatePem ?? null,
           clientKey: ep.clientKey ?? null,
+          rateLimit: ep.rateLimit ?? 0,
+          rateLimitBurst: ep.rateLimitBurst ?? 0,
           deletedAt: null,
         }),
       );

@@ -32,6 +32,8 @@ export const EndpointSchema = defineEntity({
     // mTLS: the client certificate chain (PEM) and its private key, sealed like the signing secret.
     clientCertificatePem: p.text().nullable(),
     clientKey: p.text().nullable(),
+    rateLimit: p.integer().default(0),
+    rateLimitBurst: p.integer().default(0),
   },
   indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });
