@@ -24,11 +24,21 @@
  *        throughput and latency phases again, e.g. --messages 8000 --growth 100000)
  *        --watchers N (only the watchers case instead: N concurrent WatchDeliveries streams on one
  *        api against a bare connect-node fan-out, see bench/watchers.ts) --watch-events N (default 10)
+ *        --isolation-messages N (dead-endpoint isolation case, default 2000; 0 skips it)
+ *        --no-guard (turn the per-endpoint concurrency cap and circuit breaker off, for a before figure)
+ *        --rate-limit N --rate-burst N --rate-messages N (rate-limit case, default 50 / 10 / 400; 0 skips)
+ *        --workers N (worker processes, default 1)
+ *
+ * The isolation case sends messages spread over four healthy endpoints, first alone and then with
+ * a fifth of the messages going to a dead endpoint (it accepts connections and never answers, so
+ * every attempt times out after 5 s), and prints the healthy endpoints' deliveries/s in the second
+ * run as a fraction of the first. The rate-limit case sends to one rate-limited endpoint and prints
+ * the most requests the receiver saw in any one-second window against rate + burst.
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createServer as createH2cServer } from "node:http2";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -64,8 +74,19 @@ const { values: flags } = parseArgs({
     watchers: { type: "string", default: "0" },
     growth: { type: "string", default: "0" },
     "watch-events": { type: "string", default: "10" },
+    "isolation-messages": { type: "string", default: "2000" },
+    "no-guard": { type: "boolean", default: false },
+    "rate-limit": { type: "string", default: "50" },
+    "rate-burst": { type: "string", default: "10" },
+    "rate-messages": { type: "string", default: "400" },
+    workers: { type: "string", default: "1" },
   },
 });
+const ISOLATION_MESSAGES = Math.min(Math.max(Number(flags["isolation-messages"]), 0), 1_000_000);
+const RATE_LIMIT = Math.min(Math.max(Number(flags["rate-limit"]), 0), 100_000);
+const RATE_BURST = Math.min(Math.max(Number(flags["rate-burst"]), 0), 100_000);
+const RATE_MESSAGES = Math.min(Math.max(Number(flags["rate-messages"]), 0), 1_000_000);
+const WORKERS = Math.min(Math.max(Math.floor(Number(flags.workers)), 1), 8);
 const MESSAGES = Math.min(Math.max(Number(flags.messages), 1), 1_000_000);
 const CONCURRENCY = Math.min(Math.max(Number(flags.concurrency), 1), 1024);
 const RATE = Math.min(Math.max(Number(flags.rate), 1), 100_000);
@@ -182,7 +203,18 @@ async function main(): Promise<void> {
       databaseUrl,
       natsUrl: nats.url,
       nodeArgs,
-      env: { LOG_LEVEL: flags["log-level"], HOOKSTREAM_RETRY_SCHEDULE: "1s,5s,30s", HOOKSTREAM_JOB_ACK_WAIT: "30s" },
+      roles: [
+        "api",
+        "dispatcher",
+        "worker",
+        ...Array.from({ length: WORKERS - 1 }, (_, i) => `worker${i + 2}` as const),
+      ],
+      env: {
+        LOG_LEVEL: flags["log-level"],
+        HOOKSTREAM_RETRY_SCHEDULE: "1s,5s,30s",
+        HOOKSTREAM_JOB_ACK_WAIT: "30s",
+        ...(flags["no-guard"] ? { HOOKSTREAM_ENDPOINT_CONCURRENCY: "10000", HOOKSTREAM_BREAKER_FAILURES: "0" } : {}),
+      },
     });
 
     // Baseline 1: plain undici POSTs of a similar body to the same receiver.
@@ -426,6 +458,83 @@ async function main(): Promise<void> {
       );
     }
 
+    // Receipts by path, for the isolation and rate-limit cases.
+    const byPath = new Map<string, number[]>();
+    receiver.onRequest((r) => {
+      const list = byPath.get(r.path) ?? [];
+      list.push(r.receivedAt);
+      byPath.set(r.path, list);
+    });
+    const sendTo = async (id: string, n: number): Promise<void> => {
+      await producer.messages.send({
+        endpointId: id,
+        eventType: "bench.event",
+        body: { case: "payload", value: fromJson(ValueSchema, { type: "bench", n, padding: "x".repeat(200) }) },
+      });
+    };
+    const received = (paths: readonly string[]): number => paths.reduce((n, p) => n + (byPath.get(p)?.length ?? 0), 0);
+    const waitFor = async (paths: readonly string[], count: number): Promise<void> => {
+      const deadline = now() + 300_000;
+      while (received(paths) < count && now() < deadline) await sleep(20);
+    };
+
+    // Isolation: healthy endpoints' throughput alone, then beside a dead endpoint.
+    let isolation: { alone: number; beside: number; deadAttempts: number } | undefined;
+    if (ISOLATION_MESSAGES > 0) {
+      const dead = await startBlackhole();
+      try {
+        const healthy = await Promise.all(
+          [0, 1, 2, 3].map(async (i) => {
+            const path = `/healthy-${i}`;
+            const e = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver.url}${path}` } });
+            return { id: e.endpoint?.id ?? "", path };
+          }),
+        );
+        const deadEp = await management.endpoints.createEndpoint({
+          endpoint: { url: dead.url, timeout: { seconds: 5n, nanos: 0 } },
+        });
+        const paths = healthy.map((h) => h.path);
+        const run = async (withDead: boolean): Promise<number> => {
+          const before = received(paths);
+          const start = now();
+          const total = withDead ? Math.ceil(ISOLATION_MESSAGES * 1.25) : ISOLATION_MESSAGES;
+          let healthySent = 0;
+          await pool(total, CONCURRENCY, async (n) => {
+            if (withDead && n % 5 === 4) return sendTo(deadEp.endpoint?.id ?? "", n);
+            const h = healthy[healthySent++ % healthy.length]!;
+            return sendTo(h.id, n);
+          });
+          await waitFor(paths, before + ISOLATION_MESSAGES);
+          const times = paths.flatMap((p) => byPath.get(p) ?? []).sort((a, b) => a - b);
+          const last = times[before + ISOLATION_MESSAGES - 1] ?? Number.NaN;
+          return (ISOLATION_MESSAGES / (last - start)) * 1000;
+        };
+        const alone = await run(false);
+        const beside = await run(true);
+        isolation = { alone, beside, deadAttempts: dead.connections() };
+      } finally {
+        await dead.close();
+      }
+    }
+
+    // Rate limit: the most the receiver saw in any one-second window, against rate + burst.
+    let rateCase: { most: number; achieved: number } | undefined;
+    if (RATE_LIMIT > 0 && RATE_MESSAGES > 0) {
+      const limited = await management.endpoints.createEndpoint({
+        endpoint: { url: `${receiver.url}/limited`, rateLimit: RATE_LIMIT, rateLimitBurst: RATE_BURST },
+      });
+      await pool(RATE_MESSAGES, CONCURRENCY, (n) => sendTo(limited.endpoint?.id ?? "", n));
+      await waitFor(["/limited"], RATE_MESSAGES);
+      const times = [...(byPath.get("/limited") ?? [])].sort((a, b) => a - b);
+      let most = 0;
+      for (let i = 0, j = 0; i < times.length; i++) {
+        while (times[i]! - times[j]! >= 1_000) j++;
+        most = Math.max(most, i - j + 1);
+      }
+      const span = (times.at(-1) ?? 0) - (times[0] ?? 0);
+      rateCase = { most, achieved: span > 0 ? ((times.length - 1) / span) * 1000 : Number.NaN };
+    }
+
     const rows: Array<[string, string, string]> = [
       ["baseline: undici POST → receiver", `${fmt(undiciRps)} req/s`, ""],
       ["baseline: no-op Connect RPC", `${fmt(noopRps)} req/s`, ""],
@@ -447,6 +556,31 @@ async function main(): Promise<void> {
       ["duplicate deliveries (at-least-once)", `${webhookRequests - delivered.size}`, ""],
       ...work,
     ];
+    if (isolation !== undefined) {
+      rows.push(
+        ["isolation: 4 healthy endpoints alone", `${fmt(isolation.alone)} /s`, ""],
+        [
+          "isolation: the same beside a dead endpoint",
+          `${fmt(isolation.beside)} /s`,
+          `${fmt(isolation.beside / isolation.alone, 3)} × alone (goal ≥ 0.90)${flags["no-guard"] ? ", guard off" : ""}`,
+        ],
+        ["isolation: connections the dead endpoint got", `${isolation.deadAttempts}`, ""],
+      );
+    }
+    if (rateCase !== undefined) {
+      rows.push(
+        [
+          `rate limit ${RATE_LIMIT}/s + burst ${RATE_BURST}: most in 1 s`,
+          `${rateCase.most}`,
+          `limit + burst = ${RATE_LIMIT + RATE_BURST}${WORKERS > 1 ? `, ${WORKERS} workers` : ""}`,
+        ],
+        [
+          "rate limit: achieved rate",
+          `${fmt(rateCase.achieved, 1)} /s`,
+          `${fmt(rateCase.achieved / RATE_LIMIT, 3)} × limit`,
+        ],
+      );
+    }
     // Warnings and errors the roles logged during the run: a bench number means little if they fail.
     for (const role of ["api", "dispatcher", "worker"] as const) {
       const counts = new Map<string, number>();
@@ -612,6 +746,30 @@ function planChain(node: PlanNode): string {
     parts.push(n["Index Name"] === undefined ? n["Node Type"] : `${n["Node Type"]} (${n["Index Name"]})`);
   }
   return parts.join(" ← ");
+}
+
+/** A TCP server that accepts connections and never answers: every request to it times out. */
+async function startBlackhole(): Promise<{ url: string; connections(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let count = 0;
+  const server = createNetServer((socket) => {
+    count++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/dead`,
+    connections: () => count,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /** An in-process connect-node server (h2c, or HTTP/1.1 with --http1) whose GetMessage returns an empty response. */

@@ -2,15 +2,16 @@
  * Endpoint health on the real stack (both databases): every failed attempt carries its failure
  * class, GetEndpoint shows the recent success rate and the last failure, and sustained failure
  * (HOOKSTREAM_AUTO_DISABLE_FAILURES over HOOKSTREAM_AUTO_DISABLE_WINDOW) disables the endpoint
- * with its reason; enabling it again starts the count afresh.
+ * with its reason; enabling it again starts the count afresh. While an endpoint is disabled its new
+ * messages are accepted and held (shown as DELIVERY_STATUS_HELD), and delivered once it is enabled.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { AttemptErrorKind } from "../gen/hookstream/v1/delivery_pb.ts";
+import { AttemptErrorKind, DeliveryStatus } from "../gen/hookstream/v1/delivery_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
-import { createClients, freePort, startStack, type Clients, type Stack } from "./support/stack.ts";
+import { createClients, freePort, listAllDeliveries, startStack, type Clients, type Stack } from "./support/stack.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -121,7 +122,11 @@ for (const kind of testDbKinds()) {
       assert.equal(h.lastFailure, "HTTP 503");
       assert.ok(h.disableTime !== undefined);
       assert.equal(h.recentSuccessRate, 0);
-      assert.ok(stack!.logRecords("worker").some((r) => r["msg"] === "endpoint disabled" && r["endpointId"] === ep.id));
+      await until("the worker's log line", 10_000, async () =>
+        stack!.logRecords("worker").some((r) => r["msg"] === "endpoint disabled" && r["endpointId"] === ep.id)
+          ? true
+          : undefined,
+      );
 
       const enabled = (
         await management.endpoints.updateEndpoint({
@@ -134,6 +139,35 @@ for (const kind of testDbKinds()) {
       assert.equal(fresh.consecutiveFailures, 0);
       assert.equal(fresh.disabledReason, "");
       assert.equal(fresh.lastFailure, "HTTP 503");
+    });
+
+    void it("while disabled, new messages are accepted and held, and they go out once it is enabled", async () => {
+      const ep = (
+        await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/later`, enabled: false } })
+      ).endpoint!;
+      const sent = [await send(ep.id, 1), await send(ep.id, 2)];
+      const held = await until("both deliveries held", 30_000, async () => {
+        const res = await management.deliveries.listDeliveries({ endpointId: ep.id, statuses: [DeliveryStatus.HELD] });
+        return res.deliveries.length === 2 ? res.deliveries : undefined;
+      });
+      assert.deepEqual(held.map((d) => d.id).sort(), sent.map((r) => r.deliveryId).sort());
+      assert.ok(held.every((d) => d.attemptCount === 0 && /held until it is enabled/.test(d.lastError)));
+      assert.equal(receiver!.requests.filter((r) => r.path === "/later").length, 0);
+      await management.endpoints.updateEndpoint({
+        endpoint: { id: ep.id, enabled: true },
+        updateMask: { paths: ["enabled"] },
+      });
+      await until("both delivered", 30_000, async () => {
+        const res = await listAllDeliveries(management, ep.id);
+        return res.every((d) => d.status === DeliveryStatus.SUCCEEDED) ? true : undefined;
+      });
+      assert.deepEqual(
+        receiver!.requests
+          .filter((r) => r.path === "/later")
+          .map((r) => r.webhookId)
+          .sort(),
+        sent.map((r) => r.deliveryId).sort(),
+      );
     });
   });
 }

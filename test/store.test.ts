@@ -1518,6 +1518,34 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(await store.deliveries.recordEndpointHealth(newId("endpoint"), fail, at(5_000), policy), null);
     });
 
+    void it("holdDelivery holds a queued delivery of a disabled endpoint; enabling it makes held ones due", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws, { enabled: false });
+      const live = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(live);
+      const { deliveries } = await seed(store, ws, ep.id, ["queued", "queued", "succeeded"]);
+      const { deliveries: liveOnes } = await seed(store, ws, live.id, ["queued"]);
+      const [a, b, done] = deliveries as [DeliveryRecord, DeliveryRecord, DeliveryRecord];
+      const held = await store.deliveries.holdDelivery(a.id, ep.id, at(5), (h) => [statusOf(h)]);
+      assert.equal(held.result, "held");
+      assert.equal(held.result === "held" && held.outbox.length, 1);
+      assert.equal((await store.deliveries.getDelivery(ws, a.id))?.status, "held");
+      assert.equal((await store.deliveries.holdDelivery(a.id, ep.id, at(6), () => [])).result, "not_queued");
+      assert.equal((await store.deliveries.holdDelivery(done.id, ep.id, at(6), () => [])).result, "not_queued");
+      assert.equal((await store.deliveries.holdDelivery(liveOnes[0]!.id, live.id, at(6), () => [])).result, "enabled");
+      assert.equal((await store.deliveries.holdDelivery(b.id, newId("endpoint"), at(6), () => [])).result, "gone");
+      assert.equal((await store.deliveries.getDelivery(ws, b.id))?.status, "queued");
+      await store.endpoints.updateEndpoint(ws, ep.id, { enabled: true }, at(10));
+      const released = await store.deliveries.getDelivery(ws, a.id);
+      assert.equal(released?.status, "scheduled");
+      assert.deepEqual(released?.nextAttemptAt, at(10));
+      assert.equal((await store.deliveries.getDelivery(ws, b.id))?.status, "queued");
+      await drainOutbox(store);
+      const due = await store.deliveries.releaseDue(at(10), 100, (d) => [jobOf(d)]);
+      assert.ok(due.released.some((d) => d.id === a.id));
+    });
+
     void it("recentOutcomes counts the latest attempted deliveries of one endpoint", async () => {
       const ws = await workspace(store);
       const ep = endpointOf(ws);

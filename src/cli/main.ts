@@ -40,6 +40,7 @@ import { createStatusFeed } from "../queue/status-feed.ts";
 import { ensureStreams, streamNames } from "../queue/streams.ts";
 import { migrateDatabase, openStore } from "../store/open-store.ts";
 import { createDeliveryWorker } from "../worker/delivery-worker.ts";
+import { createEndpointGuard } from "../worker/endpoint-guard.ts";
 import { createHttpSender, type HttpSenderOptions } from "../worker/http-sender.ts";
 import { createOutboundPolicy } from "../worker/outbound-policy.ts";
 import { createSigningKeys } from "../worker/signing-keys.ts";
@@ -281,6 +282,12 @@ async function run(role: Role): Promise<void> {
       },
       retry,
       rateLimiter: await createNatsRateLimiter({ nc, prefix: config.streamPrefix }),
+      guard: createEndpointGuard({
+        maxInFlight:
+          config.endpointConcurrency > 0 ? config.endpointConcurrency : Math.ceil(config.workerConcurrency / 2),
+        breakerFailures: config.breakerFailures,
+        breakerCooldownMs: config.breakerCooldownMs,
+      }),
       autoDisable: { failures: config.autoDisableFailures, windowMs: config.autoDisableWindowMs },
       asyncAck,
       logger,

@@ -92,6 +92,12 @@ export interface Config {
   readonly autoDisableFailures: number;
   /** How long an endpoint must have failed without a success before it is disabled. */
   readonly autoDisableWindowMs: number;
+  /** Most attempts one endpoint may have in flight in one worker process. */
+  readonly endpointConcurrency: number;
+  /** Failed attempts in a row that open an endpoint's circuit in a worker (0 = no breaker). */
+  readonly breakerFailures: number;
+  /** How long an open circuit waits before its probe. */
+  readonly breakerCooldownMs: number;
 }
 
 /** Documentation of every environment variable: name, default, meaning. */
@@ -254,6 +260,21 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_AUTO_DISABLE_FAILURES",
     default: "10",
     doc: "worker: an endpoint is disabled after at least this many failed attempts in a row spanning HOOKSTREAM_AUTO_DISABLE_WINDOW without a success (0 = never; a 410 Gone always disables).",
+  },
+  {
+    env: "HOOKSTREAM_ENDPOINT_CONCURRENCY",
+    default: "0 (half of HOOKSTREAM_WORKER_CONCURRENCY)",
+    doc: "worker: most attempts one endpoint may have in flight in one worker process; past it, its jobs wait in the queue and the slots serve other endpoints.",
+  },
+  {
+    env: "HOOKSTREAM_BREAKER_FAILURES",
+    default: "5",
+    doc: "worker: failed attempts in a row (timeout, connect, DNS, TLS, 5xx, 429) that open an endpoint's circuit: its jobs then wait without an attempt until a probe succeeds (0 = no breaker).",
+  },
+  {
+    env: "HOOKSTREAM_BREAKER_COOLDOWN",
+    default: "30s",
+    doc: "worker: how long an open circuit waits before one probe; a failed probe doubles it, up to 16 times.",
   },
   {
     env: "HOOKSTREAM_AUTO_DISABLE_WINDOW",
@@ -489,6 +510,9 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     ackTimeoutMs: duration("HOOKSTREAM_ACK_TIMEOUT", "1h"),
     autoDisableFailures: int("HOOKSTREAM_AUTO_DISABLE_FAILURES", 10, 0, 1_000_000),
     autoDisableWindowMs: duration("HOOKSTREAM_AUTO_DISABLE_WINDOW", "5d"),
+    endpointConcurrency: int("HOOKSTREAM_ENDPOINT_CONCURRENCY", 0, 0, 10_000),
+    breakerFailures: int("HOOKSTREAM_BREAKER_FAILURES", 5, 0, 1_000_000),
+    breakerCooldownMs: duration("HOOKSTREAM_BREAKER_COOLDOWN", "30s"),
     ackSecret: get("HOOKSTREAM_ACK_SECRET"),
     payloadRetentionMs: duration("HOOKSTREAM_PAYLOAD_RETENTION", "30d"),
     retentionSweepIntervalMs: duration("HOOKSTREAM_RETENTION_SWEEP_INTERVAL", "1m"),

@@ -67,6 +67,19 @@ export interface DeliveryLedger {
     at: Date,
     policy: AutoDisablePolicy,
   ): Promise<string | null>;
+  /**
+   * Holds a queued delivery while its endpoint is disabled (status held, the outbox rows
+   * `outbox` builds, one transaction). The endpoint's row is read under a share lock, so this
+   * cannot interleave with enabling it (which releases held deliveries under an exclusive lock):
+   * returns "held", "enabled" (nothing written: the endpoint is enabled after all), "gone" (it
+   * was deleted) or "not_queued" (the delivery moved on).
+   */
+  holdDelivery(
+    deliveryId: string,
+    endpointId: string,
+    at: Date,
+    outbox: (held: DeliveryRecord) => NewOutboxRecord[],
+  ): Promise<{ result: "held"; outbox: OutboxRecord[] } | { result: "enabled" | "gone" | "not_queued" }>;
   /** Disables an endpoint (e.g. its receiver answered 410 Gone); false when it was not enabled. */
   disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean>;
 }

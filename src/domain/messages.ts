@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { endpointCacheKey, endpointDisabled, getEndpoint, type EndpointLookup } from "./endpoints.ts";
+import { endpointCacheKey, getEndpoint, type EndpointLookup } from "./endpoints.ts";
 import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
 import { checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
 import { newId } from "./ids.ts";
@@ -362,7 +362,8 @@ async function prepareSend(
     deps.endpointCache?.get(cacheKey) ??
     (await getEndpoint(deps.endpoints, workspaceId, input.endpointId, "endpoint_id"));
   deps.endpointCache?.set(cacheKey, endpoint);
-  if (!endpoint.enabled) throw endpointDisabled(endpoint.id);
+  // A disabled endpoint's message is accepted and kept: the worker holds its delivery until the
+  // endpoint is enabled again.
 
   const message: MessageRecord = {
     id: newId("message"),

@@ -5,14 +5,21 @@ import type { AttemptRecord, DeliveryRecord, NewOutboxRecord } from "./records.t
 
 /**
  * The work-stream row for a delivery's next attempt, on the workspace's subject. Its msgId is
- * delivery id + attempt number, so a re-publish of the same attempt is deduplicated by JetStream.
+ * delivery id + attempt number + the time the delivery was queued, so a re-publish of the same
+ * row is deduplicated by JetStream, while queueing the same attempt again later (a held delivery
+ * released when its endpoint is enabled) is not mistaken for one. The job names its endpoint,
+ * so a worker can hold it back without loading the delivery.
  */
 export function jobRow(d: DeliveryRecord, now: Date): NewOutboxRecord {
   const attemptNumber = d.attemptCount + 1;
   return outboxRow(
     DeliveryJobSchema,
-    { workspaceId: d.workspaceId, deliveryId: d.id, attemptNumber },
-    { workspaceId: d.workspaceId, subject: d.workspaceId, msgId: `${d.id}:${attemptNumber}` },
+    { workspaceId: d.workspaceId, deliveryId: d.id, attemptNumber, endpointId: d.endpointId },
+    {
+      workspaceId: d.workspaceId,
+      subject: d.workspaceId,
+      msgId: `${d.id}:${attemptNumber}:${d.updatedAt.getTime()}`,
+    },
     now,
   );
 }

@@ -50,6 +50,7 @@ const STATUS_TO_PROTO: Record<DeliveryStatusName, DeliveryStatus> = {
   succeeded: DeliveryStatus.SUCCEEDED,
   failed: DeliveryStatus.FAILED,
   cancelled: DeliveryStatus.CANCELLED,
+  held: DeliveryStatus.HELD,
 };
 
 const ERROR_KIND_TO_PROTO: Record<AttemptErrorKindName, AttemptErrorKind> = {

@@ -3,7 +3,15 @@ import type { RetryOverride } from "./retry-policy.ts";
 
 /** Delivery statuses, spelled as stored (the proto enum names without the prefix, lower case). */
 export type DeliveryStatusName =
-  "scheduled" | "queued" | "delivering" | "awaiting_ack" | "pending_retry" | "succeeded" | "failed" | "cancelled";
+  | "scheduled"
+  | "queued"
+  | "delivering"
+  | "awaiting_ack"
+  | "pending_retry"
+  | "succeeded"
+  | "failed"
+  | "cancelled"
+  | "held";
 
 /** Statuses after which nothing more happens to a delivery. */
 export const FINAL_STATUSES: ReadonlySet<DeliveryStatusName> = new Set(["succeeded", "failed", "cancelled"]);

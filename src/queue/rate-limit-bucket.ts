@@ -22,7 +22,13 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { takeToken, type BucketState, type SharedRateLimiter } from "../domain/rate-limit.ts";
+import {
+  takeToken,
+  type BucketState,
+  type RateLimit,
+  type SharedRateLimiter,
+  type TakeResult,
+} from "../domain/rate-limit.ts";
 import { DomainError } from "../domain/errors.ts";
 
 /** Options of createNatsRateLimiter. */
@@ -83,31 +89,47 @@ export async function createNatsRateLimiter(opts: NatsRateLimiterOptions): Promi
 
   const subjectOf = (endpointId: string): string => `$KV.${bucket}.${endpointId}`;
 
-  return {
-    async take(endpointId, limit) {
-      const subject = subjectOf(endpointId);
-      for (let round = 0; round < MAX_ROUNDS; round++) {
-        const last = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch((err: unknown) => {
-          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
-          throw err;
+  // Takes of one endpoint in this process run one after another, so compare-and-set only ever
+  // races other processes.
+  const queues = new Map<string, Promise<unknown>>();
+  const serially = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = queues.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    queues.set(key, tail);
+    void tail.then(() => {
+      if (queues.get(key) === tail) queues.delete(key);
+    });
+    return run;
+  };
+
+  async function takeOnce(endpointId: string, limit: RateLimit): Promise<TakeResult> {
+    const subject = subjectOf(endpointId);
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const last = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch((err: unknown) => {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
+        throw err;
+      });
+      const state = last === null ? undefined : (JSON.parse(new TextDecoder().decode(last.data)) as BucketState);
+      const next = takeToken(state, limit, now());
+      try {
+        await js.publish(subject, JSON.stringify(next.state), {
+          expect: { lastSubjectSequence: last?.seq ?? 0 },
         });
-        const state = last === null ? undefined : (JSON.parse(new TextDecoder().decode(last.data)) as BucketState);
-        const next = takeToken(state, limit, now());
-        try {
-          await js.publish(subject, JSON.stringify(next.state), {
-            expect: { lastSubjectSequence: last?.seq ?? 0 },
-          });
-          return next.result;
-        } catch (err) {
-          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) continue;
-          throw err;
-        }
+        return next.result;
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) continue;
+        throw err;
       }
-      throw new DomainError(
-        "unavailable",
-        "RATE_LIMIT_CONTENDED",
-        `rate limit of ${endpointId}: too many concurrent takes`,
-      );
-    },
+    }
+    throw new DomainError(
+      "unavailable",
+      "RATE_LIMIT_CONTENDED",
+      `rate limit of ${endpointId}: too many concurrent takes`,
+    );
+  }
+
+  return {
+    take: (endpointId, limit) => serially(endpointId, () => takeOnce(endpointId, limit)),
   };
 }

@@ -78,9 +78,9 @@ export class StoreContext {
   }
 
   /** The lock mode to ask for: SQLite ignores lock modes anyway, and asking for none keeps its SQL plain. */
-  lock(
-    mode: LockMode.PESSIMISTIC_WRITE | LockMode.PESSIMISTIC_PARTIAL_WRITE,
-  ): LockMode.NONE | LockMode.PESSIMISTIC_WRITE | LockMode.PESSIMISTIC_PARTIAL_WRITE {
+  lock<M extends LockMode.PESSIMISTIC_WRITE | LockMode.PESSIMISTIC_PARTIAL_WRITE | LockMode.PESSIMISTIC_READ>(
+    mode: M,
+  ): LockMode.NONE | M {
     return this.pg ? mode : LockMode.NONE;
   }
 

@@ -8,6 +8,7 @@ import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../domain/d
 import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
 import { HEALTHY, nextHealth, type HealthEvent } from "../domain/endpoint-health.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
+import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.ts";
 import { DomainError } from "../domain/errors.ts";
 import { generateSigningSecret } from "../domain/signing.ts";
 import { createDeliveryWorker } from "./delivery-worker.ts";
@@ -89,7 +90,7 @@ const failed = (status: number, retryAfterMs?: number): OutboundResult => ({
 function harness(
   ctx: AttemptContext | null,
   result: OutboundResult,
-  opts: { applied?: boolean; maxAttempts?: number; rateLimiter?: SharedRateLimiter } = {},
+  opts: { applied?: boolean; maxAttempts?: number; rateLimiter?: SharedRateLimiter; guard?: EndpointGuard } = {},
 ) {
   const sent: OutboundRequest[] = [];
   const recorded: AttemptOutcome[] = [];
@@ -97,8 +98,10 @@ function harness(
   const cancelled: string[] = [];
   const disabled: string[] = [];
   const health: HealthEvent[] = [];
+  const held: string[] = [];
+  const loads: string[] = [];
   const store: DeliveryLedger = {
-    loadAttemptContext: async () => ctx,
+    loadAttemptContext: async (id) => (loads.push(id), ctx),
     recordAttempt: async (o: AttemptOutcome) => {
       recorded.push(o);
       const delivery = { ...ctx!.delivery, ...o.delivery, attemptCount: o.attempt.number };
@@ -112,6 +115,7 @@ function harness(
       return { delivery: { ...ctx!.delivery, status: "cancelled" as const }, outbox: [] };
     },
     disableEndpoint: async (_workspaceId: string, endpointId: string) => (disabled.push(endpointId), true),
+    holdDelivery: async (id: string) => (held.push(id), { result: "held" as const, outbox: [] }),
     recordEndpointHealth: async (endpointId, event, at, policy) => {
       health.push(event);
       const reason = nextHealth(ctx!.endpoint!.health, event, at.getTime(), policy).disable;
@@ -134,11 +138,12 @@ function harness(
     sender,
     retry: { schedule: [10_000], rateLimitSchedule: [1_000], maxAttempts: opts.maxAttempts ?? 3 },
     rateLimiter: opts.rateLimiter,
+    guard: opts.guard,
     logger: { info: () => undefined, warn: () => undefined },
   });
   const job = (attemptNumber: number) =>
     create(DeliveryJobSchema, { workspaceId: "ws_1", deliveryId: "dlv_1", attemptNumber });
-  return { worker, job, sent, sender, recorded, published, cancelled, disabled, health };
+  return { worker, job, sent, sender, recorded, published, cancelled, disabled, health, loads, held };
 }
 
 test("a rate-limited endpoint's delivery waits as a delayed nak, without an attempt; an unlimited one takes no token", async () => {
@@ -154,6 +159,28 @@ test("a rate-limited endpoint's delivery waits as a delayed nak, without an atte
   const unlimited = harness(context(), ok, { rateLimiter: refuse });
   assert.deepEqual(await unlimited.worker.handle(unlimited.job(1)), { kind: "ack" });
   assert.deepEqual(takes, ["ep_1", "ep_1"]);
+});
+
+test("the endpoint guard holds a job back before loading it, and its breaker learns from the attempt", async () => {
+  const guard = createEndpointGuard({ maxInFlight: 1, breakerFailures: 1, breakerCooldownMs: 60_000 });
+  const named = create(DeliveryJobSchema, {
+    workspaceId: "ws_1",
+    deliveryId: "dlv_1",
+    attemptNumber: 1,
+    endpointId: "ep_1",
+  });
+  const dead = harness(context(), failed(503), { guard });
+  assert.deepEqual(await dead.worker.handle(named), { kind: "ack" });
+  assert.deepEqual(guard.openCircuits(), ["ep_1"]);
+  const held = harness(context(), ok, { guard });
+  const verdict = await held.worker.handle(named);
+  assert.equal(verdict.kind, "nak");
+  assert.ok(verdict.kind === "nak" && verdict.delayMs >= 60_000 - 1_000, JSON.stringify(verdict));
+  assert.deepEqual([held.loads.length, held.sent.length], [0, 0]);
+  // A job without an endpoint id (written before the field existed) is admitted after loading.
+  const old = harness(context(), ok, { guard });
+  assert.equal((await old.worker.handle(old.job(1))).kind, "nak");
+  assert.deepEqual([old.loads.length, old.sent.length], [1, 0]);
 });
 
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
@@ -235,13 +262,14 @@ test("stale, duplicate and out-of-sequence jobs are acked without sending", asyn
   assert.equal(gone.sent.length, 0);
 });
 
-test("deliveries to deleted or disabled endpoints are cancelled, not sent", async () => {
+test("deliveries to deleted endpoints are cancelled, to disabled ones held; neither is sent", async () => {
   const deleted = harness(context({ endpoint: null }), ok);
   await deleted.worker.handle(deleted.job(1));
   assert.deepEqual(deleted.cancelled, ["dlv_1: endpoint deleted"]);
   const disabled = harness(context({ endpoint: { enabled: false } }), ok);
   await disabled.worker.handle(disabled.job(1));
-  assert.deepEqual(disabled.cancelled, ["dlv_1: endpoint disabled"]);
+  assert.deepEqual(disabled.cancelled, []);
+  assert.deepEqual(disabled.held, ["dlv_1"]);
   assert.equal(deleted.sent.length + disabled.sent.length, 0);
 });
 
@@ -271,6 +299,7 @@ test("stage failures are typed: an unreachable store naks with backoff, a job no
     cancelDelivery: () => Promise.reject(unavailable),
     disableEndpoint: () => Promise.reject(unavailable),
     recordEndpointHealth: () => Promise.reject(unavailable),
+    holdDelivery: () => Promise.reject(unavailable),
   };
   const relay: OutboxRelay = { publishNow: async () => true, sweep: async () => 0, drain: async () => undefined };
   const logger = { info: () => undefined, warn: () => undefined };
@@ -320,6 +349,7 @@ test("destinations are chosen by endpoint type", async () => {
     cancelDelivery: async () => null,
     disableEndpoint: async () => false,
     recordEndpointHealth: async () => null,
+    holdDelivery: async () => ({ result: "not_queued" as const }),
   };
   function ctxOf(type: string): AttemptContext | null {
     const c = context();

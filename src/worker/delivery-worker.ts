@@ -12,6 +12,7 @@ import { rateLimitOf } from "../domain/endpoints.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
+import type { Admission, EndpointGuard } from "./endpoint-guard.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import { createWebhookDestination, type AsyncAckOptions } from "./webhook-destination.ts";
@@ -92,6 +93,8 @@ export interface DeliveryWorkerDeps {
   /** Opens the endpoints' sealed signing secrets for the default webhook destination (plaintext only when absent). */
   signingKeys?: SigningKeys | undefined;
   retry: RetryPolicy;
+  /** Per-endpoint concurrency cap and circuit breaker of this process; none when undefined. */
+  guard?: EndpointGuard | undefined;
   /** Per-endpoint rate limits shared by every worker; limits are not enforced when undefined. */
   rateLimiter?: SharedRateLimiter | undefined;
   /** When sustained failure disables an endpoint; off when undefined (a 410 Gone always does). */
@@ -110,6 +113,7 @@ function shortError(r: OutboundResult): string {
 type GateVerdict =
   | { kind: "go" }
   | { kind: "cancel"; reason: string }
+  | { kind: "hold" }
   | { kind: "wait"; delayMs: number; why: "rate_limit" | "concurrency" | "circuit_open" | "ordering" };
 
 /** What the decide stage settles: the delivery's next state after an attempt. */
@@ -151,6 +155,25 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     return { kind: "ack" };
   };
 
+  /** A disabled endpoint's delivery is kept (held) until the endpoint is enabled again. */
+  const hold = async (d: DeliveryRecord): Promise<JobOutcome> => {
+    const now = new Date();
+    const r = await store.holdDelivery(d.id, d.endpointId, now, (h) => [statusRow(h, null, now)]);
+    switch (r.result) {
+      case "held":
+        await relay.publishNow(r.outbox);
+        logger.info({ deliveryId: d.id, workspaceId: d.workspaceId, endpointId: d.endpointId }, "delivery held");
+        return { kind: "ack" };
+      case "gone":
+        return cancel(d, "endpoint deleted");
+      case "enabled":
+        // Enabled since the delivery was loaded: load it again shortly.
+        return { kind: "nak", delayMs: 100 };
+      case "not_queued":
+        return { kind: "ack" };
+    }
+  };
+
   /** prepare: the attempt's context, or null when the job is stale, duplicate or unknown. */
   const prepare = async (job: DeliveryJob): Promise<AttemptContext | null> => {
     const ctx = await store.loadAttemptContext(job.deliveryId);
@@ -180,7 +203,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
    */
   const gate = async (ctx: AttemptContext): Promise<GateVerdict> => {
     if (!ctx.endpoint) return { kind: "cancel", reason: "endpoint deleted" };
-    if (!ctx.endpoint.enabled) return { kind: "cancel", reason: "endpoint disabled" };
+    if (!ctx.endpoint.enabled) return { kind: "hold" };
     const limit = rateLimitOf(ctx.endpoint);
     if (limit !== null && deps.rateLimiter !== undefined) {
       const taken = await deps.rateLimiter.take(ctx.endpoint.id, limit);
@@ -249,86 +272,123 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     }
   };
 
+  /** The attempt's result once sent, for the guard's breaker; null while none was made. */
+  interface Slot {
+    admission: (Admission & { ok: true }) | undefined;
+    result: OutboundResult | null;
+  }
+
+  /** Admission to the endpoint's share of this process: a verdict to hand back, or null to go on. */
+  const admit = (endpointId: string, slot: Slot): JobOutcome | null => {
+    if (deps.guard === undefined || endpointId === "") return null;
+    const admission = deps.guard.admit(endpointId);
+    if (!admission.ok) {
+      deps.metrics?.deferrals?.inc({ reason: admission.why });
+      return { kind: "nak", delayMs: admission.delayMs };
+    }
+    slot.admission = admission;
+    return null;
+  };
+
+  const run = async (job: DeliveryJob, info: JobContext, slot: Slot): Promise<JobOutcome> => {
+    try {
+      // Before the delivery is loaded, when the job names its endpoint: a job that has to wait
+      // costs nothing but the nak.
+      const early = admit(job.endpointId, slot);
+      if (early !== null) return early;
+      const ctx = await stage("prepare", () => prepare(job));
+      if (ctx === null) return { kind: "ack" };
+      const { delivery } = ctx;
+      const number = job.attemptNumber;
+      if (slot.admission === undefined) {
+        const late = admit(delivery.endpointId, slot);
+        if (late !== null) return late;
+      }
+
+      const verdict = await stage("gate", () => gate(ctx));
+      if (verdict.kind === "cancel") return await stage("gate", () => cancel(delivery, verdict.reason));
+      if (verdict.kind === "hold") return await stage("gate", () => hold(delivery));
+      if (verdict.kind === "wait") {
+        deps.metrics?.deferrals?.inc({ reason: verdict.why });
+        return { kind: "nak", delayMs: verdict.delayMs };
+      }
+
+      const startedAt = new Date();
+      const { requestHeaders, outcome: result } = await stage("send", () => send(ctx, startedAt));
+      slot.result = result;
+
+      const now = new Date();
+      const decision = decide(ctx, number, result, startedAt, now);
+      const attempt: AttemptRecord = {
+        id: newId("attempt", startedAt.getTime()),
+        workspaceId: delivery.workspaceId,
+        deliveryId: delivery.id,
+        number,
+        startedAt,
+        latencyMs: Math.round(result.latencyMs),
+        requestHeaders,
+        responseStatus: result.status,
+        responseHeaders: result.headers,
+        responseBody: result.body,
+        errorKind: result.ok ? null : (result.errorKind ?? "http_status"),
+        errorMessage: result.ok ? "" : result.errorMessage,
+        nextRetryAt: decision.status === "pending_retry" ? decision.nextAttemptAt : null,
+      };
+
+      const recorded = await stage("record", () =>
+        store.recordAttempt({
+          attempt,
+          delivery: {
+            status: decision.status,
+            nextAttemptAt: decision.nextAttemptAt,
+            lastResponseStatus: result.status,
+            lastError: result.ok ? "" : shortError(result),
+            updatedAt: now,
+          },
+          outbox: (d) => [statusRow(d, attempt, now)],
+          expected: delivery,
+        }),
+      );
+      // Exactly one log line per attempt.
+      logger.info(
+        {
+          deliveryId: delivery.id,
+          messageId: delivery.messageId,
+          endpointId: delivery.endpointId,
+          workspaceId: delivery.workspaceId,
+          attempt: number,
+          status: decision.status,
+          httpStatus: result.status,
+          errorKind: result.errorKind,
+          latencyMs: result.latencyMs,
+          nextAttemptAt: decision.nextAttemptAt,
+          recorded: recorded.applied,
+        },
+        "delivery attempt",
+      );
+      deps.metrics?.attempts.inc({ outcome: decision.status });
+      deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
+      if (recorded.applied) await relay.publishNow(recorded.outbox);
+      if (recorded.applied) await stage("record", () => recordHealth(ctx, result, now));
+      return { kind: "ack" };
+    } catch (err) {
+      if (!(err instanceof StageError)) throw err;
+      const verdict = dispositionOf(err, info);
+      logger.warn(
+        { err, stage: err.stage, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, verdict },
+        "delivery stage failed",
+      );
+      return verdict;
+    }
+  };
+
   return {
     async handle(job, info = { deliveryCount: 1 }) {
+      const slot: Slot = { admission: undefined, result: null };
       try {
-        const ctx = await stage("prepare", () => prepare(job));
-        if (ctx === null) return { kind: "ack" };
-        const { delivery } = ctx;
-        const number = job.attemptNumber;
-
-        const verdict = await stage("gate", () => gate(ctx));
-        if (verdict.kind === "cancel") return await stage("gate", () => cancel(delivery, verdict.reason));
-        if (verdict.kind === "wait") {
-          deps.metrics?.deferrals?.inc({ reason: verdict.why });
-          return { kind: "nak", delayMs: verdict.delayMs };
-        }
-
-        const startedAt = new Date();
-        const { requestHeaders, outcome: result } = await stage("send", () => send(ctx, startedAt));
-
-        const now = new Date();
-        const decision = decide(ctx, number, result, startedAt, now);
-        const attempt: AttemptRecord = {
-          id: newId("attempt", startedAt.getTime()),
-          workspaceId: delivery.workspaceId,
-          deliveryId: delivery.id,
-          number,
-          startedAt,
-          latencyMs: Math.round(result.latencyMs),
-          requestHeaders,
-          responseStatus: result.status,
-          responseHeaders: result.headers,
-          responseBody: result.body,
-          errorKind: result.ok ? null : (result.errorKind ?? "http_status"),
-          errorMessage: result.ok ? "" : result.errorMessage,
-          nextRetryAt: decision.status === "pending_retry" ? decision.nextAttemptAt : null,
-        };
-
-        const recorded = await stage("record", () =>
-          store.recordAttempt({
-            attempt,
-            delivery: {
-              status: decision.status,
-              nextAttemptAt: decision.nextAttemptAt,
-              lastResponseStatus: result.status,
-              lastError: result.ok ? "" : shortError(result),
-              updatedAt: now,
-            },
-            outbox: (d) => [statusRow(d, attempt, now)],
-            expected: delivery,
-          }),
-        );
-        // Exactly one log line per attempt.
-        logger.info(
-          {
-            deliveryId: delivery.id,
-            messageId: delivery.messageId,
-            endpointId: delivery.endpointId,
-            workspaceId: delivery.workspaceId,
-            attempt: number,
-            status: decision.status,
-            httpStatus: result.status,
-            errorKind: result.errorKind,
-            latencyMs: result.latencyMs,
-            nextAttemptAt: decision.nextAttemptAt,
-            recorded: recorded.applied,
-          },
-          "delivery attempt",
-        );
-        deps.metrics?.attempts.inc({ outcome: decision.status });
-        deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
-        if (recorded.applied) await relay.publishNow(recorded.outbox);
-        if (recorded.applied) await stage("record", () => recordHealth(ctx, result, now));
-        return { kind: "ack" };
-      } catch (err) {
-        if (!(err instanceof StageError)) throw err;
-        const verdict = dispositionOf(err, info);
-        logger.warn(
-          { err, stage: err.stage, deliveryId: job.deliveryId, attemptNumber: job.attemptNumber, verdict },
-          "delivery stage failed",
-        );
-        return verdict;
+        return await run(job, info, slot);
+      } finally {
+        slot.admission?.release(slot.result);
       }
     },
   };

@@ -19,6 +19,9 @@ import { createPgDeliveryLedger } from "./pg-delivery-ledger.ts";
 /** Deliveries and attempts: reads, the worker's ledger and the dispatcher's due release. */
 export interface DeliveryStore extends DeliveryReader, DeliveryLedger, DueReleaser {}
 
+/** last_error of a delivery held while its endpoint is disabled. */
+export const ENDPOINT_DISABLED_HELD = "endpoint disabled: held until it is enabled again";
+
 /** Thrown inside a transaction to roll it back and hand a value out of it. */
 class Rollback<T> extends Error {
   readonly value: T;
@@ -123,6 +126,46 @@ export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
       });
     },
 
+    async holdDelivery(
+      deliveryId: string,
+      endpointId: string,
+      at: Date,
+      outbox: (held: DeliveryRecord) => NewOutboxRecord[],
+    ): Promise<{ result: "held"; outbox: OutboxRecord[] } | { result: "enabled" | "gone" | "not_queued" }> {
+      type Verdict = "enabled" | "gone" | "not_queued";
+      const done = await unitOfWork(ctx, async (em) => {
+        const endpoint = await em.findOne(
+          Endpoint,
+          { id: endpointId, deletedAt: null },
+          { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_READ) },
+        );
+        if (endpoint === null) throw new Rollback<Verdict>("gone");
+        if (endpoint.enabled) throw new Rollback<Verdict>("enabled");
+        const row = await em.findOne(Delivery, { id: deliveryId, status: "queued" }, DETACHED);
+        if (row === null) throw new Rollback<Verdict>("not_queued");
+        const updated = await em.nativeUpdate(
+          Delivery,
+          { id: deliveryId, status: "queued" },
+          { status: "held", nextAttemptAt: null, lastError: ENDPOINT_DISABLED_HELD, updatedAt: at },
+        );
+        if (updated === 0) throw new Rollback<Verdict>("not_queued");
+        const held: DeliveryRecord = {
+          ...deliveryRecord(row),
+          status: "held",
+          nextAttemptAt: null,
+          lastError: ENDPOINT_DISABLED_HELD,
+          updatedAt: at,
+        };
+        return { value: held, outbox: outbox(held) };
+      }).catch((error: unknown) => {
+        if (error instanceof Rollback) return error.value as Verdict;
+        throw error;
+      });
+      if (typeof done === "string") return { result: done };
+      if (done === null) return { result: "not_queued" };
+      return { result: "held", outbox: done.outbox };
+    },
+
     async disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean> {
       const changed = await ctx.run((em) =>
         em.nativeUpdate(
@@ -175,6 +218,7 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     cancelDelivery: (id, reason, at, outbox) => ledger.cancelDelivery(id, reason, at, outbox),
     disableEndpoint: (workspaceId, endpointId, at) => ledger.disableEndpoint(workspaceId, endpointId, at),
     recordEndpointHealth: (endpointId, event, at, policy) => ledger.recordEndpointHealth(endpointId, event, at, policy),
+    holdDelivery: (deliveryId, endpointId, at, outbox) => ledger.holdDelivery(deliveryId, endpointId, at, outbox),
 
     async getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null> {
       const row = await ctx.run((em) => em.findOne(Delivery, { id, workspaceId }, DETACHED));

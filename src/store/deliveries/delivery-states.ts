@@ -1,7 +1,14 @@
 import type { DeliveryRecord, DeliveryStatusName } from "../../domain/records.ts";
 
 /** Statuses in which something may still happen to a delivery. */
-export const NON_FINAL: DeliveryStatusName[] = ["scheduled", "queued", "delivering", "awaiting_ack", "pending_retry"];
+export const NON_FINAL: DeliveryStatusName[] = [
+  "scheduled",
+  "queued",
+  "delivering",
+  "awaiting_ack",
+  "pending_retry",
+  "held",
+];
 
 /** Statuses the dispatcher releases when their time has come. */
 export const DUE: DeliveryStatusName[] = ["pending_retry", "scheduled"];

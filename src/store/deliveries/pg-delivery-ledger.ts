@@ -207,6 +207,7 @@ SELECT ARRAY(SELECT ord FROM u) AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
     recordAttempt: (outcome) => ctx.raw((pool) => recordAttempt(pool, outcome)),
     cancelDelivery: (id, reason, at, rows) => reference.cancelDelivery(id, reason, at, rows),
     disableEndpoint: (workspaceId, endpointId, at) => reference.disableEndpoint(workspaceId, endpointId, at),
+    holdDelivery: (deliveryId, endpointId, at, rows) => reference.holdDelivery(deliveryId, endpointId, at, rows),
     recordEndpointHealth: (endpointId, event, at, policy) =>
       reference.recordEndpointHealth(endpointId, event, at, policy),
   };

@@ -140,6 +140,15 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
         }
         // Only defined values are in `changes` (see the loop), which EntityData cannot express.
         await em.nativeUpdate(Endpoint, where, changes as EntityData<Endpoint>);
+        // Enabled again: its held deliveries become due now (the dispatcher queues them). The
+        // endpoint row stays locked until commit, so no worker can hold another one meanwhile.
+        if (patch.enabled === true && !row.enabled) {
+          await em.nativeUpdate(
+            Delivery,
+            { workspaceId, endpointId: id, status: "held" },
+            { status: "scheduled", nextAttemptAt: at, lastError: "", updatedAt: at },
+          );
+        }
         return { ...endpointRecord(row), ...changes };
       });
     },

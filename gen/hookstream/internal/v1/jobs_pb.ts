@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/internal/v1/jobs.proto.
  */
 export const file_hookstream_internal_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("CiFob29rc3RyZWFtL2ludGVybmFsL3YxL2pvYnMucHJvdG8SFmhvb2tzdHJlYW0uaW50ZXJuYWwudjEiKwoFUXVldWUSDgoGc3RyZWFtGAEgASgJEhIKCndvcmtfcXVldWUYAiABKAgiXgoLRGVsaXZlcnlKb2ISFAoMd29ya3NwYWNlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhYKDmF0dGVtcHRfbnVtYmVyGAMgASgFOgzCwRgICgR3b3JrEAEipAEKE0RlbGl2ZXJ5U3RhdHVzRXZlbnQSFAoMd29ya3NwYWNlX2lkGAEgASgJEikKCGRlbGl2ZXJ5GAIgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRInCgdhdHRlbXB0GAMgASgLMhYuaG9va3N0cmVhbS52MS5BdHRlbXB0EhUKDWV2ZW50X3RpbWVfbXMYBCABKAM6DMLBGAgKBnN0YXR1czpWCgVxdWV1ZRIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxiYiAMgASgLMh0uaG9va3N0cmVhbS5pbnRlcm5hbC52MS5RdWV1ZVIFcXVldWViBnByb3RvMw", [file_google_protobuf_descriptor, file_hookstream_v1_delivery]);
+  fileDesc("CiFob29rc3RyZWFtL2ludGVybmFsL3YxL2pvYnMucHJvdG8SFmhvb2tzdHJlYW0uaW50ZXJuYWwudjEiKwoFUXVldWUSDgoGc3RyZWFtGAEgASgJEhIKCndvcmtfcXVldWUYAiABKAgicwoLRGVsaXZlcnlKb2ISFAoMd29ya3NwYWNlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhYKDmF0dGVtcHRfbnVtYmVyGAMgASgFEhMKC2VuZHBvaW50X2lkGAQgASgJOgzCwRgICgR3b3JrEAEipAEKE0RlbGl2ZXJ5U3RhdHVzRXZlbnQSFAoMd29ya3NwYWNlX2lkGAEgASgJEikKCGRlbGl2ZXJ5GAIgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRInCgdhdHRlbXB0GAMgASgLMhYuaG9va3N0cmVhbS52MS5BdHRlbXB0EhUKDWV2ZW50X3RpbWVfbXMYBCABKAM6DMLBGAgKBnN0YXR1czpWCgVxdWV1ZRIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxiYiAMgASgLMh0uaG9va3N0cmVhbS5pbnRlcm5hbC52MS5RdWV1ZVIFcXVldWViBnByb3RvMw", [file_google_protobuf_descriptor, file_hookstream_v1_delivery]);
 
 /**
  * Queue declares the JetStream stream that carries a message type: every job kind and every
@@ -75,6 +75,14 @@ export type DeliveryJob = Message<"hookstream.internal.v1.DeliveryJob"> & {
    * @generated from field: int32 attempt_number = 3;
    */
   attemptNumber: number;
+
+  /**
+   * The delivery's endpoint, so a worker can hold the job back (concurrency cap, open circuit)
+   * without loading the delivery; "" in jobs written before it existed.
+   *
+   * @generated from field: string endpoint_id = 4;
+   */
+  endpointId: string;
 };
 
 /**
