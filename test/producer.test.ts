@@ -22,18 +22,7 @@ import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { sleep, until } from "./support/wait.ts";
 
 /** Asserts a Connect error's code, reason and (optionally) the fields it names. */
 async function rejectsWith(p: Promise<unknown>, code: Code, reason: string, fields?: string[]): Promise<void> {

@@ -15,18 +15,7 @@ import { startReceiver, type Receiver } from "./support/receiver.ts";
 import { createClients, listAllDeliveries, startStack, type Clients, type Stack } from "./support/stack.ts";
 import { DeliveryStatus } from "../gen/hookstream/v1/delivery_pb.ts";
 import { errorDetailOf } from "../src/api/error-mapping.ts";
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { until } from "./support/wait.ts";
 
 /** The most of `times` (ms) in any window [t, t + windowMs). */
 function maxInWindow(times: readonly number[], windowMs: number): number {

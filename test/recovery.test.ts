@@ -13,19 +13,9 @@ import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
 import { createClients, listAllDeliveries, startStack, type Clients, type Stack } from "./support/stack.ts";
+import { sleep, until } from "./support/wait.ts";
 
 const BULK = 600;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 function reasonOf(err: unknown): string {
   assert.ok(err instanceof ConnectError, String(err));
