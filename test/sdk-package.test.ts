@@ -56,7 +56,8 @@ try {
 } catch (err) {
   notFound = { sdkError: err instanceof HookstreamError, notFound: err.isNotFound(), reason: err.reason };
 }
-console.log(JSON.stringify({ endpointId: endpoint.id, signingSecret, sent, raw, payloadJson: read.message.payloadJson, created: read.message.createTime instanceof Date, notFound }));
+// Send responses also carry the quota as int64 (bigint), which JSON.stringify refuses: print the ids.
+console.log(JSON.stringify({ endpointId: endpoint.id, signingSecret, sent: { messageId: sent.messageId, deliveryId: sent.deliveryId }, raw: { deliveryId: raw.deliveryId }, payloadJson: read.message.payloadJson, created: read.message.createTime instanceof Date, notFound }));
 `;
 
 /** A TypeScript consumer: must type-check against the shipped .d.ts. */
