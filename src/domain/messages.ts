@@ -180,6 +180,24 @@ const CONTENT_TYPE =
   /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
 
 /**
+ * The payload rules Send and Trigger share: present, within the size limit (named by the field
+ * it came in), and a valid media type for raw bytes.
+ */
+export function checkSendBody(v: Violations, body: SendBody | undefined, maxPayloadBytes: number): void {
+  if (body === undefined) {
+    v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
+    return;
+  }
+  const field = body.kind === "json" ? (body.field ?? "payload") : "raw_payload";
+  if (body.bytes.byteLength > maxPayloadBytes) {
+    v.add(field, `is ${body.bytes.byteLength} bytes; the limit is ${maxPayloadBytes}`);
+  }
+  if (body.kind === "raw" && !CONTENT_TYPE.test(body.contentType)) {
+    v.add("content_type", "is not a valid media type such as text/plain or application/xml");
+  }
+}
+
+/**
  * The fingerprint an idempotency key is bound to: the whole request that matters for
  * delivery (endpoint, type, content type, exact payload bytes, the schedule as it was given),
  * not only the payload. A request without a schedule hashes as it always has, so keys stored
@@ -315,17 +333,7 @@ async function prepareSend(
   const deliverAt = resolveSchedule(v, "", input.schedule ?? {}, now.getTime());
   const extras = checkMessageExtras(v, "", input);
   const body = input.body;
-  if (body === undefined) {
-    v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
-  } else {
-    const field = body.kind === "json" ? (body.field ?? "payload") : "raw_payload";
-    if (body.bytes.byteLength > deps.maxPayloadBytes) {
-      v.add(field, `is ${body.bytes.byteLength} bytes; the limit is ${deps.maxPayloadBytes}`);
-    }
-    if (body.kind === "raw" && !CONTENT_TYPE.test(body.contentType)) {
-      v.add("content_type", "is not a valid media type such as text/plain or application/xml");
-    }
-  }
+  checkSendBody(v, body, deps.maxPayloadBytes);
   v.throwIfAny();
   const payload = body!.bytes;
   const contentType = body!.kind === "json" ? "application/json" : body!.contentType;

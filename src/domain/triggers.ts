@@ -3,7 +3,7 @@ import { DomainError, Violations } from "./errors.ts";
 import { checkEventTypeName, checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter, createFilterInput, evaluateFilter, type FilterInput } from "./filter-expression.ts";
 import { newId } from "./ids.ts";
-import type { MessageIntake, SendBody } from "./messages.ts";
+import { checkSendBody, type MessageIntake, type SendBody } from "./messages.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { jobRow, statusRow } from "./outbox-rows.ts";
 import type {
@@ -68,9 +68,6 @@ export interface TriggerDeps {
   /** Where a filter that fails at evaluation is reported (it then does not match). */
   onFilterError?: ((where: { endpointId: string; subscriptionId?: string }, error: string) => void) | undefined;
 }
-
-const CONTENT_TYPE =
-  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
 
 /**
  * What a trigger's idempotency key is bound to: everything that decides its deliveries (type,
@@ -148,17 +145,7 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
   checkStringMap(v, "metadata", input.metadata, { maxEntries: 50, maxKey: 64, maxValue: 512 });
   const body = input.body;
-  if (body === undefined) {
-    v.add("payload", "is required (payload or payload_json for JSON, or raw_payload with content_type)");
-  } else {
-    const field = body.kind === "json" ? (body.field ?? "payload") : "raw_payload";
-    if (body.bytes.byteLength > deps.maxPayloadBytes) {
-      v.add(field, `is ${body.bytes.byteLength} bytes; the limit is ${deps.maxPayloadBytes}`);
-    }
-    if (body.kind === "raw" && !CONTENT_TYPE.test(body.contentType)) {
-      v.add("content_type", "is not a valid media type such as text/plain or application/xml");
-    }
-  }
+  checkSendBody(v, body, deps.maxPayloadBytes);
   v.throwIfAny();
   const payload = body!.bytes;
   const contentType = body!.kind === "json" ? "application/json" : body!.contentType;
