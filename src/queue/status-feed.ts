@@ -3,6 +3,7 @@ import {
   DeliverPolicy,
   jetstream,
   jetstreamManager,
+  type Consumer,
   type ConsumerMessages,
   type JetStreamManager,
   type MsgRequest,
@@ -55,6 +56,10 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Closab
   };
   const subjectPrefix = `${names.prefix}.status.`;
   const closed = new AbortController();
+  /** Fetches in flight, and how many reconnects the connection has made (see `read`). */
+  const fetches = new Set<ConsumerMessages>();
+  let reconnects = 0;
+  let watchingConnection = false;
 
   interface Watcher {
     readonly queue: StatusFeedItem[];
@@ -209,37 +214,59 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Closab
     signal: AbortSignal,
   ): AsyncGenerator<{ seq: number; subject: string; data: Uint8Array; pending: number }> {
     if (signal.aborted) return;
-    // A start sequence rather than DeliverPolicy.New even for "from now": an ordered consumer
-    // that is recreated (NATS restart) before its first event restarts from its start
-    // sequence, and with New that would be 1, replaying the whole history.
-    const consumer = await js.consumers
-      .get(names.status, {
-        filter_subjects: filter,
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: startSeq,
-      })
-      .catch((cause: unknown) => {
-        throw unavailable(cause);
-      });
+    watchConnection();
+    // Our own cursor, not the client's: after a NATS restart the ordered consumer is gone with
+    // the server's memory, and the client's own recovery may back off for a whole pull expiry
+    // (30 s) when its first look after the reconnect fails, so every read recreates its
+    // consumer here, right after the last event it yielded.
+    let next = startSeq;
+    let consumer: Consumer | undefined;
     let current: ConsumerMessages | undefined;
     const onAbort = (): void => {
       current?.close().catch(() => undefined);
     };
     signal.addEventListener("abort", onAbort, { once: true });
+    const drop = (): void => {
+      // Ordered consumers also expire on the server after 5 minutes without a pull; deleting
+      // now frees the slot at once.
+      void consumer?.delete().catch(() => false);
+      consumer = undefined;
+    };
     try {
       let failures = 0;
       while (!signal.aborted) {
+        const epoch = reconnects;
         try {
+          // A start sequence rather than DeliverPolicy.New even for "from now": an ordered
+          // consumer that is recreated before its first event restarts from its start
+          // sequence, and with New that would be 1, replaying the whole history.
+          consumer ??= await js.consumers
+            .get(names.status, {
+              filter_subjects: filter,
+              deliver_policy: DeliverPolicy.StartSequence,
+              opt_start_seq: next,
+            })
+            .catch((cause: unknown) => {
+              // Only the first one fails the read: later ones are a NATS outage to wait out.
+              if (next === startSeq && failures === 0) throw unavailable(cause);
+              throw cause;
+            });
           current = await consumer.fetch({ max_messages: BATCH, expires: FETCH_EXPIRES_MS });
+          fetches.add(current);
           if (signal.aborted) break;
           for await (const m of current) {
+            next = m.seq + 1;
             yield { seq: m.seq, subject: m.subject, data: m.data, pending: m.info.pending };
             if (signal.aborted) break;
           }
+          fetches.delete(current);
+          if (reconnects !== epoch) drop();
           failures = 0;
-        } catch {
+        } catch (err) {
+          if (current !== undefined) fetches.delete(current);
           if (signal.aborted) break;
-          // The ordered consumer re-creates itself at its cursor on the next fetch.
+          if (err instanceof DomainError) throw err;
+          drop();
           failures++;
           await sleep(Math.min(RETRY_MS.first * 2 ** (failures - 1), RETRY_MS.max), undefined, { signal }).catch(
             () => undefined,
@@ -248,11 +275,26 @@ export function createStatusFeed(nc: NatsConnection, names: StreamNames): Closab
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
+      if (current !== undefined) fetches.delete(current);
       await current?.close();
-      // Ordered consumers also expire on the server after 5 minutes without a pull; deleting
-      // now frees the slot at once.
-      await consumer.delete().catch(() => false);
+      drop();
     }
+  }
+
+  /** Once per feed: on a reconnect, ends every fetch in flight so its read starts over at its cursor. */
+  function watchConnection(): void {
+    if (watchingConnection) return;
+    watchingConnection = true;
+    const statuses = nc.status();
+    closed.signal.addEventListener("abort", () => (statuses as { stop?: () => void }).stop?.(), { once: true });
+    void (async () => {
+      for await (const s of statuses) {
+        if (closed.signal.aborted) break;
+        if (s.type !== "reconnect") continue;
+        reconnects++;
+        for (const f of fetches) f.close().catch(() => undefined);
+      }
+    })().catch(() => undefined);
   }
 }
 
