@@ -27,8 +27,10 @@ export function limitOf(page: PageQuery): number {
 }
 
 // SQLite busy retries: a whole call is re-run while another process holds the write lock, with a
-// jittered backoff, for at most this long (the busy_timeout wait inside SQLite comes on top).
-const BUSY_RETRY_MS = 5_000;
+// jittered backoff, for at most this long (the busy_timeout wait inside SQLite comes on top). Long
+// enough that a loaded machine (a writer descheduled while it holds the lock) still waits rather
+// than fails: on PostgreSQL the same call would wait for the row lock without a limit.
+const BUSY_RETRY_MS = 30_000;
 const BUSY_BACKOFF_MIN_MS = 5;
 const BUSY_BACKOFF_MAX_MS = 100;
 
