@@ -701,6 +701,44 @@ for (const { kind, overrides, label } of variants) {
       await store.deliveries.releaseDue(at(9_000), 10, () => []);
     });
 
+    void it("publish checks: a queued delivery's check is due at its time, until confirmed or moved on", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      const message = messageOf(ws);
+      const checked = [1, 2, 3].map((n) => ({ ...deliveryOf(message, ep.id), publishCheckAt: at(n * 1_000) }));
+      const plain = deliveryOf(message, ep.id);
+      await store.messages.acceptMessage(message, [...checked, plain], []);
+      const ours = (ds: readonly DeliveryRecord[]): string[] =>
+        ds.map((d) => d.id).filter((id) => [...checked, plain].some((c) => c.id === id));
+      assert.deepEqual(ours(await store.deliveries.duePublishChecks(at(0), 100)), []);
+      const due = await store.deliveries.duePublishChecks(at(2_000), 100);
+      assert.deepEqual(ours(due), [checked[0]!.id, checked[1]!.id], "earliest check first; a later one waits");
+      const { publishCheckAt: _, ...first } = checked[0]!;
+      assert.deepEqual(
+        due.find((d) => d.id === first.id),
+        first,
+        "read back as the record it was written from",
+      );
+      await store.deliveries.confirmPublished([checked[0]!.id]);
+      assert.deepEqual(ours(await store.deliveries.duePublishChecks(at(5_000), 100)), [checked[1]!.id, checked[2]!.id]);
+      // The worker moves a delivery on: it leaves the checks (the partial index) without any clearing.
+      const moved = await store.deliveries.recordAttempt({
+        attempt: attemptOf(checked[1]!, 1),
+        delivery: {
+          status: "succeeded",
+          nextAttemptAt: null,
+          lastResponseStatus: 200,
+          lastError: "",
+          updatedAt: at(100),
+        },
+        outbox: () => [],
+      });
+      assert.equal(moved.applied, true);
+      assert.deepEqual(ours(await store.deliveries.duePublishChecks(at(5_000), 100)), [checked[2]!.id]);
+      assert.equal((await store.deliveries.duePublishChecks(at(5_000), 1)).length, 1, "limit is honoured");
+    });
+
     if (kind === "postgresql") {
       void it("two concurrent releaseDue callers get disjoint rows", async () => {
         const ws = await workspace(store);

@@ -1,5 +1,6 @@
 import type { Authenticator } from "../domain/auth.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
+import type { DirectPublisher } from "../domain/publish-check.ts";
 import type { ApiKeyRepository } from "../domain/api-keys.ts";
 import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
@@ -34,7 +35,7 @@ export interface ApiDeps {
   readonly messages: MessageIntake & MessageReader & ScheduledMessages & MessageLister;
   readonly deliveries: DeliveryReader;
   readonly recovery: DeliveryRecovery;
-  readonly relay: OutboxRelay;
+  readonly relay: OutboxRelay & DirectPublisher;
   readonly feed: StatusFeed;
   readonly auth: Authenticator;
   readonly maxPayloadBytes: number;
@@ -42,6 +43,8 @@ export interface ApiDeps {
   readonly quota?: QuotaMeter | undefined;
   /** How long an idempotency key is held (HOOKSTREAM_IDEMPOTENCY_TTL). */
   readonly idempotencyTtlMs?: number | undefined;
+  /** How long after accepting a delivery the dispatcher checks its publish (default 10 s). */
+  readonly publishCheckDelayMs?: number | undefined;
   readonly secretGracePeriodMs: number;
   /** Seals endpoint secrets before they are stored. */
   readonly secrets: Pick<SecretBox, "seal">;

@@ -167,6 +167,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     relay: deps.relay,
     maxPayloadBytes: deps.maxPayloadBytes,
     idempotencyTtlMs: deps.idempotencyTtlMs,
+    publishCheckDelayMs: deps.publishCheckDelayMs,
     quota: deps.quota,
     endpointCache: deps.endpointCache,
     eventTypes: deps.eventTypes,
@@ -179,6 +180,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     eventTypes: deps.eventTypes,
     eventTypeCache: deps.eventTypeCache,
     relay: deps.relay,
+    publishCheckDelayMs: deps.publishCheckDelayMs,
     maxPayloadBytes: deps.maxPayloadBytes,
     onFilterError: (where, error) => deps.logger?.warn({ ...where, error }, "filter failed to evaluate: no match"),
   };

@@ -224,7 +224,8 @@ async function run(role: Role): Promise<void> {
   closers.push({ name: "nats", close: () => nc.drain() });
   const names = streamNames(config.streamPrefix);
   await ensureStreams(nc, names);
-  const relay = createOutboxRelay(store.outbox, createOutboxPublisher(nc, names), logger);
+  const publisher = createOutboxPublisher(nc, names);
+  const relay = createOutboxRelay(store.outbox, publisher, logger);
   closers.push({ name: "outbox relay", close: () => relay.drain() });
   const metrics = createMetrics(role);
 
@@ -322,6 +323,7 @@ async function run(role: Role): Promise<void> {
         intervalMs: config.retentionSweepIntervalMs,
       },
       relay,
+      publishChecks: { store: store.deliveries, publisher },
       logger,
       intervalMs: config.outboxSweepIntervalMs,
       releaseIntervalMs: config.releaseIntervalMs,
@@ -374,6 +376,7 @@ async function run(role: Role): Promise<void> {
         eventTypeCache: createTtlCache<EventTypeRecord | null>(config.cacheTtlMs),
         maxPayloadBytes: config.maxPayloadBytes,
         idempotencyTtlMs: config.idempotencyTtlMs,
+        publishCheckDelayMs: config.publishCheckDelayMs,
         quota,
         secretGracePeriodMs: config.secretGracePeriodMs,
         secrets: secretBox,

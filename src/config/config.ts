@@ -70,6 +70,8 @@ export interface Config {
   /** How often an API server writes the API key uses it coalesced (last-used times). */
   readonly apiKeyUsageFlushIntervalMs: number;
   readonly outboxSweepIntervalMs: number;
+  /** How long after accepting a delivery its publish is checked (publish-check.ts). */
+  readonly publishCheckDelayMs: number;
   /** How often the dispatcher queues due scheduled messages and retries (at most outboxSweepIntervalMs). */
   readonly releaseIntervalMs: number;
   /** The API's base URL as receivers reach it (for ack URLs). */
@@ -245,6 +247,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_OUTBOX_SWEEP_INTERVAL",
     default: "1s",
     doc: "How often the dispatcher looks for committed work not yet published, and due retries.",
+  },
+  {
+    env: "HOOKSTREAM_PUBLISH_CHECK_DELAY",
+    default: "10s",
+    doc: "How long after accepting a message the dispatcher re-publishes its deliveries if they are still queued (recovers a publish lost to a crash or a NATS outage; keep it under the two-minute duplicate window).",
   },
   {
     env: "HOOKSTREAM_RELEASE_INTERVAL",
@@ -502,6 +509,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     cacheTtlMs: duration("HOOKSTREAM_CACHE_TTL", "2s"),
     apiKeyUsageFlushIntervalMs: duration("HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL", "10s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
+    publishCheckDelayMs: duration("HOOKSTREAM_PUBLISH_CHECK_DELAY", "10s"),
     releaseIntervalMs: Math.max(10, duration("HOOKSTREAM_RELEASE_INTERVAL", "250ms")),
     publicUrl: (get("HOOKSTREAM_PUBLIC_URL") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`).replace(
       /\/+$/,

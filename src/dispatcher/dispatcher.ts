@@ -1,6 +1,8 @@
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import { jobRow, statusRow } from "../domain/outbox-rows.ts";
 import type { DueReleaser } from "../domain/due-deliveries.ts";
+import type { OutboxPublisher } from "../domain/ports.ts";
+import { sweepPublishChecks, type PublishChecks } from "../domain/publish-check.ts";
 import { outboxFor, transitionFor, type BulkOperationRunner } from "../domain/recovery.ts";
 import { sweepRetention, type RetentionStore } from "../domain/retention.ts";
 import { ackOutbox, ackTransition, type AckLedger } from "../domain/async-ack.ts";
@@ -19,6 +21,8 @@ export interface DispatcherOptions {
   /** Bulk operations to work through; none when undefined. */
   bulk?: BulkOperationRunner | undefined;
   relay: OutboxRelay;
+  /** Deliveries whose publish is checked (publish-check.ts), and the publisher that re-publishes them. */
+  publishChecks?: { store: PublishChecks; publisher: OutboxPublisher } | undefined;
   logger: DispatcherLogger;
   /** Pause between rounds when there was nothing to do. */
   intervalMs: number;
@@ -80,6 +84,17 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     const swept = await relay.sweep(minAge, batch);
     if (swept > 0) logger.info({ rows: swept }, "published outbox rows left behind");
     handled += swept;
+    if (opts.publishChecks !== undefined) {
+      const checked = await sweepPublishChecks(
+        opts.publishChecks.store,
+        opts.publishChecks.publisher,
+        new Date(),
+        batch,
+      );
+      if (checked > 0)
+        logger.info({ deliveries: checked }, "re-published queued deliveries whose publish was due a check");
+      handled += checked;
+    }
     handled += await releaseDue();
     // An expired acknowledgement wait counts as a failed attempt: retry by the policy, or dead-letter.
     if (opts.acks !== undefined) {

@@ -4,7 +4,8 @@ import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts"
 import { checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
-import { jobRow, statusRow } from "./outbox-rows.ts";
+import { statusRow } from "./outbox-rows.ts";
+import { publishCheckAt, queuedRows, type DirectPublisher } from "./publish-check.ts";
 import type {
   DeliveryRecord,
   EndpointRecord,
@@ -156,7 +157,9 @@ export interface SendResult {
 export interface MessageDeps {
   messages: MessageIntake;
   endpoints: EndpointLookup;
-  relay: OutboxRelay;
+  relay: OutboxRelay & DirectPublisher;
+  /** How long after accepting a delivery the dispatcher checks its publish (publish-check.ts). */
+  publishCheckDelayMs?: number | undefined;
   maxPayloadBytes: number;
   /** How long an idempotency key is held after its message was accepted (default 24 h). */
   idempotencyTtlMs?: number | undefined;
@@ -311,7 +314,10 @@ type Prepared =
       kind: "new";
       message: MessageRecord;
       delivery: DeliveryRecord;
+      /** Outbox rows, written with the message. */
       rows: NewOutboxRecord[];
+      /** Rows published straight after the commit, recovered by the delivery's publish check. */
+      direct: NewOutboxRecord[];
       keyExpiresAt: Date | null;
       key: string;
       hash: string;
@@ -399,16 +405,18 @@ async function prepareSend(
     lastError: "",
     createdAt: now,
     updatedAt: now,
+    publishCheckAt: deliverAt === null ? publishCheckAt(now, deps.publishCheckDelayMs) : null,
   };
+  // A queued delivery's status event and job need no outbox rows: its publish check recovers them.
   // The status event goes first, so a watcher sees "queued" before any worker's outcome.
-  const rows =
-    deliverAt === null ? [statusRow(delivery, null, now), jobRow(delivery, now)] : [statusRow(delivery, null, now)];
+  const rows = deliverAt === null ? [] : [statusRow(delivery, null, now)];
+  const direct = deliverAt === null ? queuedRows(delivery, now) : [];
   // A generated key is never looked up again: it needs no key row.
   const keyExpiresAt =
     input.idempotencyKey === ""
       ? null
       : new Date(now.getTime() + (deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS));
-  return { kind: "new", message, delivery, rows, keyExpiresAt, key, hash, requested };
+  return { kind: "new", message, delivery, rows, direct, keyExpiresAt, key, hash, requested };
 }
 
 /**
@@ -442,6 +450,7 @@ function finish(
       replay(p.key, outcome.existing, outcome.deliveries, p.hash, p.requested),
     );
   void deps.relay.publishNow(outbox);
+  void deps.relay.publishDirect(p.direct);
   return withQuota(deps, workspaceId, 1, now, {
     messageId: p.message.id,
     deliveryId: p.delivery.id,

@@ -1,5 +1,6 @@
 import type { OutboxPublisher } from "./ports.ts";
-import type { OutboxRecord } from "./records.ts";
+import type { DirectPublisher } from "./publish-check.ts";
+import type { NewOutboxRecord, OutboxRecord } from "./records.ts";
 
 /** The outbox rows the relay reads and deletes: its own narrow port. */
 export interface OutboxBacklog {
@@ -31,7 +32,11 @@ export interface OutboxRelay {
 }
 
 /** Creates the relay over the outbox backlog and the JetStream publisher. */
-export function createOutboxRelay(store: OutboxBacklog, publisher: OutboxPublisher, logger: RelayLogger): OutboxRelay {
+export function createOutboxRelay(
+  store: OutboxBacklog,
+  publisher: OutboxPublisher,
+  logger: RelayLogger,
+): OutboxRelay & DirectPublisher {
   const inFlight = new Set<Promise<unknown>>();
   let toDelete: number[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
@@ -81,8 +86,22 @@ export function createOutboxRelay(store: OutboxBacklog, publisher: OutboxPublish
     );
   };
 
+  const publishDirect = async (rows: readonly NewOutboxRecord[]): Promise<boolean> => {
+    if (rows.length === 0) return true;
+    return track(
+      publisher.publish(rows).then(
+        () => true,
+        (err: unknown) => {
+          logger.warn({ err, rows: rows.length }, "publish failed; the dispatcher's publish check will retry");
+          return false;
+        },
+      ),
+    );
+  };
+
   return {
     publishNow,
+    publishDirect,
     async sweep(minAgeMs, limit = 500) {
       const rows = await store.pendingOutbox(new Date(Date.now() - minAgeMs), limit);
       if (rows.length === 0) return 0;

@@ -1,4 +1,4 @@
-import type { OutboxRecord } from "./records.ts";
+import type { NewOutboxRecord } from "./records.ts";
 
 /**
  * Publishes outbox rows to JetStream: kind "job" to the work stream, "status" to the status
@@ -6,7 +6,7 @@ import type { OutboxRecord } from "./records.ts";
  * Resolves once every row is stored by JetStream; throws DomainError("unavailable") otherwise.
  */
 export interface OutboxPublisher {
-  publish(rows: readonly OutboxRecord[]): Promise<void>;
+  publish(rows: readonly NewOutboxRecord[]): Promise<void>;
 }
 
 /** One stored status event, with its position in the status stream, or a position mark. */

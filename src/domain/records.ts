@@ -156,6 +156,11 @@ export interface DeliveryRecord {
   lastError: string;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * Written only by intake: when the dispatcher checks that the delivery's job was published
+   * (see publish-check.ts); never read back into a record.
+   */
+  publishCheckAt?: Date | null;
 }
 
 /** One HTTP try of a delivery; unique on (deliveryId, number). */

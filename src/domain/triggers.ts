@@ -6,6 +6,7 @@ import { newId } from "./ids.ts";
 import { checkSendBody, type MessageIntake, type SendBody } from "./messages.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { jobRow, statusRow } from "./outbox-rows.ts";
+import { publishCheckAt, type DirectPublisher } from "./publish-check.ts";
 import type {
   DeliveryRecord,
   EndpointRecord,
@@ -63,7 +64,9 @@ export interface TriggerDeps {
   targets: TriggerTargets;
   eventTypes: EventTypeLookup;
   eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
-  relay: OutboxRelay;
+  relay: OutboxRelay & DirectPublisher;
+  /** How long after accepting a delivery the dispatcher checks its publish (publish-check.ts). */
+  publishCheckDelayMs?: number | undefined;
   maxPayloadBytes: number;
   /** Where a filter that fails at evaluation is reported (it then does not match). */
   onFilterError?: ((where: { endpointId: string; subscriptionId?: string }, error: string) => void) | undefined;
@@ -196,15 +199,17 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
       lastError: "",
       createdAt: now,
       updatedAt: now,
+      publishCheckAt: publishCheckAt(now, deps.publishCheckDelayMs),
     }));
+  // No outbox rows: each delivery's publish check recovers its status event and job (publish-check.ts).
+  const accepted = await deps.messages.acceptMessage(message, deliveries, []);
+  if (!accepted.outcome.created) return replay(key, accepted.outcome.existing, accepted.outcome.deliveries, hash);
   // Status events first, so a watcher sees "queued" before any worker's outcome.
-  const outbox: NewOutboxRecord[] = [
+  const direct: NewOutboxRecord[] = [
     ...deliveries.map((d) => statusRow(d, null, now)),
     ...deliveries.map((d) => jobRow(d, now)),
   ];
-  const accepted = await deps.messages.acceptMessage(message, deliveries, outbox);
-  if (!accepted.outcome.created) return replay(key, accepted.outcome.existing, accepted.outcome.deliveries, hash);
-  void deps.relay.publishNow(accepted.outbox);
+  void deps.relay.publishDirect(direct);
   return {
     messageId: message.id,
     deliveries: deliveries.map((d) => ({ deliveryId: d.id, endpointId: d.endpointId })),

@@ -2,6 +2,7 @@ import { LockMode, raw } from "@mikro-orm/core";
 import type { DeliveryFilter, DeliveryReader } from "../../domain/deliveries.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../../domain/delivery-ledger.ts";
 import type { DueReleaser } from "../../domain/due-deliveries.ts";
+import type { PublishChecks } from "../../domain/publish-check.ts";
 import { nextHealth, type AutoDisablePolicy, type HealthEvent } from "../../domain/endpoint-health.ts";
 import { FINAL_STATUSES } from "../../domain/records.ts";
 import type { AttemptRecord, DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
@@ -16,8 +17,11 @@ import { DUE, NON_FINAL, cancelledDelivery } from "./delivery-states.ts";
 import { Delivery } from "./delivery.entity.ts";
 import { createPgDeliveryLedger } from "./pg-delivery-ledger.ts";
 
-/** Deliveries and attempts: reads, the worker's ledger and the dispatcher's due release. */
-export interface DeliveryStore extends DeliveryReader, DeliveryLedger, DueReleaser {}
+/** Deliveries and attempts: reads, the worker's ledger, the dispatcher's due release and publish checks. */
+export interface DeliveryStore extends DeliveryReader, DeliveryLedger, DueReleaser, PublishChecks {}
+
+/** `status = 'queued'`: the predicate of the partial index delivery_publish_check_index, as a literal. */
+const QUEUED_PREDICATE = raw(`status = 'queued'`);
 
 /** last_error of a delivery held while its endpoint is disabled. */
 export const ENDPOINT_DISABLED_HELD = "endpoint disabled: held until it is enabled again";
@@ -289,6 +293,23 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
         return { value: released, outbox: released.flatMap(outbox) };
       });
       return done === null ? { released: [], outbox: [] } : { released: done.value, outbox: done.outbox };
+    },
+
+    async duePublishChecks(now: Date, limit: number): Promise<DeliveryRecord[]> {
+      // No lock: two dispatchers checking the same delivery publish the same msgIds (deduplicated).
+      const rows = await ctx.run((em) =>
+        em.find(
+          Delivery,
+          { [QUEUED_PREDICATE]: [], publishCheckAt: { $lte: now } },
+          { ...DETACHED, orderBy: { publishCheckAt: "asc" }, limit: Math.max(1, Math.trunc(limit)) },
+        ),
+      );
+      return rows.map(deliveryRecord);
+    },
+
+    async confirmPublished(ids: readonly string[]): Promise<void> {
+      if (ids.length === 0) return;
+      await ctx.run((em) => em.nativeUpdate(Delivery, { id: { $in: [...ids] } }, { publishCheckAt: null }));
     },
   };
 }

@@ -21,6 +21,12 @@ export const DeliverySchema = defineEntity({
     lastError: p.text(),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
+    /**
+     * When the dispatcher checks that a queued delivery's job reached JetStream (re-publishing it,
+     * deduplicated by its msgId), in place of outbox rows; null once confirmed or when the
+     * delivery's job went through the outbox.
+     */
+    publishCheckAt: p.datetime(3).nullable(),
   },
   indexes: [
     { name: "delivery_workspace_id_id_index", properties: ["workspaceId", "id"] },
@@ -34,6 +40,13 @@ export const DeliverySchema = defineEntity({
       name: "delivery_due_index",
       properties: ["nextAttemptAt", "id"],
       where: { status: { $in: ["pending_retry", "scheduled"] } },
+    },
+    // The publish-check sweep reads queued deliveries by publish_check_at and stops at its LIMIT;
+    // rows leave the index when the worker moves them on.
+    {
+      name: "delivery_publish_check_index",
+      properties: ["publishCheckAt"],
+      where: { status: "queued" },
     },
   ],
 });

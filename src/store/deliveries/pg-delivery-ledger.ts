@@ -49,7 +49,8 @@ function compare(a: string, b: string): number {
 
 /** Creates the PostgreSQL ledger; `reference` serves the calls it does not override. */
 export function createPgDeliveryLedger(ctx: StoreContext, reference: DeliveryLedger): DeliveryLedger {
-  const d = new PgTable<DeliveryRecord>(ctx.orm, "Delivery");
+  // publishCheckAt is written by intake only and never read into a record.
+  const d = new PgTable<DeliveryRecord>(ctx.orm, "Delivery", ["publishCheckAt"]);
   const m = new PgTable<MessageRecord>(ctx.orm, "Message");
   const e = new PgTable<EndpointRecord>(ctx.orm, "Endpoint", ["deletedAt"]);
   const a = new PgTable<AttemptRecord>(ctx.orm, "Attempt");

@@ -17,6 +17,7 @@ import { Migration20261202165002_idempotency_keys } from "./Migration20261202165
 import { Migration20261202165003_message_workspace_index } from "./Migration20261202165003_message_workspace_index.ts";
 import { Migration20261202165004_quota_usage } from "./Migration20261202165004_quota_usage.ts";
 import { Migration20261202155716_endpoint_rate_limit } from "./Migration20261202155716_endpoint_rate_limit.ts";
+import { Migration20261202201932_publish_check } from "./Migration20261202201932_publish_check.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -41,4 +42,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202165003_message_workspace_index", class: Migration20261202165003_message_workspace_index },
   { name: "Migration20261202165004_quota_usage", class: Migration20261202165004_quota_usage },
   { name: "Migration20261202155716_endpoint_rate_limit", class: Migration20261202155716_endpoint_rate_limit },
+  { name: "Migration20261202201932_publish_check", class: Migration20261202201932_publish_check },
 ];
