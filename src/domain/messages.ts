@@ -432,7 +432,10 @@ export async function send(deps: MessageDeps, workspaceId: string, input: SendIn
   return finish(deps, workspaceId, now, p, outcome, outbox);
 }
 
-/** The answer for a written (or, in a race, already taken) message; publishes its rows. */
+/**
+ * The answer for a written (or, in a race, already taken) message; publishes its rows, or adds
+ * the direct ones to `burst` for the caller to publish with others in one call.
+ */
 function finish(
   deps: MessageDeps,
   workspaceId: string,
@@ -440,6 +443,7 @@ function finish(
   p: Extract<Prepared, { kind: "new" }>,
   outcome: AcceptOutcome,
   outbox: OutboxRecord[],
+  burst?: NewOutboxRecord[],
 ): SendResult {
   if (!outcome.created)
     return withQuota(
@@ -450,7 +454,8 @@ function finish(
       replay(p.key, outcome.existing, outcome.deliveries, p.hash, p.requested),
     );
   void deps.relay.publishNow(outbox);
-  void deps.relay.publishDirect(p.direct);
+  if (burst === undefined) void deps.relay.publishDirect(p.direct);
+  else burst.push(...p.direct);
   return withQuota(deps, workspaceId, 1, now, {
     messageId: p.message.id,
     deliveryId: p.delivery.id,
@@ -525,15 +530,18 @@ export async function sendBatch(
           keyExpiresAt: p.keyExpiresAt,
         })),
       );
+      // Every new item's status event and job go out in one pipelined publish.
+      const burst: NewOutboxRecord[] = [];
       for (const [i, { index, p }] of fresh.entries()) {
         const w = written[i]!;
         try {
-          results[index] = { ok: true, result: finish(deps, workspaceId, now, p, w.outcome, w.outbox) };
+          results[index] = { ok: true, result: finish(deps, workspaceId, now, p, w.outcome, w.outbox, burst) };
         } catch (err) {
           if (!(err instanceof DomainError)) throw err;
           results[index] = { ok: false, error: itemError(index, err) };
         }
       }
+      void deps.relay.publishDirect(burst);
     }
   }
   return results.map((r) => r!);
