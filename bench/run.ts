@@ -7,6 +7,8 @@
  *
  * Cases, each printed as a ratio against its baseline in the same run:
  * - single endpoint: accepted sends/s against a no-op Connect RPC, deliveries/s against raw POSTs;
+ * - batched: the single-endpoint messages sent as SendBatch calls of N items (a fifth as many
+ *   calls in flight), against the single-endpoint run, with its own CPU and row figures;
  * - fan-out: one message to N endpoints (the same payload sent to each), against single-endpoint
  *   deliveries/s measured again once every process is warm;
  * - a million pending retries in the database (inserted by one bulk SQL statement, due in a day):
@@ -28,6 +30,7 @@
  *        --no-guard (turn the per-endpoint concurrency cap and circuit breaker off, for a before figure)
  *        --rate-limit N --rate-burst N --rate-messages N (rate-limit case, default 50 / 10 / 400; 0 skips)
  *        --workers N (worker processes, default 1)
+ *        --batch N (items per SendBatch in the batched case, default 20; 0 skips it)
  *
  * The isolation case sends messages spread over four healthy endpoints, first alone and then with
  * a fifth of the messages going to a dead endpoint (it accepts connections and never answers, so
@@ -80,6 +83,7 @@ const { values: flags } = parseArgs({
     "rate-burst": { type: "string", default: "10" },
     "rate-messages": { type: "string", default: "400" },
     workers: { type: "string", default: "1" },
+    batch: { type: "string", default: "20" },
   },
 });
 const ISOLATION_MESSAGES = Math.min(Math.max(Number(flags["isolation-messages"]), 0), 1_000_000);
@@ -97,6 +101,7 @@ const GROWTH = Math.min(Math.max(Math.trunc(Number(flags.growth)), 0), 1_000_000
 const PENDING = Math.min(Math.max(Math.trunc(Number(flags.pending)), 0), 10_000_000);
 const DUE = Math.min(Math.max(Math.trunc(Number(flags.due)), 0), PENDING);
 const HTTP_VERSION = flags.http1 ? "1.1" : "2";
+const BATCH = Math.min(Math.max(Math.trunc(Number(flags.batch)), 0), 20);
 
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -280,13 +285,29 @@ async function main(): Promise<void> {
       messages: number,
       lanes: number,
       endpoints: readonly string[] = [endpointId],
+      batch = 0,
     ): Promise<{ sendsPerSec: number; deliveriesPerSec: number; missing: number; ids: string[] }> => {
       const ids: string[] = [];
       const start = now();
-      const sendMs = await pool(messages, lanes, async (n) => {
-        const results = await Promise.all(endpoints.map((ep) => send(sent + n, ep)));
-        for (const r of results) ids.push(r.deliveryId);
-      });
+      const sendMs =
+        batch > 0
+          ? await pool(Math.ceil(messages / batch), lanes, async (call) => {
+              const first = call * batch;
+              const items = Array.from({ length: Math.min(batch, messages - first) }, (_, i) => ({
+                endpointId: endpoints[0] ?? endpointId,
+                eventType: "bench.event",
+                body: {
+                  case: "payload" as const,
+                  value: fromJson(ValueSchema, { type: "bench", n: sent + first + i, padding: "x".repeat(200) }),
+                },
+              }));
+              const res = await producer.messages.sendBatch({ items });
+              for (const r of res.results) if (r.response !== undefined) ids.push(r.response.deliveryId);
+            })
+          : await pool(messages, lanes, async (n) => {
+              const results = await Promise.all(endpoints.map((ep) => send(sent + n, ep)));
+              for (const r of results) ids.push(r.deliveryId);
+            });
       sent += messages;
       const deadline = now() + 300_000;
       while (ids.some((id) => !delivered.has(id)) && now() < deadline) await sleep(20);
@@ -309,9 +330,12 @@ async function main(): Promise<void> {
       "nats-server": await findPid(nats.storeDir),
     };
     const work: Array<[string, string, string]> = [];
-    const measuredThroughput = async (label: string, messages: number): ReturnType<typeof throughput> => {
+    const measuredThroughput = async (label: string, messages: number, batch = 0): ReturnType<typeof throughput> => {
       const before = await snapshot(processes, stats);
-      const result = await throughput(messages, CONCURRENCY);
+      const result =
+        batch > 0
+          ? await throughput(messages, Math.max(1, Math.round(CONCURRENCY / 5)), [endpointId], batch)
+          : await throughput(messages, CONCURRENCY);
       const cpu = await snapshot(processes, stats);
       // PostgreSQL backends publish their counters within 10 s of going idle (PGSTAT_IDLE_INTERVAL).
       const rowsAfter = stats === undefined ? cpu : (await sleep(11_000), await snapshot(processes, stats));
@@ -349,6 +373,19 @@ async function main(): Promise<void> {
     const { endToEnd, sendLatency, latencyMissing } = await latencyPhase();
 
     const cases: Array<[string, string, string]> = [];
+    // Batched: as many messages again in SendBatch calls of BATCH items.
+    if (BATCH > 0) {
+      const batched = await measuredThroughput(`SendBatch of ${BATCH}`, MESSAGES, BATCH);
+      cases.push(
+        [
+          `batched: SendBatch of ${BATCH}, deliveries/s`,
+          `${fmt(batched.deliveriesPerSec)} /s`,
+          `${fmt(batched.deliveriesPerSec / undiciRps, 3)} × undici POST (${fmt(batched.deliveriesPerSec / deliveriesPerSec, 2)} × single Sends)`,
+        ],
+        ["batched: accepted messages/s", `${fmt(batched.sendsPerSec)} /s`, ""],
+        ["batched: not delivered", `${batched.missing}`, ""],
+      );
+    }
     // Growth: fill the tables up to GROWTH messages, then the same throughput and latency phases.
     if (GROWTH > sent) {
       await pool(GROWTH - sent - MESSAGES, CONCURRENCY, async (n) => void (await send(sent + n)));
