@@ -45,6 +45,8 @@ interface Counter {
   shared: number;
   /** Accepted here and not yet added to the shared row. */
   pending: number;
+  /** Taken out of `pending` by a flush whose upsert has not returned yet: still counted. */
+  flushing: number;
   /** Set while the shared total is being read for the first time. */
   loading?: Promise<void> | undefined;
 }
@@ -77,7 +79,7 @@ export function createQuotaMeter(store: QuotaStore, opts: QuotaOptions): QuotaMe
     if (c === undefined || c.windowStart < windowStart) {
       // A new window starts from zero; the previous window's pending count is flushed apart.
       if (c !== undefined && c.pending > 0) void addLater(workspaceId, c.windowStart, c.pending);
-      c = { windowStart, shared: 0, pending: 0 };
+      c = { windowStart, shared: 0, pending: 0, flushing: 0 };
       counters.set(workspaceId, c);
       c.loading = store.getQuotaUsage(workspaceId, new Date(windowStart)).then(
         (used) => {
@@ -112,7 +114,7 @@ export function createQuotaMeter(store: QuotaStore, opts: QuotaOptions): QuotaMe
         if (limitOf(workspaceId) === 0 || c.loading !== undefined) continue;
         try {
           const total = await store.getQuotaUsage(workspaceId, new Date(c.windowStart));
-          if (counters.get(workspaceId) === c) c.shared = Math.max(c.shared, total - c.pending);
+          if (counters.get(workspaceId) === c) c.shared = Math.max(c.shared, total - c.pending - c.flushing);
         } catch {
           // Known again at the next flush.
         }
@@ -120,17 +122,23 @@ export function createQuotaMeter(store: QuotaStore, opts: QuotaOptions): QuotaMe
       }
       const n = c.pending;
       c.pending -= n;
+      c.flushing += n;
       try {
         const total = await store.addQuotaUsage(workspaceId, new Date(c.windowStart), n);
         if (counters.get(workspaceId) === c) c.shared = Math.max(c.shared + n, total);
       } catch {
         c.pending += n; // kept for the next flush
+      } finally {
+        c.flushing -= n;
       }
     }
   };
 
+  /** One flush at a time, whether the timer or a caller asks. */
+  const flushOnce = (): Promise<void> => (flushing ??= flush().finally(() => (flushing = undefined)));
+
   const state = (workspaceId: string, c: Counter): QuotaState => {
-    const used = c.shared + c.pending;
+    const used = c.shared + c.flushing + c.pending;
     const limit = limitOf(workspaceId);
     return {
       limit,
@@ -146,12 +154,12 @@ export function createQuotaMeter(store: QuotaStore, opts: QuotaOptions): QuotaMe
       if (c.loading !== undefined) await c.loading;
       const limit = limitOf(workspaceId);
       if (limit === 0) return;
-      if (c.shared + c.pending + count > limit) {
+      if (c.shared + c.flushing + c.pending + count > limit) {
         const resetAt = c.windowStart + opts.windowMs;
         throw new DomainError(
           "resource_exhausted",
           "QUOTA_EXCEEDED",
-          `the workspace's quota of ${limit} messages per window is used up (${c.shared + c.pending} sent); it resets at ${new Date(resetAt).toISOString()}`,
+          `the workspace's quota of ${limit} messages per window is used up (${c.shared + c.flushing + c.pending} sent); it resets at ${new Date(resetAt).toISOString()}`,
           { retryDelayMs: Math.max(0, resetAt - now.getTime()) },
         );
       }
@@ -161,16 +169,16 @@ export function createQuotaMeter(store: QuotaStore, opts: QuotaOptions): QuotaMe
       c.pending += count;
       return state(workspaceId, c);
     },
-    flush: () => (flushing ??= flush().finally(() => (flushing = undefined))),
+    flush: flushOnce,
     start() {
       if (timer !== undefined) return;
-      timer = setInterval(() => void flush(), opts.flushIntervalMs);
+      timer = setInterval(() => void flushOnce(), opts.flushIntervalMs);
       timer.unref();
     },
     async stop() {
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
-      await flush();
+      await flushOnce();
     },
   };
 }
