@@ -737,6 +737,26 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(moved.applied, true);
       assert.deepEqual(ours(await store.deliveries.duePublishChecks(at(5_000), 100)), [checked[2]!.id]);
       assert.equal((await store.deliveries.duePublishChecks(at(5_000), 1)).length, 1, "limit is honoured");
+      // Attempted, then queued again by the retry release (whose job goes through the outbox): its
+      // stale check must not publish a second job.
+      const retried = await store.deliveries.recordAttempt({
+        attempt: attemptOf(checked[2]!, 1),
+        delivery: {
+          status: "pending_retry",
+          nextAttemptAt: at(150),
+          lastResponseStatus: 500,
+          lastError: "HTTP 500",
+          updatedAt: at(100),
+        },
+        outbox: () => [],
+      });
+      assert.equal(retried.applied, true);
+      const released = await store.deliveries.releaseDue(at(200), 100, () => []);
+      assert.ok(
+        released.released.some((d) => d.id === checked[2]!.id),
+        "queued again",
+      );
+      assert.deepEqual(ours(await store.deliveries.duePublishChecks(at(5_000), 100)), [], "a re-queued delivery");
     });
 
     if (kind === "postgresql") {

@@ -22,6 +22,12 @@ export interface DeliveryStore extends DeliveryReader, DeliveryLedger, DueReleas
 
 /** `status = 'queued'`: the predicate of the partial index delivery_publish_check_index, as a literal. */
 const QUEUED_PREDICATE = raw(`status = 'queued'`);
+/**
+ * Untouched since intake: every transition sets updated_at, so a delivery that was held, retried,
+ * replayed or released and is queued again (its check perhaps never cleared) is not re-published
+ * by its stale check: its job went through the outbox, and a second job would mean a second attempt.
+ */
+const UNTOUCHED_PREDICATE = raw(`updated_at = created_at`);
 
 /** last_error of a delivery held while its endpoint is disabled. */
 export const ENDPOINT_DISABLED_HELD = "endpoint disabled: held until it is enabled again";
@@ -300,7 +306,7 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
       const rows = await ctx.run((em) =>
         em.find(
           Delivery,
-          { [QUEUED_PREDICATE]: [], publishCheckAt: { $lte: now } },
+          { [QUEUED_PREDICATE]: [], [UNTOUCHED_PREDICATE]: [], publishCheckAt: { $lte: now } },
           { ...DETACHED, orderBy: { publishCheckAt: "asc" }, limit: Math.max(1, Math.trunc(limit)) },
         ),
       );
