@@ -318,6 +318,74 @@ interface Verb {
   run(p: Parsed, io: Io): Promise<number>;
 }
 
+/** `--limit N`: a positive integer, `fallback` when absent (Infinity: no limit). */
+function limitOf(p: Parsed, fallback: number): number {
+  const raw = str(p, "limit");
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError("--limit takes a positive integer");
+  return n;
+}
+
+/**
+ * A list verb over the management API: pages through `items` (asked for pages of at most
+ * `pageSize`) until `--limit` rows, then prints them as a table of `columns` or as JSON.
+ */
+function listVerb<T extends object>(spec: {
+  readonly help: string;
+  readonly options?: Options;
+  readonly columns: readonly string[];
+  /** Rows printed when --limit is absent (default: every row). */
+  readonly defaultLimit?: number;
+  items(m: HookstreamManagement, p: Parsed, pageSize: number): AsyncIterable<T>;
+}): Verb {
+  return {
+    help: spec.help,
+    options: { ...spec.options, limit: { type: "string", short: "n" } },
+    async run(p, io) {
+      const limit = limitOf(p, spec.defaultLimit ?? Infinity);
+      await using m = managementOf(credentials(p, io.env));
+      const rows: T[] = [];
+      if (limit > 0) {
+        for await (const row of spec.items(m, p, Math.min(limit, 100))) {
+          rows.push(row);
+          if (rows.length >= limit) break;
+        }
+      }
+      printRows(io, outputOf(p), rows as Record<string, unknown>[], spec.columns);
+      return 0;
+    },
+  };
+}
+
+/**
+ * A verb that takes one id (its first positional, named `arg` in messages), makes one call and
+ * prints the object it answers (or prints it by `print`). `connect` picks the client: the
+ * management client unless given.
+ */
+function getVerb<C extends AsyncDisposable, T extends object>(spec: {
+  readonly help: string;
+  readonly arg: string;
+  readonly options?: Options;
+  readonly connect: (c: Creds) => C;
+  call(client: C, id: string, p: Parsed): Promise<T>;
+  print?(io: Io, out: Out, value: T): void;
+}): Verb {
+  return {
+    help: spec.help,
+    ...(spec.options === undefined ? {} : { options: spec.options }),
+    async run(p, io) {
+      const id = needPositional(p, 0, spec.arg);
+      await using client = spec.connect(credentials(p, io.env));
+      const value = await spec.call(client, id, p);
+      const out = outputOf(p);
+      if (spec.print !== undefined) spec.print(io, out, value);
+      else printObject(io, out, value as Record<string, unknown>);
+      return 0;
+    },
+  };
+}
+
 const ENDPOINT_FLAGS = {
   url: { type: "string" },
   description: { type: "string" },
@@ -354,6 +422,16 @@ function endpointFields(p: Parsed, endpointUrl: string | undefined): Record<stri
 }
 
 const ENDPOINT_COLUMNS = ["id", "url", "enabled", "description", "createTime"];
+const ATTEMPT_COLUMNS = [
+  "number",
+  "id",
+  "startTime",
+  "responseStatus",
+  "latency",
+  "errorKind",
+  "errorMessage",
+  "nextRetryTime",
+];
 const DELIVERY_COLUMNS = [
   "id",
   "status",
@@ -423,14 +501,15 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
     },
   },
   messages: {
-    get: {
+    get: getVerb({
       help: "hookstream messages get MESSAGE_ID\n  A message (its exact payload) and its deliveries (API key).",
-      async run(p, io) {
-        await using producer = producerOf(credentials(p, io.env));
-        const res = await producer.messages.get(needPositional(p, 0, "MESSAGE_ID"));
-        if (outputOf(p) === "json") {
+      arg: "MESSAGE_ID",
+      connect: producerOf,
+      call: (producer, id) => producer.messages.get(id),
+      print(io, out, res) {
+        if (out === "json") {
           printObject(io, "json", res);
-          return 0;
+          return;
         }
         const m = res.message!;
         printObject(io, "table", {
@@ -443,81 +522,57 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
         });
         io.stdout.write("\n");
         printRows(io, "table", res.deliveries, DELIVERY_COLUMNS);
-        return 0;
       },
-    },
+    }),
   },
   deliveries: {
-    ls: {
+    ls: listVerb({
       help: `hookstream deliveries ls [--endpoint EP] [--message MSG] [--status failed,pending_retry] [--limit N]
-  Deliveries, newest first (management token).`,
+  Deliveries, newest first (management token); 50 unless --limit.`,
       options: {
         endpoint: { type: "string", short: "e" },
         message: { type: "string", short: "m" },
         status: { type: "string", multiple: true, short: "s" },
-        limit: { type: "string", short: "n" },
       },
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const limit = Number(str(p, "limit") ?? "50");
-        if (!Number.isInteger(limit) || limit < 1) throw new UsageError("--limit takes a positive integer");
+      columns: DELIVERY_COLUMNS,
+      defaultLimit: 50,
+      items(m, p, pageSize) {
         const endpointId = str(p, "endpoint");
         const messageId = str(p, "message");
         const statuses = statusesOf(p);
-        const rows = [];
-        for await (const d of m.deliveries.listAll({
+        return m.deliveries.listAll({
           ...(endpointId === undefined ? {} : { endpointId }),
           ...(messageId === undefined ? {} : { messageId }),
           ...(statuses === undefined ? {} : { statuses }),
-          pageSize: Math.min(limit, 100),
-        })) {
-          rows.push(d);
-          if (rows.length >= limit) break;
-        }
-        printRows(io, outputOf(p), rows, DELIVERY_COLUMNS);
-        return 0;
-      },
-    },
-    get: {
-      help: "hookstream deliveries get DELIVERY_ID [--payload]\n  One delivery, with its payload when --payload.",
-      options: { payload: { type: "boolean" } },
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const res = await m.deliveries.get(needPositional(p, 0, "DELIVERY_ID"), {
-          includePayload: p.values["payload"] === true,
+          pageSize,
         });
-        if (outputOf(p) === "json") printObject(io, "json", res);
-        else {
-          printObject(io, "table", res.delivery ?? {});
-          if (res.payload !== undefined) {
-            const status = Object.entries(PayloadStatus).find(([, v]) => v === res.payload!.status)?.[0] ?? "";
-            io.stdout.write(`payload (${status.toLowerCase()}): ${res.payload.payloadJson}\n`);
-          }
-        }
-        return 0;
       },
-    },
+    }),
+    get: getVerb({
+      help: "hookstream deliveries get DELIVERY_ID [--payload]\n  One delivery, with its payload when --payload.",
+      arg: "DELIVERY_ID",
+      options: { payload: { type: "boolean" } },
+      connect: managementOf,
+      call: (m, id, p) => m.deliveries.get(id, { includePayload: p.values["payload"] === true }),
+      print(io, out, res) {
+        if (out === "json") {
+          printObject(io, "json", res);
+          return;
+        }
+        printObject(io, "table", res.delivery ?? {});
+        if (res.payload !== undefined) {
+          const status = Object.entries(PayloadStatus).find(([, v]) => v === res.payload!.status)?.[0] ?? "";
+          io.stdout.write(`payload (${status.toLowerCase()}): ${res.payload.payloadJson}\n`);
+        }
+      },
+    }),
   },
   attempts: {
-    ls: {
-      help: "hookstream attempts ls DELIVERY_ID\n  Every attempt of a delivery: status, latency, error.",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const rows = [];
-        for await (const a of m.deliveries.listAllAttempts(needPositional(p, 0, "DELIVERY_ID"))) rows.push(a);
-        printRows(io, outputOf(p), rows, [
-          "number",
-          "id",
-          "startTime",
-          "responseStatus",
-          "latency",
-          "errorKind",
-          "errorMessage",
-          "nextRetryTime",
-        ]);
-        return 0;
-      },
-    },
+    ls: listVerb({
+      help: "hookstream attempts ls DELIVERY_ID [--limit N]\n  Every attempt of a delivery: status, latency, error.",
+      columns: ATTEMPT_COLUMNS,
+      items: (m, p, pageSize) => m.deliveries.listAllAttempts(needPositional(p, 0, "DELIVERY_ID"), { pageSize }),
+    }),
   },
   replay: {
     help: "hookstream replay DELIVERY_ID | --message MESSAGE_ID\n  One more attempt of a final delivery (same webhook-id), or of every final delivery of a message.",
@@ -536,39 +591,25 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
       return 0;
     },
   },
-  retry: {
+  retry: getVerb({
     help: "hookstream retry DELIVERY_ID [--cancel]\n  Attempts a pending retry now (or, with --cancel, gives up on it).",
+    arg: "DELIVERY_ID",
     options: { cancel: { type: "boolean" } },
-    async run(p, io) {
-      await using m = managementOf(credentials(p, io.env));
-      const id = needPositional(p, 0, "DELIVERY_ID");
-      printObject(
-        io,
-        outputOf(p),
-        p.values["cancel"] === true ? await m.deliveries.cancelRetry(id) : await m.deliveries.retry(id),
-      );
-      return 0;
-    },
-  },
+    connect: managementOf,
+    call: (m, id, p) => (p.values["cancel"] === true ? m.deliveries.cancelRetry(id) : m.deliveries.retry(id)),
+  }),
   endpoints: {
-    ls: {
-      help: "hookstream endpoints ls\n  Every endpoint of the workspace.",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const rows = [];
-        for await (const e of m.endpoints.listAll({ pageSize: 100 })) rows.push(e);
-        printRows(io, outputOf(p), rows, ENDPOINT_COLUMNS);
-        return 0;
-      },
-    },
-    get: {
+    ls: listVerb({
+      help: "hookstream endpoints ls [--limit N]\n  Every endpoint of the workspace.",
+      columns: ENDPOINT_COLUMNS,
+      items: (m, _p, pageSize) => m.endpoints.listAll({ pageSize }),
+    }),
+    get: getVerb({
       help: "hookstream endpoints get ENDPOINT_ID",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), await m.endpoints.get(needPositional(p, 0, "ENDPOINT_ID")));
-        return 0;
-      },
-    },
+      arg: "ENDPOINT_ID",
+      connect: managementOf,
+      call: (m, id) => m.endpoints.get(id),
+    }),
     create: {
       help: `hookstream endpoints create URL [--event-type T]... [--description D] [--metadata K=V]... [--header K=V]... [--timeout 10s] [--async-ack] [--disabled]
   Creates an endpoint and prints its signing secret (shown only now).`,
@@ -604,19 +645,19 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
         return 0;
       },
     },
-    "rotate-secret": {
+    "rotate-secret": getVerb({
       help: "hookstream endpoints rotate-secret ENDPOINT_ID\n  A new signing secret; the old one keeps verifying for the grace period.",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const res = await m.endpoints.rotateSecret(needPositional(p, 0, "ENDPOINT_ID"));
-        printObject(io, outputOf(p), {
+      arg: "ENDPOINT_ID",
+      connect: managementOf,
+      call: async (m, id) => {
+        const res = await m.endpoints.rotateSecret(id);
+        return {
           id: res.endpoint?.id,
           signingSecret: res.signingSecret,
           previousSecretExpireTime: res.previousSecretExpireTime,
-        });
-        return 0;
+        };
       },
-    },
+    }),
     test: {
       help: `hookstream endpoints test ENDPOINT_ID
   Sends one signed ping to the endpoint now and shows the answer: success, status code,
@@ -630,27 +671,18 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
     },
   },
   "event-types": {
-    ls: {
-      help: "hookstream event-types ls [--archived]\n  The event type catalog (with --archived, archived ones too).",
+    ls: listVerb({
+      help: "hookstream event-types ls [--archived] [--limit N]\n  The event type catalog (with --archived, archived ones too).",
       options: { archived: { type: "boolean" } },
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const rows = [];
-        for await (const t of m.eventTypes.listAll({ includeArchived: p.values["archived"] === true, pageSize: 100 })) {
-          rows.push(t);
-        }
-        printRows(io, outputOf(p), rows, ["name", "description", "archived", "createTime"]);
-        return 0;
-      },
-    },
-    get: {
+      columns: ["name", "description", "archived", "createTime"],
+      items: (m, p, pageSize) => m.eventTypes.listAll({ includeArchived: p.values["archived"] === true, pageSize }),
+    }),
+    get: getVerb({
       help: "hookstream event-types get NAME",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), await m.eventTypes.get(needPositional(p, 0, "NAME")));
-        return 0;
-      },
-    },
+      arg: "NAME",
+      connect: managementOf,
+      call: (m, name) => m.eventTypes.get(name),
+    }),
     create: {
       help: `hookstream event-types create NAME [--description D] [--schema-file FILE.json]
   Adds an event type; with a JSON Schema, Send refuses payloads that do not match it.`,
@@ -700,16 +732,11 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
     },
   },
   keys: {
-    ls: {
-      help: "hookstream keys ls\n  The workspace's API keys (prefixes only).",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const rows = [];
-        for await (const k of m.apiKeys.listAll({ pageSize: 100 })) rows.push(k);
-        printRows(io, outputOf(p), rows, ["id", "label", "secretPrefix", "createTime", "revokeTime"]);
-        return 0;
-      },
-    },
+    ls: listVerb({
+      help: "hookstream keys ls [--limit N]\n  The workspace's API keys (prefixes only).",
+      columns: ["id", "label", "secretPrefix", "createTime", "revokeTime"],
+      items: (m, _p, pageSize) => m.apiKeys.listAll({ pageSize }),
+    }),
     create: {
       help: "hookstream keys create LABEL\n  A new API key; the secret is shown only now.",
       async run(p, io) {
@@ -719,14 +746,12 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
         return 0;
       },
     },
-    revoke: {
+    revoke: getVerb({
       help: "hookstream keys revoke API_KEY_ID",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), await m.apiKeys.revoke(needPositional(p, 0, "API_KEY_ID")));
-        return 0;
-      },
-    },
+      arg: "API_KEY_ID",
+      connect: managementOf,
+      call: (m, id) => m.apiKeys.revoke(id),
+    }),
   },
   tail: {
     help: `hookstream tail [--endpoint EP] [--message MSG] [--event-type T] [--status S,S] [--json] [--count N]
