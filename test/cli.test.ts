@@ -103,7 +103,12 @@ for (const kind of testDbKinds()) {
       receiver = await startReceiver();
       nats = await startNatsServer();
       database = await createTestDatabase(kind);
-      stack = await startStack({ databaseUrl: database.url, natsUrl: nats.url });
+      // Retries an hour away: a pending retry stays put until `bulk retry` or `bulk cancel-retry` acts.
+      stack = await startStack({
+        databaseUrl: database.url,
+        natsUrl: nats.url,
+        env: { HOOKSTREAM_RETRY_SCHEDULE: "1h" },
+      });
       home = mkdtempSync(join(tmpdir(), "hookstream-cli-"));
       env = {
         PATH: process.env["PATH"] ?? "",
@@ -330,6 +335,22 @@ for (const kind of testDbKinds()) {
         ["endpoints", "test"],
         ["event-types", "ls"],
         ["keys", "create"],
+        ["subscriptions", "ls"],
+        ["subscriptions", "get"],
+        ["subscriptions", "create"],
+        ["subscriptions", "update"],
+        ["subscriptions", "rm"],
+        ["dead-letters", "ls"],
+        ["dead-letters", "get"],
+        ["dead-letters", "redrive"],
+        ["bulk", "replay"],
+        ["bulk", "retry"],
+        ["bulk", "cancel-retry"],
+        ["bulk", "get"],
+        ["bulk", "watch"],
+        ["subscriptions"],
+        ["dead-letters"],
+        ["bulk"],
         ["tail"],
         ["listen"],
         ["login"],
@@ -345,6 +366,7 @@ for (const kind of testDbKinds()) {
       assert.equal(top.code, 0);
       assert.match(top.stdout, /User commands/);
       assert.match(top.stdout, /tail\s+the live delivery stream/);
+      assert.match(top.stdout, /dead-letters\s+dead-letters ls\|get\|redrive/);
     });
 
     void it("tails live coloured lines under a pseudo-terminal", async () => {
@@ -388,6 +410,240 @@ for (const kind of testDbKinds()) {
       tail.child.kill("SIGINT");
       assert.equal(await tail.exited, 0);
       assert.ok(lines().every((l) => l.resumeToken !== ""));
+    });
+
+    void it("manages subscriptions: create, list, get, update, remove, with precise errors", async () => {
+      assert.ok(receiver !== undefined);
+      await json(["event-types", "create", "cli.sub"]);
+      const ep = await json<{ id: string }>(["endpoints", "create", `${receiver.url}/hooks/sub`]);
+      const sub = await json<{
+        id: string;
+        endpointId: string;
+        eventTypes: string[];
+        enabled: boolean;
+        filter: string;
+      }>(["subscriptions", "create", "--endpoint", ep.id, "--event-type", "cli.sub", "--filter", "payload.n > 1"]);
+      assert.match(sub.id, /^sub_/);
+      assert.deepEqual(
+        [sub.endpointId, sub.eventTypes, sub.enabled, sub.filter],
+        [ep.id, ["cli.sub"], true, "payload.n > 1"],
+      );
+      const table = await cli(["subscriptions", "ls", "--endpoint", ep.id]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout.split("\n")[0]!, /^ID\s+ENDPOINT_ID\s+EVENT_TYPES\s+ENABLED\s+FILTER\s+CREATE_TIME$/);
+      assert.match(table.stdout, new RegExp(`${sub.id}\\s+${ep.id}\\s+\\["cli\\.sub"\\]\\s+true\\s+payload\\.n > 1`));
+      assert.deepEqual(
+        (await json<Array<{ id: string }>>(["subscriptions", "ls", "--endpoint", ep.id])).map((x) => x.id),
+        [sub.id],
+      );
+      // A triggered message reaches the endpoint through the subscription only when its filter matches.
+      const low = await json<{ deliveries: Array<{ endpointId: string }> }>([
+        "trigger",
+        "-t",
+        "cli.sub",
+        "--data",
+        '{"n":1}',
+      ]);
+      assert.ok(!low.deliveries.some((d) => d.endpointId === ep.id), JSON.stringify(low));
+      const high = await json<{ deliveries: Array<{ endpointId: string }> }>([
+        "trigger",
+        "-t",
+        "cli.sub",
+        "--data",
+        '{"n":2}',
+      ]);
+      assert.ok(
+        high.deliveries.some((d) => d.endpointId === ep.id),
+        JSON.stringify(high),
+      );
+
+      const updated = await json<{ enabled: boolean; filter: string }>([
+        "subscriptions",
+        "update",
+        sub.id,
+        "--filter",
+        "",
+        "--enabled",
+        "false",
+      ]);
+      assert.deepEqual([updated.enabled, updated.filter], [false, ""]);
+      assert.equal((await json<{ enabled: boolean }>(["subscriptions", "get", sub.id])).enabled, false);
+
+      const cases: Array<[string[], number, RegExp]> = [
+        [
+          ["subscriptions", "create", "--endpoint", ep.id, "-t", "cli.sub", "--filter", "payload.n >"],
+          5,
+          /INVALID_ARGUMENT.*\n\s+subscription\.filter: /,
+        ],
+        [["subscriptions", "create", "--endpoint", ep.id, "-t", "no.such.type"], 5, /\n\s+subscription\.event_types/],
+        [["subscriptions", "create", "-t", "cli.sub"], 2, /missing --endpoint/],
+        [["subscriptions", "update", sub.id], 2, /nothing to update/],
+        [["subscriptions", "update", sub.id, "--enabled", "maybe"], 2, /--enabled takes true or false/],
+        [["subscriptions", "get", "sub_00000000000000000000000000"], 4, /NOT_FOUND/],
+      ];
+      for (const [args, code, pattern] of cases) {
+        const r = await cli(args);
+        assert.equal(r.code, code, `hookstream ${args.join(" ")} → ${r.code}: ${r.stderr}`);
+        assert.match(r.stderr, pattern, args.join(" "));
+        assert.doesNotMatch(r.stderr, STACK_LINE, args.join(" "));
+      }
+      assert.deepEqual(await json(["subscriptions", "rm", sub.id]), { deleted: sub.id });
+      const gone = await cli(["subscriptions", "get", sub.id]);
+      assert.equal(gone.code, 4, gone.stderr);
+    });
+
+    void it("lists dead letters and redrives them one by id and the rest by filter, following the bulk replay", async () => {
+      assert.ok(receiver !== undefined);
+      const rx = receiver;
+      // Every first request of a delivery to /hooks/dlq is refused for good (400): a dead letter.
+      rx.addRule((req, count) => (req.path === "/hooks/dlq" && count === 1 ? 400 : undefined));
+      const ep = await json<{ id: string }>(["endpoints", "create", `${rx.url}/hooks/dlq`]);
+      const ids: string[] = [];
+      for (let n = 0; n < 3; n++) {
+        ids.push(
+          (await json<{ deliveryId: string }>(["send", "-e", ep.id, "-t", "cli.dlq", "--data", `{"n":${n}}`]))
+            .deliveryId,
+        );
+      }
+      let dead: Array<{ id: string; attemptCount: number; lastResponseStatus: number }> = [];
+      for (let i = 0; i < 300 && dead.length < 3; i++) {
+        dead = await json(["dead-letters", "ls", "--endpoint", ep.id]);
+        if (dead.length < 3) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.deepEqual(dead.map((d) => d.id).sort(), [...ids].sort());
+      assert.ok(
+        dead.every((d) => d.attemptCount === 1 && d.lastResponseStatus === 400),
+        JSON.stringify(dead),
+      );
+      const table = await cli([
+        "dead-letters",
+        "ls",
+        "--endpoint",
+        ep.id,
+        "--event-type",
+        "cli.dlq",
+        "--since",
+        "1h",
+        "--limit",
+        "2",
+      ]);
+      assert.equal(table.code, 0, table.stderr);
+      const lines = table.stdout.trimEnd().split("\n");
+      assert.match(lines[0]!, /^ID\s+EVENT_TYPE\s+ENDPOINT_ID\s+MESSAGE_ID\s+ATTEMPT_COUNT\s+LAST_RESPONSE_STATUS/);
+      assert.equal(lines.length, 3, table.stdout);
+      assert.deepEqual(await json(["dead-letters", "ls", "--endpoint", ep.id, "--until", "1h"]), []);
+
+      const one = await json<{ delivery: { id: string; status: string }; attempts: Array<{ responseStatus: number }> }>(
+        ["dead-letters", "get", ids[0]!],
+      );
+      assert.equal(one.delivery.status, "failed");
+      assert.deepEqual(
+        one.attempts.map((a) => a.responseStatus),
+        [400],
+      );
+      const got = await cli(["dead-letters", "get", ids[0]!]);
+      assert.match(got.stdout, /status\s+failed/);
+      assert.match(got.stdout, /NUMBER\s+ID\s+START_TIME\s+RESPONSE_STATUS/);
+
+      // One id: replayed at once (same webhook-id), printed as the queued delivery.
+      const replayed = await json<{ id: string; status: string }>(["dead-letters", "redrive", ids[0]!]);
+      assert.deepEqual([replayed.id, replayed.status], [ids[0], "queued"]);
+      await rx.waitFor(() => rx.byId(ids[0]!).length === 2, 60_000, "the redriven delivery");
+
+      // The rest by filter, followed to the end as JSON lines.
+      const follow = await cli(["dead-letters", "redrive", "--endpoint", ep.id, "--follow", "--output", "json"]);
+      assert.equal(follow.code, 0, follow.stderr);
+      const updates = follow.stdout
+        .trimEnd()
+        .split("\n")
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              id: string;
+              action: string;
+              state: string;
+              matched: string;
+              affected: string;
+              filter: { endpointId: string; statuses: string[] };
+            },
+        );
+      const last = updates.at(-1)!;
+      assert.match(last.id, /^bulk_/);
+      assert.deepEqual(
+        [last.action, last.state, last.matched, last.affected, last.filter.endpointId, last.filter.statuses],
+        ["replay", "succeeded", "2", "2", ep.id, ["failed"]],
+      );
+      for (const id of ids.slice(1))
+        await rx.waitFor(() => rx.byId(id).length === 2, 60_000, `the bulk-redriven ${id}`);
+      const done = await json<{ state: string; affected: string }>(["bulk", "get", last.id]);
+      assert.deepEqual([done.state, done.affected], ["succeeded", "2"]);
+
+      const cases: Array<[string[], number, RegExp]> = [
+        [["dead-letters", "redrive"], 2, /select deliveries: ids, filter flags, or --all/],
+        [["dead-letters", "redrive", ids[0]!, "--endpoint", ep.id], 2, /not both/],
+        [["dead-letters", "ls", "--since", "yesterday"], 2, /--since takes an ISO time/],
+        [["dead-letters", "ls", "--endpoint", "nope"], 5, /INVALID_ARGUMENT.*\n\s+filter\.endpoint_id: /],
+        [["dead-letters", "ls", "--since", "1h", "--until", "2h"], 5, /\n\s+filter\.create_time_before: must be after/],
+        [["dead-letters", "get", "dlv_00000000000000000000000000"], 4, /DELIVERY_NOT_FOUND/],
+        [["dead-letters", "redrive", "dlv_00000000000000000000000000"], 4, /DELIVERY_NOT_FOUND/],
+        [["bulk", "get", "bulk_00000000000000000000000000"], 4, /NOT_FOUND/],
+        [["bulk", "replay", "--status", "bogus", "--all"], 5, /statuses\[0\]/],
+        [["bulk", "replay", ids[0]!, "--limit", "3"], 2, /--limit applies to a filter/],
+      ];
+      for (const [args, code, pattern] of cases) {
+        const r = await cli(args);
+        assert.equal(r.code, code, `hookstream ${args.join(" ")} → ${r.code}: ${r.stderr}`);
+        assert.match(r.stderr, pattern, args.join(" "));
+        assert.doesNotMatch(r.stderr, STACK_LINE, args.join(" "));
+      }
+    });
+
+    void it("bulk retry and cancel-retry act on pending retries by id and by filter, watched to the end", async () => {
+      assert.ok(receiver !== undefined);
+      const rx = receiver;
+      // Every first request to /hooks/flaky answers 503: the delivery waits for its retry, an hour away.
+      rx.addRule((req, count) => (req.path === "/hooks/flaky" && count === 1 ? 503 : undefined));
+      const ep = await json<{ id: string }>(["endpoints", "create", `${rx.url}/hooks/flaky`]);
+      const a = (await json<{ deliveryId: string }>(["send", "-e", ep.id, "-t", "cli.flaky", "--data", "{}"]))
+        .deliveryId;
+      const b = (await json<{ deliveryId: string }>(["send", "-e", ep.id, "-t", "cli.flaky", "--data", "{}"]))
+        .deliveryId;
+      let pending: Array<{ id: string }> = [];
+      for (let i = 0; i < 300 && pending.length < 2; i++) {
+        pending = await json(["deliveries", "ls", "--endpoint", ep.id, "--status", "pending_retry"]);
+        if (pending.length < 2) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.deepEqual(pending.map((d) => d.id).sort(), [a, b].sort());
+
+      // By id, followed as table lines to SUCCEEDED.
+      const retried = await cli(["bulk", "retry", a, "--follow"]);
+      assert.equal(retried.code, 0, retried.stderr);
+      assert.match(retried.stdout, /bulk_\w+\s+SUCCEEDED\s+matched 1\s+affected 1\s+in \d+\.\ds\n$/);
+      await rx.waitFor(() => rx.byId(a).length === 2, 60_000, "the retried delivery");
+
+      // By filter: started, then watched by id.
+      const op = await json<{ id: string; state: string; action: string }>([
+        "bulk",
+        "cancel-retry",
+        "--endpoint",
+        ep.id,
+        "--status",
+        "pending_retry",
+      ]);
+      assert.equal(op.action, "cancel_retry");
+      const watched = await cli(["bulk", "watch", op.id, "--output", "json"]);
+      assert.equal(watched.code, 0, watched.stderr);
+      const final = JSON.parse(watched.stdout.trimEnd().split("\n").at(-1)!) as { state: string; affected: string };
+      assert.deepEqual([final.state, final.affected], ["succeeded", "1"]);
+      const cancelled = await json<{ delivery: { status: string; lastError: string } }>(["deliveries", "get", b]);
+      assert.deepEqual(
+        [cancelled.delivery.status, cancelled.delivery.lastError],
+        ["failed", "retry cancelled by an operator"],
+      );
+      assert.equal(rx.byId(b).length, 1, "a cancelled retry is not tried again");
+      const table = await cli(["bulk", "get", op.id]);
+      assert.match(table.stdout, /state\s+succeeded/);
+      assert.match(table.stdout, /affected\s+1/);
     });
 
     void it("listen forwards verified deliveries to a local server and shows its answer", async () => {

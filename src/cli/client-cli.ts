@@ -20,8 +20,10 @@ import {
   HookstreamError,
   HookstreamManagement,
   PayloadStatus,
+  parseDuration,
   rawJson,
   verifyWebhook,
+  type BulkOperation,
   type DeliveryEvent,
 } from "../client/index.ts";
 
@@ -34,7 +36,10 @@ export const USER_VERBS = [
   "attempts",
   "replay",
   "retry",
+  "dead-letters",
+  "bulk",
   "endpoints",
+  "subscriptions",
   "event-types",
   "keys",
   "tail",
@@ -50,7 +55,10 @@ export const USER_USAGE = `User commands (they call a Hookstream API; see \`hook
   attempts      attempts ls DELIVERY_ID
   replay        replay DELIVERY_ID, or --message MESSAGE_ID
   retry         retry DELIVERY_ID now (a pending retry)
+  dead-letters  dead-letters ls|get|redrive (failed deliveries)
+  bulk          bulk replay|retry|cancel-retry by ids or filter, bulk get|watch BULK_ID
   endpoints     endpoints ls|get|create|update|rm|rotate-secret|test
+  subscriptions subscriptions ls|get|create|update|rm (event-type routing to an endpoint)
   event-types   the event type catalog
   keys          keys ls|create|revoke (API keys)
   tail          the live delivery stream, one line per status change and attempt
@@ -310,6 +318,149 @@ function scheduleFlags(p: Parsed): Record<string, string> {
   return out;
 }
 
+// ---- delivery selections (dead letters and bulk operations) -----------------------------------
+
+type DeliveryFilterInput = NonNullable<Parameters<HookstreamManagement["deadLetters"]["listAll"]>[0]>;
+type BulkRequest = Parameters<HookstreamManagement["bulk"]["start"]>[0];
+
+const FILTER_FLAGS = {
+  endpoint: { type: "string", short: "e" },
+  "event-type": { type: "string", short: "t" },
+  message: { type: "string", short: "m" },
+  since: { type: "string" },
+  until: { type: "string" },
+} as const;
+
+const FILTER_HELP = `  --endpoint EP  --event-type T  --message MSG   only deliveries of that endpoint, type, message
+  --since T  --until T     created at or after / before T: an ISO time or a duration ago (2h, 7d)`;
+
+/** `--since` / `--until`: an ISO time, or a duration before now (`2h`, `7d`, `1h30m`). */
+function timeFlag(p: Parsed, flag: string): Date | undefined {
+  const v = str(p, flag);
+  if (v === undefined) return undefined;
+  if (/^\d+(\.\d+)?(ms|s|m|h|d)/.test(v)) {
+    try {
+      return new Date(Date.now() - parseDuration(v, `--${flag}`));
+    } catch {
+      // not a duration after all: read as a time below
+    }
+  }
+  const t = new Date(v);
+  if (Number.isNaN(t.getTime())) {
+    throw new UsageError(`--${flag} takes an ISO time (2026-03-14T09:30:00Z) or a duration ago (2h, 7d), not ${v}`);
+  }
+  return t;
+}
+
+/** The delivery filter of the FILTER_FLAGS (and --status when `withStatus`); empty when none is given. */
+function filterOf(p: Parsed, withStatus: boolean): DeliveryFilterInput {
+  const f: Record<string, unknown> = {};
+  const endpointId = str(p, "endpoint");
+  if (endpointId !== undefined) f["endpointId"] = endpointId;
+  const eventType = str(p, "event-type");
+  if (eventType !== undefined) f["eventType"] = eventType;
+  const messageId = str(p, "message");
+  if (messageId !== undefined) f["messageId"] = messageId;
+  const after = timeFlag(p, "since");
+  if (after !== undefined) f["createTimeAfter"] = after;
+  const before = timeFlag(p, "until");
+  if (before !== undefined) f["createTimeBefore"] = before;
+  const statuses = withStatus ? statusesOf(p) : undefined;
+  if (statuses !== undefined) f["statuses"] = statuses;
+  return f;
+}
+
+/**
+ * The request of a bulk operation: the delivery ids given as positionals, or the filter flags
+ * (at most --limit deliveries); a selection of everything needs --all, so that a forgotten flag
+ * never acts on the whole workspace.
+ */
+function bulkRequestOf(p: Parsed, action: DeliveryAction, fixed: DeliveryFilterInput = {}): BulkRequest {
+  const ids = p.positionals;
+  const filter = filterOf(p, !("statuses" in fixed));
+  const hasFilter = Object.keys(filter).length > 0;
+  const limit = limitOf(p, 0);
+  if (ids.length > 0) {
+    if (hasFilter || p.values["all"] === true) {
+      throw new UsageError("give delivery ids or filter flags (or --all), not both");
+    }
+    if (str(p, "limit") !== undefined) throw new UsageError("--limit applies to a filter, not to delivery ids");
+    return { action, deliveryIds: ids };
+  }
+  if (!hasFilter && p.values["all"] !== true) {
+    throw new UsageError("select deliveries: ids, filter flags, or --all for every matching delivery");
+  }
+  return { action, filter: { ...filter, ...fixed }, limit };
+}
+
+function bulkLine(op: BulkOperation, paint: (c: number, t: string) => string): string {
+  const state = ENUMS["state"]![op.state] ?? String(op.state);
+  const done = op.state === BulkOperationState.SUCCEEDED;
+  const took =
+    done && op.finishTime !== undefined && op.createTime !== undefined
+      ? `  in ${((op.finishTime.getTime() - op.createTime.getTime()) / 1000).toFixed(1)}s`
+      : "";
+  return `${op.id}  ${paint(done ? 32 : 36, state.toUpperCase().padEnd(9))}  matched ${op.matched}  affected ${op.affected}${took}`;
+}
+
+/**
+ * Follows a bulk operation's watch stream until it finishes: one line per change (one JSON
+ * object per line with --output json). Exit 0 once it succeeded, 1 when the stream ended first.
+ */
+async function followBulk(m: HookstreamManagement, io: Io, out: Out, id: string): Promise<number> {
+  const paint = painter(io);
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  let last: BulkOperation | undefined;
+  try {
+    for await (const op of m.bulk.watch(id, { signal: controller.signal })) {
+      last = op;
+      io.stdout.write((out === "json" ? JSON.stringify(JSON.parse(jsonText(op))) : bulkLine(op, paint)) + "\n");
+    }
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+  return last?.state === BulkOperationState.SUCCEEDED ? 0 : 1;
+}
+
+/** Starts a bulk operation and prints it, or follows it to the end with --follow. */
+async function startBulk(p: Parsed, io: Io, request: BulkRequest): Promise<number> {
+  await using m = managementOf(credentials(p, io.env));
+  const op = await m.bulk.start(request);
+  const out = outputOf(p);
+  if (p.values["follow"] !== true) {
+    printObject(io, out, op);
+    return 0;
+  }
+  if (out !== "json")
+    io.stderr.write(painter(io)(90, `started ${op.id}; following it (Ctrl-C stops following, not the operation)\n`));
+  return await followBulk(m, io, out, op.id);
+}
+
+const BULK_FLAGS = {
+  ...FILTER_FLAGS,
+  all: { type: "boolean" },
+  limit: { type: "string", short: "n" },
+  follow: { type: "boolean", short: "f" },
+} as const;
+
+function bulkActionVerb(name: string, action: DeliveryAction, what: string, statuses: string): Verb {
+  return {
+    help: `hookstream bulk ${name} [DELIVERY_ID...] [filter flags] [--status S,S] [--all] [--limit N] [--follow]
+  ${what}, in the background, for the deliveries named by id (up to 1000) or matching the
+  filter (default statuses: ${statuses}); --all selects every matching delivery.
+${FILTER_HELP}
+  --status S,S             only deliveries in these statuses
+  --limit N                at most N deliveries are visited
+  --follow                 follow the operation until it finishes (exit 0 once it succeeded)`,
+    options: { ...BULK_FLAGS, status: { type: "string", multiple: true, short: "s" } },
+    run: (p, io) => startBulk(p, io, bulkRequestOf(p, action)),
+  };
+}
+
 // ---- verbs ------------------------------------------------------------------------------------
 
 interface Verb {
@@ -421,7 +572,41 @@ function endpointFields(p: Parsed, endpointUrl: string | undefined): Record<stri
   return fields;
 }
 
+const SUBSCRIPTION_FLAGS = {
+  endpoint: { type: "string", short: "e" },
+  "event-type": { type: "string", multiple: true, short: "t" },
+  filter: { type: "string" },
+  disabled: { type: "boolean" },
+  enabled: { type: "string" },
+} as const;
+
+function subscriptionFields(p: Parsed): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const eventTypes = p.values["event-type"] as string[] | undefined;
+  if (eventTypes !== undefined) fields["eventTypes"] = eventTypes.flatMap((t) => t.split(",")).filter((t) => t !== "");
+  const filter = str(p, "filter");
+  if (filter !== undefined) fields["filter"] = filter;
+  if (p.values["disabled"] === true) fields["enabled"] = false;
+  const enabled = str(p, "enabled");
+  if (enabled !== undefined) {
+    if (enabled !== "true" && enabled !== "false") throw new UsageError("--enabled takes true or false");
+    fields["enabled"] = enabled === "true";
+  }
+  return fields;
+}
+
 const ENDPOINT_COLUMNS = ["id", "url", "enabled", "description", "createTime"];
+const SUBSCRIPTION_COLUMNS = ["id", "endpointId", "eventTypes", "enabled", "filter", "createTime"];
+const DEAD_LETTER_COLUMNS = [
+  "id",
+  "eventType",
+  "endpointId",
+  "messageId",
+  "attemptCount",
+  "lastResponseStatus",
+  "lastError",
+  "createTime",
+];
 const ATTEMPT_COLUMNS = [
   "number",
   "id",
@@ -598,6 +783,87 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
     connect: managementOf,
     call: (m, id, p) => (p.values["cancel"] === true ? m.deliveries.cancelRetry(id) : m.deliveries.retry(id)),
   }),
+  "dead-letters": {
+    ls: listVerb({
+      help: `hookstream dead-letters ls [filter flags] [--limit N]
+  Failed deliveries (every attempt used, or refused for good), newest first; 50 unless --limit.
+${FILTER_HELP}`,
+      options: FILTER_FLAGS,
+      columns: DEAD_LETTER_COLUMNS,
+      defaultLimit: 50,
+      items: (m, p) => m.deadLetters.listAll(filterOf(p, false)),
+    }),
+    get: getVerb({
+      help: "hookstream dead-letters get DELIVERY_ID\n  A dead letter and every attempt it made (why it failed).",
+      arg: "DELIVERY_ID",
+      connect: managementOf,
+      call: async (m, id) => {
+        const { delivery } = await m.deliveries.get(id);
+        const attempts = [];
+        for await (const a of m.deliveries.listAllAttempts(id, { pageSize: 100 })) attempts.push(a);
+        return { delivery, attempts };
+      },
+      print(io, out, res) {
+        if (out === "json") {
+          printObject(io, "json", res);
+          return;
+        }
+        printObject(io, "table", res.delivery ?? {});
+        io.stdout.write("\n");
+        printRows(io, "table", res.attempts, ATTEMPT_COLUMNS);
+      },
+    }),
+    redrive: {
+      help: `hookstream dead-letters redrive (DELIVERY_ID... | filter flags | --all) [--limit N] [--follow]
+  Queues dead letters for one more attempt each (same webhook-id; retried by their policy after).
+  One id is replayed at once and printed; several ids or a filter start a bulk replay of the
+  deliveries they select (see \`hookstream bulk\`), printed or followed with --follow.
+${FILTER_HELP}
+  --all                    every dead letter (the filter flags narrow it)
+  --limit N                at most N deliveries are visited`,
+      options: BULK_FLAGS,
+      async run(p, io) {
+        const request = bulkRequestOf(p, DeliveryAction.REPLAY, { statuses: ["failed"] });
+        if (request.deliveryIds?.length === 1 && p.values["follow"] !== true) {
+          await using m = managementOf(credentials(p, io.env));
+          printObject(io, outputOf(p), await m.deliveries.replay(request.deliveryIds[0]!));
+          return 0;
+        }
+        return await startBulk(p, io, request);
+      },
+    },
+  },
+  bulk: {
+    replay: bulkActionVerb(
+      "replay",
+      DeliveryAction.REPLAY,
+      "One more attempt of each final delivery (same webhook-id)",
+      "failed",
+    ),
+    retry: bulkActionVerb("retry", DeliveryAction.RETRY_NOW, "Attempts each pending retry now", "pending_retry"),
+    "cancel-retry": bulkActionVerb(
+      "cancel-retry",
+      DeliveryAction.CANCEL_RETRY,
+      "Gives up on each pending retry (the delivery is dead-lettered)",
+      "pending_retry",
+    ),
+    get: getVerb({
+      help: "hookstream bulk get BULK_ID\n  Where a bulk operation stands: state, deliveries matched and affected.",
+      arg: "BULK_ID",
+      connect: managementOf,
+      call: (m, id) => m.bulk.get(id),
+    }),
+    watch: {
+      help: `hookstream bulk watch BULK_ID
+  Follows a bulk operation until it finishes: one line per change (--output json: one JSON
+  object per line); exit 0 once it succeeded.`,
+      async run(p, io) {
+        const id = needPositional(p, 0, "BULK_ID");
+        await using m = managementOf(credentials(p, io.env));
+        return await followBulk(m, io, outputOf(p), id);
+      },
+    },
+  },
   endpoints: {
     ls: listVerb({
       help: "hookstream endpoints ls [--limit N]\n  Every endpoint of the workspace.",
@@ -667,6 +933,61 @@ const VERBS: Record<string, Record<string, Verb> | Verb> = {
         const res = await m.endpoints.test(needPositional(p, 0, "ENDPOINT_ID"));
         printObject(io, outputOf(p), res);
         return res.success ? 0 : 1;
+      },
+    },
+  },
+  subscriptions: {
+    ls: listVerb({
+      help: "hookstream subscriptions ls [--endpoint EP] [--limit N]\n  The workspace's subscriptions (of one endpoint with --endpoint), newest first.",
+      options: { endpoint: { type: "string", short: "e" } },
+      columns: SUBSCRIPTION_COLUMNS,
+      items(m, p, pageSize) {
+        const endpointId = str(p, "endpoint");
+        return m.subscriptions.listAll({ ...(endpointId === undefined ? {} : { endpointId }), pageSize });
+      },
+    }),
+    get: getVerb({
+      help: "hookstream subscriptions get SUBSCRIPTION_ID",
+      arg: "SUBSCRIPTION_ID",
+      connect: managementOf,
+      call: (m, id) => m.subscriptions.get(id),
+    }),
+    create: {
+      help: `hookstream subscriptions create --endpoint EP --event-type T[,T]... [--filter CEL] [--disabled]
+  Routes triggered messages of these event types to the endpoint, only those matching the CEL
+  filter over payload, metadata and event_type when given (checked now: a bad one is refused).`,
+      options: SUBSCRIPTION_FLAGS,
+      async run(p, io) {
+        const endpointId = str(p, "endpoint") ?? p.positionals[0];
+        if (endpointId === undefined) throw new UsageError("missing --endpoint");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.subscriptions.create({ endpointId, ...subscriptionFields(p) }));
+        return 0;
+      },
+    },
+    update: {
+      help: "hookstream subscriptions update SUBSCRIPTION_ID [--event-type T]... [--filter CEL] [--enabled true|false]\n  Changes the fields given (--filter '' removes the filter).",
+      options: SUBSCRIPTION_FLAGS,
+      async run(p, io) {
+        const id = needPositional(p, 0, "SUBSCRIPTION_ID");
+        if (str(p, "endpoint") !== undefined)
+          throw new UsageError("--endpoint cannot change: create another subscription");
+        const fields = subscriptionFields(p);
+        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.subscriptions.update(id, fields));
+        return 0;
+      },
+    },
+    rm: {
+      help: "hookstream subscriptions rm SUBSCRIPTION_ID\n  Deletes a subscription; deliveries it already caused are kept.",
+      async run(p, io) {
+        const id = needPositional(p, 0, "SUBSCRIPTION_ID");
+        await using m = managementOf(credentials(p, io.env));
+        await m.subscriptions.delete(id);
+        if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
+        else io.stdout.write(`deleted ${id}\n`);
+        return 0;
       },
     },
   },
