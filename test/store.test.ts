@@ -58,6 +58,7 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     clientKey: null,
     rateLimit: 0,
     rateLimitBurst: 0,
+    applicationId: null,
     ...overrides,
   };
 }

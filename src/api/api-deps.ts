@@ -2,6 +2,7 @@ import type { Authenticator } from "../domain/auth.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { DirectPublisher } from "../domain/publish-check.ts";
 import type { ApiKeyRepository } from "../domain/api-keys.ts";
+import type { ApplicationRepository } from "../domain/applications.ts";
 import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EndpointProbe } from "../domain/endpoint-test.ts";
@@ -24,6 +25,7 @@ export interface ApiDeps {
   readonly workspaces: WorkspaceRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly endpoints: EndpointRepository;
+  readonly applications: ApplicationRepository;
   readonly eventTypes: EventTypeRepository;
   readonly subscriptions: SubscriptionRepository;
   /** Which endpoints a Trigger fans out to. */

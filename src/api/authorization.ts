@@ -10,6 +10,7 @@ import { createContextKey, type HandlerContext, type Interceptor } from "@connec
 import { auth, Credential } from "../../gen/hookstream/v1/auth_pb.ts";
 import type { Authenticator, Principal, PrincipalKind } from "../domain/auth.ts";
 import { DomainError } from "../domain/errors.ts";
+import { workspaceScope, type Scope } from "../domain/scope.ts";
 
 // What each credential of the schema is to the Authenticator; undefined: not served yet.
 const kindOfCredential: Readonly<Record<Credential, PrincipalKind | undefined>> = {
@@ -74,4 +75,12 @@ export function workspaceIdOf(ctx: HandlerContext): string {
   const principal = principalOf(ctx);
   if (principal.kind !== "admin") return principal.workspaceId;
   throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
+}
+
+/**
+ * What this RPC's caller may reach: its whole workspace for a workspace credential. The use
+ * cases apply it (src/domain/scope.ts); handlers only pass it on.
+ */
+export function scopeOf(ctx: HandlerContext): Scope {
+  return workspaceScope(workspaceIdOf(ctx));
 }

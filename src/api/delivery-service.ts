@@ -4,30 +4,31 @@ import { getDelivery, listAttempts, listDeliveries } from "../domain/deliveries.
 import { payloadEnvelope } from "../domain/retention.ts";
 import { attemptView, deliveryView, statusFromProto } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
-import { workspaceIdOf } from "./authorization.ts";
+import { scopeOf } from "./authorization.ts";
 
 /** DeliveryService: deliveries and attempts (management token). */
 export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof DeliveryService> {
   return {
     async getDelivery(req, ctx) {
-      const workspaceId = workspaceIdOf(ctx);
-      const delivery = await getDelivery(deps.deliveries, workspaceId, req.id);
+      const scope = scopeOf(ctx);
+      const delivery = await getDelivery(deps.deliveries, scope, req.id);
       if (!req.includePayload) return { delivery: deliveryView(delivery) };
-      const message = await deps.messages.getMessage(workspaceId, delivery.messageId);
+      const message = await deps.messages.getMessage(scope.workspaceId, delivery.messageId);
       return { delivery: deliveryView(delivery), payload: payloadEnvelope(message) };
     },
     async listDeliveries(req, ctx) {
-      const page = await listDeliveries(deps.deliveries, workspaceIdOf(ctx), {
+      const page = await listDeliveries(deps.deliveries, scopeOf(ctx), {
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         endpointId: req.endpointId,
         messageId: req.messageId,
         statuses: req.statuses.map(statusFromProto),
+        applicationId: req.applicationId,
       });
       return { deliveries: page.items.map(deliveryView), nextPageToken: page.nextPageToken };
     },
     async listAttempts(req, ctx) {
-      const page = await listAttempts(deps.deliveries, workspaceIdOf(ctx), req);
+      const page = await listAttempts(deps.deliveries, scopeOf(ctx), req);
       return { attempts: page.items.map(attemptView), nextPageToken: page.nextPageToken };
     },
   };

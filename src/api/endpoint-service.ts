@@ -18,7 +18,7 @@ import { testEndpoint } from "../domain/endpoint-test.ts";
 import { DomainError } from "../domain/errors.ts";
 import { endpointTypeFromProto, endpointView, errorKindToProto, durationFromMs } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
-import { workspaceIdOf } from "./authorization.ts";
+import { scopeOf } from "./authorization.ts";
 
 /** Milliseconds of a Duration; NaN when it is not a valid duration. */
 function durationMs(d: Duration): number {
@@ -46,6 +46,7 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
         : { certificatePem: e.clientCertificate.certificatePem, privateKeyPem: e.clientCertificate.privateKeyPem },
     rateLimit: e.rateLimit,
     rateLimitBurst: e.rateLimitBurst,
+    applicationId: e.applicationId,
   };
 }
 
@@ -72,28 +73,25 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
     secrets: deps.secrets,
     cache: deps.endpointCache,
     eventTypes: deps.eventTypes,
+    applications: deps.applications,
   };
   return {
     async createEndpoint(req, ctx) {
-      const { endpoint, signingSecret } = await createEndpoint(
-        endpointDeps,
-        workspaceIdOf(ctx),
-        endpointInput(req.endpoint),
-      );
+      const { endpoint, signingSecret } = await createEndpoint(endpointDeps, scopeOf(ctx), endpointInput(req.endpoint));
       return { endpoint: endpointView(endpoint), signingSecret };
     },
     async getEndpoint(req, ctx) {
-      const { endpoint, recent } = await getEndpointHealth(deps.endpoints, workspaceIdOf(ctx), req.id);
+      const { endpoint, recent } = await getEndpointHealth(deps.endpoints, scopeOf(ctx), req.id);
       return { endpoint: endpointView(endpoint, recent) };
     },
     async listEndpoints(req, ctx) {
-      const page = await listEndpoints(deps.endpoints, workspaceIdOf(ctx), req);
+      const page = await listEndpoints(deps.endpoints, scopeOf(ctx), req);
       return { endpoints: page.items.map((e) => endpointView(e)), nextPageToken: page.nextPageToken };
     },
     async updateEndpoint(req, ctx) {
       const ep = await updateEndpoint(
         endpointDeps,
-        workspaceIdOf(ctx),
+        scopeOf(ctx),
         req.endpoint?.id ?? "",
         endpointInput(req.endpoint),
         req.updateMask?.paths ?? [],
@@ -101,11 +99,11 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
       return { endpoint: endpointView(ep) };
     },
     async deleteEndpoint(req, ctx) {
-      await deleteEndpoint(endpointDeps, workspaceIdOf(ctx), req.id);
+      await deleteEndpoint(endpointDeps, scopeOf(ctx), req.id);
       return {};
     },
     async rotateEndpointSecret(req, ctx) {
-      const r = await rotateEndpointSecret(endpointDeps, workspaceIdOf(ctx), req.id, {
+      const r = await rotateEndpointSecret(endpointDeps, scopeOf(ctx), req.id, {
         scheme: schemeName(req.signatureScheme),
         gracePeriodMs: req.gracePeriod === undefined ? undefined : durationMs(req.gracePeriod),
       });
@@ -121,7 +119,7 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
       if (probe === undefined) {
         throw new DomainError("unavailable", "ENDPOINT_PROBE_UNAVAILABLE", "this API server cannot send test requests");
       }
-      const r = await testEndpoint({ endpoints: deps.endpoints, probe }, workspaceIdOf(ctx), req.id);
+      const r = await testEndpoint({ endpoints: deps.endpoints, probe }, scopeOf(ctx), req.id);
       return {
         success: r.ok,
         statusCode: r.status,

@@ -178,6 +178,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     messages: deps.messages,
     targets: deps.triggerTargets,
     eventTypes: deps.eventTypes,
+    applications: deps.applications,
     eventTypeCache: deps.eventTypeCache,
     relay: deps.relay,
     publishCheckDelayMs: deps.publishCheckDelayMs,
@@ -191,6 +192,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
         body: sendBody(req, ctx),
         idempotencyKey: req.idempotencyKey,
         metadata: req.metadata,
+        applicationId: req.applicationId,
       });
       return { ...r, noEndpointMatched: r.deliveries.length === 0 };
     },

@@ -1,6 +1,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AdminService } from "../../gen/hookstream/v1/admin_service_pb.ts";
 import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
+import { ApplicationService } from "../../gen/hookstream/v1/application_service_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
@@ -12,6 +13,7 @@ import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.t
 import { createAdminService } from "./admin-service.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { createApiKeyService } from "./api-key-service.ts";
+import { createApplicationService } from "./application-service.ts";
 import { createDeliveryService } from "./delivery-service.ts";
 import { createEndpointService } from "./endpoint-service.ts";
 import { createEventTypeService } from "./event-type-service.ts";
@@ -33,6 +35,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
     router.service(AdminService, createAdminService(deps));
     router.service(WorkspaceService, createWorkspaceService(deps));
     router.service(ApiKeyService, createApiKeyService(deps));
+    router.service(ApplicationService, createApplicationService(deps));
     router.service(EndpointService, createEndpointService(deps));
     router.service(EventTypeService, createEventTypeService(deps));
     router.service(SubscriptionService, createSubscriptionService(deps));

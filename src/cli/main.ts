@@ -361,6 +361,7 @@ async function run(role: Role): Promise<void> {
         workspaces: store.workspaces,
         apiKeys: store.apiKeys,
         endpoints: store.endpoints,
+        applications: store.applications,
         eventTypes: store.eventTypes,
         subscriptions: store.subscriptions,
         triggerTargets: store.subscriptions,

@@ -6,6 +6,7 @@
  */
 import { AdminService } from "../../gen/hookstream/v1/admin_service_pb.ts";
 import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
+import { ApplicationService } from "../../gen/hookstream/v1/application_service_pb.ts";
 import type * as pb from "./types-pb.ts";
 import { BulkOperationState } from "../../gen/hookstream/v1/bulk_operation_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
@@ -36,6 +37,7 @@ export type DeliveryEvent = Plain<pb.WatchDeliveriesResponse>;
 export type MessageDeliveryEvent = Plain<pb.WatchMessageResponse>;
 export type SendResult = Plain<pb.SendResponse>;
 export type EventType = Plain<pb.EventType>;
+export type Application = Plain<pb.Application>;
 
 /** A payload: any JSON value (bigints exact), pre-serialised JSON text ({@link RawJson}), or raw bytes. */
 export type Payload = unknown;
@@ -285,6 +287,44 @@ export class HookstreamManagement extends BaseClient {
     delete: async (id: string, opts?: CallOpts): Promise<void> => {
       await this.unary(SubscriptionService.method.deleteSubscription, { id }, opts);
     },
+  };
+
+  readonly applications = {
+    /** Registers an application (one of your customers); endpoints can then be created under it. */
+    create: async (application: Input<pb.Application>, opts?: CallOpts): Promise<Application> =>
+      (await this.unary(ApplicationService.method.createApplication, { application }, opts)).application!,
+    /** By id ("app_…"), or by your own id with `{ uid }`. */
+    get: async (idOrUid: string | { uid: string }, opts?: CallOpts): Promise<Application> =>
+      (
+        await this.unary(
+          ApplicationService.method.getApplication,
+          typeof idOrUid === "string" ? { id: idOrUid } : { uid: idOrUid.uid },
+          opts,
+        )
+      ).application!,
+    list: (
+      page: ListInput<pb.ListApplicationsRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListApplicationsResponse>> =>
+      this.unary(ApplicationService.method.listApplications, page, opts),
+    listAll: (page: ListInput<pb.ListApplicationsRequest> = {}, opts?: CallOpts): AsyncGenerator<Application> =>
+      this.pages(ApplicationService.method.listApplications, page, "applications", opts),
+    /** Changes the fields present in `patch` (its keys are the update mask unless `updateMask` is given). */
+    update: async (
+      id: string,
+      patch: Input<pb.Application>,
+      opts: CallOpts & { updateMask?: string[] } = {},
+    ): Promise<Application> =>
+      (
+        await this.unary(
+          ApplicationService.method.updateApplication,
+          { application: { ...patch, id }, updateMask: opts.updateMask ?? maskOf(patch) },
+          opts,
+        )
+      ).application!,
+    /** Deletes an application with its endpoints; their pending deliveries are cancelled. */
+    delete: (id: string, opts?: CallOpts): Promise<Plain<pb.DeleteApplicationResponse>> =>
+      this.unary(ApplicationService.method.deleteApplication, { id }, opts),
   };
 
   readonly eventTypes = {

@@ -7,6 +7,7 @@ export {
   HookstreamManagement,
   HookstreamOperator,
   type ApiKey,
+  type Application,
   type Attempt,
   type BulkOperation,
   type Delivery,

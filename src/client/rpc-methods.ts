@@ -9,6 +9,11 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.ApiKeyService/CreateApiKey": "management.apiKeys.create",
   "hookstream.v1.ApiKeyService/ListApiKeys": "management.apiKeys.list management.apiKeys.listAll",
   "hookstream.v1.ApiKeyService/RevokeApiKey": "management.apiKeys.revoke",
+  "hookstream.v1.ApplicationService/CreateApplication": "management.applications.create",
+  "hookstream.v1.ApplicationService/GetApplication": "management.applications.get",
+  "hookstream.v1.ApplicationService/ListApplications": "management.applications.list management.applications.listAll",
+  "hookstream.v1.ApplicationService/UpdateApplication": "management.applications.update",
+  "hookstream.v1.ApplicationService/DeleteApplication": "management.applications.delete",
   "hookstream.v1.DeliveryService/GetDelivery": "management.deliveries.get",
   "hookstream.v1.DeliveryService/ListDeliveries": "management.deliveries.list management.deliveries.listAll",
   "hookstream.v1.DeliveryService/ListAttempts":

@@ -50,6 +50,12 @@ export type {
 } from "../../gen/hookstream/v1/watch_service_pb.ts";
 export type { Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 export type { EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
+export type { Application } from "../../gen/hookstream/v1/application_pb.ts";
+export type {
+  DeleteApplicationResponse,
+  ListApplicationsRequest,
+  ListApplicationsResponse,
+} from "../../gen/hookstream/v1/application_service_pb.ts";
 export type {
   DeleteEventTypeResponse,
   ListEventTypesRequest,

@@ -1,6 +1,7 @@
 import { Violations, notFound } from "./errors.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName, PageQuery } from "./records.ts";
+import { applicationFilterOf, type Scope } from "./scope.ts";
 import { checkId } from "./validation.ts";
 
 /** Filters of ListDeliveries. */
@@ -8,29 +9,34 @@ export interface DeliveryFilter {
   endpointId?: string | undefined;
   messageId?: string | undefined;
   statuses?: readonly DeliveryStatusName[] | undefined;
+  /** Only deliveries to this application's endpoints (deleted ones included). */
+  applicationId?: string | undefined;
 }
 
 /** Reads deliveries and attempts back: the delivery service's port. */
 export interface DeliveryReader {
-  /** Null when missing or in another workspace. */
-  getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null>;
+  /**
+   * Null when missing or in another workspace, or, when `applicationId` is given, when its
+   * endpoint is not that application's.
+   */
+  getDelivery(workspaceId: string, id: string, applicationId?: string): Promise<DeliveryRecord | null>;
   /** Newest first. */
   listDeliveries(workspaceId: string, filter: DeliveryFilter, page: PageQuery): Promise<DeliveryRecord[]>;
   /** Oldest first; afterId is an attempt id. */
   listAttempts(workspaceId: string, deliveryId: string, page: PageQuery): Promise<AttemptRecord[]>;
 }
 
-/** Returns a delivery of the workspace. */
+/** Returns a delivery within the scope (not_found for one outside it). */
 export async function getDelivery(
   store: DeliveryReader,
-  workspaceId: string,
+  scope: Scope,
   id: string,
   field = "id",
 ): Promise<DeliveryRecord> {
   const v = new Violations();
   checkId(v, field, "delivery", id);
   v.throwIfAny();
-  const d = await store.getDelivery(workspaceId, id);
+  const d = await store.getDelivery(scope.workspaceId, id, scope.applicationId ?? undefined);
   if (!d) throw notFound("delivery", id);
   return d;
 }
@@ -42,15 +48,19 @@ export interface ListDeliveriesInput {
   endpointId: string;
   messageId: string;
   statuses: readonly (DeliveryStatusName | undefined)[];
+  /** "" for no application filter. */
+  applicationId?: string | undefined;
 }
 
 /** Lists deliveries newest first, filtered by endpoint, message and status. */
 export async function listDeliveries(
   store: DeliveryReader,
-  workspaceId: string,
+  scope: Scope,
   req: ListDeliveriesInput,
 ): Promise<{ items: DeliveryRecord[]; nextPageToken: string }> {
   const v = new Violations();
+  const requestedApp = req.applicationId ?? "";
+  if (requestedApp !== "") checkId(v, "application_id", "application", requestedApp);
   if (req.endpointId !== "") checkId(v, "endpoint_id", "endpoint", req.endpointId);
   if (req.messageId !== "") checkId(v, "message_id", "message", req.messageId);
   req.statuses.forEach((s, i) => {
@@ -69,19 +79,28 @@ export async function listDeliveries(
     endpointId: req.endpointId || undefined,
     messageId: req.messageId || undefined,
     statuses: req.statuses.length > 0 ? [...new Set(req.statuses as DeliveryStatusName[])].sort() : undefined,
+    ...(requestedApp === "" ? {} : { applicationId: requestedApp }),
   };
   const afterId = decodePageToken(req.pageToken, "deliveries", filter);
-  const rows = await store.listDeliveries(workspaceId, filter, { afterId, limit: limit + 1 });
+  // The scope narrows the request's filter; the page token stays bound to the request's.
+  const applicationId = applicationFilterOf(scope, requestedApp);
+  if (applicationId === null) return { items: [], nextPageToken: "" };
+  const rows = await store.listDeliveries(
+    scope.workspaceId,
+    { ...filter, applicationId },
+    { afterId, limit: limit + 1 },
+  );
   return pageOf(rows, limit, "deliveries", filter);
 }
 
 /** Lists the attempts of a delivery, oldest first. */
 export async function listAttempts(
   store: DeliveryReader,
-  workspaceId: string,
+  scope: Scope,
   req: { deliveryId: string; pageSize: number; pageToken: string },
 ): Promise<{ items: AttemptRecord[]; nextPageToken: string }> {
-  const delivery = await getDelivery(store, workspaceId, req.deliveryId, "delivery_id");
+  const workspaceId = scope.workspaceId;
+  const delivery = await getDelivery(store, scope, req.deliveryId, "delivery_id");
   const limit = pageSize(req.pageSize);
   const afterId = decodePageToken(req.pageToken, "attempts", delivery.id);
   const rows = await store.listAttempts(workspaceId, delivery.id, { afterId, limit: limit + 1 });

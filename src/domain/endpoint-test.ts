@@ -1,3 +1,4 @@
+import type { Scope } from "./scope.ts";
 import { randomBytes } from "node:crypto";
 import { getEndpoint, type EndpointLookup } from "./endpoints.ts";
 import type { AttemptErrorKindName, EndpointRecord, MessageRecord } from "./records.ts";
@@ -31,10 +32,11 @@ export interface EndpointProbe {
 /** Sends a signed ping to an endpoint of the workspace (disabled ones too) and reports how it went. */
 export async function testEndpoint(
   deps: { endpoints: EndpointLookup; probe: EndpointProbe },
-  workspaceId: string,
+  scope: Scope,
   id: string,
 ): Promise<ProbeOutcome & { webhookId: string }> {
-  const endpoint = await getEndpoint(deps.endpoints, workspaceId, id);
+  const endpoint = await getEndpoint(deps.endpoints, scope, id);
+  const workspaceId = scope.workspaceId;
   const now = new Date();
   const webhookId = `ping_${randomBytes(16).toString("hex")}`;
   const payload = new TextEncoder().encode(

@@ -19,6 +19,8 @@ import { generateEd25519SigningKey, generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventTypeName, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter } from "./filter-expression.ts";
+import { requireApplication, type ApplicationLookup } from "./applications.ts";
+import { applicationFilterOf, endpointInScope, type Scope } from "./scope.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap, snakeCase } from "./validation.ts";
 
 /** Partial update of an endpoint (only the present keys change). */
@@ -49,8 +51,11 @@ export type EndpointPatch = Partial<
 
 /** The endpoint use cases' port. */
 export interface EndpointRepository {
-  /** Stores a new endpoint. */
-  createEndpoint(ep: EndpointRecord): Promise<void>;
+  /**
+   * Stores a new endpoint; false (nothing written) when it names an application that is gone
+   * (checked in the same transaction, so it cannot race the application's deletion).
+   */
+  createEndpoint(ep: EndpointRecord): Promise<boolean>;
   /** Null when missing, deleted, or in another workspace. */
   getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null>;
   /**
@@ -58,8 +63,8 @@ export interface EndpointRepository {
    * pending a retry) went: how many of them succeeded, of how many.
    */
   recentOutcomes(workspaceId: string, id: string, limit: number): Promise<RecentOutcomes>;
-  /** Newest first, deleted ones excluded. */
-  listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]>;
+  /** Newest first, deleted ones excluded; only the application's when `applicationId` is given. */
+  listEndpoints(workspaceId: string, page: PageQuery, applicationId?: string): Promise<EndpointRecord[]>;
   /** Applies the patch and sets updatedAt; null when not found. */
   updateEndpoint(workspaceId: string, id: string, patch: EndpointPatch, at: Date): Promise<EndpointRecord | null>;
   /**
@@ -105,6 +110,8 @@ export interface EndpointInput {
   rateLimit?: number | undefined;
   /** 0 when not given (the rate itself). */
   rateLimitBurst?: number | undefined;
+  /** The application to create the endpoint under; "" or undefined for none. Immutable. */
+  applicationId?: string | undefined;
 }
 
 /** The most event types one endpoint or subscription can name. */
@@ -152,6 +159,8 @@ export interface EndpointDeps {
   cache?: TtlCache<EndpointRecord> | undefined;
   /** The workspace's event types, which an endpoint's event_types must name. */
   eventTypes?: EventTypeLookup | undefined;
+  /** The workspace's applications, which an endpoint's application_id must name. */
+  applications?: ApplicationLookup | undefined;
 }
 
 /** What a sealed signing secret of an endpoint is bound to, so it opens for that endpoint only. */
@@ -289,16 +298,25 @@ export function rateLimitOf(ep: EndpointRecord): RateLimit | null {
 /** Registers an endpoint with a fresh signing key (a whsec_ secret, or an ed25519 key pair). */
 export async function createEndpoint(
   deps: EndpointDeps,
-  workspaceId: string,
+  scope: Scope,
   input: EndpointInput | undefined,
 ): Promise<{ endpoint: EndpointRecord; signingSecret: string }> {
   if (!input) throw invalidArgument([{ field: "endpoint", description: "is required" }]);
+  const workspaceId = scope.workspaceId;
   const v = new Violations();
   const fields = new Set(UPDATABLE_ENDPOINT_FIELDS);
   check(v, input, fields, "endpoint");
   const chainPem = checkCertificate(v, input, fields, "endpoint");
   if (input.signatureScheme === "invalid") v.add("endpoint.signature_scheme", SCHEME_VIOLATION);
+  if (input.applicationId) checkId(v, "endpoint.application_id", "application", input.applicationId);
   v.throwIfAny();
+  // A portal session creates under its own application only; naming another is not_found.
+  const applicationId = applicationFilterOf(scope, input.applicationId ?? "");
+  if (applicationId === null) throw applicationNotFound(input.applicationId ?? "");
+  if (applicationId !== undefined) {
+    if (deps.applications === undefined) throw new Error("createEndpoint needs the application lookup");
+    await requireApplication(deps.applications, workspaceId, applicationId, "endpoint.application_id");
+  }
   await checkEventTypesExist(deps.eventTypes, workspaceId, "endpoint.event_types", input.eventTypes ?? []);
   const now = new Date();
   const id = newId("endpoint");
@@ -325,26 +343,38 @@ export async function createEndpoint(
     publicKey: key.publicKey,
     previousPublicKey: null,
     ...clientCertificateColumns(deps, id, input, chainPem),
+    applicationId: applicationId ?? null,
     createdAt: now,
     updatedAt: now,
   };
-  await deps.store.createEndpoint(endpoint);
+  if (!(await deps.store.createEndpoint(endpoint))) throw applicationNotFound(applicationId ?? "");
   return { endpoint, signingSecret: key.shown };
 }
 
-/** Returns an endpoint of the workspace. */
+function applicationNotFound(id: string): DomainError {
+  return new DomainError("not_found", "APPLICATION_NOT_FOUND", `application ${JSON.stringify(id)} not found`, {
+    violations: [{ field: "endpoint.application_id", description: "is not an application of this workspace" }],
+  });
+}
+
+/** Returns an endpoint within the scope (not_found for one outside it). */
 export async function getEndpoint(
   store: EndpointLookup,
-  workspaceId: string,
+  scope: Scope,
   id: string,
   field = "id",
 ): Promise<EndpointRecord> {
   const v = new Violations();
   checkId(v, field, "endpoint", id);
   v.throwIfAny();
-  const ep = await store.getEndpoint(workspaceId, id);
-  if (!ep) throw notFound("endpoint", id);
+  const ep = await store.getEndpoint(scope.workspaceId, id);
+  if (!ep || !endpointInScope(scope, ep)) throw notFound("endpoint", id);
   return ep;
+}
+
+/** Refuses (not_found) an endpoint outside a narrowed scope; a workspace scope needs no read. */
+async function requireInScope(store: EndpointLookup, scope: Scope, id: string): Promise<void> {
+  if (scope.applicationId !== null) await getEndpoint(store, scope, id);
 }
 
 /** How many of an endpoint's latest deliveries its recent success rate is over. */
@@ -353,29 +383,37 @@ export const RECENT_DELIVERIES = 100;
 /** An endpoint of the workspace with its recent delivery outcomes (GetEndpoint's health). */
 export async function getEndpointHealth(
   store: Pick<EndpointRepository, "getEndpoint" | "recentOutcomes">,
-  workspaceId: string,
+  scope: Scope,
   id: string,
 ): Promise<{ endpoint: EndpointRecord; recent: RecentOutcomes }> {
-  const endpoint = await getEndpoint(store, workspaceId, id);
-  return { endpoint, recent: await store.recentOutcomes(workspaceId, endpoint.id, RECENT_DELIVERIES) };
+  const endpoint = await getEndpoint(store, scope, id);
+  return { endpoint, recent: await store.recentOutcomes(scope.workspaceId, endpoint.id, RECENT_DELIVERIES) };
 }
 
-/** Lists endpoints, newest first. */
+/** Lists the scope's endpoints, newest first, optionally only one application's. */
 export async function listEndpoints(
   store: Pick<EndpointRepository, "listEndpoints">,
-  workspaceId: string,
-  req: { pageSize: number; pageToken: string },
+  scope: Scope,
+  req: { pageSize: number; pageToken: string; applicationId?: string | undefined },
 ): Promise<{ items: EndpointRecord[]; nextPageToken: string }> {
+  const v = new Violations();
+  const requested = req.applicationId ?? "";
+  if (requested !== "") checkId(v, "application_id", "application", requested);
+  v.throwIfAny();
   const limit = pageSize(req.pageSize);
-  const afterId = decodePageToken(req.pageToken, "endpoints", null);
-  const rows = await store.listEndpoints(workspaceId, { afterId, limit: limit + 1 });
-  return pageOf(rows, limit, "endpoints", null);
+  const applicationId = applicationFilterOf(scope, requested);
+  // The token is bound to the request's filter (not the scope), so it reads the same either way.
+  const filters = requested === "" ? null : { applicationId: requested };
+  const afterId = decodePageToken(req.pageToken, "endpoints", filters);
+  if (applicationId === null) return { items: [], nextPageToken: "" };
+  const rows = await store.listEndpoints(scope.workspaceId, { afterId, limit: limit + 1 }, applicationId);
+  return pageOf(rows, limit, "endpoints", filters);
 }
 
 /** Changes the fields named in `maskPaths` (all updatable fields when empty). */
 export async function updateEndpoint(
   deps: EndpointDeps,
-  workspaceId: string,
+  scope: Scope,
   id: string,
   input: EndpointInput | undefined,
   maskPaths: readonly string[],
@@ -396,7 +434,10 @@ export async function updateEndpoint(
   if (input) check(v, input, fields, "endpoint");
   const chainPem = input ? checkCertificate(v, input, fields, "endpoint") : undefined;
   v.throwIfAny();
+  const workspaceId = scope.workspaceId;
   const given = input!;
+  // An endpoint's application never changes, so checking it before the write cannot race.
+  await requireInScope(deps.store, scope, id);
   if (fields.has("event_types"))
     await checkEventTypesExist(deps.eventTypes, workspaceId, "endpoint.event_types", given.eventTypes ?? []);
   const patch: EndpointPatch = {};
@@ -420,10 +461,12 @@ export async function updateEndpoint(
 }
 
 /** Deletes an endpoint and cancels its pending deliveries (announced on the status stream). */
-export async function deleteEndpoint(deps: EndpointDeps, workspaceId: string, id: string): Promise<void> {
+export async function deleteEndpoint(deps: EndpointDeps, scope: Scope, id: string): Promise<void> {
   const v = new Violations();
   checkId(v, "id", "endpoint", id);
   v.throwIfAny();
+  const workspaceId = scope.workspaceId;
+  await requireInScope(deps.store, scope, id);
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
   const now = new Date();
   const result = await deps.store.deleteEndpoint(workspaceId, id, now, (d) => [statusRow(d, null, now)]);
@@ -444,7 +487,7 @@ export interface RotationOptions {
  */
 export async function rotateEndpointSecret(
   deps: EndpointDeps,
-  workspaceId: string,
+  scope: Scope,
   id: string,
   options: RotationOptions = {},
 ): Promise<{ endpoint: EndpointRecord; signingSecret: string; previousSecretExpiresAt: Date }> {
@@ -456,7 +499,8 @@ export async function rotateEndpointSecret(
   }
   if (options.scheme === "invalid") v.add("signature_scheme", SCHEME_VIOLATION);
   v.throwIfAny();
-  const current = await getEndpoint(deps.store, workspaceId, id);
+  const workspaceId = scope.workspaceId;
+  const current = await getEndpoint(deps.store, scope, id);
   const now = new Date();
   const scheme = options.scheme === "ed25519" || options.scheme === "hmac_sha256" ? options.scheme : undefined;
   const key = newSigningKey(deps, id, scheme ?? signatureSchemeOf(current));

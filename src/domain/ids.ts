@@ -11,6 +11,8 @@ export const ID_PREFIX = {
   bulkOperation: "bulk",
   eventType: "evt",
   subscription: "sub",
+  application: "app",
+  portalSession: "pts",
 } as const;
 
 /** The resource kinds that have prefixed ids. */

@@ -1,3 +1,4 @@
+import { workspaceScope } from "./scope.ts";
 import { createHash, randomUUID } from "node:crypto";
 import { endpointCacheKey, getEndpoint, type EndpointLookup } from "./endpoints.ts";
 import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
@@ -374,7 +375,7 @@ async function prepareSend(
   const cacheKey = endpointCacheKey(workspaceId, input.endpointId);
   const endpoint =
     deps.endpointCache?.get(cacheKey) ??
-    (await getEndpoint(deps.endpoints, workspaceId, input.endpointId, "endpoint_id"));
+    (await getEndpoint(deps.endpoints, workspaceScope(workspaceId), input.endpointId, "endpoint_id"));
   deps.endpointCache?.set(cacheKey, endpoint);
   // A disabled endpoint's message is accepted and kept: the worker holds its delivery until the
   // endpoint is enabled again.

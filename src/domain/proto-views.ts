@@ -1,3 +1,4 @@
+import { ApplicationSchema, type Application } from "../../gen/hookstream/v1/application_pb.ts";
 import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { DurationSchema, ValueSchema, timestampFromDate, type Timestamp, type Value } from "@bufbuild/protobuf/wkt";
 import { ApiKeyMode, ApiKeySchema, ApiKeyScope, type ApiKey } from "../../gen/hookstream/v1/api_key_pb.ts";
@@ -32,6 +33,7 @@ import type {
   AttemptRecord,
   DeliveryRecord,
   DeliveryStatusName,
+  ApplicationRecord,
   EndpointRecord,
   EndpointTypeName,
   EventTypeRecord,
@@ -181,6 +183,7 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     filter: e.filter ?? "",
     rateLimit: e.rateLimit ?? 0,
     rateLimitBurst: e.rateLimitBurst ?? 0,
+    applicationId: e.applicationId ?? "",
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
     ...endpointSecurityView(e, new Date()),
@@ -214,6 +217,18 @@ function endpointSecurityView(
           }),
         }),
   };
+}
+
+/** The API view of an application. */
+export function applicationView(a: ApplicationRecord): Application {
+  return create(ApplicationSchema, {
+    id: a.id,
+    name: a.name,
+    uid: a.uid ?? "",
+    metadata: { ...a.metadata },
+    createTime: timestampFromDate(a.createdAt),
+    updateTime: timestampFromDate(a.updatedAt),
+  });
 }
 
 /** The API view of an event type, its schema as the JSON object it was saved as. */

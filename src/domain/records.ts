@@ -108,6 +108,20 @@ export interface EndpointRecord {
   clientCertificatePem?: string | null | undefined;
   /** mTLS: the client certificate's private key, sealed like `secret`. */
   clientKey?: string | null | undefined;
+  /** The application the endpoint belongs to; null or absent for a workspace-wide endpoint. */
+  applicationId?: string | null | undefined;
+}
+
+/** One of a producer's customers (Svix's application): endpoints may be scoped to it. */
+export interface ApplicationRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  /** The producer's own id of the customer, unique in the workspace; null for none. */
+  uid: string | null;
+  metadata: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
 /** Endpoint types, spelled as stored. */

@@ -1,3 +1,4 @@
+import { workspaceScope } from "./scope.ts";
 import {
   checkEventTypesExist,
   checkFilter,
@@ -70,7 +71,7 @@ export async function createSubscription(
   checkRoutedEventTypes(v, "subscription.event_types", input.eventTypes, false);
   checkFilter(v, "subscription.filter", input.filter);
   v.throwIfAny();
-  await getEndpoint(deps.endpoints, workspaceId, input.endpointId, "subscription.endpoint_id");
+  await getEndpoint(deps.endpoints, workspaceScope(workspaceId), input.endpointId, "subscription.endpoint_id");
   await checkEventTypesExist(deps.eventTypes, workspaceId, "subscription.event_types", input.eventTypes);
   const now = new Date();
   const record: SubscriptionRecord = {

@@ -16,7 +16,8 @@ import type {
   SubscriptionRecord,
 } from "./records.ts";
 import type { TtlCache } from "./ttl-cache.ts";
-import { checkIdempotencyKey, checkStringMap } from "./validation.ts";
+import { checkId, checkIdempotencyKey, checkStringMap } from "./validation.ts";
+import { requireApplication, type ApplicationLookup } from "./applications.ts";
 
 /**
  * Which endpoints a trigger may reach. The tenancy work narrows it here: an application filter
@@ -25,6 +26,8 @@ import { checkIdempotencyKey, checkStringMap } from "./validation.ts";
 export interface TriggerScope {
   workspaceId: string;
   eventType: string;
+  /** Only this application's endpoints; null or absent: every endpoint of the workspace. */
+  applicationId?: string | null | undefined;
 }
 
 /** An endpoint a trigger may reach, with every subscription it has (enabled or not). */
@@ -48,6 +51,8 @@ export interface TriggerInput {
   body: SendBody;
   idempotencyKey: string;
   metadata: Record<string, string>;
+  /** Only this application's endpoints receive it; "" or undefined: every subscribed endpoint. */
+  applicationId?: string | undefined;
 }
 
 /** The answer to a Trigger. */
@@ -63,6 +68,8 @@ export interface TriggerDeps {
   messages: MessageIntake;
   targets: TriggerTargets;
   eventTypes: EventTypeLookup;
+  /** The applications a trigger may be limited to. */
+  applications: ApplicationLookup;
   eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
   relay: OutboxRelay & DirectPublisher;
   /** How long after accepting a delivery the dispatcher checks its publish (publish-check.ts). */
@@ -79,8 +86,10 @@ export interface TriggerDeps {
  */
 function fingerprint(input: TriggerInput, contentType: string, payload: Uint8Array): string {
   const metadata = JSON.stringify(Object.entries(input.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  // The application only when given, so keys stored before it existed still replay.
+  const app = input.applicationId ? `app=${input.applicationId}\0` : "";
   return createHash("sha256")
-    .update(`trigger\0${input.eventType}\0${contentType}\0${metadata}\0`)
+    .update(`trigger\0${input.eventType}\0${contentType}\0${metadata}\0${app}`)
     .update(payload)
     .digest("hex");
 }
@@ -149,6 +158,8 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
   checkStringMap(v, "metadata", input.metadata, { maxEntries: 50, maxKey: 64, maxValue: 512 });
   const body = input.body;
   checkSendBody(v, body, deps.maxPayloadBytes);
+  const applicationId = input.applicationId ?? "";
+  if (applicationId !== "") checkId(v, "application_id", "application", applicationId);
   v.throwIfAny();
   const payload = body!.bytes;
   const contentType = body!.kind === "json" ? "application/json" : body!.contentType;
@@ -170,7 +181,12 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
     },
   );
 
-  const targets = await deps.targets.findTriggerTargets({ workspaceId, eventType: input.eventType });
+  if (applicationId !== "") await requireApplication(deps.applications, workspaceId, applicationId, "application_id");
+  const targets = await deps.targets.findTriggerTargets({
+    workspaceId,
+    eventType: input.eventType,
+    applicationId: applicationId === "" ? null : applicationId,
+  });
   const filterInput = createFilterInput(payload, input.metadata, input.eventType);
   const now = new Date();
   const message: MessageRecord = {

@@ -1,4 +1,5 @@
 import { ApiKey } from "./api-keys/api-key.entity.ts";
+import { Application } from "./applications/application.entity.ts";
 import { Attempt } from "./deliveries/attempt.entity.ts";
 import { Delivery } from "./deliveries/delivery.entity.ts";
 import { Endpoint } from "./endpoints/endpoint.entity.ts";
@@ -13,6 +14,7 @@ import { Workspace } from "./workspaces/workspace.entity.ts";
 
 export {
   ApiKey,
+  Application,
   Attempt,
   BulkOperation,
   Delivery,
@@ -30,6 +32,7 @@ export {
 export const ENTITIES = [
   Workspace,
   ApiKey,
+  Application,
   Endpoint,
   Message,
   IdempotencyKey,

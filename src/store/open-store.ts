@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { DatabaseConfig } from "../config/config.ts";
 import { DomainError } from "../domain/errors.ts";
 import { createApiKeyRepository, type ApiKeyStore } from "./api-keys/api-key-repository.ts";
+import { createApplicationRepository, type ApplicationStore } from "./applications/application-repository.ts";
 import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
 import { createEventTypeRepository } from "./event-types/event-type-repository.ts";
@@ -42,6 +43,8 @@ export interface OpenedStore {
   /** What the authenticator reads: management tokens and API keys. */
   readonly credentials: CredentialLookup;
   readonly endpoints: EndpointRepository;
+  /** Applications: their CRUD, and the lookup endpoint creation and Trigger check against. */
+  readonly applications: ApplicationStore;
   /** Event types: their CRUD, and the lookup Send and Trigger check messages with. */
   readonly eventTypes: EventTypeRepository;
   /** Subscriptions, and Trigger's lookup of the endpoints a message fans out to. */
@@ -88,6 +91,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
       findApiKeyByHash: (hash) => apiKeys.findApiKeyByHash(hash),
     },
     endpoints,
+    applications: createApplicationRepository(ctx),
     endpointSecrets: endpoints,
     eventTypes: createEventTypeRepository(ctx),
     subscriptions: createSubscriptionRepository(ctx),

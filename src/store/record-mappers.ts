@@ -85,6 +85,7 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     clientKey: row.clientKey ?? null,
     rateLimit: row.rateLimit ?? 0,
     rateLimitBurst: row.rateLimitBurst ?? 0,
+    applicationId: row.applicationId ?? null,
   };
 }
 

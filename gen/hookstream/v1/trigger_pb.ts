@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/trigger.proto.
  */
 export const file_hookstream_v1_trigger: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL3RyaWdnZXIucHJvdG8SDWhvb2tzdHJlYW0udjEipQIKDlRyaWdnZXJSZXF1ZXN0EhIKCmV2ZW50X3R5cGUYASABKAkSKQoHcGF5bG9hZBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEhYKDHBheWxvYWRfanNvbhgDIAEoCUgAEhUKC3Jhd19wYXlsb2FkGAQgASgMSAASFAoMY29udGVudF90eXBlGAUgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCRI9CghtZXRhZGF0YRgHIAMoCzIrLmhvb2tzdHJlYW0udjEuVHJpZ2dlclJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEYm9keSI9ChFUcmlnZ2VyZWREZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRITCgtlbmRwb2ludF9pZBgCIAEoCSKjAQoPVHJpZ2dlclJlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSNAoKZGVsaXZlcmllcxgCIAMoCzIgLmhvb2tzdHJlYW0udjEuVHJpZ2dlcmVkRGVsaXZlcnkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhAKCHJlcGxheWVkGAQgASgIEhsKE25vX2VuZHBvaW50X21hdGNoZWQYBSABKAhiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL3RyaWdnZXIucHJvdG8SDWhvb2tzdHJlYW0udjEivQIKDlRyaWdnZXJSZXF1ZXN0EhIKCmV2ZW50X3R5cGUYASABKAkSKQoHcGF5bG9hZBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEhYKDHBheWxvYWRfanNvbhgDIAEoCUgAEhUKC3Jhd19wYXlsb2FkGAQgASgMSAASFAoMY29udGVudF90eXBlGAUgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCRI9CghtZXRhZGF0YRgHIAMoCzIrLmhvb2tzdHJlYW0udjEuVHJpZ2dlclJlcXVlc3QuTWV0YWRhdGFFbnRyeRIWCg5hcHBsaWNhdGlvbl9pZBgIIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEYm9keSI9ChFUcmlnZ2VyZWREZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRITCgtlbmRwb2ludF9pZBgCIAEoCSKjAQoPVHJpZ2dlclJlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSNAoKZGVsaXZlcmllcxgCIAMoCzIgLmhvb2tzdHJlYW0udjEuVHJpZ2dlcmVkRGVsaXZlcnkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhAKCHJlcGxheWVkGAQgASgIEhsKE25vX2VuZHBvaW50X21hdGNoZWQYBSABKAhiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * TriggerRequest is one event, fanned out by its type to every endpoint that receives it.
@@ -82,6 +82,14 @@ export type TriggerRequest = Message<"hookstream.v1.TriggerRequest"> & {
    * @generated from field: map<string, string> metadata = 7;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Only this application's endpoints receive the event ("app_…"; it must exist); empty: every
+   * subscribed endpoint of the workspace. Part of the request an idempotency key is bound to.
+   *
+   * @generated from field: string application_id = 8;
+   */
+  applicationId: string;
 };
 
 /**

@@ -230,18 +230,47 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     recordEndpointHealth: (endpointId, event, at, policy) => ledger.recordEndpointHealth(endpointId, event, at, policy),
     holdDelivery: (deliveryId, endpointId, at, outbox) => ledger.holdDelivery(deliveryId, endpointId, at, outbox),
 
-    async getDelivery(workspaceId: string, id: string): Promise<DeliveryRecord | null> {
-      const row = await ctx.run((em) => em.findOne(Delivery, { id, workspaceId }, DETACHED));
+    async getDelivery(workspaceId: string, id: string, applicationId?: string): Promise<DeliveryRecord | null> {
+      const row = await ctx.run(async (em) => {
+        const d = await em.findOne(Delivery, { id, workspaceId }, DETACHED);
+        if (d === null || applicationId === undefined) return d;
+        // Deleted endpoints count: their deliveries stay the application's history.
+        const ep = await em.findOne(
+          Endpoint,
+          { id: d.endpointId, workspaceId, applicationId },
+          {
+            ...DETACHED,
+            fields: ["id"],
+          },
+        );
+        return ep === null ? null : d;
+      });
       return row === null ? null : deliveryRecord(row);
     },
 
     async listDeliveries(workspaceId: string, filter: DeliveryFilter, page: PageQuery): Promise<DeliveryRecord[]> {
-      const rows = await ctx.run((em) =>
-        em.find(
+      const rows = await ctx.run(async (em) => {
+        // The application's endpoints (deleted ones too) on (workspace_id, application_id); an
+        // application has few, so the deliveries are then read on their endpoint index.
+        let endpointIds: string[] | undefined;
+        if (filter.applicationId !== undefined) {
+          const eps = await em.find(
+            Endpoint,
+            { workspaceId, applicationId: filter.applicationId },
+            { ...DETACHED, fields: ["id"] },
+          );
+          endpointIds = eps.map((e) => e.id).filter((e) => filter.endpointId === undefined || e === filter.endpointId);
+          if (endpointIds.length === 0) return [];
+        }
+        return em.find(
           Delivery,
           {
             workspaceId,
-            ...(filter.endpointId === undefined ? {} : { endpointId: filter.endpointId }),
+            ...(endpointIds !== undefined
+              ? { endpointId: { $in: endpointIds } }
+              : filter.endpointId === undefined
+                ? {}
+                : { endpointId: filter.endpointId }),
             ...(filter.messageId === undefined ? {} : { messageId: filter.messageId }),
             ...(filter.statuses === undefined || filter.statuses.length === 0
               ? {}
@@ -249,8 +278,8 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
             ...keyset("desc", page.afterId),
           },
           { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
-        ),
-      );
+        );
+      });
       return rows.map(deliveryRecord);
     },
 

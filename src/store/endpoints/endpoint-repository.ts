@@ -13,12 +13,51 @@ import type { EndpointSecretStore, StoredEndpointSecrets } from "../../domain/se
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { NON_FINAL, cancelledDelivery } from "../deliveries/delivery-states.ts";
 import { deliveryRecord, endpointRecord } from "../record-mappers.ts";
-import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
+import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
+import { Application } from "../applications/application.entity.ts";
 import { unitOfWork } from "../unit-of-work.ts";
 import { Subscription } from "../subscriptions/subscription.entity.ts";
 import { Endpoint } from "./endpoint.entity.ts";
 
 const ENDPOINT_DELETED = "endpoint deleted";
+
+/**
+ * Inside a transaction: marks the workspace's live endpoints `ids` deleted, removes their
+ * subscriptions and cancels their non-final deliveries (with `reason`); returns the cancelled
+ * deliveries. What DeleteEndpoint and DeleteApplication share.
+ */
+export async function deleteEndpointsIn(
+  ctx: StoreContext,
+  em: Em,
+  workspaceId: string,
+  ids: readonly string[],
+  at: Date,
+  reason: string,
+): Promise<DeliveryRecord[]> {
+  if (ids.length === 0) return [];
+  await em.nativeUpdate(
+    Endpoint,
+    { id: { $in: [...ids] }, workspaceId, deletedAt: null },
+    { deletedAt: at, updatedAt: at },
+  );
+  // Their subscriptions go with them: they could only ever route to a deleted endpoint.
+  await em.nativeDelete(Subscription, { workspaceId, endpointId: { $in: [...ids] } });
+  // Locked so a worker recording an attempt cannot finalise a row we are about to cancel.
+  const open = await em.find(
+    Delivery,
+    { workspaceId, endpointId: { $in: [...ids] }, status: { $in: NON_FINAL } },
+    { ...DETACHED, orderBy: { id: "asc" }, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
+  );
+  const cancelled = open.map((row) => cancelledDelivery(deliveryRecord(row), reason, at));
+  if (cancelled.length > 0) {
+    await em.nativeUpdate(
+      Delivery,
+      { id: { $in: cancelled.map((d) => d.id) } },
+      { status: "cancelled", nextAttemptAt: null, lastError: reason, updatedAt: at },
+    );
+  }
+  return cancelled;
+}
 
 /**
  * Endpoints on MikroORM (reference implementation, both databases; Send reads them through the
@@ -59,8 +98,9 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
       return changed === 1;
     },
 
-    async createEndpoint(ep: EndpointRecord): Promise<void> {
-      await ctx.run((em) =>
+    async createEndpoint(ep: EndpointRecord): Promise<boolean> {
+      const applicationId = ep.applicationId ?? null;
+      const insert = (em: Em): Promise<unknown> =>
         em.insert(Endpoint, {
           ...ep,
           asyncAck: ep.asyncAck ?? false,
@@ -74,9 +114,25 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           clientKey: ep.clientKey ?? null,
           rateLimit: ep.rateLimit ?? 0,
           rateLimitBurst: ep.rateLimitBurst ?? 0,
+          applicationId,
           deletedAt: null,
-        }),
-      );
+        });
+      if (applicationId === null) {
+        await ctx.run(insert);
+        return true;
+      }
+      // The application row is share-locked (PostgreSQL; SQLite runs one writer at a time), so
+      // its deletion, which locks it first, cannot miss this endpoint.
+      return ctx.tx(async (em) => {
+        const app = await em.findOne(
+          Application,
+          { id: applicationId, workspaceId: ep.workspaceId, deletedAt: null },
+          { ...DETACHED, fields: ["id"], lockMode: ctx.lock(LockMode.PESSIMISTIC_READ) },
+        );
+        if (app === null) return false;
+        await insert(em);
+        return true;
+      });
     },
 
     async getEndpoint(workspaceId: string, id: string): Promise<EndpointRecord | null> {
@@ -102,11 +158,16 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
       return { succeeded: rows.filter((r) => r.status === "succeeded").length, total: rows.length };
     },
 
-    async listEndpoints(workspaceId: string, page: PageQuery): Promise<EndpointRecord[]> {
+    async listEndpoints(workspaceId: string, page: PageQuery, applicationId?: string): Promise<EndpointRecord[]> {
       const rows = await ctx.run((em) =>
         em.find(
           Endpoint,
-          { workspaceId, deletedAt: null, ...keyset("desc", page.afterId) },
+          {
+            workspaceId,
+            deletedAt: null,
+            ...(applicationId === undefined ? {} : { applicationId }),
+            ...keyset("desc", page.afterId),
+          },
           { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
         ),
       );
@@ -166,22 +227,7 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           { deletedAt: at, updatedAt: at },
         );
         if (deleted === 0) return null;
-        // Its subscriptions go with it: they could only ever route to a deleted endpoint.
-        await em.nativeDelete(Subscription, { workspaceId, endpointId: id });
-        // Locked so a worker recording an attempt cannot finalise a row we are about to cancel.
-        const open = await em.find(
-          Delivery,
-          { workspaceId, endpointId: id, status: { $in: NON_FINAL } },
-          { ...DETACHED, orderBy: { id: "asc" }, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) },
-        );
-        const cancelled = open.map((row) => cancelledDelivery(deliveryRecord(row), ENDPOINT_DELETED, at));
-        if (cancelled.length > 0) {
-          await em.nativeUpdate(
-            Delivery,
-            { id: { $in: cancelled.map((d) => d.id) } },
-            { status: "cancelled", nextAttemptAt: null, lastError: ENDPOINT_DELETED, updatedAt: at },
-          );
-        }
+        const cancelled = await deleteEndpointsIn(ctx, em, workspaceId, [id], at, ENDPOINT_DELETED);
         return { value: cancelled, outbox: cancelled.flatMap(outbox) };
       });
       return done === null ? null : { cancelled: done.value, outbox: done.outbox };

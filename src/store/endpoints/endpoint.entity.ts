@@ -1,5 +1,6 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import type { EndpointHealthState, EndpointTypeName } from "../../domain/records.ts";
+import { Application } from "../applications/application.entity.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
 /** Table schema of a customer's receiver; soft-deleted (deleted_at) so deliveries keep their reference. */
@@ -34,8 +35,13 @@ export const EndpointSchema = defineEntity({
     clientKey: p.text().nullable(),
     rateLimit: p.integer().default(0),
     rateLimitBurst: p.integer().default(0),
+    // The application the endpoint belongs to (null: workspace-wide); set on create only.
+    applicationId: p.manyToOne(Application).mapToPk().fieldName("application_id").nullable(),
   },
-  indexes: [{ name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] }],
+  indexes: [
+    { name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] },
+    { name: "endpoint_workspace_id_application_id_index", properties: ["workspaceId", "applicationId"] },
+  ],
 });
 
 /** An endpoint row. */

@@ -92,7 +92,14 @@ export function createSubscriptionRepository(ctx: StoreContext): SubscriptionSto
       return ctx.tx(async (em) => {
         const endpoints = await em.find(
           Endpoint,
-          { workspaceId: scope.workspaceId, deletedAt: null, enabled: true },
+          {
+            workspaceId: scope.workspaceId,
+            deletedAt: null,
+            enabled: true,
+            ...(scope.applicationId === null || scope.applicationId === undefined
+              ? {}
+              : { applicationId: scope.applicationId }),
+          },
           { ...DETACHED, orderBy: { id: "asc" } },
         );
         const routed = endpoints

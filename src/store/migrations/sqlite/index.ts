@@ -18,6 +18,7 @@ import { Migration20261202165003_message_workspace_index } from "./Migration2026
 import { Migration20261202165004_quota_usage } from "./Migration20261202165004_quota_usage.ts";
 import { Migration20261202155720_endpoint_rate_limit } from "./Migration20261202155720_endpoint_rate_limit.ts";
 import { Migration20261202201933_publish_check } from "./Migration20261202201933_publish_check.ts";
+import { Migration20261203185844_applications } from "./Migration20261203185844_applications.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -43,4 +44,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202165004_quota_usage", class: Migration20261202165004_quota_usage },
   { name: "Migration20261202155720_endpoint_rate_limit", class: Migration20261202155720_endpoint_rate_limit },
   { name: "Migration20261202201933_publish_check", class: Migration20261202201933_publish_check },
+  { name: "Migration20261203185844_applications", class: Migration20261203185844_applications },
 ];

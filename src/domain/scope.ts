@@ -1,0 +1,37 @@
+import type { EndpointRecord } from "./records.ts";
+
+/**
+ * What a caller may reach inside its workspace: the whole workspace (management token, API
+ * keys) or one application's share of it (a portal session). The use cases that read or change
+ * endpoints, deliveries and attempts take a Scope and apply it themselves, so access is decided
+ * in one place rather than by each handler; whatever lies outside the scope is not_found, never
+ * "forbidden", so its existence is not revealed. An environment filter goes beside
+ * `applicationId`.
+ */
+export interface Scope {
+  readonly workspaceId: string;
+  /** Only this application's endpoints (and their deliveries); null: the whole workspace. */
+  readonly applicationId: string | null;
+}
+
+/** The scope of a workspace credential: everything in the workspace. */
+export function workspaceScope(workspaceId: string): Scope {
+  return { workspaceId, applicationId: null };
+}
+
+/** Whether an endpoint of the scope's workspace lies within the scope. */
+export function endpointInScope(scope: Scope, ep: EndpointRecord): boolean {
+  return (
+    ep.workspaceId === scope.workspaceId && (scope.applicationId === null || ep.applicationId === scope.applicationId)
+  );
+}
+
+/**
+ * The application a list is limited to: the request's filter ("" for none) within the scope.
+ * Undefined: no application filter; null: nothing can match (a filter naming another
+ * application than the scope's).
+ */
+export function applicationFilterOf(scope: Scope, requested: string): string | undefined | null {
+  if (scope.applicationId === null) return requested === "" ? undefined : requested;
+  return requested === "" || requested === scope.applicationId ? scope.applicationId : null;
+}

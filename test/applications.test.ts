@@ -1,0 +1,343 @@
+/**
+ * Applications on the real stack (api, dispatcher and worker as separate processes, the
+ * database of HOOKSTREAM_TEST_DB, a private nats-server, a local receiver): their CRUD with
+ * every bad input refused precisely and changing nothing, endpoints scoped to one, Trigger
+ * and ListDeliveries limited to one, and deleting one cancelling its endpoints' pending
+ * deliveries.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { ApplicationService } from "../gen/hookstream/v1/application_service_pb.ts";
+import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
+import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
+import { createTestDatabase, testDbKinds } from "./support/database.ts";
+import { startNatsServer, type TestNats } from "./support/nats-server.ts";
+import { startReceiver, type Receiver } from "./support/receiver.ts";
+import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; ; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (i > 600) throw new Error(`never saw ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Awaits a call that must fail with `code`; returns its ErrorDetail. */
+async function failsWith(call: Promise<unknown>, code: Code, what: string): Promise<ErrorDetail> {
+  try {
+    await call;
+  } catch (error) {
+    const ce = ConnectError.from(error);
+    assert.equal(ce.code, code, `${what}: got ${Code[ce.code]}: ${ce.rawMessage}`);
+    const [detail] = ce.findDetails(ErrorDetailSchema);
+    assert.ok(detail !== undefined, `${what}: no ErrorDetail`);
+    return detail;
+  }
+  return assert.fail(`${what}: expected ${Code[code]}, but the call succeeded`);
+}
+
+const fields = (d: ErrorDetail): string[] => d.fieldViolations.map((v) => v.field);
+
+for (const kind of testDbKinds()) {
+  void describe(`applications on ${kind}`, { timeout: 240_000 }, () => {
+    let nats: TestNats | undefined;
+    let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+    let receiver: Receiver | undefined;
+    let stack: Stack | undefined;
+    let management: Clients;
+    let producer: Clients;
+    let apps: Client<typeof ApplicationService>;
+    let otherApps: Client<typeof ApplicationService>;
+
+    before(async () => {
+      receiver = await startReceiver();
+      nats = await startNatsServer();
+      database = await createTestDatabase(kind);
+      stack = await startStack({
+        databaseUrl: database.url,
+        natsUrl: nats.url,
+        // Failed attempts wait an hour, so a failing endpoint keeps its deliveries pending.
+        env: { HOOKSTREAM_RETRY_SCHEDULE: "1h", HOOKSTREAM_OUTBOX_SWEEP_INTERVAL: "200ms" },
+      });
+      const admin = createClients(stack.apiUrl, stack.adminToken);
+      const ws = await admin.admin.createWorkspace({ name: "applications" });
+      management = createClients(stack.apiUrl, ws.managementToken);
+      apps = createClient(ApplicationService, management.transport);
+      const key = await management.apiKeys.createApiKey({ label: "applications" });
+      producer = createClients(stack.apiUrl, key.secret);
+      const other = await admin.admin.createWorkspace({ name: "other" });
+      otherApps = createClient(ApplicationService, createClients(stack.apiUrl, other.managementToken).transport);
+    });
+
+    after(async () => {
+      stack?.destroy();
+      await receiver?.close();
+      await nats?.stop();
+      await database?.drop();
+    });
+
+    const delivery = (id: string): Promise<Delivery> =>
+      management.deliveries.getDelivery({ id }).then((r) => r.delivery!);
+    const allApps = async (): Promise<unknown[]> => (await apps.listApplications({ pageSize: 200 })).applications;
+
+    void it("CRUD: every bad field reported, unique uid, get by id or uid, pages, masks; bad input changes nothing", async () => {
+      const bad = await failsWith(
+        apps.createApplication({
+          application: {
+            name: "",
+            uid: "has space",
+            metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, "v"])),
+          },
+        }),
+        Code.InvalidArgument,
+        "bad name, uid and metadata",
+      );
+      assert.deepEqual(fields(bad), ["application.name", "application.uid", "application.metadata"]);
+      await failsWith(apps.createApplication({}), Code.InvalidArgument, "no application");
+      await failsWith(
+        apps.createApplication({ application: { name: "x".repeat(257) } }),
+        Code.InvalidArgument,
+        "long name",
+      );
+      assert.deepEqual(await allApps(), [], "nothing was created");
+
+      const acme = (
+        await apps.createApplication({ application: { name: "Acme ✓", uid: "cust_1", metadata: { plan: "gold" } } })
+      ).application!;
+      assert.match(acme.id, /^app_/);
+      assert.equal(acme.uid, "cust_1");
+      assert.deepEqual(acme.metadata, { plan: "gold" });
+      assert.ok(acme.createTime && acme.updateTime);
+      const dup = await failsWith(
+        apps.createApplication({ application: { name: "Dup", uid: "cust_1" } }),
+        Code.AlreadyExists,
+        "duplicate uid",
+      );
+      assert.equal(dup.reason, "APPLICATION_UID_EXISTS");
+      assert.deepEqual(fields(dup), ["application.uid"]);
+      assert.equal((await allApps()).length, 1, "the duplicate was not created");
+      // Another workspace has its own uids and never sees this one.
+      await otherApps.createApplication({ application: { name: "Theirs", uid: "cust_1" } });
+      await failsWith(otherApps.getApplication({ id: acme.id }), Code.NotFound, "another workspace's id");
+
+      assert.deepEqual((await apps.getApplication({ id: acme.id })).application, acme);
+      assert.deepEqual((await apps.getApplication({ uid: "cust_1" })).application, acme);
+      assert.deepEqual(fields(await failsWith(apps.getApplication({}), Code.InvalidArgument, "neither")), ["id"]);
+      assert.deepEqual(
+        fields(await failsWith(apps.getApplication({ id: acme.id, uid: "cust_1" }), Code.InvalidArgument, "both")),
+        ["uid"],
+      );
+      assert.deepEqual(fields(await failsWith(apps.getApplication({ id: "ep_x" }), Code.InvalidArgument, "bad id")), [
+        "id",
+      ]);
+      await failsWith(apps.getApplication({ uid: "nobody" }), Code.NotFound, "unknown uid");
+
+      const beta = (await apps.createApplication({ application: { name: "Beta", uid: "cust_2" } })).application!;
+      const gamma = (await apps.createApplication({ application: { name: "Gamma" } })).application!;
+      const page1 = await apps.listApplications({ pageSize: 2 });
+      assert.deepEqual(
+        page1.applications.map((a) => a.id),
+        [gamma.id, beta.id],
+      );
+      const page2 = await apps.listApplications({ pageSize: 2, pageToken: page1.nextPageToken });
+      assert.deepEqual(
+        page2.applications.map((a) => a.id),
+        [acme.id],
+      );
+      assert.equal(page2.nextPageToken, "");
+
+      // Updates: every bad field and mask path at once, and a taken uid, change nothing.
+      const before = await allApps();
+      const badUpdate = await failsWith(
+        apps.updateApplication({
+          application: { id: acme.id, name: "", uid: "bad uid" },
+          updateMask: { paths: ["name", "uid", "colour"] },
+        }),
+        Code.InvalidArgument,
+        "bad update",
+      );
+      assert.deepEqual(fields(badUpdate).sort(), ["application.name", "application.uid", "update_mask"]);
+      const taken = await failsWith(
+        apps.updateApplication({ application: { id: acme.id, name: "Renamed", uid: "cust_2" } }),
+        Code.AlreadyExists,
+        "uid of another",
+      );
+      assert.deepEqual(fields(taken), ["application.uid"]);
+      await failsWith(
+        otherApps.updateApplication({ application: { id: acme.id, name: "Hijack" }, updateMask: { paths: ["name"] } }),
+        Code.NotFound,
+        "another workspace's application",
+      );
+      assert.deepEqual(await allApps(), before, "nothing changed");
+
+      const renamed = (
+        await apps.updateApplication({
+          application: { id: acme.id, name: "Acme Inc" },
+          updateMask: { paths: ["name"] },
+        })
+      ).application!;
+      assert.equal(renamed.name, "Acme Inc");
+      assert.equal(renamed.uid, "cust_1", "unmasked fields kept");
+      assert.deepEqual(renamed.metadata, { plan: "gold" });
+      const cleared = (
+        await apps.updateApplication({ application: { id: acme.id, name: "Acme Inc" } })
+      ) // empty mask: every field
+      .application!;
+      assert.equal(cleared.uid, "");
+      assert.deepEqual(cleared.metadata, {});
+      await failsWith(apps.getApplication({ uid: "cust_1" }), Code.NotFound, "uid cleared");
+    });
+
+    void it("endpoints under an application; Trigger and ListDeliveries limited to it; bad ids refused precisely", async () => {
+      const eventTypes = createClient(EventTypeService, management.transport);
+      await eventTypes.createEventType({ eventType: { name: "app.test" } });
+      const a = (await apps.createApplication({ application: { name: "A" } })).application!;
+      const b = (await apps.createApplication({ application: { name: "B" } })).application!;
+      const endpointCount = async (): Promise<number> =>
+        (await management.endpoints.listEndpoints({ pageSize: 200 })).endpoints.length;
+      const countBefore = await endpointCount();
+      const unknown = await failsWith(
+        management.endpoints.createEndpoint({
+          endpoint: { url: `${receiver!.url}/a`, applicationId: "app_00000000000000000000000000" },
+        }),
+        Code.NotFound,
+        "unknown application",
+      );
+      assert.equal(unknown.reason, "APPLICATION_NOT_FOUND");
+      assert.deepEqual(fields(unknown), ["endpoint.application_id"]);
+      const malformed = await failsWith(
+        management.endpoints.createEndpoint({ endpoint: { url: "ftp://x", applicationId: "nope" } }),
+        Code.InvalidArgument,
+        "malformed application id",
+      );
+      assert.deepEqual(fields(malformed).sort(), ["endpoint.application_id", "endpoint.url"]);
+      assert.equal(await endpointCount(), countBefore, "nothing created");
+
+      const epA = (
+        await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/a`, applicationId: a.id } })
+      ).endpoint!;
+      const epB = (
+        await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/b`, applicationId: b.id } })
+      ).endpoint!;
+      const epWide = (await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/wide` } }))
+        .endpoint!;
+      assert.equal(epA.applicationId, a.id);
+      assert.equal(epWide.applicationId, "");
+      // The application is immutable: an update mask cannot name it.
+      await failsWith(
+        management.endpoints.updateEndpoint({
+          endpoint: { id: epA.id, applicationId: b.id },
+          updateMask: { paths: ["application_id"] },
+        }),
+        Code.InvalidArgument,
+        "application_id is not updatable",
+      );
+      assert.equal((await management.endpoints.getEndpoint({ id: epA.id })).endpoint?.applicationId, a.id);
+      assert.deepEqual(
+        (await management.endpoints.listEndpoints({ applicationId: a.id })).endpoints.map((e) => e.id),
+        [epA.id],
+      );
+      await failsWith(
+        management.endpoints.listEndpoints({ applicationId: "bad" }),
+        Code.InvalidArgument,
+        "bad list filter",
+      );
+
+      const body = { case: "payloadJson" as const, value: '{"n":1}' };
+      const missing = await failsWith(
+        producer.messages.trigger({ eventType: "app.test", body, applicationId: "app_00000000000000000000000000" }),
+        Code.NotFound,
+        "trigger for an unknown application",
+      );
+      assert.deepEqual(fields(missing), ["application_id"]);
+      const onlyA = await producer.messages.trigger({ eventType: "app.test", body, applicationId: a.id });
+      assert.deepEqual(
+        onlyA.deliveries.map((d) => d.endpointId),
+        [epA.id],
+      );
+      const everyone = await producer.messages.trigger({ eventType: "app.test", body });
+      assert.deepEqual(everyone.deliveries.map((d) => d.endpointId).sort(), [epA.id, epB.id, epWide.id].sort());
+      const ofA = await management.deliveries.listDeliveries({ applicationId: a.id });
+      assert.deepEqual(
+        ofA.deliveries.map((d) => d.id).sort(),
+        [onlyA.deliveries[0]!.deliveryId, everyone.deliveries.find((d) => d.endpointId === epA.id)!.deliveryId].sort(),
+      );
+      assert.ok(ofA.deliveries.every((d) => d.endpointId === epA.id));
+      await failsWith(
+        management.deliveries.listDeliveries({ applicationId: "app_" }),
+        Code.InvalidArgument,
+        "bad delivery filter",
+      );
+    });
+
+    void it("deleting an application deletes its endpoints and cancels their pending deliveries, nothing else", async () => {
+      receiver!.addRule((req) => (req.path.startsWith("/doomed") || req.path === "/kept" ? 500 : undefined));
+      const doomedApp = (await apps.createApplication({ application: { name: "Doomed", uid: "doomed" } })).application!;
+      const keptApp = (await apps.createApplication({ application: { name: "Kept" } })).application!;
+      const doomed = await Promise.all(
+        ["/doomed/1", "/doomed/2"].map(
+          async (path) =>
+            (
+              await management.endpoints.createEndpoint({
+                endpoint: { url: `${receiver!.url}${path}`, applicationId: doomedApp.id },
+              })
+            ).endpoint!,
+        ),
+      );
+      const kept = (
+        await management.endpoints.createEndpoint({
+          endpoint: { url: `${receiver!.url}/kept`, applicationId: keptApp.id },
+        })
+      ).endpoint!;
+      const sendTo = (endpointId: string) =>
+        producer.messages.send({ endpointId, eventType: "app.doomed", body: { case: "payloadJson", value: "{}" } });
+      const doomedSends = [await sendTo(doomed[0]!.id), await sendTo(doomed[1]!.id), await sendTo(doomed[1]!.id)];
+      const keptSend = await sendTo(kept.id);
+      for (const s of [...doomedSends, keptSend]) {
+        await until(`${s.deliveryId} pending_retry`, async () =>
+          (await delivery(s.deliveryId)).status === DeliveryStatus.PENDING_RETRY ? true : undefined,
+        );
+      }
+      await failsWith(apps.deleteApplication({ id: "bad" }), Code.InvalidArgument, "bad id");
+      await failsWith(otherApps.deleteApplication({ id: doomedApp.id }), Code.NotFound, "another workspace's");
+      assert.equal((await delivery(doomedSends[0]!.deliveryId)).status, DeliveryStatus.PENDING_RETRY, "untouched");
+
+      const res = await apps.deleteApplication({ id: doomedApp.id });
+      assert.equal(res.deletedEndpoints, 2);
+      assert.equal(res.cancelledDeliveries, 3);
+      for (const s of doomedSends) {
+        const d = await delivery(s.deliveryId);
+        assert.equal(d.status, DeliveryStatus.CANCELLED);
+        assert.equal(d.lastError, "application deleted");
+      }
+      assert.equal((await delivery(keptSend.deliveryId)).status, DeliveryStatus.PENDING_RETRY);
+      for (const e of doomed) await failsWith(management.endpoints.getEndpoint({ id: e.id }), Code.NotFound, "gone");
+      await failsWith(apps.getApplication({ id: doomedApp.id }), Code.NotFound, "deleted");
+      await failsWith(apps.deleteApplication({ id: doomedApp.id }), Code.NotFound, "deleted twice");
+      await failsWith(
+        management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/x`, applicationId: doomedApp.id } }),
+        Code.NotFound,
+        "no endpoint under a deleted application",
+      );
+      await failsWith(
+        producer.messages.send({
+          endpointId: doomed[0]!.id,
+          eventType: "x",
+          body: { case: "payloadJson", value: "{}" },
+        }),
+        Code.NotFound,
+        "Send to a deleted application's endpoint",
+      );
+      // Its uid is free again; its deliveries stay listed by application.
+      await apps.createApplication({ application: { name: "Reborn", uid: "doomed" } });
+      const history = await management.deliveries.listDeliveries({ applicationId: doomedApp.id });
+      assert.equal(history.deliveries.length, 3);
+    });
+  });
+}
