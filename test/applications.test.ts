@@ -12,6 +12,10 @@ import { ApplicationService } from "../gen/hookstream/v1/application_service_pb.
 import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
 import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
 import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
+import { PortalService } from "../gen/hookstream/v1/portal_service_pb.ts";
+import { pino } from "pino";
+import { openStore } from "../src/store/index.ts";
+import { PortalSession } from "../src/store/entities.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -338,6 +342,210 @@ for (const kind of testDbKinds()) {
       await apps.createApplication({ application: { name: "Reborn", uid: "doomed" } });
       const history = await management.deliveries.listDeliveries({ applicationId: doomedApp.id });
       assert.equal(history.deliveries.length, 3);
+    });
+
+    void it("portal sessions: one-time codes, exchanged once (concurrently too); a token of A never reaches B; expiry", async () => {
+      const portalAdmin = createClient(PortalService, management.transport);
+      const anonymous = createClient(PortalService, createClients(stack!.apiUrl).transport);
+      const a = (await apps.createApplication({ application: { name: "Portal A" } })).application!;
+      const b = (await apps.createApplication({ application: { name: "Portal B" } })).application!;
+      const mk = async (applicationId: string, path: string) =>
+        (await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}${path}`, applicationId } }))
+          .endpoint!;
+      const epA = await mk(a.id, "/portal/a");
+      const epB = await mk(b.id, "/portal/b");
+      const epWide = (await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/portal/w` } }))
+        .endpoint!;
+      const sendTo = (endpointId: string) =>
+        producer.messages.send({ endpointId, eventType: "portal.x", body: { case: "payloadJson", value: "{}" } });
+      const sentA = await sendTo(epA.id);
+      const sentB = await sendTo(epB.id);
+      const sentWide = await sendTo(epWide.id);
+      for (const s of [sentA, sentB, sentWide]) {
+        await until(`${s.deliveryId} delivered`, async () =>
+          (await delivery(s.deliveryId)).status === DeliveryStatus.SUCCEEDED ? true : undefined,
+        );
+      }
+
+      // Creating a session: every bad field at once; an unknown application is not_found.
+      const bad = await failsWith(
+        portalAdmin.createPortalSession({ applicationId: "", ttl: { seconds: 1n, nanos: 0 } }),
+        Code.InvalidArgument,
+        "bad session request",
+      );
+      assert.deepEqual(fields(bad).sort(), ["application_id", "ttl"]);
+      await failsWith(
+        portalAdmin.createPortalSession({ applicationId: "app_00000000000000000000000000" }),
+        Code.NotFound,
+        "unknown application",
+      );
+      const session = await portalAdmin.createPortalSession({ applicationId: a.id });
+      assert.match(session.code, /^hspc_/);
+      assert.ok(session.url.endsWith(`/portal?code=${encodeURIComponent(session.code)}`), session.url);
+      assert.ok(session.codeExpireTime && session.expireTime);
+
+      // Exchange needs no credential; bad and unknown codes are refused precisely.
+      await failsWith(anonymous.exchangePortalCode({ code: "" }), Code.InvalidArgument, "empty code");
+      await failsWith(anonymous.exchangePortalCode({ code: "hsm_x" }), Code.InvalidArgument, "not a portal code");
+      const unknown = await failsWith(
+        anonymous.exchangePortalCode({ code: "hspc_unknown" }),
+        Code.PermissionDenied,
+        "unknown code",
+      );
+      assert.equal(unknown.reason, "PORTAL_CODE_INVALID");
+      // Two concurrent exchanges of one code: exactly one wins, the other is told it was used.
+      const raced = await Promise.allSettled([
+        anonymous.exchangePortalCode({ code: session.code }),
+        anonymous.exchangePortalCode({ code: session.code }),
+      ]);
+      const won = raced.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      assert.equal(won.length, 1, "exactly one exchange wins");
+      const lost = raced.find((r) => r.status === "rejected");
+      assert.ok(lost && lost.status === "rejected");
+      const lostErr = ConnectError.from(lost.reason);
+      assert.equal(lostErr.code, Code.FailedPrecondition);
+      assert.equal(lostErr.findDetails(ErrorDetailSchema)[0]?.reason, "PORTAL_CODE_USED");
+      const again = await failsWith(
+        anonymous.exchangePortalCode({ code: session.code }),
+        Code.FailedPrecondition,
+        "3rd",
+      );
+      assert.equal(again.reason, "PORTAL_CODE_USED");
+      const { token, applicationId } = won[0]!;
+      assert.match(token, /^hsp_/);
+      assert.equal(applicationId, a.id);
+
+      // What management sees of B and the workspace before the portal of A tries them.
+      const snapshot = async (): Promise<unknown> => ({
+        endpoints: (await management.endpoints.listEndpoints({ pageSize: 200 })).endpoints,
+        deliveries: (await management.deliveries.listDeliveries({ pageSize: 200 })).deliveries,
+        attemptsB: (await management.deliveries.listAttempts({ deliveryId: sentB.deliveryId })).attempts,
+        apps: await allApps(),
+      });
+      const before = await snapshot();
+      const portal = createClients(stack!.apiUrl, token);
+      const foreign = [epB.id, epWide.id];
+      for (const id of foreign) {
+        await failsWith(portal.endpoints.getEndpoint({ id }), Code.NotFound, `get ${id}`);
+        await failsWith(
+          portal.endpoints.updateEndpoint({
+            endpoint: { id, description: "pwned" },
+            updateMask: { paths: ["description"] },
+          }),
+          Code.NotFound,
+          `update ${id}`,
+        );
+        await failsWith(
+          portal.endpoints.updateEndpoint({ endpoint: { id, url: "not a url" } }),
+          Code.InvalidArgument,
+          `bad update of ${id}: validated first`,
+        );
+        await failsWith(portal.endpoints.deleteEndpoint({ id }), Code.NotFound, `delete ${id}`);
+        await failsWith(portal.endpoints.testEndpoint({ id }), Code.NotFound, `test ${id}`);
+        await failsWith(portal.endpoints.rotateEndpointSecret({ id }), Code.PermissionDenied, `rotate ${id}`);
+      }
+      for (const s of [sentB, sentWide]) {
+        await failsWith(portal.deliveries.getDelivery({ id: s.deliveryId }), Code.NotFound, "another's delivery");
+        await failsWith(
+          portal.deliveries.getDelivery({ id: s.deliveryId, includePayload: true }),
+          Code.NotFound,
+          "another's payload",
+        );
+        await failsWith(
+          portal.deliveries.listAttempts({ deliveryId: s.deliveryId }),
+          Code.NotFound,
+          "another's attempts",
+        );
+      }
+      assert.deepEqual((await portal.endpoints.listEndpoints({ applicationId: b.id })).endpoints, []);
+      assert.deepEqual((await portal.deliveries.listDeliveries({ applicationId: b.id })).deliveries, []);
+      assert.deepEqual((await portal.deliveries.listDeliveries({ endpointId: epB.id })).deliveries, []);
+      const createUnderB = await failsWith(
+        portal.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/evil`, applicationId: b.id } }),
+        Code.NotFound,
+        "create under B",
+      );
+      assert.deepEqual(fields(createUnderB), ["endpoint.application_id"]);
+      // Everything else of the workspace is refused by the declared policy, before any handler.
+      await failsWith(portal.endpoints.rotateEndpointSecret({ id: epA.id }), Code.PermissionDenied, "rotate own");
+      await failsWith(
+        createClient(ApplicationService, portal.transport).listApplications({}),
+        Code.PermissionDenied,
+        "applications",
+      );
+      await failsWith(
+        createClient(PortalService, portal.transport).createPortalSession({ applicationId: b.id }),
+        Code.PermissionDenied,
+        "a portal opening another portal",
+      );
+      await failsWith(
+        portal.messages.send({ endpointId: epA.id, eventType: "x", body: { case: "payloadJson", value: "{}" } }),
+        Code.PermissionDenied,
+        "send",
+      );
+      await failsWith(portal.messages.getMessage({ id: sentA.messageId }), Code.PermissionDenied, "messages");
+      await failsWith(portal.apiKeys.listApiKeys({}), Code.PermissionDenied, "api keys");
+      assert.deepEqual(await snapshot(), before, "nothing of B or the workspace changed");
+
+      // Its own application: everything works, and what it creates is A's.
+      assert.deepEqual(
+        (await portal.endpoints.listEndpoints({})).endpoints.map((e) => e.id),
+        [epA.id],
+      );
+      assert.equal((await portal.endpoints.getEndpoint({ id: epA.id })).endpoint?.id, epA.id);
+      const mine = (await portal.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/portal/mine` } }))
+        .endpoint!;
+      assert.equal(mine.applicationId, a.id);
+      const updated = await portal.endpoints.updateEndpoint({
+        endpoint: { id: mine.id, description: "mine" },
+        updateMask: { paths: ["description"] },
+      });
+      assert.equal(updated.endpoint?.description, "mine");
+      const ping = await portal.endpoints.testEndpoint({ id: epA.id });
+      assert.equal(ping.success, true);
+      assert.deepEqual(
+        (await portal.deliveries.listDeliveries({})).deliveries.map((d) => d.id),
+        [sentA.deliveryId],
+      );
+      assert.equal((await portal.deliveries.getDelivery({ id: sentA.deliveryId })).delivery?.id, sentA.deliveryId);
+      assert.ok((await portal.deliveries.listAttempts({ deliveryId: sentA.deliveryId })).attempts.length >= 1);
+      await portal.endpoints.deleteEndpoint({ id: mine.id });
+      await failsWith(portal.endpoints.getEndpoint({ id: mine.id }), Code.NotFound, "deleted");
+
+      // Expiry: a code past its time is not exchanged; a session past its time is unauthenticated.
+      const store = await openStore(database!.config, { logger: pino({ level: "silent" }), overrides: false });
+      try {
+        const late = await portalAdmin.createPortalSession({ applicationId: a.id });
+        await store.orm.em
+          .fork()
+          .nativeUpdate(PortalSession, { id: late.sessionId }, { codeExpiresAt: new Date(Date.now() - 1000) });
+        const expiredCode = await failsWith(
+          anonymous.exchangePortalCode({ code: late.code }),
+          Code.FailedPrecondition,
+          "expired code",
+        );
+        assert.equal(expiredCode.reason, "PORTAL_CODE_EXPIRED");
+        const second = await portalAdmin.createPortalSession({ applicationId: a.id });
+        const other = await anonymous.exchangePortalCode({ code: second.code });
+        const otherPortal = createClients(stack!.apiUrl, other.token);
+        assert.equal((await otherPortal.endpoints.listEndpoints({})).endpoints.length, 1);
+        await store.orm.em
+          .fork()
+          .nativeUpdate(PortalSession, { id: second.sessionId }, { expiresAt: new Date(Date.now() - 1000) });
+        const expired = await failsWith(
+          otherPortal.endpoints.listEndpoints({}),
+          Code.Unauthenticated,
+          "expired session",
+        );
+        assert.equal(expired.reason, "PORTAL_SESSION_EXPIRED");
+      } finally {
+        await store.close();
+      }
+
+      // Deleting the application ends its sessions at once.
+      await apps.deleteApplication({ id: a.id });
+      const ended = await failsWith(portal.endpoints.listEndpoints({}), Code.Unauthenticated, "after deletion");
+      assert.equal(ended.reason, "INVALID_CREDENTIALS");
     });
   });
 }

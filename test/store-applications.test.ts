@@ -15,6 +15,7 @@ import type {
   EndpointRecord,
   MessageRecord,
   NewOutboxRecord,
+  PortalSessionRecord,
 } from "../src/domain/records.ts";
 import { migrateDatabase, openStore, type OpenedStore } from "../src/store/index.ts";
 import { createTestDatabase, testDbKinds, type TestDatabase, type TestDbKind } from "./support/database.ts";
@@ -101,6 +102,21 @@ function statusOf(d: DeliveryRecord): NewOutboxRecord {
     msgId: `${d.id}:${d.status}`,
     payload: new Uint8Array([1]),
     createdAt: d.updatedAt,
+  };
+}
+
+function sessionOf(app: ApplicationRecord, overrides: Partial<PortalSessionRecord> = {}): PortalSessionRecord {
+  return {
+    id: newId("portalSession"),
+    workspaceId: app.workspaceId,
+    applicationId: app.id,
+    codeHash: newId("portalSession").padEnd(64, "c").slice(0, 64),
+    tokenHash: null,
+    codeExpiresAt: at(600_000),
+    expiresAt: at(3_600_000),
+    exchangedAt: null,
+    createdAt: T0,
+    ...overrides,
   };
 }
 
@@ -301,6 +317,55 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(history.length, doomed.length + 1);
       assert.equal(await store.applications.deleteApplication(ws, app.id, at(10), "x", () => []), null, "only once");
       assert.equal(await store.applications.createApplication(applicationOf(ws, { uid: "doomed" })), true);
+    });
+
+    void it("portal sessions: only for a live application; a code is exchanged once, atomically; expired codes are not", async () => {
+      const ws = await workspace(store);
+      const app = applicationOf(ws);
+      await store.applications.createApplication(app);
+      assert.equal(
+        await store.portalSessions.createPortalSession(sessionOf({ ...app, id: newId("application") })),
+        false,
+        "unknown application",
+      );
+      const session = sessionOf(app);
+      assert.equal(await store.portalSessions.createPortalSession(session), true);
+
+      // 20 concurrent exchanges of one code, each with its own token: exactly one wins.
+      const tokens = Array.from({ length: 20 }, (_, i) => `${i}`.padStart(64, "t"));
+      const results = await Promise.all(
+        tokens.map((t) => store.portalSessions.exchangePortalCode(session.codeHash, t, at(1000))),
+      );
+      const winners = results.flatMap((r, i) => (r.ok ? [{ r, token: tokens[i]! }] : []));
+      assert.equal(winners.length, 1, JSON.stringify(results.map((r) => (r.ok ? "ok" : r.why))));
+      assert.ok(results.every((r) => r.ok || r.why === "used"));
+      const won = winners[0]!;
+      assert.ok(won.r.ok);
+      assert.deepEqual(won.r.session, { ...session, tokenHash: won.token, exchangedAt: at(1000) });
+      assert.deepEqual(await store.portalSessions.findPortalSessionByTokenHash(won.token), won.r.session);
+      for (const t of tokens.filter((t) => t !== won.token)) {
+        assert.equal(await store.portalSessions.findPortalSessionByTokenHash(t), null, "losers' tokens never stored");
+      }
+      assert.deepEqual(await store.portalSessions.exchangePortalCode(session.codeHash, "x".repeat(64), at(2000)), {
+        ok: false,
+        why: "used",
+      });
+      assert.deepEqual(await store.portalSessions.exchangePortalCode("n".repeat(64), "y".repeat(64), at(2000)), {
+        ok: false,
+        why: "unknown",
+      });
+      const late = sessionOf(app, { codeExpiresAt: at(5000) });
+      await store.portalSessions.createPortalSession(late);
+      assert.deepEqual(await store.portalSessions.exchangePortalCode(late.codeHash, "z".repeat(64), at(5000)), {
+        ok: false,
+        why: "expired",
+      });
+      assert.equal(await store.portalSessions.findPortalSessionByTokenHash("z".repeat(64)), null);
+
+      // Deleting the application ends its sessions; none can be opened for it afterwards.
+      await store.applications.deleteApplication(ws, app.id, at(9), "application deleted", () => []);
+      assert.equal(await store.portalSessions.findPortalSessionByTokenHash(won.token), null);
+      assert.equal(await store.portalSessions.createPortalSession(sessionOf(app)), false);
     });
   });
 }

@@ -3,6 +3,7 @@ import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { DirectPublisher } from "../domain/publish-check.ts";
 import type { ApiKeyRepository } from "../domain/api-keys.ts";
 import type { ApplicationRepository } from "../domain/applications.ts";
+import type { PortalSessionRepository } from "../domain/portal-sessions.ts";
 import type { DeliveryReader } from "../domain/deliveries.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EndpointProbe } from "../domain/endpoint-test.ts";
@@ -26,6 +27,9 @@ export interface ApiDeps {
   readonly apiKeys: ApiKeyRepository;
   readonly endpoints: EndpointRepository;
   readonly applications: ApplicationRepository;
+  readonly portalSessions: PortalSessionRepository;
+  /** The installation's public base URL (HOOKSTREAM_PUBLIC_URL): portal URLs start with it. */
+  readonly publicUrl: string;
   readonly eventTypes: EventTypeRepository;
   readonly subscriptions: SubscriptionRepository;
   /** Which endpoints a Trigger fans out to. */

@@ -34,7 +34,7 @@ import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { createAuthenticator, type CredentialLookup, type Principal } from "../domain/auth.ts";
 import { hashSecret } from "../domain/credentials.ts";
 import type { ApiDeps } from "./api-deps.ts";
-import type { ApiKeyRecord, WorkspaceRecord } from "../domain/records.ts";
+import type { ApiKeyRecord, PortalSessionRecord, WorkspaceRecord } from "../domain/records.ts";
 import { acceptedKinds, createAuthorizationInterceptor, principalOf, workspaceIdOf } from "./authorization.ts";
 import { createErrorInterceptor, errorDetailOf } from "./error-mapping.ts";
 import { createRoutes } from "./routes.ts";
@@ -90,6 +90,33 @@ void describe("declared policies", () => {
     }
   });
 
+  void it("portal sessions reach exactly their endpoint and delivery RPCs; only ExchangePortalCode is public", () => {
+    const router = createConnectRouter();
+    createRoutes({ shutdownSignal: AbortSignal.abort() } as unknown as ApiDeps)(router);
+    const portal: string[] = [];
+    const open: string[] = [];
+    for (const h of router.handlers) {
+      const kinds = acceptedKinds(h.method) ?? [];
+      if (kinds.includes("portal")) portal.push(`${h.service.name}/${h.method.name}`);
+      if (kinds.includes("anonymous")) {
+        open.push(`${h.service.name}/${h.method.name}`);
+        assert.deepEqual(kinds, ["anonymous"], `${h.requestPath}: CREDENTIAL_NONE stands alone`);
+      }
+    }
+    assert.deepEqual(portal.sort(), [
+      "DeliveryService/GetDelivery",
+      "DeliveryService/ListAttempts",
+      "DeliveryService/ListDeliveries",
+      "EndpointService/CreateEndpoint",
+      "EndpointService/DeleteEndpoint",
+      "EndpointService/GetEndpoint",
+      "EndpointService/ListEndpoints",
+      "EndpointService/TestEndpoint",
+      "EndpointService/UpdateEndpoint",
+    ]);
+    assert.deepEqual(open, ["PortalService/ExchangePortalCode"]);
+  });
+
   void it("reads the kinds a method lists", () => {
     assert.deepEqual(acceptedKinds(AdminService.method.createWorkspace), ["admin"]);
     assert.deepEqual(acceptedKinds(MessageService.method.send), ["api_key"]);
@@ -97,8 +124,8 @@ void describe("declared policies", () => {
   });
 });
 
-// A service compiled at test time: Ping declares nothing, PortalOnly only a credential this
-// server cannot check yet, Spoofed an empty policy.
+// A service compiled at test time: Ping declares nothing, UnspecifiedOnly only a credential no
+// server can check, Empty an empty policy.
 function undeclaredService() {
   const policy = (accepts: Credential[]): MethodOptions => {
     const options = create(MethodOptionsSchema);
@@ -116,10 +143,10 @@ function undeclaredService() {
         method: [
           { name: "Ping", inputType: ".google.protobuf.Empty", outputType: ".google.protobuf.Empty" },
           {
-            name: "PortalOnly",
+            name: "UnspecifiedOnly",
             inputType: ".google.protobuf.Empty",
             outputType: ".google.protobuf.Empty",
-            options: policy([Credential.PORTAL_SESSION]),
+            options: policy([Credential.UNSPECIFIED]),
           },
           {
             name: "Empty",
@@ -152,10 +179,28 @@ const apiKey: ApiKeyRecord = {
   lastUsedAt: null,
 };
 
-// The authenticator's whole port: the two lookups.
+const portalSession = (expiresAt: Date): PortalSessionRecord => ({
+  id: "pts_a",
+  workspaceId: "ws_a",
+  applicationId: "app_a",
+  codeHash: "c",
+  tokenHash: "t",
+  codeExpiresAt: new Date(),
+  expiresAt,
+  exchangedAt: new Date(),
+  createdAt: new Date(),
+});
+
+// The authenticator's whole port: the three lookups.
 const store: CredentialLookup = {
   findWorkspaceByTokenHash: async (h: string) => (h === hashSecret("hsm_good") ? workspace : null),
   findApiKeyByHash: async (h: string) => (h === hashSecret("hsk_good") ? apiKey : null),
+  findPortalSessionByTokenHash: async (h: string) =>
+    h === hashSecret("hsp_good")
+      ? portalSession(new Date(Date.now() + 60_000))
+      : h === hashSecret("hsp_expired")
+        ? portalSession(new Date(Date.now() - 1))
+        : null,
 };
 
 void describe("createAuthorizationInterceptor", () => {
@@ -253,6 +298,22 @@ void describe("createAuthorizationInterceptor", () => {
       await assert.rejects(call(), failsWith(Code.PermissionDenied, "NO_AUTH_POLICY"));
     }
     assert.equal(undeclaredEntered, 0);
+  });
+
+  void it("a portal token is refused where the policy does not list it; an expired or unknown one is unauthenticated", async () => {
+    const admin = createClient(AdminService, transport);
+    const watch = createClient(WatchService, transport);
+    const drain = async (token: string): Promise<void> => {
+      for await (const item of watch.watchDeliveries({}, bearer(token))) void item;
+    };
+    await assert.rejects(drain("hsp_good"), failsWith(Code.PermissionDenied, "WRONG_CREDENTIAL_KIND"));
+    await assert.rejects(
+      admin.createWorkspace({ name: "n" }, bearer("hsp_good")),
+      failsWith(Code.PermissionDenied, "WRONG_CREDENTIAL_KIND"),
+    );
+    await assert.rejects(drain("hsp_expired"), failsWith(Code.Unauthenticated, "PORTAL_SESSION_EXPIRED"));
+    await assert.rejects(drain("hsp_guess"), failsWith(Code.Unauthenticated, "INVALID_CREDENTIALS"));
+    assert.equal(watchEntered, 0);
   });
 
   void it("authenticates a server stream before its first message", async () => {

@@ -18,7 +18,8 @@ const kindOfCredential: Readonly<Record<Credential, PrincipalKind | undefined>> 
   [Credential.OPERATOR]: "admin",
   [Credential.MANAGEMENT]: "management",
   [Credential.API_KEY]: "api_key",
-  [Credential.PORTAL_SESSION]: undefined,
+  [Credential.PORTAL_SESSION]: "portal",
+  [Credential.NONE]: "anonymous",
 };
 
 const principalKey = createContextKey<Principal | undefined>(undefined, { description: "hookstream principal" });
@@ -56,7 +57,10 @@ export function createAuthorizationInterceptor(authenticator: Authenticator): In
         `${req.method.parent.typeName}/${req.method.name} declares no authorization policy, so nobody may call it`,
       );
     }
-    const principal = await authenticator.authenticate(req.header.get("authorization"), accepted);
+    // A public RPC (CREDENTIAL_NONE) authenticates by its request; any header is ignored.
+    const principal: Principal = accepted.includes("anonymous")
+      ? { kind: "anonymous" }
+      : await authenticator.authenticate(req.header.get("authorization"), accepted);
     req.contextValues.set(principalKey, principal);
     return next(req);
   };
@@ -70,17 +74,25 @@ export function principalOf(ctx: HandlerContext): Principal {
   return principal;
 }
 
-/** The workspace of this RPC's caller: the only source of a workspace id for workspace RPCs. */
+/**
+ * The workspace of this RPC's caller: the only source of a workspace id for workspace RPCs.
+ * Only for workspace credentials: a portal session's reach is its scope (`scopeOf`), never the
+ * whole workspace, so it is refused here (fail closed).
+ */
 export function workspaceIdOf(ctx: HandlerContext): string {
   const principal = principalOf(ctx);
-  if (principal.kind !== "admin") return principal.workspaceId;
+  if (principal.kind === "management" || principal.kind === "api_key") return principal.workspaceId;
   throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
 }
 
 /**
- * What this RPC's caller may reach: its whole workspace for a workspace credential. The use
+ * What this RPC's caller may reach: its whole workspace for a workspace credential, one
+ * application for a portal session. The use
  * cases apply it (src/domain/scope.ts); handlers only pass it on.
  */
 export function scopeOf(ctx: HandlerContext): Scope {
+  const principal = principalOf(ctx);
+  if (principal.kind === "portal")
+    return { workspaceId: principal.workspaceId, applicationId: principal.applicationId };
   return workspaceScope(workspaceIdOf(ctx));
 }

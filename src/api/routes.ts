@@ -7,6 +7,7 @@ import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts"
 import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
 import { SubscriptionService } from "../../gen/hookstream/v1/subscription_service_pb.ts";
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { PortalService } from "../../gen/hookstream/v1/portal_service_pb.ts";
 import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { WorkspaceService } from "../../gen/hookstream/v1/workspace_service_pb.ts";
@@ -19,6 +20,7 @@ import { createEndpointService } from "./endpoint-service.ts";
 import { createEventTypeService } from "./event-type-service.ts";
 import { createSubscriptionService } from "./subscription-service.ts";
 import { createMessageService, rawJsonMembersOfMessageService } from "./message-service.ts";
+import { createPortalService } from "./portal-service.ts";
 import { createRecoveryService } from "./recovery-service.ts";
 import { createWatchService } from "./watch-service.ts";
 import { createWorkspaceService } from "./workspace-service.ts";
@@ -36,6 +38,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
     router.service(WorkspaceService, createWorkspaceService(deps));
     router.service(ApiKeyService, createApiKeyService(deps));
     router.service(ApplicationService, createApplicationService(deps));
+    router.service(PortalService, createPortalService(deps));
     router.service(EndpointService, createEndpointService(deps));
     router.service(EventTypeService, createEventTypeService(deps));
     router.service(SubscriptionService, createSubscriptionService(deps));

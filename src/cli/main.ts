@@ -362,6 +362,8 @@ async function run(role: Role): Promise<void> {
         apiKeys: store.apiKeys,
         endpoints: store.endpoints,
         applications: store.applications,
+        portalSessions: store.portalSessions,
+        publicUrl: config.publicUrl,
         eventTypes: store.eventTypes,
         subscriptions: store.subscriptions,
         triggerTargets: store.subscriptions,

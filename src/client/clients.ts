@@ -13,6 +13,7 @@ import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts"
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
 import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
 import { MessageService, SendRequestSchema } from "../../gen/hookstream/v1/message_service_pb.ts";
+import { PortalService } from "../../gen/hookstream/v1/portal_service_pb.ts";
 import { RecoveryService } from "../../gen/hookstream/v1/recovery_service_pb.ts";
 import { SubscriptionService } from "../../gen/hookstream/v1/subscription_service_pb.ts";
 import { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
@@ -327,6 +328,24 @@ export class HookstreamManagement extends BaseClient {
       this.unary(ApplicationService.method.deleteApplication, { id }, opts),
   };
 
+  readonly portalSessions = {
+    /**
+     * Opens a consumer portal session for an application: a one-time `code` (and the portal
+     * `url` carrying it) that {@link HookstreamPortal.open} exchanges, once, for a token limited
+     * to that application's endpoints and deliveries. `ttl`: how long the session lasts,
+     * milliseconds or `"30m"` (1m to 24h, default 1h).
+     */
+    create: (
+      applicationId: string,
+      opts: CallOpts & { ttl?: string | number } = {},
+    ): Promise<Plain<pb.CreatePortalSessionResponse>> =>
+      this.unary(
+        PortalService.method.createPortalSession,
+        { applicationId, ...(opts.ttl === undefined ? {} : { ttl: opts.ttl }) },
+        opts,
+      ),
+  };
+
   readonly eventTypes = {
     /** Adds an event type to the catalog, optionally with a JSON Schema its payloads must match. */
     create: async (eventType: Input<pb.EventType>, opts?: CallOpts): Promise<EventType> =>
@@ -488,6 +507,89 @@ export interface OperatorOptions extends CommonOptions {
 }
 
 /** The operator's client: creates workspaces (operator token). */
+/** Options of {@link HookstreamPortal}. */
+export interface PortalOptions extends CommonOptions {
+  /** The portal session token ("hsp_…") that {@link HookstreamPortal.exchangeCode} returned. */
+  readonly portalToken?: string;
+}
+
+/**
+ * The consumer portal's client (a portal session token): one application's endpoints, their
+ * deliveries and attempts, and nothing else of the workspace.
+ */
+export class HookstreamPortal extends BaseClient {
+  constructor(options: PortalOptions = {}) {
+    super(options, options.portalToken ?? environment()["HOOKSTREAM_PORTAL_TOKEN"], "HOOKSTREAM_PORTAL_TOKEN");
+  }
+
+  /** Exchanges a one-time portal code (it works once) for the session's token. No credential needed. */
+  static async exchangeCode(code: string, options: CommonOptions = {}): Promise<Plain<pb.ExchangePortalCodeResponse>> {
+    // The RPC takes no credential; the placeholder token is ignored by the server.
+    const client = new HookstreamPortal({ ...options, portalToken: "hsp_none" });
+    return client.unary(PortalService.method.exchangePortalCode, { code }, {});
+  }
+
+  /** Exchanges a one-time portal code and returns a client holding the session's token. */
+  static async open(code: string, options: CommonOptions = {}): Promise<HookstreamPortal> {
+    const { token } = await HookstreamPortal.exchangeCode(code, options);
+    return new HookstreamPortal({ ...options, portalToken: token });
+  }
+
+  readonly endpoints = {
+    /** Creates an endpoint of the session's application. */
+    create: (endpoint: Input<pb.Endpoint>, opts?: CallOpts): Promise<Plain<pb.CreateEndpointResponse>> =>
+      this.unary(EndpointService.method.createEndpoint, { endpoint }, opts),
+    get: async (id: string, opts?: CallOpts): Promise<Endpoint> =>
+      (await this.unary(EndpointService.method.getEndpoint, { id }, opts)).endpoint!,
+    list: (page: ListInput<pb.ListEndpointsRequest> = {}, opts?: CallOpts): Promise<Plain<pb.ListEndpointsResponse>> =>
+      this.unary(EndpointService.method.listEndpoints, page, opts),
+    listAll: (page: ListInput<pb.ListEndpointsRequest> = {}, opts?: CallOpts): AsyncGenerator<Endpoint> =>
+      this.pages(EndpointService.method.listEndpoints, page, "endpoints", opts),
+    /** Changes the fields present in `patch` (its keys are the update mask unless `updateMask` is given). */
+    update: async (
+      id: string,
+      patch: Input<pb.Endpoint>,
+      opts: CallOpts & { updateMask?: string[] } = {},
+    ): Promise<Endpoint> =>
+      (
+        await this.unary(
+          EndpointService.method.updateEndpoint,
+          { endpoint: { ...patch, id }, updateMask: opts.updateMask ?? maskOf(patch) },
+          opts,
+        )
+      ).endpoint!,
+    delete: async (id: string, opts?: CallOpts): Promise<void> => {
+      await this.unary(EndpointService.method.deleteEndpoint, { id }, opts);
+    },
+    /** Sends one signed ping now and reports how it went. */
+    test: (id: string, opts?: CallOpts): Promise<Plain<pb.TestEndpointResponse>> =>
+      this.unary(EndpointService.method.testEndpoint, { id }, opts),
+  };
+
+  readonly deliveries = {
+    get: (id: string, opts: CallOpts & { includePayload?: boolean } = {}): Promise<Plain<pb.GetDeliveryResponse>> =>
+      this.unary(DeliveryService.method.getDelivery, { id, includePayload: opts.includePayload ?? false }, opts),
+    list: (
+      filter: ListInput<pb.ListDeliveriesRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListDeliveriesResponse>> => this.unary(DeliveryService.method.listDeliveries, filter, opts),
+    listAll: (filter: ListInput<pb.ListDeliveriesRequest> = {}, opts?: CallOpts): AsyncGenerator<Delivery> =>
+      this.pages(DeliveryService.method.listDeliveries, filter, "deliveries", opts),
+    listAttempts: (
+      deliveryId: string,
+      page: Omit<ListInput<pb.ListAttemptsRequest>, "deliveryId"> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListAttemptsResponse>> =>
+      this.unary(DeliveryService.method.listAttempts, { ...page, deliveryId }, opts),
+    listAllAttempts: (
+      deliveryId: string,
+      page: Omit<ListInput<pb.ListAttemptsRequest>, "deliveryId"> = {},
+      opts?: CallOpts,
+    ): AsyncGenerator<Attempt> =>
+      this.pages(DeliveryService.method.listAttempts, { ...page, deliveryId }, "attempts", opts),
+  };
+}
+
 export class HookstreamOperator extends BaseClient {
   constructor(options: OperatorOptions = {}) {
     super(options, options.operatorToken ?? environment()["HOOKSTREAM_ADMIN_TOKEN"], "HOOKSTREAM_ADMIN_TOKEN");

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DescFile } from "@bufbuild/protobuf";
-import { Hookstream, HookstreamManagement, HookstreamOperator, RPC_METHODS } from "./index.ts";
+import { Hookstream, HookstreamManagement, HookstreamOperator, HookstreamPortal, RPC_METHODS } from "./index.ts";
 
 const genDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "gen", "hookstream");
 
@@ -32,6 +32,8 @@ void describe("SDK coverage of the schema", () => {
     producer: new Hookstream({ apiKey: "k", baseUrl: "http://127.0.0.1:1" }),
     management: new HookstreamManagement({ managementToken: "t", baseUrl: "http://127.0.0.1:1" }),
     operator: new HookstreamOperator({ operatorToken: "o", baseUrl: "http://127.0.0.1:1" }),
+    portal: new HookstreamPortal({ portalToken: "p", baseUrl: "http://127.0.0.1:1" }),
+    HookstreamPortal,
   };
   const resolve = (path: string): unknown =>
     path.split(".").reduce<unknown>((at, key) => (at as Record<string, unknown> | undefined)?.[key], clients);

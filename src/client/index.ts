@@ -6,6 +6,8 @@ export {
   Hookstream,
   HookstreamManagement,
   HookstreamOperator,
+  HookstreamPortal,
+  type PortalOptions,
   type ApiKey,
   type Application,
   type Attempt,

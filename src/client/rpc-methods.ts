@@ -1,7 +1,8 @@
 /**
  * Which SDK method calls each RPC of the schema: `client.path.to.method`, where the client is
- * `producer` ({@link Hookstream}), `management` ({@link HookstreamManagement}) or `operator`
- * ({@link HookstreamOperator}). src/client/coverage.test.ts fails when an RPC of gen/ is missing
+ * `producer` ({@link Hookstream}), `management` ({@link HookstreamManagement}), `portal`
+ * ({@link HookstreamPortal}) or `operator` ({@link HookstreamOperator}); `HookstreamPortal.…` is a
+ * static method. src/client/coverage.test.ts fails when an RPC of gen/ is missing
  * here or a path does not lead to a function: add the method in the same change as the RPC.
  */
 export const RPC_METHODS: Readonly<Record<string, string>> = {
@@ -14,17 +15,21 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.ApplicationService/ListApplications": "management.applications.list management.applications.listAll",
   "hookstream.v1.ApplicationService/UpdateApplication": "management.applications.update",
   "hookstream.v1.ApplicationService/DeleteApplication": "management.applications.delete",
-  "hookstream.v1.DeliveryService/GetDelivery": "management.deliveries.get",
-  "hookstream.v1.DeliveryService/ListDeliveries": "management.deliveries.list management.deliveries.listAll",
+  "hookstream.v1.PortalService/CreatePortalSession": "management.portalSessions.create",
+  "hookstream.v1.PortalService/ExchangePortalCode": "HookstreamPortal.exchangeCode HookstreamPortal.open",
+  "hookstream.v1.DeliveryService/GetDelivery": "management.deliveries.get portal.deliveries.get",
+  "hookstream.v1.DeliveryService/ListDeliveries":
+    "management.deliveries.list management.deliveries.listAll portal.deliveries.list portal.deliveries.listAll",
   "hookstream.v1.DeliveryService/ListAttempts":
-    "management.deliveries.listAttempts management.deliveries.listAllAttempts",
-  "hookstream.v1.EndpointService/CreateEndpoint": "management.endpoints.create",
-  "hookstream.v1.EndpointService/GetEndpoint": "management.endpoints.get",
-  "hookstream.v1.EndpointService/ListEndpoints": "management.endpoints.list management.endpoints.listAll",
-  "hookstream.v1.EndpointService/UpdateEndpoint": "management.endpoints.update",
-  "hookstream.v1.EndpointService/DeleteEndpoint": "management.endpoints.delete",
+    "management.deliveries.listAttempts management.deliveries.listAllAttempts portal.deliveries.listAttempts portal.deliveries.listAllAttempts",
+  "hookstream.v1.EndpointService/CreateEndpoint": "management.endpoints.create portal.endpoints.create",
+  "hookstream.v1.EndpointService/GetEndpoint": "management.endpoints.get portal.endpoints.get",
+  "hookstream.v1.EndpointService/ListEndpoints":
+    "management.endpoints.list management.endpoints.listAll portal.endpoints.list portal.endpoints.listAll",
+  "hookstream.v1.EndpointService/UpdateEndpoint": "management.endpoints.update portal.endpoints.update",
+  "hookstream.v1.EndpointService/DeleteEndpoint": "management.endpoints.delete portal.endpoints.delete",
   "hookstream.v1.EndpointService/RotateEndpointSecret": "management.endpoints.rotateSecret",
-  "hookstream.v1.EndpointService/TestEndpoint": "management.endpoints.test",
+  "hookstream.v1.EndpointService/TestEndpoint": "management.endpoints.test portal.endpoints.test",
   "hookstream.v1.EventTypeService/CreateEventType": "management.eventTypes.create",
   "hookstream.v1.EventTypeService/GetEventType": "management.eventTypes.get",
   "hookstream.v1.EventTypeService/ListEventTypes": "management.eventTypes.list management.eventTypes.listAll",

@@ -52,6 +52,10 @@ export type { Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 export type { EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 export type { Application } from "../../gen/hookstream/v1/application_pb.ts";
 export type {
+  CreatePortalSessionResponse,
+  ExchangePortalCodeResponse,
+} from "../../gen/hookstream/v1/portal_service_pb.ts";
+export type {
   DeleteApplicationResponse,
   ListApplicationsRequest,
   ListApplicationsResponse,

@@ -24,6 +24,7 @@ function fakeStore(revoked: boolean): CredentialLookup {
   return {
     findWorkspaceByTokenHash: async (h: string) => (h === hashSecret("hsm_good") ? ws : null),
     findApiKeyByHash: async (h: string) => (h === hashSecret("hsk_good") ? key(revoked ? new Date() : null) : null),
+    findPortalSessionByTokenHash: async () => null,
   };
 }
 
@@ -70,6 +71,7 @@ test("credentials are cached for the TTL, and a revoked key is forgotten at once
       lookups++;
       return h === hashSecret("hsk_good") ? key(revoked) : null;
     },
+    findPortalSessionByTokenHash: async () => null,
   };
   const auth = createAuthenticator(store, undefined, 60_000);
   await auth.workspaceOf("Bearer hsk_good", ["api_key"]);
@@ -91,6 +93,7 @@ test("a key's scope decides its kind: management keys call management RPCs only,
     findWorkspaceByTokenHash: async (h: string) => (h === hashSecret("hsm_good") ? ws : null),
     findApiKeyByHash: async (h: string) =>
       h === hashSecret("hsk_live_m") ? management : h === hashSecret("hsk_test_p") ? producer : null,
+    findPortalSessionByTokenHash: async () => null,
   };
   const auth = createAuthenticator(store, "operator-secret", 0, (id) => used.push(id));
   assert.deepEqual(await auth.authenticate("Bearer hsk_live_m", ["management"]), {

@@ -1,6 +1,6 @@
-import { API_KEY_PREFIX, MANAGEMENT_TOKEN_PREFIX, hashSecret, sameSecret } from "./credentials.ts";
+import { API_KEY_PREFIX, MANAGEMENT_TOKEN_PREFIX, PORTAL_TOKEN_PREFIX, hashSecret, sameSecret } from "./credentials.ts";
 import { DomainError } from "./errors.ts";
-import type { ApiKeyRecord, WorkspaceRecord } from "./records.ts";
+import type { ApiKeyRecord, PortalSessionRecord, WorkspaceRecord } from "./records.ts";
 import { createTtlCache } from "./ttl-cache.ts";
 
 /** How the authenticator finds the owner of a token: its own narrow port. */
@@ -9,16 +9,22 @@ export interface CredentialLookup {
   findWorkspaceByTokenHash(managementTokenHash: string): Promise<WorkspaceRecord | null>;
   /** The key with this secret hash, revoked or not (the caller checks revokedAt). */
   findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | null>;
+  /** The exchanged portal session whose token has this hash, expired or not (the caller checks). */
+  findPortalSessionByTokenHash(tokenHash: string): Promise<PortalSessionRecord | null>;
 }
 
 /**
  * Who is calling: the operator, a management credential of a workspace (its management token,
- * `key` null, or a management-scoped API key), or a producer-scoped API key.
+ * `key` null, or a management-scoped API key), a producer-scoped API key, a portal session
+ * (limited to one application of its workspace), or nobody at all (`anonymous`: only RPCs that
+ * declare CREDENTIAL_NONE, which authenticate by their request).
  */
 export type Principal =
   | { kind: "admin" }
   | { kind: "management"; workspaceId: string; key: ApiKeyRecord | null }
-  | { kind: "api_key"; workspaceId: string; key: ApiKeyRecord };
+  | { kind: "api_key"; workspaceId: string; key: ApiKeyRecord }
+  | { kind: "portal"; workspaceId: string; applicationId: string; sessionId: string; key: null }
+  | { kind: "anonymous" };
 
 /** The credential kinds a surface accepts. */
 export type PrincipalKind = Principal["kind"];
@@ -27,6 +33,8 @@ const KIND_NAMES: Record<PrincipalKind, string> = {
   admin: "the operator token",
   management: "a management token or management-scoped API key",
   api_key: "a producer-scoped API key",
+  portal: "a portal session token",
+  anonymous: "no credential",
 };
 
 /** Resolves `Authorization: Bearer …` headers to principals. */
@@ -87,6 +95,20 @@ export function createAuthenticator(
         key.scope === "management"
           ? { kind: "management", workspaceId: key.workspaceId, key }
           : { kind: "api_key", workspaceId: key.workspaceId, key };
+    } else if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
+      // Never cached: a session is short-lived and ends with its application.
+      const session = await store.findPortalSessionByTokenHash(hashSecret(token));
+      if (!session) throw unauthenticated("INVALID_CREDENTIALS", "unknown portal session token");
+      if (session.expiresAt.getTime() <= Date.now()) {
+        throw unauthenticated("PORTAL_SESSION_EXPIRED", "this portal session has expired; open a new one");
+      }
+      principal = {
+        kind: "portal",
+        workspaceId: session.workspaceId,
+        applicationId: session.applicationId,
+        sessionId: session.id,
+        key: null,
+      };
     } else if (adminToken !== undefined && sameSecret(token, adminToken)) {
       principal = { kind: "admin" };
     } else {
@@ -99,14 +121,15 @@ export function createAuthenticator(
         `this call takes ${expected}, not ${KIND_NAMES[principal.kind]}`,
       );
     }
-    if (principal.kind !== "admin" && principal.key !== null) onKeyUse?.(principal.key.id);
+    if ((principal.kind === "management" || principal.kind === "api_key") && principal.key !== null)
+      onKeyUse?.(principal.key.id);
     return principal;
   };
   return {
     authenticate,
     async workspaceOf(authorization, allowed) {
       const p = await authenticate(authorization, allowed);
-      if (p.kind !== "admin") return p.workspaceId;
+      if (p.kind === "management" || p.kind === "api_key") return p.workspaceId;
       throw new DomainError("permission_denied", "WRONG_CREDENTIAL_KIND", "this call needs a workspace credential");
     },
     forgetApiKey(id) {

@@ -2,6 +2,10 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** Prefix of management tokens. */
 export const MANAGEMENT_TOKEN_PREFIX = "hsm_";
+/** Prefix of a portal session's one-time code. */
+export const PORTAL_CODE_PREFIX = "hspc_";
+/** Prefix of a portal session's bearer token. */
+export const PORTAL_TOKEN_PREFIX = "hsp_";
 /** Prefix of every API key secret (producer or management scope, old or new). */
 export const API_KEY_PREFIX = "hsk_";
 

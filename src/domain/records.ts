@@ -112,6 +112,26 @@ export interface EndpointRecord {
   applicationId?: string | null | undefined;
 }
 
+/**
+ * A consumer portal session of one application: only hashes of its one-time code and of the
+ * token the code is exchanged for are stored.
+ */
+export interface PortalSessionRecord {
+  id: string;
+  workspaceId: string;
+  applicationId: string;
+  codeHash: string;
+  /** Null until the code is exchanged. */
+  tokenHash: string | null;
+  /** Until when the code can be exchanged. */
+  codeExpiresAt: Date;
+  /** When the session (its token) expires. */
+  expiresAt: Date;
+  /** When the code was exchanged; null before. */
+  exchangedAt: Date | null;
+  createdAt: Date;
+}
+
 /** One of a producer's customers (Svix's application): endpoints may be scoped to it. */
 export interface ApplicationRecord {
   id: string;

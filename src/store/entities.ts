@@ -8,6 +8,7 @@ import { Subscription } from "./subscriptions/subscription.entity.ts";
 import { IdempotencyKey } from "./messages/idempotency-key.entity.ts";
 import { Message } from "./messages/message.entity.ts";
 import { Outbox } from "./outbox/outbox.entity.ts";
+import { PortalSession } from "./portal-sessions/portal-session.entity.ts";
 import { QuotaUsage } from "./quota/quota-usage.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
@@ -23,6 +24,7 @@ export {
   IdempotencyKey,
   Message,
   Outbox,
+  PortalSession,
   QuotaUsage,
   Subscription,
   Workspace,
@@ -43,4 +45,5 @@ export const ENTITIES = [
   QuotaUsage,
   EventType,
   Subscription,
+  PortalSession,
 ] as const;

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { DatabaseConfig } from "../config/config.ts";
 import { DomainError } from "../domain/errors.ts";
 import { createApiKeyRepository, type ApiKeyStore } from "./api-keys/api-key-repository.ts";
+import { createPortalSessionRepository, type PortalSessionStore } from "./portal-sessions/portal-session-repository.ts";
 import { createApplicationRepository, type ApplicationStore } from "./applications/application-repository.ts";
 import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
@@ -45,6 +46,8 @@ export interface OpenedStore {
   readonly endpoints: EndpointRepository;
   /** Applications: their CRUD, and the lookup endpoint creation and Trigger check against. */
   readonly applications: ApplicationStore;
+  /** Consumer portal sessions (the authenticator reads their tokens through `credentials`). */
+  readonly portalSessions: PortalSessionStore;
   /** Event types: their CRUD, and the lookup Send and Trigger check messages with. */
   readonly eventTypes: EventTypeRepository;
   /** Subscriptions, and Trigger's lookup of the endpoints a message fans out to. */
@@ -78,6 +81,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
   const workspaces = createWorkspaceRepository(ctx);
   const apiKeys = createApiKeyRepository(ctx);
   const endpoints = createEndpointRepository(ctx);
+  const portalSessions = createPortalSessionRepository(ctx);
   return {
     orm,
     ping: async () => {
@@ -89,9 +93,11 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     credentials: {
       findWorkspaceByTokenHash: (hash) => workspaces.findWorkspaceByTokenHash(hash),
       findApiKeyByHash: (hash) => apiKeys.findApiKeyByHash(hash),
+      findPortalSessionByTokenHash: (hash) => portalSessions.findPortalSessionByTokenHash(hash),
     },
     endpoints,
     applications: createApplicationRepository(ctx),
+    portalSessions,
     endpointSecrets: endpoints,
     eventTypes: createEventTypeRepository(ctx),
     subscriptions: createSubscriptionRepository(ctx),

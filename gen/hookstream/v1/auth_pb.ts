@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/auth.proto.
  */
 export const file_hookstream_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chhob29rc3RyZWFtL3YxL2F1dGgucHJvdG8SDWhvb2tzdHJlYW0udjEiOAoKQXV0aFBvbGljeRIqCgdhY2NlcHRzGAEgAygOMhkuaG9va3N0cmVhbS52MS5DcmVkZW50aWFsKpMBCgpDcmVkZW50aWFsEhoKFkNSRURFTlRJQUxfVU5TUEVDSUZJRUQQABIXChNDUkVERU5USUFMX09QRVJBVE9SEAESGQoVQ1JFREVOVElBTF9NQU5BR0VNRU5UEAISFgoSQ1JFREVOVElBTF9BUElfS0VZEAMSHQoZQ1JFREVOVElBTF9QT1JUQUxfU0VTU0lPThAEOk8KBGF1dGgSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi0hwMgASgLMhkuaG9va3N0cmVhbS52MS5BdXRoUG9saWN5UgRhdXRoYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("Chhob29rc3RyZWFtL3YxL2F1dGgucHJvdG8SDWhvb2tzdHJlYW0udjEiOAoKQXV0aFBvbGljeRIqCgdhY2NlcHRzGAEgAygOMhkuaG9va3N0cmVhbS52MS5DcmVkZW50aWFsKqgBCgpDcmVkZW50aWFsEhoKFkNSRURFTlRJQUxfVU5TUEVDSUZJRUQQABIXChNDUkVERU5USUFMX09QRVJBVE9SEAESGQoVQ1JFREVOVElBTF9NQU5BR0VNRU5UEAISFgoSQ1JFREVOVElBTF9BUElfS0VZEAMSHQoZQ1JFREVOVElBTF9QT1JUQUxfU0VTU0lPThAEEhMKD0NSRURFTlRJQUxfTk9ORRAFOk8KBGF1dGgSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi0hwMgASgLMhkuaG9va3N0cmVhbS52MS5BdXRoUG9saWN5UgRhdXRoYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * AuthPolicy says who may call an RPC: one "Authorization: Bearer …" credential of any of
@@ -73,11 +73,20 @@ export const Credential = {
   API_KEY: 3,
 
   /**
-   * CREDENTIAL_PORTAL_SESSION is a short-lived session of a workspace's consumer portal.
+   * CREDENTIAL_PORTAL_SESSION is a short-lived token of a workspace's consumer portal ("hsp_…",
+   * from ExchangePortalCode), limited to one application.
    *
    * @generated from enum value: CREDENTIAL_PORTAL_SESSION = 4;
    */
   PORTAL_SESSION: 4,
+
+  /**
+   * CREDENTIAL_NONE is no credential at all: the RPC authenticates by its request (the one-time
+   * code of ExchangePortalCode). It is never listed beside another kind.
+   *
+   * @generated from enum value: CREDENTIAL_NONE = 5;
+   */
+  NONE: 5,
 } as const;
 
 /**

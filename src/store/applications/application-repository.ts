@@ -6,6 +6,7 @@ import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
 import { isUniqueViolation } from "../store-errors.ts";
 import { unitOfWork } from "../unit-of-work.ts";
+import { PortalSession } from "../portal-sessions/portal-session.entity.ts";
 import { Application } from "./application.entity.ts";
 
 /** Application row → record. */
@@ -104,6 +105,8 @@ export function createApplicationRepository(ctx: StoreContext): ApplicationStore
         });
         if (app === null) return null;
         await em.nativeUpdate(Application, where, { deletedAt: at, updatedAt: at, uid: null });
+        // Its portal sessions end with it: their tokens stop working at once.
+        await em.nativeDelete(PortalSession, { workspaceId, applicationId: id });
         const endpoints = await em.find(
           Endpoint,
           { workspaceId, applicationId: id, deletedAt: null },
