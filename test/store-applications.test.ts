@@ -367,5 +367,24 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(await store.portalSessions.findPortalSessionByTokenHash(won.token), null);
       assert.equal(await store.portalSessions.createPortalSession(sessionOf(app)), false);
     });
+
+    void it("endpoints created while their application is deleted: each is either refused or deleted with it", async () => {
+      const ws = await workspace(store);
+      for (let round = 0; round < 5; round++) {
+        const app = applicationOf(ws);
+        await store.applications.createApplication(app);
+        const creations = Array.from({ length: 8 }, () => endpointOf(ws, { applicationId: app.id }));
+        const [deleted, ...created] = await Promise.all([
+          store.applications.deleteApplication(ws, app.id, at(9), "application deleted", () => []),
+          ...creations.map((e) => store.endpoints.createEndpoint(e)),
+        ]);
+        assert.ok(deleted);
+        const live = await store.endpoints.listEndpoints(ws, { afterId: undefined, limit: 100 }, app.id);
+        assert.deepEqual(live, [], "no live endpoint under a deleted application");
+        // Every creation that succeeded committed before the deletion, which took it along.
+        const accepted = creations.filter((_, i) => created[i] === true).map((e) => e.id);
+        assert.deepEqual([...deleted.endpointIds].sort(), accepted.sort());
+      }
+    });
   });
 }

@@ -54,6 +54,8 @@ export interface TriggerOptions extends CallOpts {
   readonly contentType?: string;
   /** What the endpoints' and subscriptions' filters see as `metadata`. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** Only this application's endpoints receive the event ("app_…"). */
+  readonly applicationId?: string;
   /** Further TriggerRequest fields of the schema, by their TypeScript names. */
   readonly fields?: Readonly<Record<string, unknown>>;
 }
@@ -160,6 +162,7 @@ export class Hookstream extends BaseClient {
       eventType,
       idempotencyKey: opts.idempotencyKey ?? "",
       metadata: { ...opts.metadata },
+      ...(opts.applicationId === undefined ? {} : { applicationId: opts.applicationId }),
       ...bodyOf(payload, opts.contentType),
       ...opts.fields,
     };
