@@ -273,6 +273,16 @@ for (const kind of testDbKinds()) {
         [onlyA.deliveries[0]!.deliveryId, everyone.deliveries.find((d) => d.endpointId === epA.id)!.deliveryId].sort(),
       );
       assert.ok(ofA.deliveries.every((d) => d.endpointId === epA.id));
+      const messagesOfA = await producer.messages.listMessages({ applicationId: a.id });
+      assert.deepEqual(
+        messagesOfA.messages.map((m) => m.id),
+        [everyone.messageId, onlyA.messageId],
+      );
+      await failsWith(
+        producer.messages.listMessages({ applicationId: "nope" }),
+        Code.InvalidArgument,
+        "bad message filter",
+      );
       await failsWith(
         management.deliveries.listDeliveries({ applicationId: "app_" }),
         Code.InvalidArgument,

@@ -239,6 +239,19 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(await store.deliveries.getDelivery(ws, d3.id, app.id), null, "a workspace-wide endpoint's");
       assert.equal((await store.deliveries.getDelivery(ws, d3.id))?.id, d3.id);
 
+      // Messages by application: through any delivery to its endpoints (with the same delivery's status).
+      const msg2 = messageOf(ws, "order.paid");
+      const d4 = deliveryOf(msg2, e2.id, "failed");
+      await store.messages.acceptMessage(msg2, [d4], []);
+      const messages = async (filter: { applicationId?: string; statuses?: DeliveryStatusName[] }): Promise<string[]> =>
+        (await store.messages.listMessages(ws, filter, { afterId: undefined, limit: 10 })).map((m) => m.id);
+      assert.deepEqual(await messages({ applicationId: app.id }), [msg.id]);
+      assert.deepEqual(await messages({ applicationId: app2.id }), [msg2.id, msg.id]);
+      assert.deepEqual(await messages({ applicationId: app2.id, statuses: ["failed"] }), [msg2.id]);
+      assert.deepEqual(await messages({ applicationId: app.id, statuses: ["failed"] }), [], "the same delivery");
+      assert.deepEqual(await messages({ applicationId: newId("application") }), []);
+      assert.deepEqual(await messages({}), [msg2.id, msg.id]);
+
       const targets = async (applicationId: string | null): Promise<string[]> =>
         (await store.subscriptions.findTriggerTargets({ workspaceId: ws, eventType: "order.paid", applicationId }))
           .map((t) => t.endpoint.id)

@@ -240,6 +240,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
         createdAfter: req.createTimeAfter === undefined ? undefined : timestampDate(req.createTimeAfter),
         createdBefore: req.createTimeBefore === undefined ? undefined : timestampDate(req.createTimeBefore),
         statuses: req.statuses.map(statusFromProto),
+        applicationId: req.applicationId,
       });
       return { messages: page.items.map(messageView), nextPageToken: page.nextPageToken };
     },

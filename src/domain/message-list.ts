@@ -2,7 +2,7 @@
 import { Violations } from "./errors.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type { DeliveryStatusName, MessageRecord, PageQuery } from "./records.ts";
-import { checkEventType } from "./validation.ts";
+import { checkEventType, checkId } from "./validation.ts";
 
 /** Which messages a list returns; every filter given must hold. */
 export interface MessageFilter {
@@ -13,6 +13,11 @@ export interface MessageFilter {
   createdBefore?: Date | undefined;
   /** With at least one delivery in one of these statuses. */
   statuses?: readonly DeliveryStatusName[] | undefined;
+  /**
+   * With at least one delivery to an endpoint (deleted ones too) of this application; in one of
+   * `statuses`, when given, that same delivery.
+   */
+  applicationId?: string | undefined;
 }
 
 /** The port ListMessages reads through. */
@@ -29,6 +34,8 @@ export interface ListMessagesInput {
   createdAfter: Date | undefined;
   createdBefore: Date | undefined;
   statuses: readonly (DeliveryStatusName | undefined)[];
+  /** "" for no application filter. */
+  applicationId?: string | undefined;
 }
 
 /** Lists messages newest first, filtered by event type, creation time range and delivery status. */
@@ -51,6 +58,8 @@ export async function listMessages(
   if (req.createdAfter !== undefined && req.createdBefore !== undefined && req.createdAfter >= req.createdBefore)
     v.add("create_time_before", "must be after create_time_after");
   if (req.pageSize < 0) v.add("page_size", "must not be negative");
+  const applicationId = req.applicationId ?? "";
+  if (applicationId !== "") checkId(v, "application_id", "application", applicationId);
   v.throwIfAny();
   const limit = pageSize(req.pageSize);
   const filter: MessageFilter = {
@@ -58,6 +67,8 @@ export async function listMessages(
     createdAfter: req.createdAfter,
     createdBefore: req.createdBefore,
     statuses: req.statuses.length > 0 ? [...new Set(req.statuses as DeliveryStatusName[])].sort() : undefined,
+    // Only when given, so page tokens of lists without it stay valid.
+    ...(applicationId === "" ? {} : { applicationId }),
   };
   const afterId = decodePageToken(req.pageToken, "messages", filter);
   const rows = await store.listMessages(workspaceId, filter, { afterId, limit: limit + 1 });

@@ -1,6 +1,7 @@
 import type { MessageFilter, MessageLister } from "../../domain/message-list.ts";
 import type { MessageRecord, PageQuery } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
+import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { messageRecord } from "../record-mappers.ts";
 import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
 import { Message } from "./message.entity.ts";
@@ -10,16 +11,32 @@ export function createMessageListRepository(ctx: StoreContext): MessageLister {
   return {
     async listMessages(workspaceId: string, filter: MessageFilter, page: PageQuery): Promise<MessageRecord[]> {
       const rows = await ctx.run((em) => {
-        // A message matches a status filter through any of its deliveries.
+        // A message matches the status and application filters through any one of its
+        // deliveries (the same delivery for both).
+        const statuses = filter.statuses === undefined || filter.statuses.length === 0 ? undefined : filter.statuses;
+        const applicationId = filter.applicationId;
         const withStatus =
-          filter.statuses === undefined || filter.statuses.length === 0
+          statuses === undefined && applicationId === undefined
             ? {}
             : {
                 id: {
                   $in: em
                     .createQueryBuilder(Delivery, "d")
                     .select("d.messageId")
-                    .where({ workspaceId, status: { $in: [...filter.statuses] } }),
+                    .where({
+                      workspaceId,
+                      ...(statuses === undefined ? {} : { status: { $in: [...statuses] } }),
+                      ...(applicationId === undefined
+                        ? {}
+                        : {
+                            endpointId: {
+                              $in: em
+                                .createQueryBuilder(Endpoint, "e")
+                                .select("e.id")
+                                .where({ workspaceId, applicationId }),
+                            },
+                          }),
+                    }),
                 },
               };
         const created = {
