@@ -14,6 +14,7 @@ import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_
 import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
 import { PortalService } from "../gen/hookstream/v1/portal_service_pb.ts";
 import { pino } from "pino";
+import { HookstreamManagement, HookstreamPortal, isHookstreamError } from "../src/client/index.ts";
 import { openStore } from "../src/store/index.ts";
 import { PortalSession } from "../src/store/entities.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
@@ -58,6 +59,7 @@ for (const kind of testDbKinds()) {
     let producer: Clients;
     let apps: Client<typeof ApplicationService>;
     let otherApps: Client<typeof ApplicationService>;
+    let managementToken: string;
 
     before(async () => {
       receiver = await startReceiver();
@@ -72,6 +74,7 @@ for (const kind of testDbKinds()) {
       const admin = createClients(stack.apiUrl, stack.adminToken);
       const ws = await admin.admin.createWorkspace({ name: "applications" });
       management = createClients(stack.apiUrl, ws.managementToken);
+      managementToken = ws.managementToken;
       apps = createClient(ApplicationService, management.transport);
       const key = await management.apiKeys.createApiKey({ label: "applications" });
       producer = createClients(stack.apiUrl, key.secret);
@@ -556,6 +559,54 @@ for (const kind of testDbKinds()) {
       await apps.deleteApplication({ id: a.id });
       const ended = await failsWith(portal.endpoints.listEndpoints({}), Code.Unauthenticated, "after deletion");
       assert.equal(ended.reason, "INVALID_CREDENTIALS");
+    });
+
+    void it("the SDK: applications, a portal session opened from its code, and a replayed trigger bound to its application", async () => {
+      const sdk = new HookstreamManagement({ baseUrl: stack!.apiUrl, managementToken: managementToken });
+      const app = await sdk.applications.create({ name: "SDK app", uid: "sdk_1", metadata: { a: "b" } });
+      assert.equal((await sdk.applications.get({ uid: "sdk_1" })).id, app.id);
+      assert.equal((await sdk.applications.update(app.id, { name: "SDK app 2" })).name, "SDK app 2");
+      const listed: string[] = [];
+      for await (const a of sdk.applications.listAll({ pageSize: 1 })) listed.push(a.id);
+      assert.ok(listed.includes(app.id));
+      assert.ok(!(await otherApps.listApplications({})).applications.some((a) => a.id === app.id), "isolation");
+      const ep = (await sdk.endpoints.create({ url: `${receiver!.url}/sdk`, applicationId: app.id })).endpoint!;
+      const session = await sdk.portalSessions.create(app.id, { ttl: "10m" });
+      const portal = await HookstreamPortal.open(session.code, { baseUrl: stack!.apiUrl });
+      assert.deepEqual(
+        (await portal.endpoints.list()).endpoints.map((e) => e.id),
+        [ep.id],
+      );
+      await assert.rejects(HookstreamPortal.open(session.code, { baseUrl: stack!.apiUrl }), (e: unknown) => {
+        assert.ok(isHookstreamError(e));
+        assert.equal(e.reason, "PORTAL_CODE_USED");
+        return true;
+      });
+
+      // A trigger's idempotency key is bound to its application too.
+      const body = { case: "payloadJson" as const, value: "{}" };
+      const first = await producer.messages.trigger({
+        eventType: "app.test",
+        body,
+        applicationId: app.id,
+        idempotencyKey: "sdk-app-1",
+      });
+      assert.equal(first.deliveries.length, 1);
+      const replay = await producer.messages.trigger({
+        eventType: "app.test",
+        body,
+        applicationId: app.id,
+        idempotencyKey: "sdk-app-1",
+      });
+      assert.equal(replay.replayed, true);
+      assert.equal(replay.messageId, first.messageId);
+      await failsWith(
+        producer.messages.trigger({ eventType: "app.test", body, idempotencyKey: "sdk-app-1" }),
+        Code.AlreadyExists,
+        "same key, no application",
+      );
+      const deleted = await sdk.applications.delete(app.id);
+      assert.equal(deleted.deletedEndpoints, 1);
     });
   });
 }
