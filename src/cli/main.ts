@@ -274,6 +274,15 @@ async function run(role: Role): Promise<void> {
     const sender = createHttpSender(outboundOptions(config));
     closers.push({ name: "http sender", close: () => sender.close() });
     const asyncAck = ackSigner === undefined ? undefined : { signer: ackSigner, timeoutMs: config.ackTimeoutMs };
+    const guard = createEndpointGuard({
+      maxInFlight:
+        config.endpointConcurrency > 0 ? config.endpointConcurrency : Math.ceil(config.workerConcurrency / 2),
+      // Every waiting job holds one of the consumer's slots, so at most its concurrency wait.
+      maxWaiters: config.workerConcurrency,
+      breakerFailures: config.breakerFailures,
+      breakerCooldownMs: config.breakerCooldownMs,
+    });
+    metrics.observeSlotWaiters(() => guard.waiting());
     const worker = createDeliveryWorker({
       store: store.deliveries,
       relay,
@@ -283,12 +292,7 @@ async function run(role: Role): Promise<void> {
       },
       retry,
       rateLimiter: await createNatsRateLimiter({ nc, prefix: config.streamPrefix }),
-      guard: createEndpointGuard({
-        maxInFlight:
-          config.endpointConcurrency > 0 ? config.endpointConcurrency : Math.ceil(config.workerConcurrency / 2),
-        breakerFailures: config.breakerFailures,
-        breakerCooldownMs: config.breakerCooldownMs,
-      }),
+      guard,
       autoDisable: { failures: config.autoDisableFailures, windowMs: config.autoDisableWindowMs },
       asyncAck,
       logger,

@@ -271,7 +271,7 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
   {
     env: "HOOKSTREAM_ENDPOINT_CONCURRENCY",
     default: "0 (half of HOOKSTREAM_WORKER_CONCURRENCY)",
-    doc: "worker: most attempts one endpoint may have in flight in one worker process; past it, its jobs wait in the queue and the slots serve other endpoints.",
+    doc: "worker: most attempts one endpoint may have in flight in one worker process (a new endpoint starts at 4, halved per failure, grown back per success); past it, a fast endpoint's jobs wait in the worker for a slot, a slow or dead one's go back to the queue and the slots serve other endpoints.",
   },
   {
     env: "HOOKSTREAM_BREAKER_FAILURES",

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** The process's Prometheus registry and the counters the roles update. */
 export interface Metrics {
@@ -7,6 +7,8 @@ export interface Metrics {
   readonly attemptLatency: Histogram;
   /** Jobs handed back without an attempt, by why (rate_limit, concurrency, circuit_open, ordering). */
   readonly deferrals: Counter<"reason">;
+  /** Reports, at each scrape, how many jobs wait in this process for an endpoint's slot. */
+  observeSlotWaiters(count: () => number): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -34,11 +36,23 @@ export function createMetrics(role: string): Metrics {
     labelNames: ["reason"] as const,
     registers: [registry],
   });
+  let slotWaiters: () => number = () => 0;
+  new Gauge({
+    name: "hookstream_delivery_slot_waiters",
+    help: "Delivery jobs waiting in this worker for a slot of their endpoint (a fast endpoint at its concurrency cap).",
+    registers: [registry],
+    collect() {
+      this.set(slotWaiters());
+    },
+  });
   return {
     registry,
     attempts,
     attemptLatency,
     deferrals,
+    observeSlotWaiters(count) {
+      slotWaiters = count;
+    },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

@@ -183,6 +183,23 @@ test("the endpoint guard holds a job back before loading it, and its breaker lea
   assert.deepEqual([old.loads.length, old.sent.length], [1, 0]);
 });
 
+test("the endpoint's slot covers the gate and send stages only: it is free again while the attempt is recorded", async () => {
+  const guard = createEndpointGuard({ maxInFlight: 1, breakerFailures: 0, breakerCooldownMs: 1_000 });
+  const h = harness(context(), ok, { guard });
+  const inner = h.worker;
+  let freeDuringRecord: boolean | undefined;
+  const record = (h as { recorded: unknown[] }).recorded;
+  const original = record.push.bind(record);
+  record.push = (...items: unknown[]) => {
+    // recordAttempt runs here: another job for the endpoint gets a slot at once.
+    const a = guard.precheck("ep_1");
+    freeDuringRecord = a === null;
+    return original(...items);
+  };
+  assert.deepEqual(await inner.handle(h.job(1)), { kind: "ack" });
+  assert.equal(freeDuringRecord, true);
+});
+
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
   const h = harness(context(), ok);
   assert.deepEqual(await h.worker.handle(h.job(1)), { kind: "ack" });

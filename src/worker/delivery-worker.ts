@@ -12,7 +12,7 @@ import { rateLimitOf } from "../domain/endpoints.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
-import type { Admission, EndpointGuard } from "./endpoint-guard.ts";
+import type { EndpointGuard } from "./endpoint-guard.ts";
 import type { HttpSender, OutboundResult } from "./http-sender.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import { createWebhookDestination, type AsyncAckOptions } from "./webhook-destination.ts";
@@ -50,6 +50,8 @@ export class StageError extends Error {
 export interface JobContext {
   /** 1 on the first delivery of the job; grows with every redelivery. */
   deliveryCount: number;
+  /** Aborted when the consumer stops: a job waiting for an endpoint slot then gives up. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Backoff before a transient failure's job comes back: 1 s doubling per redelivery, at most 30 s. */
@@ -272,50 +274,49 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     }
   };
 
-  /** The attempt's result once sent, for the guard's breaker; null while none was made. */
-  interface Slot {
-    admission: (Admission & { ok: true }) | undefined;
-    result: OutboundResult | null;
-  }
-
-  /** Admission to the endpoint's share of this process: a verdict to hand back, or null to go on. */
-  const admit = (endpointId: string, slot: Slot): JobOutcome | null => {
-    if (deps.guard === undefined || endpointId === "") return null;
-    const admission = deps.guard.admit(endpointId);
-    if (!admission.ok) {
-      deps.metrics?.deferrals?.inc({ reason: admission.why });
-      return { kind: "nak", delayMs: admission.delayMs };
-    }
-    slot.admission = admission;
-    return null;
+  /** A deferral: the job goes back to the queue without an attempt, counted by why. */
+  const defer = (delayMs: number, why: "rate_limit" | "concurrency" | "circuit_open" | "ordering"): JobOutcome => {
+    deps.metrics?.deferrals?.inc({ reason: why });
+    return { kind: "nak", delayMs };
   };
 
-  const run = async (job: DeliveryJob, info: JobContext, slot: Slot): Promise<JobOutcome> => {
+  const run = async (job: DeliveryJob, info: JobContext): Promise<JobOutcome> => {
     try {
-      // Before the delivery is loaded, when the job names its endpoint: a job that has to wait
-      // costs nothing but the nak.
-      const early = admit(job.endpointId, slot);
-      if (early !== null) return early;
+      // Before the delivery is loaded, when the job names its endpoint: a job that would surely
+      // be deferred (circuit open, or a slow endpoint at its cap) costs nothing but the nak.
+      if (deps.guard !== undefined && job.endpointId !== "") {
+        const early = deps.guard.precheck(job.endpointId);
+        if (early !== null) return defer(early.delayMs, early.why);
+      }
       const ctx = await stage("prepare", () => prepare(job));
       if (ctx === null) return { kind: "ack" };
       const { delivery } = ctx;
       const number = job.attemptNumber;
-      if (slot.admission === undefined) {
-        const late = admit(delivery.endpointId, slot);
-        if (late !== null) return late;
-      }
 
-      const verdict = await stage("gate", () => gate(ctx));
-      if (verdict.kind === "cancel") return await stage("gate", () => cancel(delivery, verdict.reason));
-      if (verdict.kind === "hold") return await stage("gate", () => hold(delivery));
-      if (verdict.kind === "wait") {
-        deps.metrics?.deferrals?.inc({ reason: verdict.why });
-        return { kind: "nak", delayMs: verdict.delayMs };
+      // The endpoint's slot covers the gate and send stages only: a fast endpoint's next job may
+      // wait here for it (see endpoint-guard.ts), and it is free again before the record.
+      let release: ((outcome: OutboundResult | null) => void) | undefined;
+      if (deps.guard !== undefined && delivery.endpointId !== "") {
+        const admission = await deps.guard.acquire(delivery.endpointId, info.signal);
+        if (!admission.ok) return defer(admission.delayMs, admission.why);
+        release = admission.release;
       }
-
-      const startedAt = new Date();
-      const { requestHeaders, outcome: result } = await stage("send", () => send(ctx, startedAt));
-      slot.result = result;
+      let sent: DestinationResult;
+      let startedAt: Date;
+      let result: OutboundResult | null = null;
+      try {
+        const verdict = await stage("gate", () => gate(ctx));
+        if (verdict.kind === "cancel") return await stage("gate", () => cancel(delivery, verdict.reason));
+        if (verdict.kind === "hold") return await stage("gate", () => hold(delivery));
+        if (verdict.kind === "wait") return defer(verdict.delayMs, verdict.why);
+        startedAt = new Date();
+        const at = startedAt;
+        sent = await stage("send", () => send(ctx, at));
+        result = sent.outcome;
+      } finally {
+        release?.(result);
+      }
+      const { requestHeaders } = sent;
 
       const now = new Date();
       const decision = decide(ctx, number, result, startedAt, now);
@@ -383,13 +384,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
   };
 
   return {
-    async handle(job, info = { deliveryCount: 1 }) {
-      const slot: Slot = { admission: undefined, result: null };
-      try {
-        return await run(job, info, slot);
-      } finally {
-        slot.admission?.release(slot.result);
-      }
+    handle(job, info = { deliveryCount: 1 }) {
+      return run(job, info);
     },
   };
 }

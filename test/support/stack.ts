@@ -64,6 +64,11 @@ export interface Stack {
   readonly adminToken: string;
   /** JetStream stream prefix unique to this stack. */
   readonly streamPrefix: string;
+  /**
+   * Base URL of a role's own HTTP port, `http://127.0.0.1:PORT`: the api's Connect server, or a
+   * dispatcher's or worker's /healthz, /readyz and /metrics.
+   */
+  roleUrl(role: StackRole): string;
   /** Output lines (stdout and stderr) of a role, all its incarnations, oldest first. */
   logs(role: StackRole): readonly string[];
   /** The pino JSON lines of a role, parsed; non-JSON lines are skipped. */
@@ -271,6 +276,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     apiUrl,
     adminToken,
     streamPrefix,
+    roleUrl(role) {
+      const port = ports.get(role);
+      if (port === undefined) throw new Error(`${role} is not a role of this stack`);
+      return `http://127.0.0.1:${port}`;
+    },
     logs: (role) => output.get(role) ?? [],
     logRecords(role) {
       const records: Array<Record<string, unknown>> = [];
@@ -370,6 +380,25 @@ export function createClients(baseUrl: string, token?: string, options: ClientOp
     recovery: createClient(RecoveryService, transport),
     workspaces: createClient(WorkspaceService, transport),
   };
+}
+
+/** A Prometheus metric's samples from a role's /metrics, by label set (`{reason="x"}`, or "" without labels). */
+export async function metricSamples(stack: Stack, role: StackRole, name: string): Promise<Record<string, number>> {
+  const res = await fetch(`${stack.roleUrl(role)}/metrics`);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${role} /metrics answered ${res.status}: ${text.slice(0, 200)}`);
+  const samples: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)/.exec(line);
+    if (match !== null && match[1] === name) samples[match[2] ?? ""] = Number(match[3]);
+  }
+  return samples;
+}
+
+/** The sum of a Prometheus counter or gauge over all its label sets, from a role's /metrics. */
+export async function metricValue(stack: Stack, role: StackRole, name: string): Promise<number> {
+  return Object.values(await metricSamples(stack, role, name)).reduce((a, b) => a + b, 0);
 }
 
 /** Every delivery of an endpoint, following next_page_token to the end. */
