@@ -36,6 +36,7 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
     headers: e.headers,
     timeoutMs: e.timeout ? durationMs(e.timeout) : undefined,
     asyncAck: e.asyncAck,
+    ordered: e.ordered,
     type: endpointTypeFromProto(e.type),
     eventTypes: e.eventTypes,
     filter: e.filter,

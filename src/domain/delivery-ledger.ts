@@ -82,4 +82,14 @@ export interface DeliveryLedger {
   ): Promise<{ result: "held"; outbox: OutboxRecord[] } | { result: "enabled" | "gone" | "not_queued" }>;
   /** Disables an endpoint (e.g. its receiver answered 410 Gone); false when it was not enabled. */
   disableEndpoint(workspaceId: string, endpointId: string, at: Date): Promise<boolean>;
+  /**
+   * Ordered endpoints: the earliest delivery of the endpoint created before `deliveryId` (ids
+   * are time-sortable, so id order is send order) that has no final outcome yet and is not
+   * waiting for its schedule; null when there is none, i.e. `deliveryId` is the head of the
+   * endpoint's queue. Read from the committed rows, so every worker sees the same head.
+   */
+  earlierOpenDelivery(
+    endpointId: string,
+    deliveryId: string,
+  ): Promise<Pick<DeliveryRecord, "id" | "status" | "nextAttemptAt"> | null>;
 }

@@ -37,6 +37,7 @@ export type EndpointPatch = Partial<
     | "previousSecret"
     | "previousSecretExpiresAt"
     | "asyncAck"
+    | "ordered"
     | "type"
     | "eventTypes"
     | "filter"
@@ -96,6 +97,7 @@ export interface EndpointInput {
   timeoutMs: number | undefined;
   /** Undefined when not given (false). */
   asyncAck?: boolean | undefined;
+  ordered?: boolean | undefined;
   /** Undefined when not given (webhook); null when the given value is not a known type. */
   type?: EndpointTypeName | null | undefined;
   /** The event types Trigger routes here; empty: every type. */
@@ -139,6 +141,7 @@ export const UPDATABLE_ENDPOINT_FIELDS = [
   "headers",
   "timeout",
   "async_ack",
+  "ordered",
   "type",
   "event_types",
   "filter",
@@ -331,6 +334,7 @@ export async function createEndpoint(
     headers: input.headers,
     timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
     asyncAck: input.asyncAck ?? false,
+    ordered: input.ordered ?? false,
     type: input.type ?? "webhook",
     eventTypes: [...(input.eventTypes ?? [])],
     filter: input.filter ?? "",
@@ -448,6 +452,7 @@ export async function updateEndpoint(
   if (fields.has("enabled")) patch.enabled = given.enabled ?? true;
   if (fields.has("timeout")) patch.timeoutMs = given.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
   if (fields.has("async_ack")) patch.asyncAck = given.asyncAck ?? false;
+  if (fields.has("ordered")) patch.ordered = given.ordered ?? false;
   if (fields.has("type")) patch.type = given.type ?? "webhook";
   if (fields.has("event_types")) patch.eventTypes = [...(given.eventTypes ?? [])];
   if (fields.has("filter")) patch.filter = given.filter ?? "";

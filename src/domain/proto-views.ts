@@ -178,6 +178,7 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     headers: { ...e.headers },
     timeout: durationFromMs(e.timeoutMs),
     asyncAck: e.asyncAck ?? false,
+    ordered: e.ordered ?? false,
     type: endpointTypeToProto(e.type ?? "webhook"),
     eventTypes: [...(e.eventTypes ?? [])],
     filter: e.filter ?? "",

@@ -92,6 +92,8 @@ export interface EndpointRecord {
   rateLimit?: number | undefined;
   /** Token bucket size of the rate limit; 0 or absent means rateLimit. */
   rateLimitBurst?: number | undefined;
+  /** Ordered (FIFO) delivery: a delivery waits for every earlier one's final outcome (absent: false). */
+  ordered?: boolean | undefined;
   /** Recorded attempt health; null (or absent) until the first failure. */
   health?: EndpointHealthState | null | undefined;
   /** How deliveries are made (absent: webhook). */

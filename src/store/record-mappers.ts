@@ -75,6 +75,7 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
     asyncAck: Boolean(row.asyncAck),
+    ordered: Boolean(row.ordered),
     health: row.health ?? null,
     type: row.type ?? "webhook",
     eventTypes: toStringList(row.eventTypes),

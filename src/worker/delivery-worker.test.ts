@@ -5,7 +5,13 @@ import { Webhook } from "standardwebhooks";
 import { DeliveryJobSchema } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { OutboxRelay } from "../domain/outbox-relay.ts";
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../domain/delivery-ledger.ts";
-import type { DeliveryRecord, EndpointRecord, MessageRecord, OutboxRecord } from "../domain/records.ts";
+import type {
+  DeliveryRecord,
+  DeliveryStatusName,
+  EndpointRecord,
+  MessageRecord,
+  OutboxRecord,
+} from "../domain/records.ts";
 import { HEALTHY, nextHealth, type HealthEvent } from "../domain/endpoint-health.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.ts";
@@ -90,7 +96,13 @@ const failed = (status: number, retryAfterMs?: number): OutboundResult => ({
 function harness(
   ctx: AttemptContext | null,
   result: OutboundResult,
-  opts: { applied?: boolean; maxAttempts?: number; rateLimiter?: SharedRateLimiter; guard?: EndpointGuard } = {},
+  opts: {
+    applied?: boolean;
+    maxAttempts?: number;
+    rateLimiter?: SharedRateLimiter;
+    guard?: EndpointGuard;
+    head?: { id: string; status: DeliveryStatusName; nextAttemptAt: Date | null };
+  } = {},
 ) {
   const sent: OutboundRequest[] = [];
   const recorded: AttemptOutcome[] = [];
@@ -116,6 +128,7 @@ function harness(
     },
     disableEndpoint: async (_workspaceId: string, endpointId: string) => (disabled.push(endpointId), true),
     holdDelivery: async (id: string) => (held.push(id), { result: "held" as const, outbox: [] }),
+    earlierOpenDelivery: async () => opts.head ?? null,
     recordEndpointHealth: async (endpointId, event, at, policy) => {
       health.push(event);
       const reason = nextHealth(ctx!.endpoint!.health, event, at.getTime(), policy).disable;
@@ -198,6 +211,24 @@ test("the endpoint's slot covers the gate and send stages only: it is free again
   };
   assert.deepEqual(await inner.handle(h.job(1)), { kind: "ack" });
   assert.equal(freeDuringRecord, true);
+});
+
+test("an ordered endpoint's delivery waits (a deferral, no attempt) while an earlier one has no final outcome", async () => {
+  const retryAt = new Date(Date.now() + 2_000);
+  const blocked = harness(context({ endpoint: { ordered: true } }), ok, {
+    head: { id: "dlv_0", status: "pending_retry", nextAttemptAt: retryAt },
+  });
+  const verdict = await blocked.worker.handle(blocked.job(1));
+  assert.equal(verdict.kind, "nak");
+  // It comes back about when the head's retry is due.
+  assert.ok(verdict.kind === "nak" && verdict.delayMs >= 1_000 && verdict.delayMs <= 4_000, JSON.stringify(verdict));
+  assert.deepEqual([blocked.sent.length, blocked.recorded.length], [0, 0]);
+  const head = harness(context({ endpoint: { ordered: true } }), ok);
+  assert.deepEqual(await head.worker.handle(head.job(1)), { kind: "ack" });
+  assert.equal(head.sent.length, 1);
+  // An endpoint that is not ordered never asks.
+  const unordered = harness(context(), ok, { head: { id: "dlv_0", status: "queued", nextAttemptAt: null } });
+  assert.deepEqual(await unordered.worker.handle(unordered.job(1)), { kind: "ack" });
 });
 
 test("a successful attempt is signed, recorded as succeeded and announced, then acked", async () => {
@@ -317,6 +348,7 @@ test("stage failures are typed: an unreachable store naks with backoff, a job no
     disableEndpoint: () => Promise.reject(unavailable),
     recordEndpointHealth: () => Promise.reject(unavailable),
     holdDelivery: () => Promise.reject(unavailable),
+    earlierOpenDelivery: () => Promise.reject(unavailable),
   };
   const relay: OutboxRelay = { publishNow: async () => true, sweep: async () => 0, drain: async () => undefined };
   const logger = { info: () => undefined, warn: () => undefined };
@@ -365,6 +397,7 @@ test("destinations are chosen by endpoint type", async () => {
     }),
     cancelDelivery: async () => null,
     disableEndpoint: async () => false,
+    earlierOpenDelivery: async () => null,
     recordEndpointHealth: async () => null,
     holdDelivery: async () => ({ result: "not_queued" as const }),
   };

@@ -111,6 +111,18 @@ function shortError(r: OutboundResult): string {
   return r.errorMessage.slice(0, 500);
 }
 
+/**
+ * How long a delivery of an ordered endpoint waits before it looks again at the head of its
+ * endpoint's queue: until about when the head's retry is due when it waits for one (its retries
+ * block the queue: that is FIFO), else a short poll while the head is being attempted, is
+ * awaiting its ack or is held; at most 5 s, spread so waiting jobs do not come back together.
+ */
+function orderingDelayMs(head: Pick<DeliveryRecord, "status" | "nextAttemptAt">, now = Date.now()): number {
+  const base =
+    head.status === "pending_retry" && head.nextAttemptAt !== null ? head.nextAttemptAt.getTime() - now + 50 : 100;
+  return Math.round(Math.min(5_000, Math.max(50, base)) * (1 + Math.random() / 4));
+}
+
 /** The gate's verdict on a delivery. */
 type GateVerdict =
   | { kind: "go" }
@@ -206,6 +218,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
   const gate = async (ctx: AttemptContext): Promise<GateVerdict> => {
     if (!ctx.endpoint) return { kind: "cancel", reason: "endpoint deleted" };
     if (!ctx.endpoint.enabled) return { kind: "hold" };
+    if (ctx.endpoint.ordered === true) {
+      const head = await store.earlierOpenDelivery(ctx.endpoint.id, ctx.delivery.id);
+      if (head !== null) return { kind: "wait", delayMs: orderingDelayMs(head), why: "ordering" };
+    }
     const limit = rateLimitOf(ctx.endpoint);
     if (limit !== null && deps.rateLimiter !== undefined) {
       const taken = await deps.rateLimiter.take(ctx.endpoint.id, limit);

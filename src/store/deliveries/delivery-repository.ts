@@ -13,7 +13,7 @@ import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.t
 import { isUniqueViolation } from "../store-errors.ts";
 import { unitOfWork } from "../unit-of-work.ts";
 import { Attempt } from "./attempt.entity.ts";
-import { DUE, NON_FINAL, cancelledDelivery } from "./delivery-states.ts";
+import { DUE, NON_FINAL, ORDER_BLOCKING, cancelledDelivery } from "./delivery-states.ts";
 import { Delivery } from "./delivery.entity.ts";
 import { createPgDeliveryLedger } from "./pg-delivery-ledger.ts";
 
@@ -47,6 +47,17 @@ const DUE_PREDICATE = raw(`status in (${DUE.map((status) => `'${status}'`).join(
 
 export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
   return {
+    async earlierOpenDelivery(endpointId: string, deliveryId: string) {
+      const row = await ctx.run((em) =>
+        em.findOne(
+          Delivery,
+          { endpointId, id: { $lt: deliveryId }, status: { $in: ORDER_BLOCKING } },
+          { ...DETACHED, orderBy: { id: "asc" }, fields: ["id", "status", "nextAttemptAt"] },
+        ),
+      );
+      return row === null ? null : { id: row.id, status: row.status, nextAttemptAt: row.nextAttemptAt ?? null };
+    },
+
     async loadAttemptContext(deliveryId: string): Promise<AttemptContext | null> {
       return ctx.run(async (em) => {
         const row = await em.findOne(Delivery, { id: deliveryId }, DETACHED);
@@ -229,6 +240,7 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     disableEndpoint: (workspaceId, endpointId, at) => ledger.disableEndpoint(workspaceId, endpointId, at),
     recordEndpointHealth: (endpointId, event, at, policy) => ledger.recordEndpointHealth(endpointId, event, at, policy),
     holdDelivery: (deliveryId, endpointId, at, outbox) => ledger.holdDelivery(deliveryId, endpointId, at, outbox),
+    earlierOpenDelivery: (endpointId, deliveryId) => ledger.earlierOpenDelivery(endpointId, deliveryId),
 
     async getDelivery(workspaceId: string, id: string, applicationId?: string): Promise<DeliveryRecord | null> {
       const row = await ctx.run(async (em) => {

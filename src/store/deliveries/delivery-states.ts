@@ -10,6 +10,13 @@ export const NON_FINAL: DeliveryStatusName[] = [
   "held",
 ];
 
+/**
+ * Statuses of a delivery that holds up the later deliveries of an ordered endpoint: every
+ * non-final one except "scheduled" (a scheduled message takes its place when it comes due).
+ * The predicate of the partial index delivery_ordered_open_index.
+ */
+export const ORDER_BLOCKING: DeliveryStatusName[] = ["queued", "delivering", "awaiting_ack", "pending_retry", "held"];
+
 /** Statuses the dispatcher releases when their time has come. */
 export const DUE: DeliveryStatusName[] = ["pending_retry", "scheduled"];
 

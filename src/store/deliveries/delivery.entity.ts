@@ -41,6 +41,13 @@ export const DeliverySchema = defineEntity({
       properties: ["nextAttemptAt", "id"],
       where: { status: { $in: ["pending_retry", "scheduled"] } },
     },
+    // Ordered endpoints: the head of an endpoint's queue (its earliest delivery without a final
+    // outcome) in one index probe, however long the endpoint's history (ORDER_BLOCKING).
+    {
+      name: "delivery_ordered_open_index",
+      properties: ["endpointId", "id"],
+      where: { status: { $in: ["queued", "delivering", "awaiting_ack", "pending_retry", "held"] } },
+    },
     // The publish-check sweep reads queued deliveries by publish_check_at and stops at its LIMIT;
     // rows leave the index when the worker moves them on.
     {

@@ -209,6 +209,7 @@ SELECT ARRAY(SELECT ord FROM u) AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
     cancelDelivery: (id, reason, at, rows) => reference.cancelDelivery(id, reason, at, rows),
     disableEndpoint: (workspaceId, endpointId, at) => reference.disableEndpoint(workspaceId, endpointId, at),
     holdDelivery: (deliveryId, endpointId, at, rows) => reference.holdDelivery(deliveryId, endpointId, at, rows),
+    earlierOpenDelivery: (endpointId, deliveryId) => reference.earlierOpenDelivery(endpointId, deliveryId),
     recordEndpointHealth: (endpointId, event, at, policy) =>
       reference.recordEndpointHealth(endpointId, event, at, policy),
   };

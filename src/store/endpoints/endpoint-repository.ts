@@ -104,6 +104,7 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
         em.insert(Endpoint, {
           ...ep,
           asyncAck: ep.asyncAck ?? false,
+          ordered: ep.ordered ?? false,
           health: ep.health ?? null,
           type: ep.type ?? "webhook",
           eventTypes: [...(ep.eventTypes ?? [])],

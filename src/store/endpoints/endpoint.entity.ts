@@ -23,6 +23,7 @@ export const EndpointSchema = defineEntity({
     updatedAt: p.datetime(3),
     deletedAt: p.datetime(3).nullable(),
     asyncAck: p.boolean().default(false),
+    ordered: p.boolean().default(false),
     health: p.json<EndpointHealthState>().nullable(),
     type: p.string().length(16).$type<EndpointTypeName>().default("webhook"),
     eventTypes: p.json<string[]>().nullable(),

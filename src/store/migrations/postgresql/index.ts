@@ -20,6 +20,7 @@ import { Migration20261202155716_endpoint_rate_limit } from "./Migration20261202
 import { Migration20261202201932_publish_check } from "./Migration20261202201932_publish_check.ts";
 import { Migration20261203185843_applications } from "./Migration20261203185843_applications.ts";
 import { Migration20261203191344_portal_sessions } from "./Migration20261203191344_portal_sessions.ts";
+import { Migration20261203195253_endpoint_ordered } from "./Migration20261203195253_endpoint_ordered.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -47,4 +48,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202201932_publish_check", class: Migration20261202201932_publish_check },
   { name: "Migration20261203185843_applications", class: Migration20261203185843_applications },
   { name: "Migration20261203191344_portal_sessions", class: Migration20261203191344_portal_sessions },
+  { name: "Migration20261203195253_endpoint_ordered", class: Migration20261203195253_endpoint_ordered },
 ];

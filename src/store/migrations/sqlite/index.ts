@@ -20,6 +20,7 @@ import { Migration20261202155720_endpoint_rate_limit } from "./Migration20261202
 import { Migration20261202201933_publish_check } from "./Migration20261202201933_publish_check.ts";
 import { Migration20261203185844_applications } from "./Migration20261203185844_applications.ts";
 import { Migration20261203191345_portal_sessions } from "./Migration20261203191345_portal_sessions.ts";
+import { Migration20261203195253_endpoint_ordered } from "./Migration20261203195253_endpoint_ordered.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -47,4 +48,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261202201933_publish_check", class: Migration20261202201933_publish_check },
   { name: "Migration20261203185844_applications", class: Migration20261203185844_applications },
   { name: "Migration20261203191345_portal_sessions", class: Migration20261203191345_portal_sessions },
+  { name: "Migration20261203195253_endpoint_ordered", class: Migration20261203195253_endpoint_ordered },
 ];
