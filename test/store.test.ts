@@ -58,6 +58,7 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     clientKey: null,
     rateLimit: 0,
     rateLimitBurst: 0,
+    ordered: false,
     applicationId: null,
     ...overrides,
   };
@@ -1340,6 +1341,31 @@ for (const { kind, overrides, label } of variants) {
       const live = await store.deliveries.loadAttemptContext(untouched.deliveries[0]!.id);
       assert.deepEqual(live?.endpoint, keep);
       assert.equal(await store.deliveries.loadAttemptContext(newId("delivery")), null);
+    });
+
+    void it("earlierOpenDelivery finds an ordered endpoint's head: its earliest earlier delivery without a final outcome, scheduled ones aside", async () => {
+      const ws = await workspace(store);
+      const ep = endpointOf(ws, { ordered: true });
+      const other = endpointOf(ws);
+      await store.endpoints.createEndpoint(ep);
+      await store.endpoints.createEndpoint(other);
+      const { deliveries: d } = await seed(
+        store,
+        ws,
+        ep.id,
+        ["succeeded", "scheduled", "pending_retry", "queued", "queued"],
+        at(5),
+      );
+      const { deliveries: o } = await seed(store, ws, other.id, ["queued"]);
+      assert.equal(await store.deliveries.earlierOpenDelivery(ep.id, d[0]!.id), null);
+      // Neither the succeeded nor the scheduled one holds up the pending retry.
+      assert.equal(await store.deliveries.earlierOpenDelivery(ep.id, d[2]!.id), null);
+      const head = await store.deliveries.earlierOpenDelivery(ep.id, d[4]!.id);
+      assert.deepEqual(head, { id: d[2]!.id, status: "pending_retry", nextAttemptAt: at(5) });
+      assert.equal((await store.deliveries.earlierOpenDelivery(ep.id, d[3]!.id))?.id, d[2]!.id);
+      // Another endpoint's deliveries never count.
+      assert.equal(await store.deliveries.earlierOpenDelivery(other.id, o[0]!.id), null);
+      assert.equal((await store.deliveries.earlierOpenDelivery(other.id, newId("delivery")))?.id, o[0]!.id);
     });
 
     void it("concurrent loadAttemptContext calls each get their own delivery's context", async () => {
