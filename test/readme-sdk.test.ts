@@ -114,8 +114,8 @@ for (const kind of testDbKinds()) {
       if (dir !== "") rmSync(dir, { recursive: true, force: true });
     });
 
-    void it("has the five examples", () => {
-      assert.equal(examples.length, 5, examples.map((e) => e.split("\n")[0]).join(" | "));
+    void it("has the eight examples", () => {
+      assert.equal(examples.length, 8, examples.map((e) => e.split("\n")[0]).join(" | "));
     });
 
     void it("producer quick start: sends exact payloads and reads the message back", async () => {
@@ -137,7 +137,7 @@ for (const kind of testDbKinds()) {
     });
 
     void it("management: endpoints, event types, keys, listAll", async () => {
-      const r = await run(file(example("eventTypes.create"), "management"));
+      const r = await run(file(example('apiKeys.create("billing service")'), "management"));
       assert.equal(r.code, 0, r.stderr);
       const [line1, line2] = r.stdout.split("\n");
       assert.match(line1!, /^ep_\w+ whsec_/);
@@ -161,10 +161,69 @@ for (const kind of testDbKinds()) {
       assert.equal(await tampered.text(), "BAD_SIGNATURE");
     });
 
-    void it("errors: prints the field violations of a refused send", async () => {
-      const r = await run(file(example("fieldViolations"), "errors"));
+    void it("errors: prints the field violations of a refused send, and a network error after its retries", async () => {
+      const r = await run(file(example("NetworkError"), "errors"));
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stderr.trim(), "event_type: is required");
+      assert.equal(r.stderr.trim(), "event_type: is required\nNETWORK_ERROR true true");
+    });
+
+    void it("batches, triggers and subscriptions: items answered one by one, a filtered subscription", async () => {
+      const r = await run(file(example("sendBatch("), "batch"));
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trimEnd().split("\n");
+      assert.equal(lines.length, 4, r.stdout);
+      assert.match(lines[0]!, /^0 dlv_\w+$/);
+      assert.match(lines[1]!, /^1 dlv_\w+$/);
+      assert.equal(lines[2], "2 invalid_argument items[2].event_type");
+      assert.equal(lines[3], `${endpointId} true`);
+      const rec = receiver!;
+      const first = lines[0]!.split(" ")[1]!;
+      await rec.waitFor(() => rec.byId(first).length > 0, 60_000, "the first batch item");
+      assert.equal(rec.byId(first)[0]!.body.toString("utf8"), '{"orderId":1}');
+      await using hs = new HookstreamManagement({
+        baseUrl: stack!.apiUrl,
+        managementToken: env["HOOKSTREAM_MANAGEMENT_TOKEN"]!,
+      });
+      const subs: unknown[] = [];
+      for await (const sub of hs.subscriptions.listAll({ endpointId })) subs.push(sub);
+      assert.deepEqual(subs, [], "the example deletes its subscription");
+    });
+
+    void it("dead letters and a bulk replay followed to the end", async () => {
+      const rec = receiver!;
+      // Deliveries of {"failMe":…} are refused for good on their first attempt: dead letters.
+      rec.addRule((req, count) => (req.body.toString("utf8").startsWith('{"failMe"') && count === 1 ? 400 : undefined));
+      const ids: string[] = [];
+      for (let n = 0; n < 3; n++) {
+        ids.push((await producer.send(endpointId, { failMe: n }, { eventType: "order.failed" })).deliveryId);
+      }
+      await using hs = new HookstreamManagement({
+        baseUrl: stack!.apiUrl,
+        managementToken: env["HOOKSTREAM_MANAGEMENT_TOKEN"]!,
+      });
+      for (let i = 0; ; i++) {
+        const dead: string[] = [];
+        for await (const d of hs.deadLetters.listAll({ endpointId })) dead.push(d.id);
+        if (ids.every((id) => dead.includes(id))) break;
+        assert.ok(i < 300, `dead letters ${JSON.stringify(dead)}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const r = await run(file(example("bulk.watch"), "bulk"));
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trimEnd().split("\n");
+      for (const id of ids)
+        assert.ok(lines.includes(`${id} 1 `) || lines.some((l) => l.startsWith(`${id} 1 `)), r.stdout);
+      assert.equal(lines.at(-1), "done 3 3");
+      for (const id of ids) await rec.waitFor(() => rec.byId(id).length === 2, 60_000, `the replayed ${id}`);
+    });
+
+    void it("watching with a resume token: a delivery made while nothing watched is caught up", async () => {
+      const r = await run(file(example("resumeToken"), "resume"), async () => {
+        await producer.send(endpointId, { resume: true }, { eventType: "order.watched" });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^dlv_\w+ caught up\n$/);
     });
 
     void it("watching: the loop gets a delivery's final status", async () => {

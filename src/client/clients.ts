@@ -114,6 +114,29 @@ function scheduleOf(opts: SendOptions): Record<string, unknown> {
   return out;
 }
 
+/** One message of {@link Hookstream.sendBatch}: the arguments of {@link Hookstream.send} as one object. */
+export interface BatchItem extends Omit<SendOptions, keyof CallOpts> {
+  readonly endpointId: string;
+  readonly payload: Payload;
+}
+
+/** The SendRequest of `send(endpointId, payload, opts)`. */
+function sendRequestOf(
+  endpointId: string,
+  payload: Payload,
+  opts: Omit<SendOptions, keyof CallOpts>,
+): Record<string, unknown> {
+  return {
+    endpointId,
+    eventType: opts.eventType ?? "",
+    idempotencyKey: opts.idempotencyKey ?? "",
+    ...bodyOf(payload, opts.contentType),
+    ...scheduleOf(opts),
+    ...(opts.metadata === undefined ? {} : { metadata: opts.metadata }),
+    ...opts.fields,
+  };
+}
+
 /** Options of {@link Hookstream}. */
 export interface ProducerOptions extends CommonOptions {
   /** The workspace's API key (`HOOKSTREAM_API_KEY`). */
@@ -140,16 +163,7 @@ export class Hookstream extends BaseClient {
    * every digit), `rawJson(text)` as written, or a Uint8Array with `contentType`.
    */
   async send(endpointId: string, payload: Payload, opts: SendOptions = {}): Promise<SendResult> {
-    const request = {
-      endpointId,
-      eventType: opts.eventType ?? "",
-      idempotencyKey: opts.idempotencyKey ?? "",
-      ...bodyOf(payload, opts.contentType),
-      ...scheduleOf(opts),
-      ...(opts.metadata === undefined ? {} : { metadata: opts.metadata }),
-      ...opts.fields,
-    };
-    return this.unary(MessageService.method.send, request, opts);
+    return this.unary(MessageService.method.send, sendRequestOf(endpointId, payload, opts), opts);
   }
 
   /**
@@ -170,11 +184,21 @@ export class Hookstream extends BaseClient {
   }
 
   /**
-   * Sends up to 20 messages in one call (one transaction): each item is a SendRequest of the
-   * schema (`payloadJson` for an exact payload) and succeeds or fails on its own.
+   * Sends up to 20 messages in one call (one transaction). Each item is what {@link send} takes,
+   * as one object (`{ endpointId, payload, eventType, idempotencyKey, deliverIn, … }`, payloads
+   * byte-exact as in send), or a SendRequest of the schema as it is; each succeeds or fails on
+   * its own: `results[i]` has `response` or `code`, `message` and `error`. With retries on,
+   * every item carries an idempotency key (generated when absent), so a retried batch never
+   * sends an item twice.
    */
-  async sendBatch(items: readonly Input<pb.SendRequest>[], opts: CallOpts = {}): Promise<Plain<pb.SendBatchResponse>> {
-    return this.unary(MessageService.method.sendBatch, { items: [...items] }, opts);
+  async sendBatch(
+    items: readonly (BatchItem | Input<pb.SendRequest>)[],
+    opts: CallOpts = {},
+  ): Promise<Plain<pb.SendBatchResponse>> {
+    const requests = items.map((item) =>
+      "payload" in item ? sendRequestOf(item.endpointId, item.payload, item) : item,
+    );
+    return this.unary(MessageService.method.sendBatch, { items: requests }, opts);
   }
 
   readonly messages = {

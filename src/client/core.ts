@@ -186,9 +186,24 @@ export abstract class BaseClient {
     if (this.#retry !== undefined && keyField !== undefined && request["idempotencyKey"] === "") {
       request["idempotencyKey"] = `sdk_${crypto.randomUUID()}`;
     }
-    // A retry must never act twice: only reads and calls carrying an idempotency key are retried
-    // after an ambiguous failure (no answer); a rate limit is retried always (nothing was done).
-    const safe = method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || keyField !== undefined;
+    // A batch (SendBatch): every item carries its own key, generated when absent.
+    const items = method.input.fields.find((f) => f.localName === "items" && f.fieldKind === "list");
+    const keyedItems =
+      items?.fieldKind === "list" &&
+      items.listKind === "message" &&
+      items.message.fields.some((f) => f.localName === "idempotencyKey");
+    if (this.#retry !== undefined && keyedItems) {
+      for (const item of request["items"] as Array<Record<string, unknown>>) {
+        if (item["idempotencyKey"] === "") item["idempotencyKey"] = `sdk_${crypto.randomUUID()}`;
+      }
+    }
+    // A retry must never act twice: only reads and calls carrying an idempotency key (on the
+    // request or on every item of a batch) are retried after an ambiguous failure (no answer);
+    // a rate limit is retried always (nothing was done).
+    const safe =
+      method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ||
+      keyField !== undefined ||
+      (this.#retry !== undefined && keyedItems);
     const signal = anySignal(this.#closing.signal, opts?.signal);
     const call = this.#raw(method);
     for (let attempt = 1; ; attempt++) {
