@@ -570,6 +570,128 @@ for (const kind of testDbKinds()) {
       await failsWith(subs.deleteSubscription({ id: paused.subscription!.id }), Code.NotFound, "deleted twice");
     });
 
+    void it("TriggerBatch answers item by item: byte-exact payloads, per-item errors under items[i], idempotent replays", async () => {
+      const admin = createClients(stack!.apiUrl, stack!.adminToken);
+      const ws = await admin.admin.createWorkspace({ name: "trigger-batch" });
+      const mgmt = createClients(stack!.apiUrl, ws.managementToken);
+      const types = createClient(EventTypeService, mgmt.transport);
+      const key = await mgmt.apiKeys.createApiKey({ label: "trigger-batch" });
+      const prod = createClients(stack!.apiUrl, key.secret);
+      await types.createEventType({ eventType: { name: "batch.a", schema: { type: "object", required: ["amount"] } } });
+      await types.createEventType({ eventType: { name: "batch.b" } });
+      const endpoint = async (path: string, eventTypes: string[]) => {
+        const r = await mgmt.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/tb/${path}`, eventTypes } });
+        return { id: r.endpoint!.id, secret: r.signingSecret };
+      };
+      const a = await endpoint("a", ["batch.a"]);
+      const b = await endpoint("b", ["batch.b"]);
+      const before = await prod.messages.listMessages({});
+
+      const textA = '{"amount": 12345678901234567890, "note": "d\\u00e9j\\u00e0"}';
+      const body = JSON.stringify({
+        items: [
+          { eventType: "batch.a", payload: "@A", idempotencyKey: "tb-1" },
+          { eventType: "never.made", payload: {} },
+          { eventType: "batch.a", payload: { n: 1 } },
+          { eventType: "batch.b", payloadJson: "[1,  2]" },
+          { eventType: "bad..name", payload: {}, metadata: { "": "x" } },
+        ],
+      }).replace('"@A"', textA);
+      const call = async () => {
+        const res = await fetch(`${stack!.apiUrl}/hookstream.v1.MessageService/TriggerBatch`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${key.secret}` },
+          body,
+        });
+        assert.equal(res.status, 200);
+        return (await res.json()) as {
+          allSucceeded?: boolean;
+          results: {
+            index?: number;
+            code?: string;
+            error?: { reason: string; fieldViolations?: { field: string }[] };
+            response?: {
+              messageId: string;
+              deliveries: { deliveryId: string; endpointId: string }[];
+              replayed?: boolean;
+            };
+          }[];
+        };
+      };
+      const first = await call();
+      assert.equal(first.allSucceeded ?? false, false);
+      assert.deepEqual(
+        first.results.map((r) => [r.index ?? 0, r.code ?? "ok", r.error?.reason ?? ""]),
+        [
+          [0, "ok", ""],
+          [1, "not_found", "EVENT_TYPE_NOT_FOUND"],
+          [2, "invalid_argument", "PAYLOAD_SCHEMA_MISMATCH"],
+          [3, "ok", ""],
+          [4, "invalid_argument", "INVALID_ARGUMENT"],
+        ],
+      );
+      assert.deepEqual(
+        first.results[2]!.error!.fieldViolations!.map((v) => v.field),
+        ["items[2].payload"],
+      );
+      assert.deepEqual(
+        first.results[4]!.error!.fieldViolations!.map((v) => v.field),
+        ["items[4].event_type", 'items[4].metadata[""]'],
+      );
+      const [okA, okB] = [first.results[0]!.response!, first.results[3]!.response!];
+      assert.deepEqual(
+        okA.deliveries.map((d) => d.endpointId),
+        [a.id],
+      );
+      assert.deepEqual(
+        okB.deliveries.map((d) => d.endpointId),
+        [b.id],
+      );
+      for (const [d, secret, text] of [
+        [okA.deliveries[0]!, a.secret, textA],
+        [okB.deliveries[0]!, b.secret, "[1,  2]"],
+      ] as const) {
+        await receiver!.waitFor(() => receiver!.byId(d.deliveryId).length > 0, 30_000, `delivery ${d.deliveryId}`);
+        const got = receiver!.byId(d.deliveryId)[0]!;
+        assert.equal(got.body.toString("utf8"), text, "the producer's bytes");
+        new Webhook(secret).verify(got.body.toString("utf8"), got.headers);
+      }
+      const afterFirst = await prod.messages.listMessages({});
+      assert.equal(afterFirst.messages.length - before.messages.length, 2, "the failed items stored nothing");
+
+      // The same batch again: the keyed item replays its message, the unkeyed one is new.
+      const second = await call();
+      assert.equal(second.results[0]!.response!.replayed, true);
+      assert.equal(second.results[0]!.response!.messageId, okA.messageId);
+      assert.deepEqual(
+        second.results[0]!.response!.deliveries.map((d) => d.deliveryId),
+        okA.deliveries.map((d) => d.deliveryId),
+      );
+      assert.notEqual(second.results[3]!.response!.messageId, okB.messageId);
+      const conflict = await prod.messages.triggerBatch({
+        items: [{ eventType: "batch.a", body: { case: "payloadJson", value: '{"amount":1}' }, idempotencyKey: "tb-1" }],
+      });
+      assert.equal(conflict.results[0]!.code, "already_exists");
+      assert.equal(conflict.results[0]!.error?.reason, "IDEMPOTENCY_KEY_REUSED");
+      assert.deepEqual(fields(conflict.results[0]!.error), ["items[0].idempotency_key"]);
+
+      const empty = await failsWith(prod.messages.triggerBatch({ items: [] }), Code.InvalidArgument, "no items");
+      assert.deepEqual(fields(empty), ["items"]);
+      const many = Array.from({ length: 21 }, () => ({
+        eventType: "batch.b",
+        body: { case: "payloadJson" as const, value: "{}" },
+      }));
+      const tooMany = await failsWith(prod.messages.triggerBatch({ items: many }), Code.InvalidArgument, "21 items");
+      assert.deepEqual(fields(tooMany), ["items"]);
+      await failsWith(
+        mgmt.messages.triggerBatch({ items: [{ eventType: "batch.b", body: { case: "payloadJson", value: "{}" } }] }),
+        Code.PermissionDenied,
+        "a management token cannot trigger",
+      );
+      const afterAll = await prod.messages.listMessages({});
+      assert.equal(afterAll.messages.length - before.messages.length, 3, "refused calls stored nothing");
+    });
+
     void it("deleting an event type cancels its pending deliveries with the reason and leaves others alone", async () => {
       receiver!.addRule((req) => (req.path === "/failing" ? 500 : undefined));
       const ep = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/failing` } });

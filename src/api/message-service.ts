@@ -25,7 +25,7 @@ import {
 } from "../domain/messages.ts";
 import type { ScheduleInput } from "../domain/schedule.ts";
 import { deliveryView, durationFromMs, messageView, statusFromProto } from "../domain/proto-views.ts";
-import { trigger, type TriggerDeps } from "../domain/triggers.ts";
+import { trigger, triggerBatch, type TriggerDeps, type TriggerInput } from "../domain/triggers.ts";
 import type { ApiDeps } from "./api-deps.ts";
 import { workspaceIdOf } from "./authorization.ts";
 import { isUtf8, jsonTextError } from "./json-spans.ts";
@@ -38,6 +38,7 @@ export const rawJsonMembersOfMessageService: Readonly<Record<string, readonly st
   [`/${MessageService.typeName}/${MessageService.method.send.name}`]: ["payload"],
   [`/${MessageService.typeName}/${MessageService.method.trigger.name}`]: ["payload"],
   [`/${MessageService.typeName}/${MessageService.method.sendBatch.name}`]: ["items[].payload"],
+  [`/${MessageService.typeName}/${MessageService.method.triggerBatch.name}`]: ["items[].payload"],
 };
 
 /**
@@ -150,6 +151,40 @@ function sendResponse({ deliverAt, quota, ...result }: SendResult): MessageInitS
   };
 }
 
+/**
+ * The bodies of a batch's items (SendBatch, TriggerBatch), or each item's own error when its body
+ * cannot be read. Over Connect JSON the captured payload texts belong, in order, to the items
+ * that have one.
+ */
+function batchBodies(
+  items: readonly Pick<SendRequest | TriggerRequest, "body" | "contentType">[],
+  ctx: HandlerContext,
+): (SendBody | DomainError)[] {
+  const captured = rawJsonMembers(ctx, "items[].payload");
+  const withPayload = items.filter((i) => i.body.case === "payload").length;
+  const spans = captured !== undefined && captured.length === withPayload ? [...captured] : undefined;
+  return items.map((item) => {
+    const span = item.body.case === "payload" && spans !== undefined ? (spans.shift() ?? null) : null;
+    try {
+      return sendBody(item, ctx, spans === undefined ? null : span);
+    } catch (err) {
+      if (err instanceof DomainError) return err;
+      throw err;
+    }
+  });
+}
+
+/** A TriggerRequest in domain terms, with its body already read. */
+function triggerInput(req: TriggerRequest, body: SendBody): TriggerInput {
+  return {
+    eventType: req.eventType,
+    body,
+    idempotencyKey: req.idempotencyKey,
+    metadata: req.metadata,
+    applicationId: req.applicationId,
+  };
+}
+
 /** The ErrorDetail of a batch item's error (as the error interceptor attaches it to a call's). */
 function errorDetail(err: DomainError): MessageInitShape<typeof ErrorDetailSchema> {
   return {
@@ -183,18 +218,27 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     relay: deps.relay,
     publishCheckDelayMs: deps.publishCheckDelayMs,
     maxPayloadBytes: deps.maxPayloadBytes,
+    idempotencyTtlMs: deps.idempotencyTtlMs,
     onFilterError: (where, error) => deps.logger?.warn({ ...where, error }, "filter failed to evaluate: no match"),
   };
   return {
     async trigger(req, ctx) {
-      const r = await trigger(triggerDeps, workspaceIdOf(ctx), {
-        eventType: req.eventType,
-        body: sendBody(req, ctx),
-        idempotencyKey: req.idempotencyKey,
-        metadata: req.metadata,
-        applicationId: req.applicationId,
-      });
+      const r = await trigger(triggerDeps, workspaceIdOf(ctx), triggerInput(req, sendBody(req, ctx)));
       return { ...r, noEndpointMatched: r.deliveries.length === 0 };
+    },
+    async triggerBatch(req, ctx) {
+      const bodies = batchBodies(req.items, ctx);
+      const inputs = req.items.map((item, i) => {
+        const body = bodies[i]!;
+        return body instanceof DomainError ? { failed: body } : triggerInput(item, body);
+      });
+      const results = await triggerBatch(triggerDeps, workspaceIdOf(ctx), inputs);
+      const out = results.map((r, index) =>
+        r.ok
+          ? { index, response: { ...r.result, noEndpointMatched: r.result.deliveries.length === 0 } }
+          : { index, code: r.error.kind, message: r.error.message, error: errorDetail(r.error) },
+      );
+      return { results: out, allSucceeded: results.every((r) => r.ok) };
     },
     async send(req, ctx) {
       const workspaceId = workspaceIdOf(ctx);
@@ -202,18 +246,10 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     },
     async sendBatch(req, ctx) {
       const workspaceId = workspaceIdOf(ctx);
-      // Over Connect JSON, the captured payload texts belong, in order, to the items that have one.
-      const captured = rawJsonMembers(ctx, "items[].payload");
-      const withPayload = req.items.filter((i) => i.body.case === "payload").length;
-      const spans = captured !== undefined && captured.length === withPayload ? [...captured] : undefined;
-      const inputs: (SendInput | DomainError)[] = req.items.map((item) => {
-        const span = item.body.case === "payload" && spans !== undefined ? (spans.shift() ?? null) : null;
-        try {
-          return sendInput(item, sendBody(item, ctx, spans === undefined ? null : span));
-        } catch (err) {
-          if (err instanceof DomainError) return err;
-          throw err;
-        }
+      const bodies = batchBodies(req.items, ctx);
+      const inputs: (SendInput | DomainError)[] = req.items.map((item, i) => {
+        const body = bodies[i]!;
+        return body instanceof DomainError ? body : sendInput(item, body);
       });
       // An item whose body cannot even be read fails alone, like any other invalid item.
       const results = await sendBatch(

@@ -137,6 +137,28 @@ function sendRequestOf(
   };
 }
 
+/** One event of {@link Hookstream.triggerBatch}: the arguments of {@link Hookstream.trigger} as one object. */
+export interface TriggerBatchItem extends Omit<TriggerOptions, keyof CallOpts> {
+  readonly eventType: string;
+  readonly payload: Payload;
+}
+
+/** The TriggerRequest of `trigger(eventType, payload, opts)`. */
+function triggerRequestOf(
+  eventType: string,
+  payload: Payload,
+  opts: Omit<TriggerOptions, keyof CallOpts>,
+): Record<string, unknown> {
+  return {
+    eventType,
+    idempotencyKey: opts.idempotencyKey ?? "",
+    metadata: { ...opts.metadata },
+    ...(opts.applicationId === undefined ? {} : { applicationId: opts.applicationId }),
+    ...bodyOf(payload, opts.contentType),
+    ...opts.fields,
+  };
+}
+
 /** Options of {@link Hookstream}. */
 export interface ProducerOptions extends CommonOptions {
   /** The workspace's API key (`HOOKSTREAM_API_KEY`). */
@@ -172,15 +194,25 @@ export class Hookstream extends BaseClient {
    * `noEndpointMatched` true) when no endpoint matched.
    */
   async trigger(eventType: string, payload: Payload, opts: TriggerOptions = {}): Promise<TriggerResult> {
-    const request = {
-      eventType,
-      idempotencyKey: opts.idempotencyKey ?? "",
-      metadata: { ...opts.metadata },
-      ...(opts.applicationId === undefined ? {} : { applicationId: opts.applicationId }),
-      ...bodyOf(payload, opts.contentType),
-      ...opts.fields,
-    };
-    return this.unary(MessageService.method.trigger, request, opts);
+    return this.unary(MessageService.method.trigger, triggerRequestOf(eventType, payload, opts), opts);
+  }
+
+  /**
+   * Triggers up to 20 events in one call (one transaction). Each item is what {@link trigger}
+   * takes, as one object (`{ eventType, payload, idempotencyKey, metadata, applicationId, … }`,
+   * payloads byte-exact), or a TriggerRequest of the schema as it is; each succeeds or fails on
+   * its own: `results[i]` has `response` or `code`, `message` and `error`. With retries on, every
+   * item carries an idempotency key (generated when absent), so a retried batch never triggers
+   * an item twice.
+   */
+  async triggerBatch(
+    items: readonly (TriggerBatchItem | Input<pb.TriggerRequest>)[],
+    opts: CallOpts = {},
+  ): Promise<Plain<pb.TriggerBatchResponse>> {
+    const requests = items.map((item) =>
+      "payload" in item ? triggerRequestOf(item.eventType, item.payload, item) : item,
+    );
+    return this.unary(MessageService.method.triggerBatch, { items: requests }, opts);
   }
 
   /**

@@ -12,6 +12,7 @@ export {
   type Application,
   type Attempt,
   type BatchItem,
+  type TriggerBatchItem,
   type BulkOperation,
   type Delivery,
   type DeliveryEvent,

@@ -44,6 +44,7 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.SubscriptionService/UpdateSubscription": "management.subscriptions.update",
   "hookstream.v1.SubscriptionService/DeleteSubscription": "management.subscriptions.delete",
   "hookstream.v1.MessageService/SendBatch": "producer.sendBatch",
+  "hookstream.v1.MessageService/TriggerBatch": "producer.triggerBatch",
   "hookstream.v1.MessageService/GetMessage": "producer.messages.get",
   "hookstream.v1.MessageService/CancelMessage": "producer.messages.cancel",
   "hookstream.v1.MessageService/ListMessages": "producer.messages.list producer.messages.listAll",

@@ -34,6 +34,7 @@ export type {
   SendBatchResponse,
   SendRequest,
   SendResponse,
+  TriggerBatchResponse,
 } from "../../gen/hookstream/v1/message_service_pb.ts";
 export type { PayloadEnvelope } from "../../gen/hookstream/v1/payload_pb.ts";
 export type {
@@ -70,4 +71,4 @@ export type {
   ListSubscriptionsRequest,
   ListSubscriptionsResponse,
 } from "../../gen/hookstream/v1/subscription_service_pb.ts";
-export type { TriggerResponse } from "../../gen/hookstream/v1/trigger_pb.ts";
+export type { TriggerRequest, TriggerResponse } from "../../gen/hookstream/v1/trigger_pb.ts";

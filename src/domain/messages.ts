@@ -472,8 +472,8 @@ export const MAX_BATCH_ITEMS = 20;
 /** One item's outcome in a batch: its answer, or its own error. */
 export type BatchItemResult = { ok: true; result: SendResult } | { ok: false; error: DomainError };
 
-/** An item's error with its field violations under `items[index].`. */
-function itemError(index: number, err: DomainError): DomainError {
+/** An item's error with its field violations under `items[index].` (SendBatch, TriggerBatch). */
+export function batchItemError(index: number, err: DomainError): DomainError {
   if (err.violations.length === 0) return err;
   const violations = err.violations.map((v) => ({ ...v, field: `items[${index}].${v.field}` }));
   return new DomainError(err.kind, err.reason, err.message, {
@@ -500,7 +500,7 @@ export async function sendBatch(
   const fresh: { index: number; p: Extract<Prepared, { kind: "new" }> }[] = [];
   for (const [index, input] of items.entries()) {
     if ("failed" in input) {
-      results[index] = { ok: false, error: itemError(index, input.failed) };
+      results[index] = { ok: false, error: batchItemError(index, input.failed) };
       continue;
     }
     try {
@@ -509,7 +509,7 @@ export async function sendBatch(
       else fresh.push({ index, p });
     } catch (err) {
       if (!(err instanceof DomainError) || err.kind === "unavailable" || err.kind === "internal") throw err;
-      results[index] = { ok: false, error: itemError(index, err) };
+      results[index] = { ok: false, error: batchItemError(index, err) };
     }
   }
   if (fresh.length > 0) {
@@ -539,7 +539,7 @@ export async function sendBatch(
           results[index] = { ok: true, result: finish(deps, workspaceId, now, p, w.outcome, w.outbox, burst) };
         } catch (err) {
           if (!(err instanceof DomainError)) throw err;
-          results[index] = { ok: false, error: itemError(index, err) };
+          results[index] = { ok: false, error: batchItemError(index, err) };
         }
       }
       void deps.relay.publishDirect(burst);

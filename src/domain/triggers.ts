@@ -1,9 +1,17 @@
 import { createHash, randomUUID } from "node:crypto";
-import { DomainError, Violations } from "./errors.ts";
+import { DomainError, invalidArgument, Violations } from "./errors.ts";
 import { checkEventTypeName, checkMessageEventType, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter, createFilterInput, evaluateFilter, type FilterInput } from "./filter-expression.ts";
 import { newId } from "./ids.ts";
-import { checkSendBody, type MessageIntake, type SendBody } from "./messages.ts";
+import {
+  batchItemError,
+  checkSendBody,
+  DEFAULT_IDEMPOTENCY_TTL_MS,
+  MAX_BATCH_ITEMS,
+  type AcceptOutcome,
+  type MessageIntake,
+  type SendBody,
+} from "./messages.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { jobRow, statusRow } from "./outbox-rows.ts";
 import { publishCheckAt, type DirectPublisher } from "./publish-check.ts";
@@ -75,6 +83,8 @@ export interface TriggerDeps {
   /** How long after accepting a delivery the dispatcher checks its publish (publish-check.ts). */
   publishCheckDelayMs?: number | undefined;
   maxPayloadBytes: number;
+  /** How long an idempotency key is held (default 24 h), as for Send. */
+  idempotencyTtlMs?: number | undefined;
   /** Where a filter that fails at evaluation is reported (it then does not match). */
   onFilterError?: ((where: { endpointId: string; subscriptionId?: string }, error: string) => void) | undefined;
 }
@@ -145,13 +155,29 @@ function receives(deps: TriggerDeps, target: TriggerTarget, eventType: string, i
   );
 }
 
+/** A trigger ready to commit, or answered already (an idempotent replay). */
+type PreparedTrigger =
+  | { kind: "done"; result: TriggerResult }
+  | {
+      kind: "new";
+      message: MessageRecord;
+      deliveries: DeliveryRecord[];
+      keyExpiresAt: Date | null;
+      key: string;
+      hash: string;
+    };
+
 /**
- * Fans one event out by its type: validate, idempotency check, the event type's rules (it must
- * exist, not be archived, and its schema must accept the payload), the matching endpoints, then
- * one transaction writing the message, every delivery and their outbox rows, published after
- * commit. No match is accepted: the message is stored with no delivery.
+ * Everything of a trigger before its transaction: validate, idempotency check, the event type's
+ * rules (it must exist, not be archived, and its schema must accept the payload), and the
+ * matching endpoints, evaluated into the message and its deliveries.
  */
-export async function trigger(deps: TriggerDeps, workspaceId: string, input: TriggerInput): Promise<TriggerResult> {
+async function prepareTrigger(
+  deps: TriggerDeps,
+  workspaceId: string,
+  input: TriggerInput,
+  now: Date,
+): Promise<PreparedTrigger> {
   const v = new Violations();
   checkEventTypeName(v, "event_type", input.eventType);
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
@@ -168,7 +194,7 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
 
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
-    if (earlier) return replay(key, earlier.message, earlier.deliveries, hash);
+    if (earlier) return { kind: "done", result: replay(key, earlier.message, earlier.deliveries, hash) };
   }
   await checkMessageEventType(
     { lookup: deps.eventTypes, cache: deps.eventTypeCache, requireKnown: true, field: "event_type" },
@@ -188,7 +214,6 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
     applicationId: applicationId === "" ? null : applicationId,
   });
   const filterInput = createFilterInput(payload, input.metadata, input.eventType);
-  const now = new Date();
   const message: MessageRecord = {
     id: newId("message"),
     workspaceId,
@@ -217,19 +242,106 @@ export async function trigger(deps: TriggerDeps, workspaceId: string, input: Tri
       updatedAt: now,
       publishCheckAt: publishCheckAt(now, deps.publishCheckDelayMs),
     }));
+  // A generated key is never looked up again: it needs no key row.
+  const keyExpiresAt =
+    input.idempotencyKey === ""
+      ? null
+      : new Date(now.getTime() + (deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS));
+  return { kind: "new", message, deliveries, keyExpiresAt, key, hash };
+}
+
+/**
+ * The answer of a committed trigger; its status events and jobs are added to `burst` (status
+ * events first, so a watcher sees "queued" before any worker's outcome). A key another request
+ * took meanwhile answers with that request's result (or already_exists).
+ */
+function finishTrigger(
+  p: Extract<PreparedTrigger, { kind: "new" }>,
+  outcome: AcceptOutcome,
+  burst: NewOutboxRecord[],
+  now: Date,
+): TriggerResult {
+  if (!outcome.created) return replay(p.key, outcome.existing, outcome.deliveries, p.hash);
   // No outbox rows: each delivery's publish check recovers its status event and job (publish-check.ts).
-  const accepted = await deps.messages.acceptMessage(message, deliveries, []);
-  if (!accepted.outcome.created) return replay(key, accepted.outcome.existing, accepted.outcome.deliveries, hash);
-  // Status events first, so a watcher sees "queued" before any worker's outcome.
-  const direct: NewOutboxRecord[] = [
-    ...deliveries.map((d) => statusRow(d, null, now)),
-    ...deliveries.map((d) => jobRow(d, now)),
-  ];
-  void deps.relay.publishDirect(direct);
+  burst.push(...p.deliveries.map((d) => statusRow(d, null, now)));
+  burst.push(...p.deliveries.map((d) => jobRow(d, now)));
   return {
-    messageId: message.id,
-    deliveries: deliveries.map((d) => ({ deliveryId: d.id, endpointId: d.endpointId })),
-    idempotencyKey: key,
+    messageId: p.message.id,
+    deliveries: p.deliveries.map((d) => ({ deliveryId: d.id, endpointId: d.endpointId })),
+    idempotencyKey: p.key,
     replayed: false,
   };
+}
+
+/**
+ * Fans one event out by its type (see prepareTrigger), then one transaction writing the message
+ * and every delivery, published after commit. No match is accepted: the message is stored with
+ * no delivery.
+ */
+export async function trigger(deps: TriggerDeps, workspaceId: string, input: TriggerInput): Promise<TriggerResult> {
+  const now = new Date();
+  const p = await prepareTrigger(deps, workspaceId, input, now);
+  if (p.kind === "done") return p.result;
+  const accepted = await deps.messages.acceptMessage(p.message, p.deliveries, [], p.keyExpiresAt);
+  const burst: NewOutboxRecord[] = [];
+  const result = finishTrigger(p, accepted.outcome, burst, now);
+  void deps.relay.publishDirect(burst);
+  return result;
+}
+
+/** One item's outcome in a TriggerBatch: its answer, or its own error. */
+export type TriggerBatchItemResult = { ok: true; result: TriggerResult } | { ok: false; error: DomainError };
+
+/**
+ * TriggerBatch: up to 20 Triggers, each validated and answered on its own (its index and error,
+ * field violations under `items[i].`), the new messages and deliveries of every valid item
+ * written in one transaction and published in one pipelined burst. An error that is not about
+ * one item (the database is down) fails the whole call.
+ */
+export async function triggerBatch(
+  deps: TriggerDeps,
+  workspaceId: string,
+  items: readonly (TriggerInput | { failed: DomainError })[],
+): Promise<TriggerBatchItemResult[]> {
+  if (items.length === 0) throw invalidArgument([{ field: "items", description: "must have at least one item" }]);
+  if (items.length > MAX_BATCH_ITEMS)
+    throw invalidArgument([{ field: "items", description: `must have at most ${MAX_BATCH_ITEMS} items` }]);
+  const now = new Date();
+  const results: (TriggerBatchItemResult | undefined)[] = [];
+  const fresh: { index: number; p: Extract<PreparedTrigger, { kind: "new" }> }[] = [];
+  for (const [index, input] of items.entries()) {
+    if ("failed" in input) {
+      results[index] = { ok: false, error: batchItemError(index, input.failed) };
+      continue;
+    }
+    try {
+      const p = await prepareTrigger(deps, workspaceId, input, now);
+      if (p.kind === "done") results[index] = { ok: true, result: p.result };
+      else fresh.push({ index, p });
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.kind === "unavailable" || err.kind === "internal") throw err;
+      results[index] = { ok: false, error: batchItemError(index, err) };
+    }
+  }
+  if (fresh.length > 0) {
+    const written = await deps.messages.acceptMessages(
+      fresh.map(({ p }) => ({
+        message: p.message,
+        deliveries: p.deliveries,
+        outbox: [],
+        keyExpiresAt: p.keyExpiresAt,
+      })),
+    );
+    const burst: NewOutboxRecord[] = [];
+    for (const [i, { index, p }] of fresh.entries()) {
+      try {
+        results[index] = { ok: true, result: finishTrigger(p, written[i]!.outcome, burst, now) };
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+        results[index] = { ok: false, error: batchItemError(index, err) };
+      }
+    }
+    void deps.relay.publishDirect(burst);
+  }
+  return results.map((r) => r!);
 }

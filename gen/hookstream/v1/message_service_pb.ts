@@ -17,7 +17,7 @@ import type { Quota } from "./quota_pb.ts";
 import { file_hookstream_v1_quota } from "./quota_pb.ts";
 import type { RetryOverride } from "./retry_override_pb.ts";
 import { file_hookstream_v1_retry_override } from "./retry_override_pb.ts";
-import type { TriggerRequestSchema, TriggerResponseSchema } from "./trigger_pb.ts";
+import type { TriggerRequest, TriggerRequestSchema, TriggerResponse, TriggerResponseSchema } from "./trigger_pb.ts";
 import { file_hookstream_v1_trigger } from "./trigger_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message_service.proto.
  */
 export const file_hookstream_v1_message_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL9BAoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQESOAoHaGVhZGVycxgOIAMoCzInLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QuSGVhZGVyc0VudHJ5EjoKCG1ldGFkYXRhGA8gAygLMiguaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdC5NZXRhZGF0YUVudHJ5EisKBXJldHJ5GBAgASgLMhwuaG9va3N0cmVhbS52MS5SZXRyeU92ZXJyaWRlGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Qg0KC19kZWxpdmVyX2luQhMKEV9kZWxpdmVyX2F0X2xvY2FsQgwKCl90aW1lX3pvbmUiuQEKDFNlbmRSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXF1b3RhGAsgASgLMhQuaG9va3N0cmVhbS52MS5RdW90YSIfChFHZXRNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJqChJHZXRNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJtChVDYW5jZWxNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSLYAQoYUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCmRlbGl2ZXJfaW4YAiABKAlIAIgBARIuCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAQgASgJSAGIAQESFgoJdGltZV96b25lGAUgASgJSAKIAQFCDQoLX2RlbGl2ZXJfaW5CEwoRX2RlbGl2ZXJfYXRfbG9jYWxCDAoKX3RpbWVfem9uZSJxChlSZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlEicKB21lc3NhZ2UYASABKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USKwoKZGVsaXZlcmllcxgCIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkiiAIKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKZXZlbnRfdHlwZRgDIAEoCRI1ChFjcmVhdGVfdGltZV9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghzdGF0dXNlcxgGIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMSFgoOYXBwbGljYXRpb25faWQYByABKAkiWQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKAoIbWVzc2FnZXMYASADKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj0KEFNlbmRCYXRjaFJlcXVlc3QSKQoFaXRlbXMYASADKAsyGi5ob29rc3RyZWFtLnYxLlNlbmRSZXF1ZXN0IlsKEVNlbmRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlc3VsdBIVCg1hbGxfc3VjY2VlZGVkGAIgASgIIpkBCg9TZW5kQmF0Y2hSZXN1bHQSDQoFaW5kZXgYASABKAUSLQoIcmVzcG9uc2UYAiABKAsyGy5ob29rc3RyZWFtLnYxLlNlbmRSZXNwb25zZRIMCgRjb2RlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSKQoFZXJyb3IYBSABKAsyGi5ob29rc3RyZWFtLnYxLkVycm9yRGV0YWlsMqAFCg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDElEKB1RyaWdnZXISHS5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXF1ZXN0Gh4uaG9va3N0cmVhbS52MS5UcmlnZ2VyUmVzcG9uc2UiB6K7GAMKAQMSXQoKR2V0TWVzc2FnZRIgLmhvb2tzdHJlYW0udjEuR2V0TWVzc2FnZVJlcXVlc3QaIS5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXNwb25zZSIKkAIBorsYAwoBAxJXCglTZW5kQmF0Y2gSHy5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlcXVlc3QaIC5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlc3BvbnNlIgeiuxgDCgEDEmMKDExpc3RNZXNzYWdlcxIiLmhvb2tzdHJlYW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBojLmhvb2tzdHJlYW0udjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2UiCpACAaK7GAMKAQMSYwoNQ2FuY2VsTWVzc2FnZRIjLmhvb2tzdHJlYW0udjEuQ2FuY2VsTWVzc2FnZVJlcXVlc3QaJC5ob29rc3RyZWFtLnYxLkNhbmNlbE1lc3NhZ2VSZXNwb25zZSIHorsYAwoBAxJvChFSZXNjaGVkdWxlTWVzc2FnZRInLmhvb2tzdHJlYW0udjEuUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0GiguaG9va3N0cmVhbS52MS5SZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlIgeiuxgDCgEDYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_error, file_hookstream_v1_message, file_hookstream_v1_quota, file_hookstream_v1_retry_override, file_hookstream_v1_trigger]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL21lc3NhZ2Vfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSL9BAoLU2VuZFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASFQoLcmF3X3BheWxvYWQYBCABKAxIABIWCgxwYXlsb2FkX2pzb24YByABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEhcKCmRlbGl2ZXJfaW4YCiABKAlIAYgBARIuCgpkZWxpdmVyX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAwgASgJSAKIAQESFgoJdGltZV96b25lGA0gASgJSAOIAQESOAoHaGVhZGVycxgOIAMoCzInLmhvb2tzdHJlYW0udjEuU2VuZFJlcXVlc3QuSGVhZGVyc0VudHJ5EjoKCG1ldGFkYXRhGA8gAygLMiguaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdC5NZXRhZGF0YUVudHJ5EisKBXJldHJ5GBAgASgLMhwuaG9va3N0cmVhbS52MS5SZXRyeU92ZXJyaWRlGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Qg0KC19kZWxpdmVyX2luQhMKEV9kZWxpdmVyX2F0X2xvY2FsQgwKCl90aW1lX3pvbmUiuQEKDFNlbmRSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXF1b3RhGAsgASgLMhQuaG9va3N0cmVhbS52MS5RdW90YSIfChFHZXRNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJqChJHZXRNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSJtChVDYW5jZWxNZXNzYWdlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIWLmhvb2tzdHJlYW0udjEuTWVzc2FnZRIrCgpkZWxpdmVyaWVzGAIgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeSLYAQoYUmVzY2hlZHVsZU1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCmRlbGl2ZXJfaW4YAiABKAlIAIgBARIuCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChBkZWxpdmVyX2F0X2xvY2FsGAQgASgJSAGIAQESFgoJdGltZV96b25lGAUgASgJSAKIAQFCDQoLX2RlbGl2ZXJfaW5CEwoRX2RlbGl2ZXJfYXRfbG9jYWxCDAoKX3RpbWVfem9uZSJxChlSZXNjaGVkdWxlTWVzc2FnZVJlc3BvbnNlEicKB21lc3NhZ2UYASABKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USKwoKZGVsaXZlcmllcxgCIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkiiAIKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKZXZlbnRfdHlwZRgDIAEoCRI1ChFjcmVhdGVfdGltZV9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghzdGF0dXNlcxgGIAMoDjIdLmhvb2tzdHJlYW0udjEuRGVsaXZlcnlTdGF0dXMSFgoOYXBwbGljYXRpb25faWQYByABKAkiWQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKAoIbWVzc2FnZXMYASADKAsyFi5ob29rc3RyZWFtLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj0KEFNlbmRCYXRjaFJlcXVlc3QSKQoFaXRlbXMYASADKAsyGi5ob29rc3RyZWFtLnYxLlNlbmRSZXF1ZXN0IlsKEVNlbmRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlc3VsdBIVCg1hbGxfc3VjY2VlZGVkGAIgASgIIpkBCg9TZW5kQmF0Y2hSZXN1bHQSDQoFaW5kZXgYASABKAUSLQoIcmVzcG9uc2UYAiABKAsyGy5ob29rc3RyZWFtLnYxLlNlbmRSZXNwb25zZRIMCgRjb2RlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSKQoFZXJyb3IYBSABKAsyGi5ob29rc3RyZWFtLnYxLkVycm9yRGV0YWlsIkMKE1RyaWdnZXJCYXRjaFJlcXVlc3QSLAoFaXRlbXMYASADKAsyHS5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXF1ZXN0ImEKFFRyaWdnZXJCYXRjaFJlc3BvbnNlEjIKB3Jlc3VsdHMYASADKAsyIS5ob29rc3RyZWFtLnYxLlRyaWdnZXJCYXRjaFJlc3VsdBIVCg1hbGxfc3VjY2VlZGVkGAIgASgIIp8BChJUcmlnZ2VyQmF0Y2hSZXN1bHQSDQoFaW5kZXgYASABKAUSMAoIcmVzcG9uc2UYAiABKAsyHi5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXNwb25zZRIMCgRjb2RlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSKQoFZXJyb3IYBSABKAsyGi5ob29rc3RyZWFtLnYxLkVycm9yRGV0YWlsMoIGCg5NZXNzYWdlU2VydmljZRJICgRTZW5kEhouaG9va3N0cmVhbS52MS5TZW5kUmVxdWVzdBobLmhvb2tzdHJlYW0udjEuU2VuZFJlc3BvbnNlIgeiuxgDCgEDElEKB1RyaWdnZXISHS5ob29rc3RyZWFtLnYxLlRyaWdnZXJSZXF1ZXN0Gh4uaG9va3N0cmVhbS52MS5UcmlnZ2VyUmVzcG9uc2UiB6K7GAMKAQMSXQoKR2V0TWVzc2FnZRIgLmhvb2tzdHJlYW0udjEuR2V0TWVzc2FnZVJlcXVlc3QaIS5ob29rc3RyZWFtLnYxLkdldE1lc3NhZ2VSZXNwb25zZSIKkAIBorsYAwoBAxJXCglTZW5kQmF0Y2gSHy5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlcXVlc3QaIC5ob29rc3RyZWFtLnYxLlNlbmRCYXRjaFJlc3BvbnNlIgeiuxgDCgEDEmAKDFRyaWdnZXJCYXRjaBIiLmhvb2tzdHJlYW0udjEuVHJpZ2dlckJhdGNoUmVxdWVzdBojLmhvb2tzdHJlYW0udjEuVHJpZ2dlckJhdGNoUmVzcG9uc2UiB6K7GAMKAQMSYwoMTGlzdE1lc3NhZ2VzEiIuaG9va3N0cmVhbS52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSIKkAIBorsYAwoBAxJjCg1DYW5jZWxNZXNzYWdlEiMuaG9va3N0cmVhbS52MS5DYW5jZWxNZXNzYWdlUmVxdWVzdBokLmhvb2tzdHJlYW0udjEuQ2FuY2VsTWVzc2FnZVJlc3BvbnNlIgeiuxgDCgEDEm8KEVJlc2NoZWR1bGVNZXNzYWdlEicuaG9va3N0cmVhbS52MS5SZXNjaGVkdWxlTWVzc2FnZVJlcXVlc3QaKC5ob29rc3RyZWFtLnYxLlJlc2NoZWR1bGVNZXNzYWdlUmVzcG9uc2UiB6K7GAMKAQNiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_error, file_hookstream_v1_message, file_hookstream_v1_quota, file_hookstream_v1_retry_override, file_hookstream_v1_trigger]);
 
 /**
  * SendRequest is one event for one endpoint.
@@ -594,6 +594,106 @@ export const SendBatchResultSchema: GenMessage<SendBatchResult> = /*@__PURE__*/
   messageDesc(file_hookstream_v1_message_service, 12);
 
 /**
+ * TriggerBatchRequest is up to 20 triggers, answered item by item.
+ *
+ * @generated from message hookstream.v1.TriggerBatchRequest
+ */
+export type TriggerBatchRequest = Message<"hookstream.v1.TriggerBatchRequest"> & {
+  /**
+   * 1 to 20 triggers. Over Connect JSON each item's "payload" text is delivered byte-exact, as
+   * for Trigger.
+   *
+   * @generated from field: repeated hookstream.v1.TriggerRequest items = 1;
+   */
+  items: TriggerRequest[];
+};
+
+/**
+ * Describes the message hookstream.v1.TriggerBatchRequest.
+ * Use `create(TriggerBatchRequestSchema)` to create a new message.
+ */
+export const TriggerBatchRequestSchema: GenMessage<TriggerBatchRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 13);
+
+/**
+ * TriggerBatchResponse answers every item of a TriggerBatchRequest, in request order.
+ *
+ * @generated from message hookstream.v1.TriggerBatchResponse
+ */
+export type TriggerBatchResponse = Message<"hookstream.v1.TriggerBatchResponse"> & {
+  /**
+   * One result per item, in request order.
+   *
+   * @generated from field: repeated hookstream.v1.TriggerBatchResult results = 1;
+   */
+  results: TriggerBatchResult[];
+
+  /**
+   * True when every item succeeded.
+   *
+   * @generated from field: bool all_succeeded = 2;
+   */
+  allSucceeded: boolean;
+};
+
+/**
+ * Describes the message hookstream.v1.TriggerBatchResponse.
+ * Use `create(TriggerBatchResponseSchema)` to create a new message.
+ */
+export const TriggerBatchResponseSchema: GenMessage<TriggerBatchResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 14);
+
+/**
+ * TriggerBatchResult is one item's outcome: its response, or its error.
+ *
+ * @generated from message hookstream.v1.TriggerBatchResult
+ */
+export type TriggerBatchResult = Message<"hookstream.v1.TriggerBatchResult"> & {
+  /**
+   * Position of the item in the request (0-based).
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The item's response when it succeeded.
+   *
+   * @generated from field: hookstream.v1.TriggerResponse response = 2;
+   */
+  response?: TriggerResponse | undefined;
+
+  /**
+   * The item's error code when it failed, as a Connect code name (e.g. "invalid_argument",
+   * "not_found", "already_exists"); empty on success.
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+
+  /**
+   * The item's error message; empty on success.
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * The item's error detail (reason and field violations under "items[index]."); unset on success.
+   *
+   * @generated from field: hookstream.v1.ErrorDetail error = 5;
+   */
+  error?: ErrorDetail | undefined;
+};
+
+/**
+ * Describes the message hookstream.v1.TriggerBatchResult.
+ * Use `create(TriggerBatchResultSchema)` to create a new message.
+ */
+export const TriggerBatchResultSchema: GenMessage<TriggerBatchResult> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_message_service, 15);
+
+/**
  * MessageService is the producer's surface, authorized by an API key.
  *
  * @generated from service hookstream.v1.MessageService
@@ -641,6 +741,18 @@ export const MessageService: GenService<{
     methodKind: "unary";
     input: typeof SendBatchRequestSchema;
     output: typeof SendBatchResponseSchema;
+  },
+  /**
+   * TriggerBatch triggers up to 20 events: each item succeeds or fails on its own (its index,
+   * error code and detail), and the messages and deliveries of every valid item are written in
+   * one transaction.
+   *
+   * @generated from rpc hookstream.v1.MessageService.TriggerBatch
+   */
+  triggerBatch: {
+    methodKind: "unary";
+    input: typeof TriggerBatchRequestSchema;
+    output: typeof TriggerBatchResponseSchema;
   },
   /**
    * ListMessages pages through the workspace's messages, newest first, with filters.
