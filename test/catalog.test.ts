@@ -414,7 +414,8 @@ for (const kind of testDbKinds()) {
       const a = await endpoint("a", { eventTypes: ["fan.out"] });
       const b = await endpoint("b", { eventTypes: ["fan.out"], filter: "payload.amount > 100" });
       const c = await endpoint("c", { eventTypes: ["other.type"] });
-      const d = await endpoint("d", { enabled: false });
+      // Disabled: it still gets its deliveries, held until it is enabled again.
+      const d = await endpoint("d", { enabled: false, eventTypes: ["fan.out"] });
       const e = await endpoint("e");
       const f = await endpoint("f");
       const bad = await failsWith(
@@ -460,21 +461,29 @@ for (const kind of testDbKinds()) {
       };
       assert.deepEqual(
         first.deliveries.map((x) => x.endpointId),
-        [a.id, b.id, e.id].sort(),
+        [a.id, b.id, d.id, e.id].sort(),
       );
       assert.equal(first.noEndpointMatched ?? false, false);
-      const secretOf = new Map([a, b, e].map((x) => [x.id, x.secret]));
-      for (const dl of first.deliveries) {
+      const secretOf = new Map([a, b, d, e].map((x) => [x.id, x.secret]));
+      for (const dl of first.deliveries.filter((x) => x.endpointId !== d.id)) {
         await receiver!.waitFor(() => receiver!.byId(dl.deliveryId).length > 0, 30_000, `delivery ${dl.deliveryId}`);
         const got = receiver!.byId(dl.deliveryId)[0]!;
         assert.equal(got.body.toString("utf8"), text, "the producer's bytes");
         new Webhook(secretOf.get(dl.endpointId)!).verify(got.body.toString("utf8"), got.headers);
       }
-      for (const x of [c, d, f]) assert.equal(receiver!.requests.filter((r) => r.path === x.path).length, 0);
+      for (const x of [c, f]) assert.equal(receiver!.requests.filter((r) => r.path === x.path).length, 0);
       const msg = await prod.messages.getMessage({ id: first.messageId });
       assert.equal(msg.message?.payloadJson, text);
       assert.deepEqual(msg.message?.metadata, { region: "eu" }, "the metadata is stored with the message");
-      assert.equal(msg.deliveries.length, 3);
+      assert.equal(msg.deliveries.length, 4);
+      // The disabled endpoint's delivery is kept and shown as held, not dropped.
+      const dDelivery = first.deliveries.find((x) => x.endpointId === d.id)!;
+      await until("d's delivery held", async () => {
+        const m = await prod.messages.getMessage({ id: first.messageId });
+        return m.deliveries.find((x) => x.id === dDelivery.deliveryId)?.status === DeliveryStatus.HELD
+          ? true
+          : undefined;
+      });
 
       const again = await prod.messages.trigger({
         eventType: "fan.out",
@@ -507,7 +516,7 @@ for (const kind of testDbKinds()) {
       });
       assert.deepEqual(
         small.deliveries.map((x) => x.endpointId),
-        [a.id],
+        [a.id, d.id].sort(),
         "b's filter and e's subscription filter refuse it",
       );
 
@@ -521,8 +530,28 @@ for (const kind of testDbKinds()) {
       });
       assert.deepEqual(
         resumed.deliveries.map((x) => x.endpointId),
-        [a.id, f.id].sort(),
+        [a.id, d.id, f.id].sort(),
       );
+      // Enabled again, d gets every message it was held for, signed with its own secret.
+      await mgmt.endpoints.updateEndpoint({
+        endpoint: { id: d.id, enabled: true },
+        updateMask: { paths: ["enabled"] },
+      });
+      for (const dl of [dDelivery, ...small.deliveries, ...resumed.deliveries].filter((x) => x.endpointId === d.id)) {
+        await receiver!.waitFor(
+          () => receiver!.byId(dl.deliveryId).length > 0,
+          30_000,
+          `held delivery ${dl.deliveryId}`,
+        );
+        const got = receiver!.byId(dl.deliveryId)[0]!;
+        new Webhook(d.secret).verify(got.body.toString("utf8"), got.headers);
+      }
+      await until("every held delivery of d succeeded", async () => {
+        const mine = await mgmt.deliveries.listDeliveries({ endpointId: d.id });
+        return mine.deliveries.length === 3 && mine.deliveries.every((x) => x.status === DeliveryStatus.SUCCEEDED)
+          ? true
+          : undefined;
+      });
 
       const none = await prod.messages.trigger({
         eventType: "lonely.type",

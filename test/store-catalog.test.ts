@@ -224,7 +224,7 @@ for (const { kind, overrides, label } of variants) {
       assert.equal(ctx?.endpoint?.id, slack.id);
     });
 
-    void it("subscriptions and trigger targets: routed types, enabled endpoints only, isolation, gone with their endpoint", async () => {
+    void it("subscriptions and trigger targets: routed types, disabled endpoints too (held later), isolation, gone with their endpoint", async () => {
       const ws = await workspace(store);
       const other = await workspace(store);
       const all = endpointOf(ws);
@@ -262,6 +262,7 @@ for (const { kind, overrides, label } of variants) {
         [
           [all.id, [s1.id, s2.id]],
           [paidOnly.id, []],
+          [disabled.id, []],
         ].sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
       );
       assert.equal(targets.find((t) => t.endpoint.id === paidOnly.id)?.endpoint.filter, "payload.a == 1");
@@ -269,8 +270,9 @@ for (const { kind, overrides, label } of variants) {
         (await store.subscriptions.findTriggerTargets({ workspaceId: ws, eventType: "order.refunded" })).map(
           (t) => t.endpoint.id,
         ),
-        [all.id, refundOnly.id].sort(),
+        [all.id, refundOnly.id, disabled.id].sort(),
       );
+      assert.equal(targets.find((t) => t.endpoint.id === disabled.id)?.endpoint.enabled, false);
       assert.deepEqual(
         (await store.subscriptions.findTriggerTargets({ workspaceId: other, eventType: "x.y" })).map(
           (t) => t.endpoint.id,

@@ -45,9 +45,11 @@ export interface TriggerTarget {
 }
 
 /**
- * Trigger's port: the enabled, non-deleted endpoints of the scope whose own event types allow
- * the scope's type (empty list: every type), in endpoint id order, each with its subscriptions.
- * Filters are evaluated by the caller.
+ * Trigger's port: the non-deleted endpoints of the scope whose own event types allow the scope's
+ * type (empty list: every type), in endpoint id order, each with its subscriptions. Disabled
+ * endpoints are included: their deliveries are created queued and the worker holds them until
+ * the endpoint is enabled again (delivery-worker.ts, gate), so a paused endpoint keeps its
+ * messages. Filters are evaluated by the caller.
  */
 export interface TriggerTargets {
   findTriggerTargets(scope: TriggerScope): Promise<TriggerTarget[]>;

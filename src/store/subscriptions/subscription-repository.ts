@@ -86,16 +86,16 @@ export function createSubscriptionRepository(ctx: StoreContext): SubscriptionSto
     },
 
     async findTriggerTargets(scope: TriggerScope): Promise<TriggerTarget[]> {
-      // Two keyed reads in one snapshot: the scope's live, enabled endpoints on the
-      // (workspace_id, id) index, then their subscriptions on (workspace_id, endpoint_id). The
-      // tenancy work adds the application and environment conditions to the first.
+      // Two keyed reads in one snapshot: the scope's live endpoints on the (workspace_id, id)
+      // index, then their subscriptions on (workspace_id, endpoint_id). Disabled endpoints are
+      // targets too: their deliveries are held by the worker until they are enabled again, so
+      // nothing is silently dropped while an endpoint is paused.
       return ctx.tx(async (em) => {
         const endpoints = await em.find(
           Endpoint,
           {
             workspaceId: scope.workspaceId,
             deletedAt: null,
-            enabled: true,
             ...(scope.applicationId === null || scope.applicationId === undefined
               ? {}
               : { applicationId: scope.applicationId }),
