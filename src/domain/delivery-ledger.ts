@@ -21,6 +21,12 @@ export interface AttemptOutcome {
    * re-read, and the attempt-count condition still decides whether anything is written.
    */
   expected?: DeliveryRecord | undefined;
+  /**
+   * Receives, once the attempt is committed, the deliveries of the operational event committed
+   * with it (message.attempt.exhausted when the delivery was dead-lettered), for the caller to
+   * publish; they are safe without that (each is its own outbox).
+   */
+  emitted?: DeliveryRecord[] | undefined;
 }
 
 /** Everything needed to perform one attempt. */
@@ -59,13 +65,16 @@ export interface DeliveryLedger {
   /**
    * Applies one attempt's outcome to its endpoint's health (endpoint-health.ts) under a row lock,
    * and disables the endpoint when the rules say so; returns the reason it was disabled by this
-   * call, or null (also when the endpoint is gone or was already disabled).
+   * call, or null (also when the endpoint is gone or was already disabled). A disable writes its
+   * endpoint.disabled operational event in the same transaction; its deliveries are pushed onto
+   * `emitted` after the commit, for the caller to publish.
    */
   recordEndpointHealth(
     endpointId: string,
     event: HealthEvent,
     at: Date,
     policy: AutoDisablePolicy,
+    emitted?: DeliveryRecord[],
   ): Promise<string | null>;
   /**
    * Holds a queued delivery while its endpoint is disabled (status held, the outbox rows

@@ -1,7 +1,8 @@
 import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
-import { statusRow } from "./outbox-rows.ts";
+import { jobRow, statusRow } from "./outbox-rows.ts";
+import type { DirectPublisher } from "./publish-check.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type {
   DeliveryRecord,
@@ -17,7 +18,7 @@ import { checkClientCertificate, clientKeyContext, type ClientCertificateInput }
 import type { RateLimit } from "./rate-limit.ts";
 import { generateEd25519SigningKey, generateSigningSecret } from "./signing.ts";
 import type { TtlCache } from "./ttl-cache.ts";
-import { checkEventTypeName, type EventTypeLookup } from "./event-types.ts";
+import { checkEventTypeName, isOperationalEventType, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter } from "./filter-expression.ts";
 import { requireApplication, type ApplicationLookup } from "./applications.ts";
 import { applicationFilterOf, endpointInScope, type Scope } from "./scope.ts";
@@ -66,8 +67,18 @@ export interface EndpointRepository {
   recentOutcomes(workspaceId: string, id: string, limit: number): Promise<RecentOutcomes>;
   /** Newest first, deleted ones excluded; only the application's when `applicationId` is given. */
   listEndpoints(workspaceId: string, page: PageQuery, applicationId?: string): Promise<EndpointRecord[]>;
-  /** Applies the patch and sets updatedAt; null when not found. */
-  updateEndpoint(workspaceId: string, id: string, patch: EndpointPatch, at: Date): Promise<EndpointRecord | null>;
+  /**
+   * Applies the patch and sets updatedAt; null when not found. Enabling or disabling the endpoint
+   * writes its operational event (endpoint.enabled / endpoint.disabled) in the same transaction;
+   * that event's deliveries are pushed onto `emitted` after the commit, for the caller to publish.
+   */
+  updateEndpoint(
+    workspaceId: string,
+    id: string,
+    patch: EndpointPatch,
+    at: Date,
+    emitted?: DeliveryRecord[],
+  ): Promise<EndpointRecord | null>;
   /**
    * Marks the endpoint deleted and cancels its non-final deliveries, writing the outbox rows
    * `outbox` builds for each cancelled delivery, in one transaction; returns null when not found.
@@ -154,7 +165,8 @@ type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 /** What the endpoint use cases need. */
 export interface EndpointDeps {
   store: EndpointRepository;
-  relay: OutboxRelay;
+  /** Publishes deletions' status events, and operational events' deliveries when it can publish directly. */
+  relay: OutboxRelay & Partial<DirectPublisher>;
   secretGracePeriodMs: number;
   /** Seals signing secrets before they are stored (encryption at rest). */
   secrets: Pick<SecretBox, "seal">;
@@ -239,7 +251,10 @@ export async function checkEventTypesExist(
 ): Promise<void> {
   if (lookup === undefined || names.length === 0) return;
   const v = new Violations();
-  const found = await Promise.all(names.map((name) => lookup.getEventType(workspaceId, name)));
+  // The operational types exist in every workspace without a row.
+  const found = await Promise.all(
+    names.map((name) => (isOperationalEventType(name) ? true : lookup.getEventType(workspaceId, name))),
+  );
   found.forEach((et, i) => {
     if (et === null) v.add(`${field}[${i}]`, `${JSON.stringify(names[i])} is not an event type of this workspace`);
   });
@@ -460,9 +475,28 @@ export async function updateEndpoint(
   if (fields.has("rate_limit")) patch.rateLimit = given.rateLimit ?? 0;
   if (fields.has("rate_limit_burst")) patch.rateLimitBurst = given.rateLimitBurst ?? 0;
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
-  const ep = await deps.store.updateEndpoint(workspaceId, id, patch, new Date());
+  const now = new Date();
+  const emitted: DeliveryRecord[] = [];
+  const ep = await deps.store.updateEndpoint(workspaceId, id, patch, now, emitted);
   if (!ep) throw notFound("endpoint", id);
+  await publishOperational(deps.relay, emitted, now);
   return ep;
+}
+
+/**
+ * Publishes committed operational-event deliveries (status event, then job) like Trigger does;
+ * a failure leaves them to their publish check.
+ */
+export async function publishOperational(
+  relay: Partial<DirectPublisher>,
+  deliveries: readonly DeliveryRecord[],
+  now: Date,
+): Promise<void> {
+  if (deliveries.length === 0 || relay.publishDirect === undefined) return;
+  await relay.publishDirect([
+    ...deliveries.map((d) => statusRow(d, null, now)),
+    ...deliveries.map((d) => jobRow(d, now)),
+  ]);
 }
 
 /** Deletes an endpoint and cancels its pending deliveries (announced on the status stream). */

@@ -53,6 +53,25 @@ export const MAX_EVENT_TYPE_NAME = 128;
 
 const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
+/**
+ * The operational event types (operational-events.ts): known in every workspace without being
+ * created, so endpoints and subscriptions may name them; reserved, so no producer can create,
+ * send or trigger one (only Hookstream produces them).
+ */
+export const OPERATIONAL_EVENT_TYPES = ["endpoint.disabled", "endpoint.enabled", "message.attempt.exhausted"] as const;
+
+/** One of the operational event types. */
+export type OperationalEventType = (typeof OPERATIONAL_EVENT_TYPES)[number];
+
+/** Whether `name` is reserved for an operational event. */
+export function isOperationalEventType(name: string): name is OperationalEventType {
+  return (OPERATIONAL_EVENT_TYPES as readonly string[]).includes(name);
+}
+
+/** The violation of a producer naming a reserved type where only its own types may go. */
+const RESERVED =
+  "is reserved for Hookstream's operational events (endpoint.disabled, endpoint.enabled, message.attempt.exhausted)";
+
 /** Event type fields a producer sets. `schema` is the JSON Schema as JSON text, or null for none. */
 export interface EventTypeInput {
   name: string;
@@ -103,6 +122,7 @@ export async function createEventType(
   if (!input) throw invalidArgument([{ field: "event_type", description: "is required" }]);
   const v = new Violations();
   checkEventTypeName(v, "event_type.name", input.name);
+  if (isOperationalEventType(input.name)) v.add("event_type.name", RESERVED);
   checkLength(v, "event_type.description", input.description, 1000);
   checkSchema(v, "event_type.schema", input.schema);
   v.throwIfAny();
@@ -237,6 +257,7 @@ export async function checkMessageEventType(
   name: string,
   body: { json: boolean; bytes: Uint8Array; field: string },
 ): Promise<EventTypeRecord | null> {
+  if (isOperationalEventType(name)) throw invalidArgument([{ field: check.field, description: RESERVED }]);
   const key = eventTypeCacheKey(workspaceId, name);
   let et = check.cache?.get(key);
   if (et === undefined) {

@@ -124,7 +124,7 @@ function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[
 }
 
 function matches(
-  deps: TriggerDeps,
+  deps: Pick<TriggerDeps, "onFilterError">,
   filter: string | null | undefined,
   input: FilterInput,
   where: { endpointId: string; subscriptionId?: string },
@@ -145,7 +145,12 @@ function matches(
  * Whether a target receives the message: its own filter matches, and it has no subscriptions or
  * an enabled one lists the type and its filter matches.
  */
-function receives(deps: TriggerDeps, target: TriggerTarget, eventType: string, input: FilterInput): boolean {
+function receives(
+  deps: Pick<TriggerDeps, "onFilterError">,
+  target: TriggerTarget,
+  eventType: string,
+  input: FilterInput,
+): boolean {
   const endpointId = target.endpoint.id;
   if (!matches(deps, target.endpoint.filter, input, { endpointId })) return false;
   if (target.subscriptions.length === 0) return true;
@@ -168,6 +173,19 @@ type PreparedTrigger =
       key: string;
       hash: string;
     };
+
+/**
+ * The targets that receive a message of `eventType` (see receives): what Trigger and the
+ * operational events (operational-events.ts) share.
+ */
+export function selectTriggerTargets(
+  targets: readonly TriggerTarget[],
+  eventType: string,
+  input: FilterInput,
+  onFilterError?: TriggerDeps["onFilterError"],
+): TriggerTarget[] {
+  return targets.filter((t) => receives({ onFilterError }, t, eventType, input));
+}
 
 /**
  * Everything of a trigger before its transaction: validate, idempotency check, the event type's
@@ -227,23 +245,26 @@ async function prepareTrigger(
     createdAt: now,
     metadata: Object.keys(input.metadata).length > 0 ? { ...input.metadata } : null,
   };
-  const deliveries: DeliveryRecord[] = targets
-    .filter((t) => receives(deps, t, input.eventType, filterInput))
-    .map((t) => ({
-      id: newId("delivery"),
-      workspaceId,
-      messageId: message.id,
-      endpointId: t.endpoint.id,
-      eventType: input.eventType,
-      status: "queued",
-      attemptCount: 0,
-      nextAttemptAt: null,
-      lastResponseStatus: 0,
-      lastError: "",
-      createdAt: now,
-      updatedAt: now,
-      publishCheckAt: publishCheckAt(now, deps.publishCheckDelayMs),
-    }));
+  const deliveries: DeliveryRecord[] = selectTriggerTargets(
+    targets,
+    input.eventType,
+    filterInput,
+    deps.onFilterError,
+  ).map((t) => ({
+    id: newId("delivery"),
+    workspaceId,
+    messageId: message.id,
+    endpointId: t.endpoint.id,
+    eventType: input.eventType,
+    status: "queued",
+    attemptCount: 0,
+    nextAttemptAt: null,
+    lastResponseStatus: 0,
+    lastError: "",
+    createdAt: now,
+    updatedAt: now,
+    publishCheckAt: publishCheckAt(now, deps.publishCheckDelayMs),
+  }));
   // A generated key is never looked up again: it needs no key row.
   const keyExpiresAt =
     input.idempotencyKey === ""

@@ -8,7 +8,8 @@ import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domai
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../domain/endpoint-health.ts";
 import { effectiveRetryPolicy, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
-import { rateLimitOf } from "../domain/endpoints.ts";
+import { publishOperational, rateLimitOf } from "../domain/endpoints.ts";
+import type { DirectPublisher } from "../domain/publish-check.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
@@ -82,7 +83,8 @@ async function stage<T>(name: StageName, fn: () => Promise<T>): Promise<T> {
 /** The narrow set of things one delivery attempt needs. */
 export interface DeliveryWorkerDeps {
   store: DeliveryLedger;
-  relay: OutboxRelay;
+  /** Publishes recorded status events; operational events' deliveries too when it can publish directly. */
+  relay: OutboxRelay & Partial<DirectPublisher>;
   /** The HTTP sender of the default webhook destination (used when `destinations` is not given). */
   sender?: HttpSender;
   /** Destinations by endpoint type; a webhook destination over `sender` when undefined. */
@@ -281,7 +283,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       ? { ok: true }
       : { ok: false, kind: result.errorKind ?? "http_status", status: result.status, message: shortError(result) };
     if (!healthChanges(endpoint.health, event)) return;
-    const disabled = await store.recordEndpointHealth(endpoint.id, event, now, autoDisable);
+    const emitted: DeliveryRecord[] = [];
+    const disabled = await store.recordEndpointHealth(endpoint.id, event, now, autoDisable, emitted);
+    await publishOperational(relay, emitted, now);
     if (disabled !== null) {
       logger.warn(
         { endpointId: endpoint.id, workspaceId: endpoint.workspaceId, reason: disabled },
@@ -352,6 +356,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         nextRetryAt: decision.status === "pending_retry" ? decision.nextAttemptAt : null,
       };
 
+      // message.attempt.exhausted's deliveries, when this attempt dead-letters the delivery.
+      const emitted: DeliveryRecord[] = [];
       const recorded = await stage("record", () =>
         store.recordAttempt({
           attempt,
@@ -364,6 +370,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
           },
           outbox: (d) => [statusRow(d, attempt, now)],
           expected: delivery,
+          emitted,
         }),
       );
       // Exactly one log line per attempt.
@@ -386,6 +393,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       deps.metrics?.attempts.inc({ outcome: decision.status });
       deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
       if (recorded.applied) await relay.publishNow(recorded.outbox);
+      if (recorded.applied) await publishOperational(relay, emitted, now);
       if (recorded.applied) await stage("record", () => recordHealth(ctx, result, now));
       return { kind: "ack" };
     } catch (err) {

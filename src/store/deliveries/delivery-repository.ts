@@ -3,7 +3,8 @@ import type { DeliveryFilter, DeliveryReader } from "../../domain/deliveries.ts"
 import type { AttemptContext, AttemptOutcome, DeliveryLedger } from "../../domain/delivery-ledger.ts";
 import type { DueReleaser } from "../../domain/due-deliveries.ts";
 import type { PublishChecks } from "../../domain/publish-check.ts";
-import { nextHealth, type AutoDisablePolicy, type HealthEvent } from "../../domain/endpoint-health.ts";
+import { GONE_REASON, nextHealth, type AutoDisablePolicy, type HealthEvent } from "../../domain/endpoint-health.ts";
+import { attemptExhaustedEvent, endpointDisabledEvent } from "../../domain/operational-events.ts";
 import { FINAL_STATUSES } from "../../domain/records.ts";
 import type { AttemptRecord, DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
@@ -12,6 +13,7 @@ import { attemptRecord, deliveryRecord, endpointRecord, messageRecord } from "..
 import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
 import { isUniqueViolation } from "../store-errors.ts";
 import { unitOfWork } from "../unit-of-work.ts";
+import { writeOperationalEvent } from "../operational/operational-event-writer.ts";
 import { Attempt } from "./attempt.entity.ts";
 import { DUE, NON_FINAL, ORDER_BLOCKING, cancelledDelivery } from "./delivery-states.ts";
 import { Delivery } from "./delivery.entity.ts";
@@ -108,10 +110,15 @@ export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
           if (updated === 0) throw new Rollback(null);
           await em.insert(Attempt, attempt);
           const delivery: DeliveryRecord = { ...deliveryRecord(row), ...change };
-          return { value: delivery, outbox: outcome.outbox(delivery) };
+          // A dead letter announces itself in the same transaction (none for an operational event's).
+          const exhausted =
+            delivery.status === "failed" ? attemptExhaustedEvent(delivery, attempt, change.updatedAt) : null;
+          const emitted = exhausted === null ? [] : await writeOperationalEvent(em, exhausted);
+          return { value: { delivery, emitted }, outbox: outcome.outbox(delivery) };
         });
         if (done === null) return await notApplied();
-        return { applied: true, delivery: done.value, outbox: done.outbox };
+        outcome.emitted?.push(...done.value.emitted);
+        return { applied: true, delivery: done.value.delivery, outbox: done.outbox };
       } catch (error) {
         if (error instanceof Rollback) {
           const value = error.value as DeliveryRecord | null;
@@ -127,8 +134,9 @@ export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
       event: HealthEvent,
       at: Date,
       policy: AutoDisablePolicy,
+      emitted?: DeliveryRecord[],
     ): Promise<string | null> {
-      return ctx.tx(async (em) => {
+      const done = await ctx.tx(async (em) => {
         const where = { id: endpointId, deletedAt: null };
         const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) });
         if (row === null) return null;
@@ -143,8 +151,20 @@ export function createDeliveryLedger(ctx: StoreContext): DeliveryLedger {
               disabledAtMs: row.health?.disabledAtMs ?? null,
             };
         await em.nativeUpdate(Endpoint, where, disable ? { health, enabled: false, updatedAt: at } : { health });
-        return disable ? next.disable : null;
+        if (!disable) return null;
+        const reason = next.disable!;
+        const announced = endpointDisabledEvent(
+          { id: endpointId, workspaceId: row.workspaceId },
+          reason === GONE_REASON ? "gone" : "auto_disable",
+          reason,
+          health,
+          at,
+        );
+        return { reason, emitted: await writeOperationalEvent(em, announced) };
       });
+      if (done === null) return null;
+      emitted?.push(...done.emitted);
+      return done.reason;
     },
 
     async holdDelivery(
@@ -238,7 +258,8 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
     recordAttempt: (outcome) => ledger.recordAttempt(outcome),
     cancelDelivery: (id, reason, at, outbox) => ledger.cancelDelivery(id, reason, at, outbox),
     disableEndpoint: (workspaceId, endpointId, at) => ledger.disableEndpoint(workspaceId, endpointId, at),
-    recordEndpointHealth: (endpointId, event, at, policy) => ledger.recordEndpointHealth(endpointId, event, at, policy),
+    recordEndpointHealth: (endpointId, event, at, policy, emitted) =>
+      ledger.recordEndpointHealth(endpointId, event, at, policy, emitted),
     holdDelivery: (deliveryId, endpointId, at, outbox) => ledger.holdDelivery(deliveryId, endpointId, at, outbox),
     earlierOpenDelivery: (endpointId, deliveryId) => ledger.earlierOpenDelivery(endpointId, deliveryId),
 

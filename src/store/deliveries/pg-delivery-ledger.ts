@@ -205,12 +205,17 @@ SELECT ARRAY(SELECT ord FROM u) AS applied, ARRAY(SELECT seq FROM o) AS seqs`;
 
   return {
     loadAttemptContext: (id) => ctx.raw(() => load(id)),
-    recordAttempt: (outcome) => ctx.raw((pool) => recordAttempt(pool, outcome)),
+    // A dead letter writes its operational event in the attempt's transaction: the reference does
+    // that (dead letters are rare, so the group commit loses nothing).
+    recordAttempt: (outcome) =>
+      outcome.delivery.status === "failed"
+        ? reference.recordAttempt(outcome)
+        : ctx.raw((pool) => recordAttempt(pool, outcome)),
     cancelDelivery: (id, reason, at, rows) => reference.cancelDelivery(id, reason, at, rows),
     disableEndpoint: (workspaceId, endpointId, at) => reference.disableEndpoint(workspaceId, endpointId, at),
     holdDelivery: (deliveryId, endpointId, at, rows) => reference.holdDelivery(deliveryId, endpointId, at, rows),
     earlierOpenDelivery: (endpointId, deliveryId) => reference.earlierOpenDelivery(endpointId, deliveryId),
-    recordEndpointHealth: (endpointId, event, at, policy) =>
-      reference.recordEndpointHealth(endpointId, event, at, policy),
+    recordEndpointHealth: (endpointId, event, at, policy, emitted) =>
+      reference.recordEndpointHealth(endpointId, event, at, policy, emitted),
   };
 }

@@ -16,10 +16,15 @@ import { deliveryRecord, endpointRecord } from "../record-mappers.ts";
 import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
 import { Application } from "../applications/application.entity.ts";
 import { unitOfWork } from "../unit-of-work.ts";
+import { endpointDisabledEvent, endpointEnabledEvent } from "../../domain/operational-events.ts";
+import { writeOperationalEvent } from "../operational/operational-event-writer.ts";
 import { Subscription } from "../subscriptions/subscription.entity.ts";
 import { Endpoint } from "./endpoint.entity.ts";
 
 const ENDPOINT_DELETED = "endpoint deleted";
+
+/** The reason endpoint.disabled gives for an UpdateEndpoint that disabled the endpoint. */
+export const MANUAL_DISABLE = "disabled by UpdateEndpoint";
 
 /**
  * Inside a transaction: marks the workspace's live endpoints `ids` deleted, removes their
@@ -180,8 +185,9 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
       id: string,
       patch: EndpointPatch,
       at: Date,
+      emitted?: DeliveryRecord[],
     ): Promise<EndpointRecord | null> {
-      return ctx.tx(async (em) => {
+      const done = await ctx.tx(async (em) => {
         const where = { id, workspaceId, deletedAt: null };
         const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) });
         if (row === null) return null;
@@ -211,8 +217,19 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
             { status: "scheduled", nextAttemptAt: at, lastError: "", updatedAt: at },
           );
         }
-        return { ...endpointRecord(row), ...changes };
+        // A manual enable or disable announces itself in the same transaction.
+        const toggled = patch.enabled !== undefined && patch.enabled !== Boolean(row.enabled);
+        const announced = !toggled
+          ? null
+          : patch.enabled === true
+            ? endpointEnabledEvent({ id, workspaceId }, at)
+            : endpointDisabledEvent({ id, workspaceId }, "manual", MANUAL_DISABLE, null, at);
+        const operational = announced === null ? [] : await writeOperationalEvent(em, announced);
+        return { endpoint: { ...endpointRecord(row), ...changes }, operational };
       });
+      if (done === null) return null;
+      emitted?.push(...done.operational);
+      return done.endpoint;
     },
 
     async deleteEndpoint(

@@ -53,7 +53,7 @@ export type BatchAcceptWriter = (
 ) => Promise<(OutboxRecord[] | null)[]>;
 
 /** The message (and its key row) on `em`, inside the caller's transaction. */
-async function insertAccepted(
+export async function insertAccepted(
   em: Em,
   message: MessageRecord,
   deliveries: readonly DeliveryRecord[],

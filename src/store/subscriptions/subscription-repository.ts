@@ -4,7 +4,7 @@ import type { SubscriptionPatch, SubscriptionRepository } from "../../domain/sub
 import type { TriggerScope, TriggerTarget, TriggerTargets } from "../../domain/triggers.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { endpointRecord } from "../record-mappers.ts";
-import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
+import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
 import { Subscription } from "./subscription.entity.ts";
 
 /** Subscription row → record. */
@@ -20,6 +20,40 @@ export function subscriptionRecord(row: Subscription): SubscriptionRecord {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
+}
+
+/**
+ * Trigger's targets read on `em` (the caller's transaction): two keyed reads, the scope's live
+ * endpoints on the (workspace_id, id) index, then their subscriptions on (workspace_id,
+ * endpoint_id). Disabled endpoints are targets too: their deliveries are held by the worker until
+ * they are enabled again, so nothing is silently dropped while an endpoint is paused.
+ */
+export async function triggerTargetsIn(em: Em, scope: TriggerScope): Promise<TriggerTarget[]> {
+  const endpoints = await em.find(
+    Endpoint,
+    {
+      workspaceId: scope.workspaceId,
+      deletedAt: null,
+      ...(scope.applicationId === null || scope.applicationId === undefined
+        ? {}
+        : { applicationId: scope.applicationId }),
+    },
+    { ...DETACHED, orderBy: { id: "asc" } },
+  );
+  const routed = endpoints
+    .map(endpointRecord)
+    .filter((e) => (e.eventTypes ?? []).length === 0 || (e.eventTypes ?? []).includes(scope.eventType));
+  if (routed.length === 0) return [];
+  const subscriptions = await em.find(
+    Subscription,
+    { workspaceId: scope.workspaceId, endpointId: { $in: routed.map((e) => e.id) } },
+    { ...DETACHED, orderBy: { id: "asc" } },
+  );
+  const byEndpoint = new Map<string, SubscriptionRecord[]>();
+  for (const s of subscriptions.map(subscriptionRecord)) {
+    byEndpoint.set(s.endpointId, [...(byEndpoint.get(s.endpointId) ?? []), s]);
+  }
+  return routed.map((endpoint) => ({ endpoint, subscriptions: byEndpoint.get(endpoint.id) ?? [] }));
 }
 
 /** Subscriptions on MikroORM (reference implementation, both databases). */
@@ -86,37 +120,8 @@ export function createSubscriptionRepository(ctx: StoreContext): SubscriptionSto
     },
 
     async findTriggerTargets(scope: TriggerScope): Promise<TriggerTarget[]> {
-      // Two keyed reads in one snapshot: the scope's live endpoints on the (workspace_id, id)
-      // index, then their subscriptions on (workspace_id, endpoint_id). Disabled endpoints are
-      // targets too: their deliveries are held by the worker until they are enabled again, so
-      // nothing is silently dropped while an endpoint is paused.
-      return ctx.tx(async (em) => {
-        const endpoints = await em.find(
-          Endpoint,
-          {
-            workspaceId: scope.workspaceId,
-            deletedAt: null,
-            ...(scope.applicationId === null || scope.applicationId === undefined
-              ? {}
-              : { applicationId: scope.applicationId }),
-          },
-          { ...DETACHED, orderBy: { id: "asc" } },
-        );
-        const routed = endpoints
-          .map(endpointRecord)
-          .filter((e) => (e.eventTypes ?? []).length === 0 || (e.eventTypes ?? []).includes(scope.eventType));
-        if (routed.length === 0) return [];
-        const subscriptions = await em.find(
-          Subscription,
-          { workspaceId: scope.workspaceId, endpointId: { $in: routed.map((e) => e.id) } },
-          { ...DETACHED, orderBy: { id: "asc" } },
-        );
-        const byEndpoint = new Map<string, SubscriptionRecord[]>();
-        for (const s of subscriptions.map(subscriptionRecord)) {
-          byEndpoint.set(s.endpointId, [...(byEndpoint.get(s.endpointId) ?? []), s]);
-        }
-        return routed.map((endpoint) => ({ endpoint, subscriptions: byEndpoint.get(endpoint.id) ?? [] }));
-      });
+      // One snapshot for both reads.
+      return ctx.tx((em) => triggerTargetsIn(em, scope));
     },
   };
 }
