@@ -253,7 +253,9 @@ export async function checkEventTypesExist(
   const v = new Violations();
   // The operational types exist in every workspace without a row.
   const found = await Promise.all(
-    names.map((name) => (isOperationalEventType(name) ? true : lookup.getEventType(workspaceId, name))),
+    names.map((name) =>
+      isOperationalEventType(name) ? Promise.resolve(true) : lookup.getEventType(workspaceId, name),
+    ),
   );
   found.forEach((et, i) => {
     if (et === null) v.add(`${field}[${i}]`, `${JSON.stringify(names[i])} is not an event type of this workspace`);
