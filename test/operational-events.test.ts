@@ -130,7 +130,7 @@ for (const kind of testDbKinds()) {
       )!;
       const opMessage = await producer.messages.getMessage({ id: opDelivery.messageId });
       assert.equal(opMessage.message?.eventType, "endpoint.disabled");
-      assert.deepEqual(JSON.parse(opMessage.message!.payloadJson), d, "the bytes stored are the bytes delivered");
+      assert.deepEqual(JSON.parse(opMessage.message?.payloadJson ?? ""), d, "the bytes stored are the bytes delivered");
 
       // The failing endpoint exhausted its retries while it was failing: message.attempt.exhausted.
       const exhausted = await until("message.attempt.exhausted at the monitor", 30_000, async () => {
