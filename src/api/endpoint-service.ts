@@ -18,6 +18,7 @@ import { testEndpoint } from "../domain/endpoint-test.ts";
 import { DomainError } from "../domain/errors.ts";
 import { endpointTypeFromProto, endpointView, errorKindToProto, durationFromMs } from "../domain/proto-views.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { retryOverrideOf } from "./message-service.ts";
 import { scopeOf } from "./authorization.ts";
 
 /** Milliseconds of a Duration; NaN when it is not a valid duration. */
@@ -37,6 +38,7 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
     timeoutMs: e.timeout ? durationMs(e.timeout) : undefined,
     asyncAck: e.asyncAck,
     ordered: e.ordered,
+    retryPolicy: retryOverrideOf(e.retryPolicy),
     type: endpointTypeFromProto(e.type),
     eventTypes: e.eventTypes,
     filter: e.filter,

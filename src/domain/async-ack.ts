@@ -4,15 +4,15 @@
  * `webhook-ack-url` / `webhook-nack-url` headers, or until the wait expires. The URLs carry the
  * delivery id, the attempt number and an expiry, signed with HMAC-SHA256 under the installation's
  * ack secret, so any API server can check them without a lookup. An ack makes the delivery
- * succeeded; a nack or an expired wait count as a failed attempt and retry by the policy (or
- * dead-letter it). Calling a URL again is harmless: `applied` is false the second time.
+ * succeeded; a nack or an expired wait count as a failed attempt and retry by the delivery's
+ * policy (the message's override, else the endpoint's retry policy, else the installation's), or
+ * dead-letter it. Calling a URL again is harmless: `applied` is false the second time.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { statusRow } from "./outbox-rows.ts";
 import type { DeliveryRecord, NewOutboxRecord, OutboxRecord } from "./records.ts";
-import type { Transition } from "./recovery.ts";
-import { nextRetryDelayMs, type RetryPolicy } from "./retry-policy.ts";
+import { nextRetryDelayMs, resolveRetryPolicy, type RetryPolicy, type RetrySources } from "./retry-policy.ts";
 
 /** What the receiver says. */
 export type AckVerb = "ack" | "nack";
@@ -45,24 +45,35 @@ export function createAckSigner(publicUrl: string, secret: string): AckSigner {
   };
 }
 
+/**
+ * How an acknowledgement changes a delivery: the new state, or null to leave it alone. `retry` is
+ * where the delivery's retry schedule comes from (its message's override, its endpoint's policy),
+ * loaded by the ledger with the locked row.
+ */
+export type AckTransition = (d: DeliveryRecord, retry: RetrySources) => DeliveryRecord | null;
+
 /** The store side of acknowledgements. */
 export interface AckLedger {
   /**
    * In one transaction: applies `transition` to the delivery when it is awaiting_ack for exactly
-   * `attempt` (row locked), writing the outbox rows `outbox` builds. `changed` is null when nothing
-   * applied; `current` is the delivery as it is (null when it does not exist).
+   * `attempt` (row locked), with its message's retry override and its endpoint's retry policy,
+   * writing the outbox rows `outbox` builds. `changed` is null when nothing applied; `current` is
+   * the delivery as it is (null when it does not exist).
    */
   settleAck(
     deliveryId: string,
     attempt: number,
-    transition: Transition,
+    transition: AckTransition,
     outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
   ): Promise<{ changed: DeliveryRecord | null; current: DeliveryRecord | null; outbox: OutboxRecord[] }>;
-  /** Applies `transition` to up to `limit` awaiting_ack deliveries whose wait ended by `now`. */
+  /**
+   * Applies `transition` (with each delivery's retry sources, as settleAck) to up to `limit`
+   * awaiting_ack deliveries whose wait ended by `now`.
+   */
   expireAcks(
     now: Date,
     limit: number,
-    transition: Transition,
+    transition: AckTransition,
     outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
   ): Promise<{ changed: DeliveryRecord[]; outbox: OutboxRecord[] }>;
 }
@@ -72,13 +83,17 @@ export const NACKED = "the receiver nacked the delivery";
 /** Why an acknowledgement wait ended without success, as the delivery's last_error. */
 export const ACK_EXPIRED = "no acknowledgement before the wait expired";
 
-/** The transition of an ack, a nack or an expired wait at `at`. */
-export function ackTransition(verb: AckVerb | "expire", policy: RetryPolicy, at: Date): Transition {
-  return (d) => {
+/**
+ * The transition of an ack, a nack or an expired wait at `at`. A nack or an expired wait retries
+ * by the delivery's policy: its message's override, else its endpoint's policy, else `policy`
+ * (the installation's), as the worker's decide stage does after a failed attempt.
+ */
+export function ackTransition(verb: AckVerb | "expire", policy: RetryPolicy, at: Date): AckTransition {
+  return (d, retry) => {
     if (d.status !== "awaiting_ack") return null;
     if (verb === "ack") return { ...d, status: "succeeded", nextAttemptAt: null, lastError: "", updatedAt: at };
     const delay = nextRetryDelayMs(
-      policy,
+      resolveRetryPolicy(policy, retry),
       d.attemptCount,
       verb === "nack"
         ? { errorKind: "http_status", status: 503, retryAfterMs: undefined }

@@ -22,6 +22,7 @@ import { checkEventTypeName, isOperationalEventType, type EventTypeLookup } from
 import { compileFilter } from "./filter-expression.ts";
 import { requireApplication, type ApplicationLookup } from "./applications.ts";
 import { applicationFilterOf, endpointInScope, type Scope } from "./scope.ts";
+import { checkRetryOverride, type RetryOverride, type RetryOverrideInput } from "./retry-policy.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap, snakeCase } from "./validation.ts";
 
 /** Partial update of an endpoint (only the present keys change). */
@@ -39,6 +40,7 @@ export type EndpointPatch = Partial<
     | "previousSecretExpiresAt"
     | "asyncAck"
     | "ordered"
+    | "retryPolicy"
     | "type"
     | "eventTypes"
     | "filter"
@@ -109,6 +111,8 @@ export interface EndpointInput {
   /** Undefined when not given (false). */
   asyncAck?: boolean | undefined;
   ordered?: boolean | undefined;
+  /** The endpoint's retry schedule, unchecked; undefined when not given (none: the installation's). */
+  retryPolicy?: RetryOverrideInput | undefined;
   /** Undefined when not given (webhook); null when the given value is not a known type. */
   type?: EndpointTypeName | null | undefined;
   /** The event types Trigger routes here; empty: every type. */
@@ -159,6 +163,7 @@ export const UPDATABLE_ENDPOINT_FIELDS = [
   "client_certificate",
   "rate_limit",
   "rate_limit_burst",
+  "retry_policy",
 ] as const;
 type UpdatableField = (typeof UPDATABLE_ENDPOINT_FIELDS)[number];
 
@@ -288,6 +293,22 @@ function checkCertificate(
   return checkClientCertificate(v, `${prefix}.client_certificate`, cc, new Date());
 }
 
+/**
+ * Checks the retry policy when the fields include it (violations under `prefix.retry_policy.*`,
+ * as a message's override is checked); the policy with its defaults filled, null when none is
+ * given (none, or cleared), undefined when the fields leave it alone or it is invalid.
+ */
+function checkRetryPolicy(
+  v: Violations,
+  input: EndpointInput,
+  fields: ReadonlySet<UpdatableField>,
+  prefix: string,
+): RetryOverride | null | undefined {
+  if (!fields.has("retry_policy")) return undefined;
+  if (input.retryPolicy === undefined) return null;
+  return checkRetryOverride(v, `${prefix}.retry_policy`, input.retryPolicy);
+}
+
 /** A new signing key of `scheme`: what is stored (sealed), its public key, and what the producer sees once. */
 function newSigningKey(
   deps: EndpointDeps,
@@ -327,6 +348,7 @@ export async function createEndpoint(
   const fields = new Set(UPDATABLE_ENDPOINT_FIELDS);
   check(v, input, fields, "endpoint");
   const chainPem = checkCertificate(v, input, fields, "endpoint");
+  const retryPolicy = checkRetryPolicy(v, input, fields, "endpoint");
   if (input.signatureScheme === "invalid") v.add("endpoint.signature_scheme", SCHEME_VIOLATION);
   if (input.applicationId) checkId(v, "endpoint.application_id", "application", input.applicationId);
   v.throwIfAny();
@@ -352,6 +374,7 @@ export async function createEndpoint(
     timeoutMs: input.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS,
     asyncAck: input.asyncAck ?? false,
     ordered: input.ordered ?? false,
+    retryPolicy: retryPolicy ?? null,
     type: input.type ?? "webhook",
     eventTypes: [...(input.eventTypes ?? [])],
     filter: input.filter ?? "",
@@ -454,6 +477,7 @@ export async function updateEndpoint(
   if (maskPaths.length === 0) for (const f of UPDATABLE_ENDPOINT_FIELDS) fields.add(f);
   if (input) check(v, input, fields, "endpoint");
   const chainPem = input ? checkCertificate(v, input, fields, "endpoint") : undefined;
+  const retryPolicy = input ? checkRetryPolicy(v, input, fields, "endpoint") : undefined;
   v.throwIfAny();
   const workspaceId = scope.workspaceId;
   const given = input!;
@@ -470,6 +494,7 @@ export async function updateEndpoint(
   if (fields.has("timeout")) patch.timeoutMs = given.timeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
   if (fields.has("async_ack")) patch.asyncAck = given.asyncAck ?? false;
   if (fields.has("ordered")) patch.ordered = given.ordered ?? false;
+  if (fields.has("retry_policy")) patch.retryPolicy = retryPolicy ?? null;
   if (fields.has("type")) patch.type = given.type ?? "webhook";
   if (fields.has("event_types")) patch.eventTypes = [...(given.eventTypes ?? [])];
   if (fields.has("filter")) patch.filter = given.filter ?? "";

@@ -179,6 +179,7 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     timeout: durationFromMs(e.timeoutMs),
     asyncAck: e.asyncAck ?? false,
     ordered: e.ordered ?? false,
+    ...(e.retryPolicy === null || e.retryPolicy === undefined ? {} : { retryPolicy: retryOverrideView(e.retryPolicy) }),
     type: endpointTypeToProto(e.type ?? "webhook"),
     eventTypes: [...(e.eventTypes ?? [])],
     filter: e.filter ?? "",

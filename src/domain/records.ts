@@ -94,6 +94,8 @@ export interface EndpointRecord {
   rateLimitBurst?: number | undefined;
   /** Ordered (FIFO) delivery: a delivery waits for every earlier one's final outcome (absent: false). */
   ordered?: boolean | undefined;
+  /** The endpoint's own retry schedule (a message's override still wins); null or absent: the installation's. */
+  retryPolicy?: RetryOverride | null | undefined;
   /** Recorded attempt health; null (or absent) until the first failure. */
   health?: EndpointHealthState | null | undefined;
   /** How deliveries are made (absent: webhook). */

@@ -143,8 +143,8 @@ export function overrideSchedule(o: RetryOverride): number[] {
 }
 
 /**
- * The policy a delivery retries by: the installation's, or, when its message carries an override,
- * the override's schedule on both lanes (429 included) with min_retries + 1 attempts and its jitter;
+ * The policy of a retry override over the installation's: the installation's when there is none,
+ * else the override's schedule on both lanes (429 included) with min_retries + 1 attempts and its jitter;
  * which failures are retryable and the Retry-After floor stay the installation's.
  */
 export function effectiveRetryPolicy(base: RetryPolicy, override: RetryOverride | null | undefined): RetryPolicy {
@@ -157,6 +157,23 @@ export function effectiveRetryPolicy(base: RetryPolicy, override: RetryOverride 
     maxAttempts: override.minRetries + 1,
     jitter: override.jitter ?? base.jitter,
   };
+}
+
+/** Where a delivery's retry schedule can come from, besides the installation's default. */
+export interface RetrySources {
+  /** The message's own override (Send's or Trigger's `retry`); null or absent when it has none. */
+  readonly message?: RetryOverride | null | undefined;
+  /** The endpoint's retry policy (Endpoint.retry_policy); null or absent when it has none. */
+  readonly endpoint?: RetryOverride | null | undefined;
+}
+
+/**
+ * The policy a delivery retries by, by precedence: the message's override, else its endpoint's
+ * policy, else the installation's default (`base`). The first two replace the lanes as
+ * `effectiveRetryPolicy` says; the retryable statuses and the Retry-After cap stay `base`'s.
+ */
+export function resolveRetryPolicy(base: RetryPolicy, sources: RetrySources): RetryPolicy {
+  return effectiveRetryPolicy(base, sources.message ?? sources.endpoint);
 }
 
 /** A retry override as a request gives it: durations may be missing, numbers unchecked. */

@@ -76,6 +76,8 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     updatedAt: row.updatedAt,
     asyncAck: Boolean(row.asyncAck),
     ordered: Boolean(row.ordered),
+    retryPolicy:
+      row.retryPolicy === null || row.retryPolicy === undefined ? null : toObject<RetryOverride>(row.retryPolicy),
     health: row.health ?? null,
     type: row.type ?? "webhook",
     eventTypes: toStringList(row.eventTypes),

@@ -7,7 +7,7 @@ import type { AttemptContext, DeliveryLedger } from "../domain/delivery-ledger.t
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domain/records.ts";
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../domain/endpoint-health.ts";
-import { effectiveRetryPolicy, nextRetryDelayMs, type RetryPolicy } from "../domain/retry-policy.ts";
+import { nextRetryDelayMs, resolveRetryPolicy, type RetryPolicy } from "../domain/retry-policy.ts";
 import { publishOperational, rateLimitOf } from "../domain/endpoints.ts";
 import type { DirectPublisher } from "../domain/publish-check.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -262,8 +262,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       status: outcome.status,
       retryAfterMs: outcome.retryAfterMs,
     };
-    // A message's own retry override, when it has one, replaces the installation's lanes.
-    const delay = nextRetryDelayMs(effectiveRetryPolicy(retry, ctx.message.retry), number, failure);
+    // The message's own override wins, then the endpoint's policy, then the installation's lanes.
+    const policy = resolveRetryPolicy(retry, { message: ctx.message.retry, endpoint: ctx.endpoint?.retryPolicy });
+    const delay = nextRetryDelayMs(policy, number, failure);
     return {
       status: delay === null ? "failed" : "pending_retry",
       nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay),

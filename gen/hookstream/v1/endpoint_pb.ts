@@ -10,13 +10,15 @@ import type { ClientCertificate, SignatureScheme } from "./endpoint_security_pb.
 import { file_hookstream_v1_endpoint_security } from "./endpoint_security_pb.ts";
 import type { EndpointHealth } from "./endpoint_health_pb.ts";
 import { file_hookstream_v1_endpoint_health } from "./endpoint_health_pb.ts";
+import type { RetryOverride } from "./retry_override_pb.ts";
+import { file_hookstream_v1_retry_override } from "./retry_override_pb.ts";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookstream/v1/endpoint.proto.
  */
 export const file_hookstream_v1_endpoint: GenFile = /*@__PURE__*/
-  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxIp8HCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoEdHlwZRgKIAEoDjIbLmhvb2tzdHJlYW0udjEuRW5kcG9pbnRUeXBlEhMKC2V2ZW50X3R5cGVzGAsgAygJEg4KBmZpbHRlchgMIAEoCRIWCglhc3luY19hY2sYHiABKAhIAYgBARI4ChBzaWduYXR1cmVfc2NoZW1lGB8gASgOMh4uaG9va3N0cmVhbS52MS5TaWduYXR1cmVTY2hlbWUSEgoKcHVibGljX2tleRggIAEoCRIbChNwcmV2aW91c19wdWJsaWNfa2V5GCEgASgJEj8KG3ByZXZpb3VzX3NlY3JldF9leHBpcmVfdGltZRgiIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoSY2xpZW50X2NlcnRpZmljYXRlGCMgASgLMiAuaG9va3N0cmVhbS52MS5DbGllbnRDZXJ0aWZpY2F0ZRItCgZoZWFsdGgYKCABKAsyHS5ob29rc3RyZWFtLnYxLkVuZHBvaW50SGVhbHRoEhIKCnJhdGVfbGltaXQYKSABKA0SGAoQcmF0ZV9saW1pdF9idXJzdBgqIAEoDRIWCg5hcHBsaWNhdGlvbl9pZBgyIAEoCRIPCgdvcmRlcmVkGCsgASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghfZW5hYmxlZEIMCgpfYXN5bmNfYWNrKmEKDEVuZHBvaW50VHlwZRIdChlFTkRQT0lOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRU5EUE9JTlRfVFlQRV9XRUJIT09LEAESFwoTRU5EUE9JTlRfVFlQRV9TTEFDSxACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_security, file_hookstream_v1_endpoint_health]);
+  fileDesc("Chxob29rc3RyZWFtL3YxL2VuZHBvaW50LnByb3RvEg1ob29rc3RyZWFtLnYxItMHCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNwoIbWV0YWRhdGEYBCADKAsyJS5ob29rc3RyZWFtLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSFAoHZW5hYmxlZBgFIAEoCEgAiAEBEjUKB2hlYWRlcnMYBiADKAsyJC5ob29rc3RyZWFtLnYxLkVuZHBvaW50LkhlYWRlcnNFbnRyeRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoEdHlwZRgKIAEoDjIbLmhvb2tzdHJlYW0udjEuRW5kcG9pbnRUeXBlEhMKC2V2ZW50X3R5cGVzGAsgAygJEg4KBmZpbHRlchgMIAEoCRIWCglhc3luY19hY2sYHiABKAhIAYgBARI4ChBzaWduYXR1cmVfc2NoZW1lGB8gASgOMh4uaG9va3N0cmVhbS52MS5TaWduYXR1cmVTY2hlbWUSEgoKcHVibGljX2tleRggIAEoCRIbChNwcmV2aW91c19wdWJsaWNfa2V5GCEgASgJEj8KG3ByZXZpb3VzX3NlY3JldF9leHBpcmVfdGltZRgiIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoSY2xpZW50X2NlcnRpZmljYXRlGCMgASgLMiAuaG9va3N0cmVhbS52MS5DbGllbnRDZXJ0aWZpY2F0ZRItCgZoZWFsdGgYKCABKAsyHS5ob29rc3RyZWFtLnYxLkVuZHBvaW50SGVhbHRoEhIKCnJhdGVfbGltaXQYKSABKA0SGAoQcmF0ZV9saW1pdF9idXJzdBgqIAEoDRIWCg5hcHBsaWNhdGlvbl9pZBgyIAEoCRIPCgdvcmRlcmVkGCsgASgIEjIKDHJldHJ5X3BvbGljeRg9IAEoCzIcLmhvb2tzdHJlYW0udjEuUmV0cnlPdmVycmlkZRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCgoIX2VuYWJsZWRCDAoKX2FzeW5jX2FjayphCgxFbmRwb2ludFR5cGUSHQoZRU5EUE9JTlRfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUVORFBPSU5UX1RZUEVfV0VCSE9PSxABEhcKE0VORFBPSU5UX1RZUEVfU0xBQ0sQAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_endpoint_security, file_hookstream_v1_endpoint_health, file_hookstream_v1_retry_override]);
 
 /**
  * Endpoint is a customer's HTTP receiver that deliveries are POSTed to.
@@ -206,6 +208,19 @@ export type Endpoint = Message<"hookstream.v1.Endpoint"> & {
    * @generated from field: bool ordered = 43;
    */
   ordered: boolean;
+
+  /**
+   * This endpoint's own retry schedule (the same shape and limits as a message's retry, checked
+   * the same way: violations under endpoint.retry_policy.*). Precedence, for both an attempt's
+   * failure and a nack or an expired async-ack wait: the message's own retry override, when Send
+   * or Trigger gave one, wins; else this policy; else the installation's default
+   * (HOOKSTREAM_RETRY_*: its 429 lane and slow lane). Which failures are retryable and the
+   * receiver's Retry-After floor stay the installation's. Unset: the installation's default. Set
+   * on create; UpdateEndpoint with update_mask "retry_policy" replaces it, or clears it when unset.
+   *
+   * @generated from field: hookstream.v1.RetryOverride retry_policy = 61;
+   */
+  retryPolicy?: RetryOverride | undefined;
 };
 
 /**

@@ -192,7 +192,8 @@ export type UpdateEndpointRequest = Message<"hookstream.v1.UpdateEndpointRequest
   /**
    * Fields to change: url, description, metadata, enabled, headers, timeout, async_ack, type,
    * event_types, filter, client_certificate (unset in the endpoint: removed), rate_limit,
-   * rate_limit_burst. An empty mask changes every updatable field. signature_scheme is changed
+   * rate_limit_burst, ordered, retry_policy (unset in the endpoint: removed, so the installation's
+   * default applies again). An empty mask changes every updatable field. signature_scheme is changed
    * by RotateEndpointSecret.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;

@@ -15,8 +15,10 @@ export const file_hookstream_v1_retry_override: GenFile = /*@__PURE__*/
   fileDesc("CiJob29rc3RyZWFtL3YxL3JldHJ5X292ZXJyaWRlLnByb3RvEg1ob29rc3RyZWFtLnYxIuIBCg1SZXRyeU92ZXJyaWRlEhMKC21pbl9yZXRyaWVzGAEgASgFEi4KC2ZpcnN0X2RlbGF5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KCHN0cmF0ZWd5GAMgASgOMhwuaG9va3N0cmVhbS52MS5SZXRyeVN0cmF0ZWd5Eg4KBmZhY3RvchgEIAEoARIsCgltYXhfZGVsYXkYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoGaml0dGVyGAYgASgBSACIAQFCCQoHX2ppdHRlcippCg1SZXRyeVN0cmF0ZWd5Eh4KGlJFVFJZX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASGAoUUkVUUllfU1RSQVRFR1lfRklYRUQQARIeChpSRVRSWV9TVFJBVEVHWV9FWFBPTkVOVElBTBACYgZwcm90bzM", [file_google_protobuf_duration]);
 
 /**
- * RetryOverride is a message's own retry schedule, used for its deliveries instead of the
- * installation's (both the 429 lane and the slow lane). Which failures are retryable, and the
+ * RetryOverride is a retry schedule used instead of the installation's (both the 429 lane and the
+ * slow lane): a message's own (SendRequest.retry, for its deliveries) or an endpoint's
+ * (Endpoint.retry_policy, for deliveries to it). A message's override wins over its endpoint's
+ * policy, which wins over the installation's default. Which failures are retryable, and the
  * receiver's Retry-After as a floor, stay as configured.
  *
  * @generated from message hookstream.v1.RetryOverride

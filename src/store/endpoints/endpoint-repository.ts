@@ -110,6 +110,7 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
           ...ep,
           asyncAck: ep.asyncAck ?? false,
           ordered: ep.ordered ?? false,
+          retryPolicy: ep.retryPolicy ?? null,
           health: ep.health ?? null,
           type: ep.type ?? "webhook",
           eventTypes: [...(ep.eventTypes ?? [])],

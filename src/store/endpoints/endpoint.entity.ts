@@ -1,5 +1,6 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import type { EndpointHealthState, EndpointTypeName } from "../../domain/records.ts";
+import type { RetryOverride } from "../../domain/retry-policy.ts";
 import { Application } from "../applications/application.entity.ts";
 import { Workspace } from "../workspaces/workspace.entity.ts";
 
@@ -24,6 +25,8 @@ export const EndpointSchema = defineEntity({
     deletedAt: p.datetime(3).nullable(),
     asyncAck: p.boolean().default(false),
     ordered: p.boolean().default(false),
+    // The endpoint's own retry schedule; null (most endpoints): the installation's default.
+    retryPolicy: p.json<RetryOverride>().nullable(),
     health: p.json<EndpointHealthState>().nullable(),
     type: p.string().length(16).$type<EndpointTypeName>().default("webhook"),
     eventTypes: p.json<string[]>().nullable(),

@@ -7,9 +7,12 @@ import type {
   DeliverySelection,
   Transition,
 } from "../../domain/recovery.ts";
-import type { AckLedger } from "../../domain/async-ack.ts";
+import type { AckLedger, AckTransition } from "../../domain/async-ack.ts";
+import type { RetryOverride, RetrySources } from "../../domain/retry-policy.ts";
 import type { DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
+import { Endpoint } from "../endpoints/endpoint.entity.ts";
+import { Message } from "../messages/message.entity.ts";
 import { deliveryRecord } from "../record-mappers.ts";
 import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
 import { unitOfWork } from "../unit-of-work.ts";
@@ -98,6 +101,33 @@ async function applyTransition(em: Em, rows: readonly Delivery[], transition: Tr
   return changed;
 }
 
+// A JSON column as stored (parsed, or text on some drivers); null when unset.
+function jsonOrNull<T>(value: unknown): T | null {
+  if (value === null || value === undefined) return null;
+  return (typeof value === "string" ? JSON.parse(value) : value) as T;
+}
+
+/**
+ * The ack transition with each delivery's retry sources: its message's override and its
+ * endpoint's policy, read in the transaction that holds the delivery rows (two lookups by id).
+ */
+async function withRetrySources(em: Em, rows: readonly Delivery[], transition: AckTransition): Promise<Transition> {
+  if (rows.length === 0) return () => null;
+  const messageIds = [...new Set(rows.map((r) => r.messageId))];
+  const endpointIds = [...new Set(rows.map((r) => r.endpointId).filter((id) => id !== ""))];
+  const messages = await em.find(Message, { id: { $in: messageIds } }, { ...DETACHED, fields: ["id", "retry"] });
+  const endpoints =
+    endpointIds.length === 0
+      ? []
+      : await em.find(Endpoint, { id: { $in: endpointIds } }, { ...DETACHED, fields: ["id", "retryPolicy"] });
+  const byMessage = new Map(messages.map((m) => [m.id, jsonOrNull<RetryOverride>(m.retry)]));
+  const byEndpoint = new Map(endpoints.map((e) => [e.id, jsonOrNull<RetryOverride>(e.retryPolicy)]));
+  return (d) => {
+    const sources: RetrySources = { message: byMessage.get(d.messageId), endpoint: byEndpoint.get(d.endpointId) };
+    return transition(d, sources);
+  };
+}
+
 /** Creates the recovery repository. */
 export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
   return {
@@ -123,7 +153,7 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
     async settleAck(
       deliveryId: string,
       attempt: number,
-      transition: Transition,
+      transition: AckTransition,
       outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
     ): Promise<{ changed: DeliveryRecord | null; current: DeliveryRecord | null; outbox: OutboxRecord[] }> {
       type Settled = { changed: DeliveryRecord | null; current: DeliveryRecord | null };
@@ -135,8 +165,9 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
         );
         if (row === null) return { value: { changed: null, current: null }, outbox: [] };
         const current = deliveryRecord(row);
-        if (current.attemptCount !== attempt) return { value: { changed: null, current }, outbox: [] };
-        const [changed] = await applyTransition(em, [row], transition);
+        if (current.attemptCount !== attempt || current.status !== "awaiting_ack")
+          return { value: { changed: null, current }, outbox: [] };
+        const [changed] = await applyTransition(em, [row], await withRetrySources(em, [row], transition));
         return {
           value: { changed: changed ?? null, current: changed ?? current },
           outbox: changed === undefined ? [] : outbox(changed),
@@ -150,7 +181,7 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
     async expireAcks(
       now: Date,
       limit: number,
-      transition: Transition,
+      transition: AckTransition,
       outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
     ): Promise<{ changed: DeliveryRecord[]; outbox: OutboxRecord[] }> {
       const done = await unitOfWork(ctx, async (em) => {
@@ -166,7 +197,7 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
           },
         );
         if (rows.length === 0) return null;
-        const changed = await applyTransition(em, rows, transition);
+        const changed = await applyTransition(em, rows, await withRetrySources(em, rows, transition));
         return { value: changed, outbox: changed.flatMap(outbox) };
       });
       return done === null ? { changed: [], outbox: [] } : { changed: done.value, outbox: done.outbox };

@@ -21,6 +21,7 @@ import { Migration20261202201932_publish_check } from "./Migration20261202201932
 import { Migration20261203185843_applications } from "./Migration20261203185843_applications.ts";
 import { Migration20261203191344_portal_sessions } from "./Migration20261203191344_portal_sessions.ts";
 import { Migration20261203195253_endpoint_ordered } from "./Migration20261203195253_endpoint_ordered.ts";
+import { Migration20261204132723_endpoint_retry_policy } from "./Migration20261204132723_endpoint_retry_policy.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -49,4 +50,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261203185843_applications", class: Migration20261203185843_applications },
   { name: "Migration20261203191344_portal_sessions", class: Migration20261203191344_portal_sessions },
   { name: "Migration20261203195253_endpoint_ordered", class: Migration20261203195253_endpoint_ordered },
+  { name: "Migration20261204132723_endpoint_retry_policy", class: Migration20261204132723_endpoint_retry_policy },
 ];
