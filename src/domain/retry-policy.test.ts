@@ -9,6 +9,7 @@ import {
   isRetryable,
   nextRetryDelayMs,
   overrideSchedule,
+  resolveRetryPolicy,
   type RetryOverride,
   type RetryPolicy,
 } from "./retry-policy.ts";
@@ -162,4 +163,59 @@ test("a retry override replaces both lanes: fixed or exponential steps capped at
     1_000,
   );
   assert.equal(effectiveRetryPolicy(base, null), base);
+});
+
+test("precedence: the message's override, else the endpoint's policy, else the installation's default", () => {
+  const base: RetryPolicy = { schedule: [1_800_000], rateLimitSchedule: [30_000], maxAttempts: 9, jitter: 0 };
+  const endpoint: RetryOverride = {
+    minRetries: 2,
+    firstDelayMs: 1_000,
+    strategy: "fixed",
+    factor: 2,
+    maxDelayMs: 1_000,
+  };
+  const message: RetryOverride = {
+    minRetries: 1,
+    firstDelayMs: 5_000,
+    strategy: "fixed",
+    factor: 2,
+    maxDelayMs: 5_000,
+    jitter: 0,
+  };
+  const fail = (status: number) => ({ errorKind: "http_status" as const, status, retryAfterMs: undefined });
+  const half = () => 0.5;
+  const delays = (sources: Parameters<typeof resolveRetryPolicy>[1], status = 500) =>
+    [1, 2, 3, 4].map((n) => nextRetryDelayMs(resolveRetryPolicy(base, sources), n, fail(status), half));
+
+  assert.equal(resolveRetryPolicy(base, {}), base, "nothing set: the installation's policy itself");
+  assert.equal(resolveRetryPolicy(base, { message: null, endpoint: null }), base);
+  assert.deepEqual(delays({}), [1_800_000, 1_800_000, 1_800_000, 1_800_000]);
+  assert.deepEqual(delays({}, 429), [30_000, 30_000, 30_000, 30_000], "the default keeps its 429 lane");
+
+  // The endpoint's policy: 2 retries 1 s apart on both lanes, then the dead letter.
+  assert.deepEqual(delays({ endpoint }), [1_000, 1_000, null, null]);
+  assert.deepEqual(delays({ endpoint }, 429), [1_000, 1_000, null, null]);
+  assert.deepEqual(delays({ message: null, endpoint }), [1_000, 1_000, null, null]);
+
+  // The message's override wins over the endpoint's policy.
+  assert.deepEqual(delays({ message, endpoint }), [5_000, null, null, null]);
+  assert.deepEqual(delays({ message }), [5_000, null, null, null]);
+
+  // Only the lanes change: permanent failures, extra retryable statuses and the Retry-After floor stay the base's.
+  const withExtras: RetryPolicy = { ...base, retryableStatuses: [404], maxRetryAfterMs: 60_000 };
+  const p = resolveRetryPolicy(withExtras, { endpoint });
+  assert.equal(nextRetryDelayMs(p, 1, fail(400), half), null);
+  assert.equal(nextRetryDelayMs(p, 1, fail(404), half), 1_000);
+  assert.equal(nextRetryDelayMs(p, 1, { ...fail(503), retryAfterMs: 30_000 }, half), 30_000);
+  assert.equal(nextRetryDelayMs(p, 1, { ...fail(503), retryAfterMs: 3_600_000 }, half), 60_000);
+  // The endpoint's jitter is its own when set, else the installation's.
+  const jittery: RetryPolicy = { ...base, jitter: 0.5 };
+  assert.equal(
+    nextRetryDelayMs(resolveRetryPolicy(jittery, { endpoint }), 1, fail(500), () => 0),
+    500,
+  );
+  assert.equal(
+    nextRetryDelayMs(resolveRetryPolicy(jittery, { endpoint: { ...endpoint, jitter: 0 } }), 1, fail(500), () => 0),
+    1_000,
+  );
 });

@@ -24,7 +24,11 @@ const secret = generateSigningSecret();
 const now = new Date();
 
 function context(
-  over: { delivery?: Partial<DeliveryRecord>; endpoint?: Partial<EndpointRecord> | null } = {},
+  over: {
+    delivery?: Partial<DeliveryRecord>;
+    endpoint?: Partial<EndpointRecord> | null;
+    message?: Partial<MessageRecord>;
+  } = {},
 ): AttemptContext {
   const message: MessageRecord = {
     id: "msg_1",
@@ -35,6 +39,7 @@ function context(
     idempotencyKey: "k",
     payloadHash: "h",
     createdAt: now,
+    ...over.message,
   };
   const delivery: DeliveryRecord = {
     id: "dlv_1",
@@ -261,6 +266,46 @@ test("a retryable failure schedules a retry; a permanent one and the last attemp
   await h.worker.handle(h.job(3));
   assert.equal(h.recorded[0]!.delivery.status, "failed");
   assert.equal(h.recorded[0]!.delivery.lastError, "HTTP 500");
+});
+
+test("decide: the message's retry override wins over the endpoint's retry policy, which wins over the default", async () => {
+  const endpointPolicy = {
+    minRetries: 2,
+    firstDelayMs: 1_000,
+    strategy: "fixed" as const,
+    factor: 2,
+    maxDelayMs: 1_000,
+    jitter: 0,
+  };
+  const messageOverride = { ...endpointPolicy, minRetries: 1, firstDelayMs: 4_000, maxDelayMs: 4_000 };
+  const run = async (over: Parameters<typeof context>[0], attempt: number) => {
+    const h = harness(context({ ...over, delivery: { attemptCount: attempt - 1 } }), failed(500), { maxAttempts: 9 });
+    await h.worker.handle(h.job(attempt));
+    const d = h.recorded[0]!.delivery;
+    return {
+      status: d.status,
+      delay: d.nextAttemptAt === null ? null : d.nextAttemptAt.getTime() - d.updatedAt.getTime(),
+    };
+  };
+
+  // No policy anywhere: the installation's slow lane (10 s, ±20 % jitter by default).
+  const byDefault = await run({}, 1);
+  assert.equal(byDefault.status, "pending_retry");
+  assert.ok(byDefault.delay! >= 8_000 && byDefault.delay! <= 12_000, String(byDefault.delay));
+  // The endpoint's: two retries 1 s apart, then the dead letter on attempt 3 (the default would allow 9).
+  assert.deepEqual(await run({ endpoint: { retryPolicy: endpointPolicy } }, 1), {
+    status: "pending_retry",
+    delay: 1_000,
+  });
+  assert.deepEqual(await run({ endpoint: { retryPolicy: endpointPolicy } }, 2), {
+    status: "pending_retry",
+    delay: 1_000,
+  });
+  assert.deepEqual(await run({ endpoint: { retryPolicy: endpointPolicy } }, 3), { status: "failed", delay: null });
+  // The message's override wins: one retry 4 s later, then the dead letter on attempt 2.
+  const both = { endpoint: { retryPolicy: endpointPolicy }, message: { retry: messageOverride } };
+  assert.deepEqual(await run(both, 1), { status: "pending_retry", delay: 4_000 });
+  assert.deepEqual(await run(both, 2), { status: "failed", delay: null });
 });
 
 test("a 410 Gone dead-letters the delivery and disables its endpoint; a 404 only dead-letters", async () => {
