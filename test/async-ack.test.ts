@@ -2,11 +2,15 @@
  * Async acknowledgement on the real stack (both databases): an async_ack endpoint answering 202
  * leaves the delivery in awaiting_ack until the receiver calls the signed URL from its headers;
  * ack → succeeded, nack → a retry, an expired wait → a retry; calling twice reports
- * applied: false; a bad token is 401, an expired URL 410. Without async_ack, 202 is success.
+ * applied: false; a bad token is 401, an expired URL 410. A nack or an expired wait retries by the
+ * message's override, else the endpoint's retry policy, else the installation's. Without
+ * async_ack, 202 is success.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
+import { RetryStrategy } from "../gen/hookstream/v1/retry_override_pb.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -115,6 +119,69 @@ for (const kind of testDbKinds()) {
       const after = await reach(expired, DeliveryStatus.SUCCEEDED);
       assert.equal(after.attemptCount, 2, "the expired wait counted as a failed attempt and was retried");
       assert.equal((await call(ackUrl)).status, 410);
+    });
+
+    void it("a nack and an expired wait follow the message's override, else the endpoint's retry policy, else the default", async () => {
+      const rx = receiver!;
+      rx.addRule((req) => (req.path.startsWith("/async-policy") ? 202 : undefined));
+      const fixed = (minRetries: number, seconds: number) => ({
+        minRetries,
+        firstDelay: { seconds: BigInt(seconds) },
+        strategy: RetryStrategy.FIXED,
+        jitter: 0,
+      });
+      const endpointWith = async (path: string, policy?: ReturnType<typeof fixed>): Promise<string> =>
+        (
+          await management.endpoints.createEndpoint({
+            endpoint: { url: `${rx.url}${path}`, asyncAck: true, ...(policy ? { retryPolicy: policy } : {}) },
+          })
+        ).endpoint!.id;
+      const send = async (endpointId: string, retry?: ReturnType<typeof fixed>): Promise<string> =>
+        (
+          await producer.messages.send({
+            endpointId,
+            eventType: "ack.policy",
+            body: { case: "payloadJson", value: "{}" },
+            ...(retry ? { retry } : {}),
+          })
+        ).deliveryId;
+      const nackAttempt = async (id: string, n: number): Promise<{ status?: string }> => {
+        await until(`${id} attempt ${n} awaiting its ack`, 30_000, async () => {
+          const d = await delivery(id);
+          return d.status === DeliveryStatus.AWAITING_ACK && d.attemptCount === n ? d : undefined;
+        });
+        return (await call(rx.byId(id)[n - 1]!.headers["webhook-nack-url"]!)).body;
+      };
+
+      // The endpoint's policy (1 retry, 2 s later) over the installation's (1 s, 9 attempts).
+      const ep = await endpointWith("/async-policy/ep", fixed(1, 2));
+      const byEndpoint = await send(ep);
+      assert.deepEqual(await nackAttempt(byEndpoint, 1), { applied: true, status: "pending_retry" });
+      const retrying = await delivery(byEndpoint);
+      const scheduled =
+        timestampDate(retrying.nextAttemptTime!).getTime() - timestampDate(retrying.updateTime!).getTime();
+      assert.equal(scheduled, 2_000, "the nack's retry is the endpoint policy's 2 s");
+      assert.deepEqual(
+        await nackAttempt(byEndpoint, 2),
+        { applied: true, status: "failed" },
+        "min_retries 1: dead letter",
+      );
+
+      // The message's override (2 retries) wins over the same endpoint's policy.
+      const byMessage = await send(ep, fixed(2, 1));
+      assert.deepEqual(await nackAttempt(byMessage, 1), { applied: true, status: "pending_retry" });
+      assert.deepEqual(await nackAttempt(byMessage, 2), { applied: true, status: "pending_retry" });
+      assert.deepEqual(await nackAttempt(byMessage, 3), { applied: true, status: "failed" });
+
+      // An expired wait: an endpoint allowing no retry dead-letters at once, the default retries.
+      const none = await send(await endpointWith("/async-policy/none", fixed(0, 1)));
+      const expired = await reach(none, DeliveryStatus.FAILED);
+      assert.equal(expired.attemptCount, 1);
+      const byDefault = await send(await endpointWith("/async-policy/default"));
+      await until(`${byDefault} retried after its wait expired`, 30_000, async () => {
+        const d = await delivery(byDefault);
+        return d.attemptCount >= 2 ? d : undefined;
+      });
     });
 
     void it("without async_ack a 202 is plain success and carries no ack URLs", async () => {
