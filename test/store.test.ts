@@ -59,6 +59,7 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     rateLimit: 0,
     rateLimitBurst: 0,
     ordered: false,
+    retryPolicy: null,
     applicationId: null,
     ...overrides,
   };
@@ -352,6 +353,24 @@ for (const { kind, overrides, label } of variants) {
       const expected = { ...eps[1]!, url: "https://new.example", enabled: false, metadata: {}, updatedAt: at(5) };
       assert.deepEqual(updated, expected);
       assert.deepEqual(await store.endpoints.getEndpoint(ws, eps[1]!.id), expected);
+
+      // The retry policy (JSON) round-trips, is replaced by a patch and cleared by null.
+      const policy = {
+        minRetries: 2,
+        firstDelayMs: 1_000,
+        strategy: "fixed" as const,
+        factor: 2,
+        maxDelayMs: 86_400_000,
+      };
+      const withPolicy = endpointOf(ws, { retryPolicy: { ...policy, jitter: 0 } });
+      await store.endpoints.createEndpoint(withPolicy);
+      assert.deepEqual(await store.endpoints.getEndpoint(ws, withPolicy.id), withPolicy);
+      const replaced = await store.endpoints.updateEndpoint(ws, withPolicy.id, { retryPolicy: policy }, at(6));
+      assert.deepEqual(replaced?.retryPolicy, policy);
+      assert.deepEqual((await store.endpoints.getEndpoint(ws, withPolicy.id))?.retryPolicy, policy);
+      const cleared = await store.endpoints.updateEndpoint(ws, withPolicy.id, { retryPolicy: null }, at(7));
+      assert.equal(cleared?.retryPolicy, null);
+      assert.equal((await store.endpoints.getEndpoint(ws, withPolicy.id))?.retryPolicy, null);
     });
 
     void it("endpoint secrets: listed across workspaces (deleted too), compare-and-set, resealed under the current key", async () => {
