@@ -1,8 +1,8 @@
 import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
-import { jobRow, statusRow } from "./outbox-rows.ts";
-import type { DirectPublisher } from "./publish-check.ts";
+import { statusRow } from "./outbox-rows.ts";
+import { publishQueued, type DirectPublisher } from "./publish-check.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type {
   DeliveryRecord,
@@ -506,24 +506,8 @@ export async function updateEndpoint(
   const emitted: DeliveryRecord[] = [];
   const ep = await deps.store.updateEndpoint(workspaceId, id, patch, now, emitted);
   if (!ep) throw notFound("endpoint", id);
-  await publishOperational(deps.relay, emitted, now);
+  await publishQueued(deps.relay, emitted, now);
   return ep;
-}
-
-/**
- * Publishes committed operational-event deliveries (status event, then job) like Trigger does;
- * a failure leaves them to their publish check.
- */
-export async function publishOperational(
-  relay: Partial<DirectPublisher>,
-  deliveries: readonly DeliveryRecord[],
-  now: Date,
-): Promise<void> {
-  if (deliveries.length === 0 || relay.publishDirect === undefined) return;
-  await relay.publishDirect([
-    ...deliveries.map((d) => statusRow(d, null, now)),
-    ...deliveries.map((d) => jobRow(d, now)),
-  ]);
 }
 
 /** Deletes an endpoint and cancels its pending deliveries (announced on the status stream). */

@@ -39,6 +39,20 @@ export function queuedRows(d: DeliveryRecord, now: Date): NewOutboxRecord[] {
   return [statusRow(d, null, now), jobRow(d, now)];
 }
 
+/**
+ * Publishes committed queued deliveries (each one's status event, then its job) straight after
+ * the commit when the relay can; a failure, or a relay that cannot, leaves them to their publish
+ * check.
+ */
+export async function publishQueued(
+  relay: Partial<DirectPublisher>,
+  deliveries: readonly DeliveryRecord[],
+  now: Date,
+): Promise<void> {
+  if (deliveries.length === 0 || relay.publishDirect === undefined) return;
+  await relay.publishDirect(deliveries.flatMap((d) => queuedRows(d, now)));
+}
+
 /** A new delivery's check time. */
 export function publishCheckAt(now: Date, delayMs: number = DEFAULT_PUBLISH_CHECK_DELAY_MS): Date {
   return new Date(now.getTime() + delayMs);

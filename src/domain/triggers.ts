@@ -13,8 +13,7 @@ import {
   type SendBody,
 } from "./messages.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
-import { jobRow, statusRow } from "./outbox-rows.ts";
-import { publishCheckAt, type DirectPublisher } from "./publish-check.ts";
+import { publishCheckAt, queuedRows, type DirectPublisher } from "./publish-check.ts";
 import type {
   DeliveryRecord,
   EndpointRecord,
@@ -274,9 +273,10 @@ async function prepareTrigger(
 }
 
 /**
- * The answer of a committed trigger; its status events and jobs are added to `burst` (status
- * events first, so a watcher sees "queued" before any worker's outcome). A key another request
- * took meanwhile answers with that request's result (or already_exists).
+ * The answer of a committed trigger; its status events and jobs are added to `burst` (each
+ * delivery's status event before its job, so a watcher sees "queued" before any worker's
+ * outcome). A key another request took meanwhile answers with that request's result (or
+ * already_exists).
  */
 function finishTrigger(
   p: Extract<PreparedTrigger, { kind: "new" }>,
@@ -286,8 +286,7 @@ function finishTrigger(
 ): TriggerResult {
   if (!outcome.created) return replay(p.key, outcome.existing, outcome.deliveries, p.hash);
   // No outbox rows: each delivery's publish check recovers its status event and job (publish-check.ts).
-  burst.push(...p.deliveries.map((d) => statusRow(d, null, now)));
-  burst.push(...p.deliveries.map((d) => jobRow(d, now)));
+  burst.push(...p.deliveries.flatMap((d) => queuedRows(d, now)));
   return {
     messageId: p.message.id,
     deliveries: p.deliveries.map((d) => ({ deliveryId: d.id, endpointId: d.endpointId })),

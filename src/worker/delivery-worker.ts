@@ -8,8 +8,8 @@ import type { AttemptRecord, DeliveryRecord, DeliveryStatusName } from "../domai
 import { FINAL_STATUSES } from "../domain/records.ts";
 import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../domain/endpoint-health.ts";
 import { nextRetryDelayMs, resolveRetryPolicy, type RetryPolicy } from "../domain/retry-policy.ts";
-import { publishOperational, rateLimitOf } from "../domain/endpoints.ts";
-import type { DirectPublisher } from "../domain/publish-check.ts";
+import { rateLimitOf } from "../domain/endpoints.ts";
+import { publishQueued, type DirectPublisher } from "../domain/publish-check.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
@@ -286,7 +286,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     if (!healthChanges(endpoint.health, event)) return;
     const emitted: DeliveryRecord[] = [];
     const disabled = await store.recordEndpointHealth(endpoint.id, event, now, autoDisable, emitted);
-    await publishOperational(relay, emitted, now);
+    await publishQueued(relay, emitted, now);
     if (disabled !== null) {
       logger.warn(
         { endpointId: endpoint.id, workspaceId: endpoint.workspaceId, reason: disabled },
@@ -394,7 +394,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       deps.metrics?.attempts.inc({ outcome: decision.status });
       deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
       if (recorded.applied) await relay.publishNow(recorded.outbox);
-      if (recorded.applied) await publishOperational(relay, emitted, now);
+      if (recorded.applied) await publishQueued(relay, emitted, now);
       if (recorded.applied) await stage("record", () => recordHealth(ctx, result, now));
       return { kind: "ack" };
     } catch (err) {
