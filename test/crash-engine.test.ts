@@ -24,6 +24,7 @@ import { MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
 import { pino } from "pino";
 import { createOrmOptions } from "../src/store/orm-options.ts";
+import { isBusyError } from "../src/store/store-errors.ts";
 import { createTestDatabase, testDbKinds, type TestDatabase } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -184,6 +185,18 @@ async function tally(
   return { total: list.length, all, by: JSON.stringify([...by]) };
 }
 
+/** Runs `fn` again while SQLite reports another process's write lock, for at most 60 s. */
+async function whileBusy<T>(fn: () => Promise<T>): Promise<T> {
+  for (const started = Date.now(); ;) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!isBusyError(error) || Date.now() - started > 60_000) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
+    }
+  }
+}
+
 /**
  * Seeds `count` dead letters of one message to `endpointId` straight into the database, in one
  * statement: status failed after one attempt answered 400, as a delivery refused for good is
@@ -210,11 +223,15 @@ async function seedDeadLetters(
       );
     } else {
       const t = Date.now();
-      await em.execute(
-        `insert into delivery (${columns})
+      // The stack's processes share the file: wait out their write lock as the store does (one
+      // statement, so a retry cannot insert twice).
+      await whileBusy(() =>
+        em.execute(
+          `insert into delivery (${columns})
          select 'dlv_zzb' || printf('%023d', n), ${values} ?, ?
          from (with recursive g(n) as (select 1 union all select n + 1 from g where n < ?) select n from g)`,
-        [at.workspaceId, at.messageId, at.endpointId, t, t, at.count],
+          [at.workspaceId, at.messageId, at.endpointId, t, t, at.count],
+        ),
       );
     }
   } finally {
