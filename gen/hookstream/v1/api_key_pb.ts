@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/api_key.proto.
  */
 export const file_hookstream_v1_api_key: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL2FwaV9rZXkucHJvdG8SDWhvb2tzdHJlYW0udjEipAIKBkFwaUtleRIKCgJpZBgBIAEoCRINCgVsYWJlbBgCIAEoCRIVCg1zZWNyZXRfcHJlZml4GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFc2NvcGUYBiABKA4yGi5ob29rc3RyZWFtLnYxLkFwaUtleVNjb3BlEicKBG1vZGUYByABKA4yGS5ob29rc3RyZWFtLnYxLkFwaUtleU1vZGUSMgoObGFzdF91c2VkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmYKC0FwaUtleVNjb3BlEh0KGUFQSV9LRVlfU0NPUEVfVU5TUEVDSUZJRUQQABIaChZBUElfS0VZX1NDT1BFX1BST0RVQ0VSEAESHAoYQVBJX0tFWV9TQ09QRV9NQU5BR0VNRU5UEAIqWAoKQXBpS2V5TW9kZRIcChhBUElfS0VZX01PREVfVU5TUEVDSUZJRUQQABIVChFBUElfS0VZX01PREVfTElWRRABEhUKEUFQSV9LRVlfTU9ERV9URVNUEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL2FwaV9rZXkucHJvdG8SDWhvb2tzdHJlYW0udjEivAIKBkFwaUtleRIKCgJpZBgBIAEoCRINCgVsYWJlbBgCIAEoCRIVCg1zZWNyZXRfcHJlZml4GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFc2NvcGUYBiABKA4yGi5ob29rc3RyZWFtLnYxLkFwaUtleVNjb3BlEicKBG1vZGUYByABKA4yGS5ob29rc3RyZWFtLnYxLkFwaUtleU1vZGUSMgoObGFzdF91c2VkX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmVudmlyb25tZW50X2lkGAkgASgJKmYKC0FwaUtleVNjb3BlEh0KGUFQSV9LRVlfU0NPUEVfVU5TUEVDSUZJRUQQABIaChZBUElfS0VZX1NDT1BFX1BST0RVQ0VSEAESHAoYQVBJX0tFWV9TQ09QRV9NQU5BR0VNRU5UEAIqWAoKQXBpS2V5TW9kZRIcChhBUElfS0VZX01PREVfVU5TUEVDSUZJRUQQABIVChFBUElfS0VZX01PREVfTElWRRABEhUKEUFQSV9LRVlfTU9ERV9URVNUEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * ApiKey is a workspace credential for a producer or a management client. The secret itself is
@@ -77,6 +77,14 @@ export type ApiKey = Message<"hookstream.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp last_used_time = 8;
    */
   lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * The environment a producer key is bound to ("env_…"): it reaches only that environment's
+   * endpoints and messages. Empty for management-scoped keys, which reach the whole workspace.
+   *
+   * @generated from field: string environment_id = 9;
+   */
+  environmentId: string;
 };
 
 /**

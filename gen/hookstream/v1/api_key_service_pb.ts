@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/api_key_service.proto.
  */
 export const file_hookstream_v1_api_key_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNob29rc3RyZWFtL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSJ4ChNDcmVhdGVBcGlLZXlSZXF1ZXN0Eg0KBWxhYmVsGAEgASgJEikKBXNjb3BlGAIgASgOMhouaG9va3N0cmVhbS52MS5BcGlLZXlTY29wZRInCgRtb2RlGAMgASgOMhkuaG9va3N0cmVhbS52MS5BcGlLZXlNb2RlIk4KFENyZWF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5ob29rc3RyZWFtLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiOwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKE0xpc3RBcGlLZXlzUmVzcG9uc2USJwoIYXBpX2tleXMYASADKAsyFS5ob29rc3RyZWFtLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChRSZXZva2VBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUuaG9va3N0cmVhbS52MS5BcGlLZXkytQIKDUFwaUtleVNlcnZpY2USYAoMQ3JlYXRlQXBpS2V5EiIuaG9va3N0cmVhbS52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5DcmVhdGVBcGlLZXlSZXNwb25zZSIHorsYAwoBAhJgCgtMaXN0QXBpS2V5cxIhLmhvb2tzdHJlYW0udjEuTGlzdEFwaUtleXNSZXF1ZXN0GiIuaG9va3N0cmVhbS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgqQAgGiuxgDCgECEmAKDFJldm9rZUFwaUtleRIiLmhvb2tzdHJlYW0udjEuUmV2b2tlQXBpS2V5UmVxdWVzdBojLmhvb2tzdHJlYW0udjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiB6K7GAMKAQJiBnByb3RvMw", [file_hookstream_v1_api_key, file_hookstream_v1_auth]);
+  fileDesc("CiNob29rc3RyZWFtL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxINaG9va3N0cmVhbS52MSKQAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBINCgVsYWJlbBgBIAEoCRIpCgVzY29wZRgCIAEoDjIaLmhvb2tzdHJlYW0udjEuQXBpS2V5U2NvcGUSJwoEbW9kZRgDIAEoDjIZLmhvb2tzdHJlYW0udjEuQXBpS2V5TW9kZRIWCg5lbnZpcm9ubWVudF9pZBgEIAEoCSJOChRDcmVhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUuaG9va3N0cmVhbS52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIlMKEkxpc3RBcGlLZXlzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCSJXChNMaXN0QXBpS2V5c1Jlc3BvbnNlEicKCGFwaV9rZXlzGAEgAygLMhUuaG9va3N0cmVhbS52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKE1Jldm9rZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkiPgoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLmhvb2tzdHJlYW0udjEuQXBpS2V5MrUCCg1BcGlLZXlTZXJ2aWNlEmAKDENyZWF0ZUFwaUtleRIiLmhvb2tzdHJlYW0udjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBojLmhvb2tzdHJlYW0udjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2UiB6K7GAMKAQISYAoLTGlzdEFwaUtleXMSIS5ob29rc3RyZWFtLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBoiLmhvb2tzdHJlYW0udjEuTGlzdEFwaUtleXNSZXNwb25zZSIKkAIBorsYAwoBAhJgCgxSZXZva2VBcGlLZXkSIi5ob29rc3RyZWFtLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIy5ob29rc3RyZWFtLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlIgeiuxgDCgECYgZwcm90bzM", [file_hookstream_v1_api_key, file_hookstream_v1_auth]);
 
 /**
  * CreateApiKeyRequest describes the key to issue.
@@ -41,6 +41,14 @@ export type CreateApiKeyRequest = Message<"hookstream.v1.CreateApiKeyRequest"> &
    * @generated from field: hookstream.v1.ApiKeyMode mode = 3;
    */
   mode: ApiKeyMode;
+
+  /**
+   * The environment ("env_…") a producer key is bound to; empty: the workspace's default
+   * environment. Must be empty for a management-scoped key (it reaches the whole workspace).
+   *
+   * @generated from field: string environment_id = 4;
+   */
+  environmentId: string;
 };
 
 /**
@@ -97,6 +105,13 @@ export type ListApiKeysRequest = Message<"hookstream.v1.ListApiKeysRequest"> & {
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * Only the keys bound to this environment ("env_…").
+   *
+   * @generated from field: string environment_id = 3;
+   */
+  environmentId: string;
 };
 
 /**

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/application.proto.
  */
 export const file_hookstream_v1_application: GenFile = /*@__PURE__*/
-  fileDesc("Ch9ob29rc3RyZWFtL3YxL2FwcGxpY2F0aW9uLnByb3RvEg1ob29rc3RyZWFtLnYxIoMCCgtBcHBsaWNhdGlvbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgsKA3VpZBgDIAEoCRI6CghtZXRhZGF0YRgEIAMoCzIoLmhvb2tzdHJlYW0udjEuQXBwbGljYXRpb24uTWV0YWRhdGFFbnRyeRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9ob29rc3RyZWFtL3YxL2FwcGxpY2F0aW9uLnByb3RvEg1ob29rc3RyZWFtLnYxIpsCCgtBcHBsaWNhdGlvbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgsKA3VpZBgDIAEoCRI6CghtZXRhZGF0YRgEIAMoCzIoLmhvb2tzdHJlYW0udjEuQXBwbGljYXRpb24uTWV0YWRhdGFFbnRyeRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmVudmlyb25tZW50X2lkGAcgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Application is one of a producer's own customers: endpoints may be scoped to it, a Trigger
@@ -65,6 +65,14 @@ export type Application = Message<"hookstream.v1.Application"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The environment the application lives in ("env_…"); empty on create: the workspace's
+   * default environment. Its endpoints live there too. Set on create; immutable.
+   *
+   * @generated from field: string environment_id = 7;
+   */
+  environmentId: string;
 };
 
 /**

@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/message.proto.
  */
 export const file_hookstream_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEiiwQKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCRIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKB2hlYWRlcnMYCyADKAsyIy5ob29rc3RyZWFtLnYxLk1lc3NhZ2UuSGVhZGVyc0VudHJ5EjYKCG1ldGFkYXRhGAwgAygLMiQuaG9va3N0cmVhbS52MS5NZXNzYWdlLk1ldGFkYXRhRW50cnkSKwoFcmV0cnkYDSABKAsyHC5ob29rc3RyZWFtLnYxLlJldHJ5T3ZlcnJpZGUaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_retry_override]);
+  fileDesc("Chtob29rc3RyZWFtL3YxL21lc3NhZ2UucHJvdG8SDWhvb2tzdHJlYW0udjEiowQKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRInCgdwYXlsb2FkGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC3Jhd19wYXlsb2FkGAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBheWxvYWRfanNvbhgIIAEoCRIwCgxkZWxpdmVyX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKB2hlYWRlcnMYCyADKAsyIy5ob29rc3RyZWFtLnYxLk1lc3NhZ2UuSGVhZGVyc0VudHJ5EjYKCG1ldGFkYXRhGAwgAygLMiQuaG9va3N0cmVhbS52MS5NZXNzYWdlLk1ldGFkYXRhRW50cnkSKwoFcmV0cnkYDSABKAsyHC5ob29rc3RyZWFtLnYxLlJldHJ5T3ZlcnJpZGUSFgoOZW52aXJvbm1lbnRfaWQYFCABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_hookstream_v1_retry_override]);
 
 /**
  * Message is what a producer sent once; it becomes one delivery per endpoint.
@@ -108,6 +108,14 @@ export type Message = Message$1<"hookstream.v1.Message"> & {
    * @generated from field: hookstream.v1.RetryOverride retry = 13;
    */
   retry?: RetryOverride | undefined;
+
+  /**
+   * The environment the message was sent in ("env_…"): the producer key's, or for a Send, the
+   * endpoint's. Output only.
+   *
+   * @generated from field: string environment_id = 20;
+   */
+  environmentId: string;
 };
 
 /**
