@@ -17,13 +17,17 @@ import type { StatusFeed } from "../domain/ports.ts";
 import type { QuotaMeter } from "../domain/quota.ts";
 import type { DeliveryRecovery } from "../domain/recovery.ts";
 import type { WorkspaceRepository } from "../domain/workspaces.ts";
-import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
+import type { EndpointRecord, EnvironmentRecord, EventTypeRecord } from "../domain/records.ts";
+import type { EnvironmentRepository } from "../domain/environments.ts";
 import type { SecretBox } from "../domain/secret-box.ts";
 import type { TtlCache } from "../domain/ttl-cache.ts";
 
 /** What the RPC handlers are given; they reach storage and the queue only through the domain. */
 export interface ApiDeps {
   readonly workspaces: WorkspaceRepository;
+  readonly environments: EnvironmentRepository;
+  /** Environments recently read by Trigger (null: none of that id), shared with the environment service. */
+  readonly environmentCache?: TtlCache<EnvironmentRecord | null> | undefined;
   readonly apiKeys: ApiKeyRepository;
   readonly endpoints: EndpointRepository;
   readonly applications: ApplicationRepository;

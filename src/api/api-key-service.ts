@@ -9,10 +9,11 @@ import { workspaceIdOf } from "./authorization.ts";
 export function createApiKeyService(deps: ApiDeps): ServiceImpl<typeof ApiKeyService> {
   return {
     async createApiKey(req, ctx) {
-      const { apiKey, secret } = await createApiKey(deps.apiKeys, workspaceIdOf(ctx), {
+      const { apiKey, secret } = await createApiKey(deps.apiKeys, deps.environments, workspaceIdOf(ctx), {
         label: req.label,
         scope: apiKeyScopeFromProto(req.scope),
         mode: apiKeyModeFromProto(req.mode),
+        environmentId: req.environmentId,
       });
       return { apiKey: apiKeyView(apiKey), secret };
     },

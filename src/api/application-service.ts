@@ -16,13 +16,14 @@ import { workspaceIdOf } from "./authorization.ts";
 
 function applicationInput(a: Application | undefined): ApplicationInput | undefined {
   if (!a) return undefined;
-  return { id: a.id, name: a.name, uid: a.uid, metadata: a.metadata };
+  return { id: a.id, name: a.name, uid: a.uid, metadata: a.metadata, environmentId: a.environmentId };
 }
 
 /** ApplicationService: application CRUD (management token). */
 export function createApplicationService(deps: ApiDeps): ServiceImpl<typeof ApplicationService> {
   const applicationDeps: ApplicationDeps = {
     store: deps.applications,
+    environments: deps.environments,
     relay: deps.relay,
     endpointCache: deps.endpointCache,
   };

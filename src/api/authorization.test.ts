@@ -177,6 +177,7 @@ const apiKey: ApiKeyRecord = {
   scope: "producer",
   mode: "live",
   lastUsedAt: null,
+  environmentId: null,
 };
 
 const portalSession = (expiresAt: Date): PortalSessionRecord => ({

@@ -9,6 +9,7 @@ import { getOption, hasOption, type DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { auth, Credential } from "../../gen/hookstream/v1/auth_pb.ts";
 import type { Authenticator, Principal, PrincipalKind } from "../domain/auth.ts";
+import { defaultEnvironmentId } from "../domain/environments.ts";
 import { DomainError } from "../domain/errors.ts";
 import { workspaceScope, type Scope } from "../domain/scope.ts";
 
@@ -86,13 +87,19 @@ export function workspaceIdOf(ctx: HandlerContext): string {
 }
 
 /**
- * What this RPC's caller may reach: its whole workspace for a workspace credential, one
- * application for a portal session. The use
- * cases apply it (src/domain/scope.ts); handlers only pass it on.
+ * What this RPC's caller may reach: its whole workspace for a management credential, its own
+ * environment for a producer API key, one application for a portal session. The use cases
+ * apply it (src/domain/scope.ts); handlers only pass it on.
  */
 export function scopeOf(ctx: HandlerContext): Scope {
   const principal = principalOf(ctx);
   if (principal.kind === "portal")
-    return { workspaceId: principal.workspaceId, applicationId: principal.applicationId };
+    return { workspaceId: principal.workspaceId, applicationId: principal.applicationId, environmentId: null };
+  if (principal.kind === "api_key")
+    return {
+      workspaceId: principal.workspaceId,
+      applicationId: null,
+      environmentId: principal.key.environmentId ?? defaultEnvironmentId(principal.workspaceId),
+    };
   return workspaceScope(workspaceIdOf(ctx));
 }

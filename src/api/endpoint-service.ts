@@ -50,6 +50,7 @@ function endpointInput(e: Endpoint | undefined): EndpointInput | undefined {
     rateLimit: e.rateLimit,
     rateLimitBurst: e.rateLimitBurst,
     applicationId: e.applicationId,
+    environmentId: e.environmentId,
   };
 }
 
@@ -77,6 +78,7 @@ export function createEndpointService(deps: ApiDeps): ServiceImpl<typeof Endpoin
     cache: deps.endpointCache,
     eventTypes: deps.eventTypes,
     applications: deps.applications,
+    environments: deps.environments,
   };
   return {
     async createEndpoint(req, ctx) {

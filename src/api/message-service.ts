@@ -27,7 +27,7 @@ import type { ScheduleInput } from "../domain/schedule.ts";
 import { deliveryView, durationFromMs, messageView, statusFromProto } from "../domain/proto-views.ts";
 import { trigger, triggerBatch, type TriggerDeps, type TriggerInput } from "../domain/triggers.ts";
 import type { ApiDeps } from "./api-deps.ts";
-import { workspaceIdOf } from "./authorization.ts";
+import { scopeOf } from "./authorization.ts";
 import { isUtf8, jsonTextError } from "./json-spans.ts";
 import { rawJsonMembers } from "./raw-json-body.ts";
 
@@ -214,6 +214,8 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
     targets: deps.triggerTargets,
     eventTypes: deps.eventTypes,
     applications: deps.applications,
+    environments: deps.environments,
+    environmentCache: deps.environmentCache,
     eventTypeCache: deps.eventTypeCache,
     relay: deps.relay,
     publishCheckDelayMs: deps.publishCheckDelayMs,
@@ -223,7 +225,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
   };
   return {
     async trigger(req, ctx) {
-      const r = await trigger(triggerDeps, workspaceIdOf(ctx), triggerInput(req, sendBody(req, ctx)));
+      const r = await trigger(triggerDeps, scopeOf(ctx), triggerInput(req, sendBody(req, ctx)));
       return { ...r, noEndpointMatched: r.deliveries.length === 0 };
     },
     async triggerBatch(req, ctx) {
@@ -232,7 +234,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
         const body = bodies[i]!;
         return body instanceof DomainError ? { failed: body } : triggerInput(item, body);
       });
-      const results = await triggerBatch(triggerDeps, workspaceIdOf(ctx), inputs);
+      const results = await triggerBatch(triggerDeps, scopeOf(ctx), inputs);
       const out = results.map((r, index) =>
         r.ok
           ? { index, response: { ...r.result, noEndpointMatched: r.result.deliveries.length === 0 } }
@@ -241,11 +243,10 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       return { results: out, allSucceeded: results.every((r) => r.ok) };
     },
     async send(req, ctx) {
-      const workspaceId = workspaceIdOf(ctx);
-      return sendResponse(await send(messageDeps, workspaceId, sendInput(req, sendBody(req, ctx))));
+      return sendResponse(await send(messageDeps, scopeOf(ctx), sendInput(req, sendBody(req, ctx))));
     },
     async sendBatch(req, ctx) {
-      const workspaceId = workspaceIdOf(ctx);
+      const scope = scopeOf(ctx);
       const bodies = batchBodies(req.items, ctx);
       const inputs: (SendInput | DomainError)[] = req.items.map((item, i) => {
         const body = bodies[i]!;
@@ -254,7 +255,7 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       // An item whose body cannot even be read fails alone, like any other invalid item.
       const results = await sendBatch(
         messageDeps,
-        workspaceId,
+        scope,
         inputs.map((i) => (i instanceof DomainError ? { failed: i } : i)),
       );
       const out = results.map((r, index) =>
@@ -265,11 +266,11 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
       return { results: out, allSucceeded: results.every((r) => r.ok) };
     },
     async getMessage(req, ctx) {
-      const { message, deliveries } = await getMessage(deps.messages, workspaceIdOf(ctx), req.id);
+      const { message, deliveries } = await getMessage(deps.messages, scopeOf(ctx), req.id);
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
     },
     async listMessages(req, ctx) {
-      const page = await listMessages(deps.messages, workspaceIdOf(ctx), {
+      const page = await listMessages(deps.messages, scopeOf(ctx), {
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         eventType: req.eventType,
@@ -277,20 +278,16 @@ export function createMessageService(deps: ApiDeps): ServiceImpl<typeof MessageS
         createdBefore: req.createTimeBefore === undefined ? undefined : timestampDate(req.createTimeBefore),
         statuses: req.statuses.map(statusFromProto),
         applicationId: req.applicationId,
+        environmentId: req.environmentId,
       });
       return { messages: page.items.map(messageView), nextPageToken: page.nextPageToken };
     },
     async cancelMessage(req, ctx) {
-      const { message, deliveries } = await cancelMessage(scheduleDeps, workspaceIdOf(ctx), req.id);
+      const { message, deliveries } = await cancelMessage(scheduleDeps, scopeOf(ctx), req.id);
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
     },
     async rescheduleMessage(req, ctx) {
-      const { message, deliveries } = await rescheduleMessage(
-        scheduleDeps,
-        workspaceIdOf(ctx),
-        req.id,
-        scheduleOf(req),
-      );
+      const { message, deliveries } = await rescheduleMessage(scheduleDeps, scopeOf(ctx), req.id, scheduleOf(req));
       return { message: messageView(message), deliveries: deliveries.map(deliveryView) };
     },
   };

@@ -4,6 +4,7 @@ import { ApiKeyService } from "../../gen/hookstream/v1/api_key_service_pb.ts";
 import { ApplicationService } from "../../gen/hookstream/v1/application_service_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
+import { EnvironmentService } from "../../gen/hookstream/v1/environment_service_pb.ts";
 import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
 import { SubscriptionService } from "../../gen/hookstream/v1/subscription_service_pb.ts";
 import { MessageService } from "../../gen/hookstream/v1/message_service_pb.ts";
@@ -17,6 +18,7 @@ import { createApiKeyService } from "./api-key-service.ts";
 import { createApplicationService } from "./application-service.ts";
 import { createDeliveryService } from "./delivery-service.ts";
 import { createEndpointService } from "./endpoint-service.ts";
+import { createEnvironmentService } from "./environment-service.ts";
 import { createEventTypeService } from "./event-type-service.ts";
 import { createSubscriptionService } from "./subscription-service.ts";
 import { createMessageService, rawJsonMembersOfMessageService } from "./message-service.ts";
@@ -36,6 +38,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(AdminService, createAdminService(deps));
     router.service(WorkspaceService, createWorkspaceService(deps));
+    router.service(EnvironmentService, createEnvironmentService(deps));
     router.service(ApiKeyService, createApiKeyService(deps));
     router.service(ApplicationService, createApplicationService(deps));
     router.service(PortalService, createPortalService(deps));

@@ -3,7 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { WatchService } from "../../gen/hookstream/v1/watch_service_pb.ts";
 import { watchDeliveries, watchMessage, type WatchItem } from "../domain/watch.ts";
 import type { ApiDeps } from "./api-deps.ts";
-import { workspaceIdOf } from "./authorization.ts";
+import { scopeOf } from "./authorization.ts";
 
 /** Default heartbeat interval of watch streams (HOOKSTREAM_WATCH_HEARTBEAT). */
 export const DEFAULT_WATCH_HEARTBEAT_MS = 15_000;
@@ -13,18 +13,18 @@ export function createWatchService(deps: ApiDeps): ServiceImpl<typeof WatchServi
   const opts = { heartbeatMs: deps.watchHeartbeatMs ?? DEFAULT_WATCH_HEARTBEAT_MS };
   return {
     async *watchDeliveries(req, ctx) {
-      const workspaceId = workspaceIdOf(ctx);
+      const scope = scopeOf(ctx);
       // Ends when the client goes away or the server shuts down.
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
       const filter = { endpointId: req.endpointId, messageId: req.messageId, statuses: req.statuses };
-      for await (const item of watchDeliveries(deps.feed, workspaceId, filter, req.resumeToken, signal, opts)) {
+      const items = watchDeliveries(deps.feed, scope, filter, req.resumeToken, signal, opts, deps.endpoints);
+      for await (const item of items) {
         yield responseOf(item);
       }
     },
     async *watchMessage(req, ctx) {
-      const workspaceId = workspaceIdOf(ctx);
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
-      for await (const item of watchMessage(deps.feed, deps.messages, workspaceId, req.id, signal, opts)) {
+      for await (const item of watchMessage(deps.feed, deps.messages, scopeOf(ctx), req.id, signal, opts)) {
         yield responseOf(item);
       }
     },

@@ -19,7 +19,7 @@ import { createApiKeyUsageRecorder } from "../domain/api-keys.ts";
 import { createAuthenticator } from "../domain/auth.ts";
 import { createOutboxRelay } from "../domain/outbox-relay.ts";
 import { createQuotaMeter } from "../domain/quota.ts";
-import type { EndpointRecord, EventTypeRecord } from "../domain/records.ts";
+import type { EndpointRecord, EnvironmentRecord, EventTypeRecord } from "../domain/records.ts";
 import { createTtlCache } from "../domain/ttl-cache.ts";
 import {
   createSecretBox,
@@ -363,6 +363,8 @@ async function run(role: Role): Promise<void> {
       port: config.port,
       routes: createRoutes({
         workspaces: store.workspaces,
+        environments: store.environments,
+        environmentCache: createTtlCache<EnvironmentRecord | null>(config.cacheTtlMs),
         apiKeys: store.apiKeys,
         endpoints: store.endpoints,
         applications: store.applications,

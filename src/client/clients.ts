@@ -11,6 +11,7 @@ import type * as pb from "./types-pb.ts";
 import { BulkOperationState } from "../../gen/hookstream/v1/bulk_operation_pb.ts";
 import { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { EndpointService } from "../../gen/hookstream/v1/endpoint_service_pb.ts";
+import { EnvironmentService } from "../../gen/hookstream/v1/environment_service_pb.ts";
 import { EventTypeService } from "../../gen/hookstream/v1/event_type_service_pb.ts";
 import { MessageService, SendRequestSchema } from "../../gen/hookstream/v1/message_service_pb.ts";
 import { PortalService } from "../../gen/hookstream/v1/portal_service_pb.ts";
@@ -39,6 +40,8 @@ export type MessageDeliveryEvent = Plain<pb.WatchMessageResponse>;
 export type SendResult = Plain<pb.SendResponse>;
 export type EventType = Plain<pb.EventType>;
 export type Application = Plain<pb.Application>;
+/** An environment of the workspace ("production", "staging"). */
+export type Environment = Plain<pb.Environment>;
 
 /** A payload: any JSON value (bigints exact), pre-serialised JSON text ({@link RawJson}), or raw bytes. */
 export type Payload = unknown;
@@ -346,6 +349,48 @@ export class HookstreamManagement extends BaseClient {
       ).subscription!,
     delete: async (id: string, opts?: CallOpts): Promise<void> => {
       await this.unary(SubscriptionService.method.deleteSubscription, { id }, opts);
+    },
+  };
+
+  readonly environments = {
+    /**
+     * Adds an environment (`name` and a unique `slug`); create producer keys bound to it with
+     * `apiKeys.create({ environmentId })` and endpoints in it with `endpoints.create({ environmentId })`.
+     */
+    create: async (env: Input<pb.Environment>, opts?: CallOpts): Promise<Environment> =>
+      (await this.unary(EnvironmentService.method.createEnvironment, { environment: env }, opts)).environment!,
+    /** By id ("env_…"), or by slug with `{ slug }`. */
+    get: async (idOrSlug: string | { slug: string }, opts?: CallOpts): Promise<Environment> =>
+      (
+        await this.unary(
+          EnvironmentService.method.getEnvironment,
+          typeof idOrSlug === "string" ? { id: idOrSlug } : { slug: idOrSlug.slug },
+          opts,
+        )
+      ).environment!,
+    list: (
+      page: ListInput<pb.ListEnvironmentsRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.ListEnvironmentsResponse>> =>
+      this.unary(EnvironmentService.method.listEnvironments, page, opts),
+    listAll: (page: ListInput<pb.ListEnvironmentsRequest> = {}, opts?: CallOpts): AsyncGenerator<Environment> =>
+      this.pages(EnvironmentService.method.listEnvironments, page, "environments", opts),
+    /** Changes `name` and/or `unpublishedEventTypes` (the keys of `patch` are the update mask unless `updateMask` is given). */
+    update: async (
+      id: string,
+      patch: Input<pb.Environment>,
+      opts: CallOpts & { updateMask?: string[] } = {},
+    ): Promise<Environment> =>
+      (
+        await this.unary(
+          EnvironmentService.method.updateEnvironment,
+          { environment: { ...patch, id }, updateMask: opts.updateMask ?? maskOf(patch) },
+          opts,
+        )
+      ).environment!,
+    /** Deletes an empty environment (not the default one). */
+    delete: async (id: string, opts?: CallOpts): Promise<void> => {
+      await this.unary(EnvironmentService.method.deleteEnvironment, { id }, opts);
     },
   };
 

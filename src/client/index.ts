@@ -10,6 +10,7 @@ export {
   type PortalOptions,
   type ApiKey,
   type Application,
+  type Environment,
   type Attempt,
   type BatchItem,
   type TriggerBatchItem,

@@ -52,6 +52,11 @@ export type {
 export type { Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 export type { EventType } from "../../gen/hookstream/v1/event_type_pb.ts";
 export type { Application } from "../../gen/hookstream/v1/application_pb.ts";
+export type { Environment } from "../../gen/hookstream/v1/environment_pb.ts";
+export type {
+  ListEnvironmentsRequest,
+  ListEnvironmentsResponse,
+} from "../../gen/hookstream/v1/environment_service_pb.ts";
 export type {
   CreatePortalSessionResponse,
   ExchangePortalCodeResponse,

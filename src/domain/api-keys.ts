@@ -1,5 +1,6 @@
 import { apiKeyPrefix, hashSecret, newSecret, secretPrefix } from "./credentials.ts";
 import { Violations, notFound } from "./errors.ts";
+import { checkEnvironmentFilter, resolveEnvironmentId, type EnvironmentLookup } from "./environments.ts";
 import { newId } from "./ids.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type { ApiKeyModeName, ApiKeyRecord, ApiKeyScopeName, PageQuery } from "./records.ts";
@@ -9,8 +10,8 @@ import { checkId, checkLength } from "./validation.ts";
 export interface ApiKeyRepository {
   /** Stores a new key with the hash of its secret. */
   createApiKey(key: ApiKeyRecord, secretHash: string): Promise<void>;
-  /** Newest first. */
-  listApiKeys(workspaceId: string, page: PageQuery): Promise<ApiKeyRecord[]>;
+  /** Newest first; only the keys bound to `environmentId` when given. */
+  listApiKeys(workspaceId: string, page: PageQuery, environmentId?: string): Promise<ApiKeyRecord[]>;
   /** Sets revokedAt if unset; returns the key, or null when not in the workspace. */
   revokeApiKey(workspaceId: string, id: string, at: Date): Promise<ApiKeyRecord | null>;
 }
@@ -28,11 +29,14 @@ export interface ApiKeyInput {
   scope: ApiKeyScopeName | null | undefined;
   /** Undefined: live; null: a value the schema does not know (invalid). */
   mode: ApiKeyModeName | null | undefined;
+  /** A producer key's environment; "": the workspace's default one. Must be "" for a management key. */
+  environmentId: string;
 }
 
 /** Issues a key; the secret ("hsk_live_…" / "hsk_test_…") is returned once and stored hashed. */
 export async function createApiKey(
   store: ApiKeyRepository,
+  environments: EnvironmentLookup,
   workspaceId: string,
   input: ApiKeyInput,
 ): Promise<{ apiKey: ApiKeyRecord; secret: string }> {
@@ -40,7 +44,13 @@ export async function createApiKey(
   checkLength(v, "label", input.label, 200);
   if (input.scope === null) v.add("scope", "must be API_KEY_SCOPE_PRODUCER or API_KEY_SCOPE_MANAGEMENT");
   if (input.mode === null) v.add("mode", "must be API_KEY_MODE_LIVE or API_KEY_MODE_TEST");
+  const management = input.scope === "management";
+  if (management && input.environmentId !== "")
+    v.add("environment_id", "must be empty for a management-scoped key: it reaches the whole workspace");
   v.throwIfAny();
+  const environmentId = management
+    ? null
+    : await resolveEnvironmentId(environments, workspaceId, input.environmentId, "environment_id");
   const mode = input.mode ?? "live";
   const prefix = apiKeyPrefix(mode);
   const secret = newSecret(prefix);
@@ -54,6 +64,7 @@ export async function createApiKey(
     scope: input.scope ?? "producer",
     mode,
     lastUsedAt: null,
+    environmentId,
   };
   await store.createApiKey(apiKey, hashSecret(secret));
   return { apiKey, secret };
@@ -63,12 +74,16 @@ export async function createApiKey(
 export async function listApiKeys(
   store: ApiKeyRepository,
   workspaceId: string,
-  req: { pageSize: number; pageToken: string },
+  req: { pageSize: number; pageToken: string; environmentId?: string },
 ): Promise<{ items: ApiKeyRecord[]; nextPageToken: string }> {
+  const v = new Violations();
+  checkEnvironmentFilter(v, "environment_id", req.environmentId ?? "");
+  v.throwIfAny();
   const limit = pageSize(req.pageSize);
-  const afterId = decodePageToken(req.pageToken, "api_keys", null);
-  const rows = await store.listApiKeys(workspaceId, { afterId, limit: limit + 1 });
-  return pageOf(rows, limit, "api_keys", null);
+  const filter = req.environmentId || null;
+  const afterId = decodePageToken(req.pageToken, "api_keys", filter);
+  const rows = await store.listApiKeys(workspaceId, { afterId, limit: limit + 1 }, filter ?? undefined);
+  return pageOf(rows, limit, "api_keys", filter);
 }
 
 /** Revokes a key; revoking twice keeps the first revocation time. */

@@ -1,4 +1,5 @@
 import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
+import { checkEnvironmentFilter, resolveEnvironmentId, type EnvironmentLookup } from "./environments.ts";
 import { newId } from "./ids.ts";
 import type { OutboxRelay } from "./outbox-relay.ts";
 import { statusRow } from "./outbox-rows.ts";
@@ -34,8 +35,8 @@ export interface ApplicationRepository {
   getApplication(workspaceId: string, id: string): Promise<ApplicationRecord | null>;
   /** By external id; null when none (or in another workspace). */
   getApplicationByUid(workspaceId: string, uid: string): Promise<ApplicationRecord | null>;
-  /** Newest first, deleted ones excluded. */
-  listApplications(workspaceId: string, page: PageQuery): Promise<ApplicationRecord[]>;
+  /** Newest first, deleted ones excluded; only the environment's when `environmentId` is given. */
+  listApplications(workspaceId: string, page: PageQuery, environmentId?: string): Promise<ApplicationRecord[]>;
   /**
    * Applies the patch and sets updatedAt; null when not found, "uid_taken" (nothing written)
    * when the new uid is another application's.
@@ -78,6 +79,8 @@ export interface ApplicationInput {
   name: string;
   uid: string;
   metadata: Record<string, string>;
+  /** The environment to create it in; "" (or absent): the workspace's default one. Immutable. */
+  environmentId?: string | undefined;
 }
 
 /** The fields UpdateApplication's mask may name. */
@@ -87,6 +90,8 @@ type UpdatableField = (typeof UPDATABLE_APPLICATION_FIELDS)[number];
 /** What the application use cases need. */
 export interface ApplicationDeps {
   store: ApplicationRepository;
+  /** The environments a new application's environment_id must name. */
+  environments: EnvironmentLookup;
   relay: OutboxRelay;
   /** Send's endpoint cache: the endpoints deleted with an application leave it at once. */
   endpointCache?: TtlCache<EndpointRecord> | undefined;
@@ -125,10 +130,17 @@ export async function createApplication(
   const v = new Violations();
   checkFields(v, input, new Set(UPDATABLE_APPLICATION_FIELDS));
   v.throwIfAny();
+  const environmentId = await resolveEnvironmentId(
+    deps.environments,
+    workspaceId,
+    input.environmentId ?? "",
+    "application.environment_id",
+  );
   const now = new Date();
   const app: ApplicationRecord = {
     id: newId("application"),
     workspaceId,
+    environmentId,
     name: input.name,
     uid: input.uid === "" ? null : input.uid,
     metadata: { ...input.metadata },
@@ -185,12 +197,16 @@ export async function requireApplication(
 export async function listApplications(
   store: Pick<ApplicationRepository, "listApplications">,
   workspaceId: string,
-  req: { pageSize: number; pageToken: string },
+  req: { pageSize: number; pageToken: string; environmentId?: string | undefined },
 ): Promise<{ items: ApplicationRecord[]; nextPageToken: string }> {
+  const v = new Violations();
+  checkEnvironmentFilter(v, "environment_id", req.environmentId ?? "");
+  v.throwIfAny();
   const limit = pageSize(req.pageSize);
-  const afterId = decodePageToken(req.pageToken, "applications", null);
-  const rows = await store.listApplications(workspaceId, { afterId, limit: limit + 1 });
-  return pageOf(rows, limit, "applications", null);
+  const filter = req.environmentId || null;
+  const afterId = decodePageToken(req.pageToken, "applications", filter);
+  const rows = await store.listApplications(workspaceId, { afterId, limit: limit + 1 }, filter ?? undefined);
+  return pageOf(rows, limit, "applications", filter);
 }
 
 /** Changes the fields named in `maskPaths` (all updatable fields when empty). */

@@ -17,6 +17,7 @@ const key = (revokedAt: Date | null): ApiKeyRecord => ({
   scope: "producer",
   mode: "live",
   lastUsedAt: null,
+  environmentId: null,
 });
 
 // The authenticator's whole port: the two lookups.

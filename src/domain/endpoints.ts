@@ -21,7 +21,13 @@ import type { TtlCache } from "./ttl-cache.ts";
 import { checkEventTypeName, isOperationalEventType, type EventTypeLookup } from "./event-types.ts";
 import { compileFilter } from "./filter-expression.ts";
 import { requireApplication, type ApplicationLookup } from "./applications.ts";
-import { applicationFilterOf, endpointInScope, type Scope } from "./scope.ts";
+import {
+  checkEnvironmentFilter,
+  defaultEnvironmentId,
+  resolveEnvironmentId,
+  type EnvironmentLookup,
+} from "./environments.ts";
+import { applicationFilterOf, endpointInScope, environmentFilterOf, type Scope } from "./scope.ts";
 import { checkRetryOverride, type RetryOverride, type RetryOverrideInput } from "./retry-policy.ts";
 import { checkEndpointUrl, checkHeaders, checkId, checkLength, checkStringMap, snakeCase } from "./validation.ts";
 
@@ -67,8 +73,16 @@ export interface EndpointRepository {
    * pending a retry) went: how many of them succeeded, of how many.
    */
   recentOutcomes(workspaceId: string, id: string, limit: number): Promise<RecentOutcomes>;
-  /** Newest first, deleted ones excluded; only the application's when `applicationId` is given. */
-  listEndpoints(workspaceId: string, page: PageQuery, applicationId?: string): Promise<EndpointRecord[]>;
+  /**
+   * Newest first, deleted ones excluded; only the application's when `applicationId` is given,
+   * only the environment's when `environmentId` is.
+   */
+  listEndpoints(
+    workspaceId: string,
+    page: PageQuery,
+    applicationId?: string,
+    environmentId?: string,
+  ): Promise<EndpointRecord[]>;
   /**
    * Applies the patch and sets updatedAt; null when not found. Enabling or disabling the endpoint
    * writes its operational event (endpoint.enabled / endpoint.disabled) in the same transaction;
@@ -129,6 +143,8 @@ export interface EndpointInput {
   rateLimitBurst?: number | undefined;
   /** The application to create the endpoint under; "" or undefined for none. Immutable. */
   applicationId?: string | undefined;
+  /** The environment to create the endpoint in; "" or undefined: its application's, or the default. Immutable. */
+  environmentId?: string | undefined;
 }
 
 /** The most event types one endpoint or subscription can name. */
@@ -181,6 +197,8 @@ export interface EndpointDeps {
   eventTypes?: EventTypeLookup | undefined;
   /** The workspace's applications, which an endpoint's application_id must name. */
   applications?: ApplicationLookup | undefined;
+  /** The workspace's environments, which an endpoint's environment_id must name. */
+  environments?: EnvironmentLookup | undefined;
 }
 
 /** What a sealed signing secret of an endpoint is bound to, so it opens for that endpoint only. */
@@ -351,14 +369,40 @@ export async function createEndpoint(
   const retryPolicy = checkRetryPolicy(v, input, fields, "endpoint");
   if (input.signatureScheme === "invalid") v.add("endpoint.signature_scheme", SCHEME_VIOLATION);
   if (input.applicationId) checkId(v, "endpoint.application_id", "application", input.applicationId);
+  if (input.environmentId) checkId(v, "endpoint.environment_id", "environment", input.environmentId);
   v.throwIfAny();
   // A portal session creates under its own application only; naming another is not_found.
   const applicationId = applicationFilterOf(scope, input.applicationId ?? "");
   if (applicationId === null) throw applicationNotFound(input.applicationId ?? "");
+  let environmentId: string;
   if (applicationId !== undefined) {
     if (deps.applications === undefined) throw new Error("createEndpoint needs the application lookup");
-    await requireApplication(deps.applications, workspaceId, applicationId, "endpoint.application_id");
+    const app = await requireApplication(deps.applications, workspaceId, applicationId, "endpoint.application_id");
+    // An application's endpoints live in its environment.
+    environmentId = app.environmentId;
+    if (input.environmentId && input.environmentId !== environmentId) {
+      throw invalidArgument([
+        {
+          field: "endpoint.environment_id",
+          description: `must be empty or the environment of application ${applicationId} (${environmentId})`,
+        },
+      ]);
+    }
+  } else if (input.environmentId) {
+    if (deps.environments === undefined) throw new Error("createEndpoint needs the environment lookup");
+    environmentId = await resolveEnvironmentId(
+      deps.environments,
+      workspaceId,
+      input.environmentId,
+      "endpoint.environment_id",
+    );
+  } else {
+    environmentId = scope.environmentId ?? defaultEnvironmentId(workspaceId);
   }
+  if (scope.environmentId !== null && environmentId !== scope.environmentId)
+    throw invalidArgument([
+      { field: "endpoint.environment_id", description: "is outside this credential's environment" },
+    ]);
   await checkEventTypesExist(deps.eventTypes, workspaceId, "endpoint.event_types", input.eventTypes ?? []);
   const now = new Date();
   const id = newId("endpoint");
@@ -388,6 +432,7 @@ export async function createEndpoint(
     previousPublicKey: null,
     ...clientCertificateColumns(deps, id, input, chainPem),
     applicationId: applicationId ?? null,
+    environmentId,
     createdAt: now,
     updatedAt: now,
   };
@@ -418,7 +463,7 @@ export async function getEndpoint(
 
 /** Refuses (not_found) an endpoint outside a narrowed scope; a workspace scope needs no read. */
 async function requireInScope(store: EndpointLookup, scope: Scope, id: string): Promise<void> {
-  if (scope.applicationId !== null) await getEndpoint(store, scope, id);
+  if (scope.applicationId !== null || scope.environmentId !== null) await getEndpoint(store, scope, id);
 }
 
 /** How many of an endpoint's latest deliveries its recent success rate is over. */
@@ -438,19 +483,32 @@ export async function getEndpointHealth(
 export async function listEndpoints(
   store: Pick<EndpointRepository, "listEndpoints">,
   scope: Scope,
-  req: { pageSize: number; pageToken: string; applicationId?: string | undefined },
+  req: { pageSize: number; pageToken: string; applicationId?: string | undefined; environmentId?: string | undefined },
 ): Promise<{ items: EndpointRecord[]; nextPageToken: string }> {
   const v = new Violations();
   const requested = req.applicationId ?? "";
+  const requestedEnv = req.environmentId ?? "";
   if (requested !== "") checkId(v, "application_id", "application", requested);
+  checkEnvironmentFilter(v, "environment_id", requestedEnv);
   v.throwIfAny();
   const limit = pageSize(req.pageSize);
   const applicationId = applicationFilterOf(scope, requested);
+  const environmentId = environmentFilterOf(scope, requestedEnv);
   // The token is bound to the request's filter (not the scope), so it reads the same either way.
-  const filters = requested === "" ? null : { applicationId: requested };
+  const filters =
+    requested === "" && requestedEnv === ""
+      ? null
+      : requestedEnv === ""
+        ? { applicationId: requested }
+        : { applicationId: requested, environmentId: requestedEnv };
   const afterId = decodePageToken(req.pageToken, "endpoints", filters);
-  if (applicationId === null) return { items: [], nextPageToken: "" };
-  const rows = await store.listEndpoints(scope.workspaceId, { afterId, limit: limit + 1 }, applicationId);
+  if (applicationId === null || environmentId === null) return { items: [], nextPageToken: "" };
+  const rows = await store.listEndpoints(
+    scope.workspaceId,
+    { afterId, limit: limit + 1 },
+    applicationId,
+    environmentId,
+  );
   return pageOf(rows, limit, "endpoints", filters);
 }
 

@@ -13,6 +13,7 @@ export const ID_PREFIX = {
   subscription: "sub",
   application: "app",
   portalSession: "pts",
+  environment: "env",
 } as const;
 
 /** The resource kinds that have prefixed ids. */

@@ -2,6 +2,8 @@
 import { Violations } from "./errors.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type { DeliveryStatusName, MessageRecord, PageQuery } from "./records.ts";
+import { checkEnvironmentFilter } from "./environments.ts";
+import { environmentFilterOf, type Scope } from "./scope.ts";
 import { checkEventType, checkId } from "./validation.ts";
 
 /** Which messages a list returns; every filter given must hold. */
@@ -18,6 +20,8 @@ export interface MessageFilter {
    * `statuses`, when given, that same delivery.
    */
   applicationId?: string | undefined;
+  /** Sent in this environment (messages older than environments: the default one). */
+  environmentId?: string | undefined;
 }
 
 /** The port ListMessages reads through. */
@@ -36,12 +40,14 @@ export interface ListMessagesInput {
   statuses: readonly (DeliveryStatusName | undefined)[];
   /** "" for no application filter. */
   applicationId?: string | undefined;
+  /** "" for no environment filter (a producer key sees its own environment's only). */
+  environmentId?: string | undefined;
 }
 
 /** Lists messages newest first, filtered by event type, creation time range and delivery status. */
 export async function listMessages(
   store: MessageLister,
-  workspaceId: string,
+  scope: Scope,
   req: ListMessagesInput,
 ): Promise<{ items: MessageRecord[]; nextPageToken: string }> {
   const v = new Violations();
@@ -60,7 +66,10 @@ export async function listMessages(
   if (req.pageSize < 0) v.add("page_size", "must not be negative");
   const applicationId = req.applicationId ?? "";
   if (applicationId !== "") checkId(v, "application_id", "application", applicationId);
+  const requestedEnv = req.environmentId ?? "";
+  checkEnvironmentFilter(v, "environment_id", requestedEnv);
   v.throwIfAny();
+  const environmentId = environmentFilterOf(scope, requestedEnv);
   const limit = pageSize(req.pageSize);
   const filter: MessageFilter = {
     eventType: req.eventType || undefined,
@@ -69,8 +78,15 @@ export async function listMessages(
     statuses: req.statuses.length > 0 ? [...new Set(req.statuses as DeliveryStatusName[])].sort() : undefined,
     // Only when given, so page tokens of lists without it stay valid.
     ...(applicationId === "" ? {} : { applicationId }),
+    ...(requestedEnv === "" ? {} : { environmentId: requestedEnv }),
   };
   const afterId = decodePageToken(req.pageToken, "messages", filter);
-  const rows = await store.listMessages(workspaceId, filter, { afterId, limit: limit + 1 });
+  // Another environment than the scope's holds nothing this caller may see.
+  if (environmentId === null) return { items: [], nextPageToken: "" };
+  const rows = await store.listMessages(
+    scope.workspaceId,
+    { ...filter, ...(environmentId === undefined ? {} : { environmentId }) },
+    { afterId, limit: limit + 1 },
+  );
   return pageOf(rows, limit, "messages", filter);
 }

@@ -11,6 +11,7 @@ import type { OutboxRelay } from "./outbox-relay.ts";
 import { statusRow } from "./outbox-rows.ts";
 import type { DeliveryRecord, MessageRecord, NewOutboxRecord, OutboxRecord } from "./records.ts";
 import { resolveSchedule, type ScheduleInput } from "./schedule.ts";
+import type { Scope } from "./scope.ts";
 import { checkId } from "./validation.ts";
 
 /** What to do with a message's scheduled deliveries. */
@@ -37,6 +38,8 @@ export interface ScheduledMessages {
     change: ScheduleChange,
     at: Date,
     outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
+    /** Only a message of this environment (another is not_found); null or absent: any. */
+    environmentId?: string | null,
   ): Promise<ScheduleChangeResult>;
 }
 
@@ -60,16 +63,23 @@ function notScheduled(id: string, deliveries: readonly DeliveryRecord[]): Domain
 
 async function apply(
   deps: MessageScheduleDeps,
-  workspaceId: string,
+  scope: Scope,
   id: string,
   change: ScheduleChange,
   at: Date,
 ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
-  const result = await deps.store.changeSchedule(workspaceId, id, change, at, (d) => {
-    const row = statusRow(d, null, at);
-    // A rescheduled delivery announces "scheduled" again: its own msgId, so JetStream keeps it.
-    return [change.kind === "reschedule" ? { ...row, msgId: `${row.msgId}:${at.getTime()}` } : row];
-  });
+  const result = await deps.store.changeSchedule(
+    scope.workspaceId,
+    id,
+    change,
+    at,
+    (d) => {
+      const row = statusRow(d, null, at);
+      // A rescheduled delivery announces "scheduled" again: its own msgId, so JetStream keeps it.
+      return [change.kind === "reschedule" ? { ...row, msgId: `${row.msgId}:${at.getTime()}` } : row];
+    },
+    scope.environmentId,
+  );
   if (result.outcome === "not_found") throw notFound("message", id);
   if (result.outcome === "not_scheduled") throw notScheduled(id, result.deliveries);
   void deps.relay.publishNow(result.outbox);
@@ -79,13 +89,13 @@ async function apply(
 /** Cancels a scheduled message that has not been sent. */
 export async function cancelMessage(
   deps: MessageScheduleDeps,
-  workspaceId: string,
+  scope: Scope,
   id: string,
 ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
   const v = new Violations();
   checkId(v, "id", "message", id);
   v.throwIfAny();
-  return apply(deps, workspaceId, id, { kind: "cancel", reason: CANCELLED_BY_PRODUCER }, new Date());
+  return apply(deps, scope, id, { kind: "cancel", reason: CANCELLED_BY_PRODUCER }, new Date());
 }
 
 /**
@@ -95,7 +105,7 @@ export async function cancelMessage(
  */
 export async function rescheduleMessage(
   deps: MessageScheduleDeps,
-  workspaceId: string,
+  scope: Scope,
   id: string,
   schedule: ScheduleInput,
 ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
@@ -107,5 +117,5 @@ export async function rescheduleMessage(
   if (!given) v.add("deliver_in", "one of deliver_in, deliver_at or deliver_at_local is required");
   const due = given ? resolveSchedule(v, "", schedule, now.getTime()) : null;
   v.throwIfAny();
-  return apply(deps, workspaceId, id, { kind: "reschedule", deliverAt: due ?? now }, now);
+  return apply(deps, scope, id, { kind: "reschedule", deliverAt: due ?? now }, now);
 }

@@ -1,4 +1,4 @@
-import { workspaceScope } from "./scope.ts";
+import { endpointInScope, environmentOf, inScopeEnvironment, type Scope } from "./scope.ts";
 import { createHash, randomUUID } from "node:crypto";
 import { endpointCacheKey, getEndpoint, type EndpointLookup } from "./endpoints.ts";
 import { DomainError, Violations, invalidArgument, notFound } from "./errors.ts";
@@ -273,6 +273,21 @@ function withQuota(deps: MessageDeps, workspaceId: string, count: number, now: D
   return deps.quota === undefined ? result : { ...result, quota: deps.quota.record(workspaceId, count, now) };
 }
 
+/**
+ * Refuses an idempotency key held by a message of another environment (a staging key and a
+ * production key of one workspace share its idempotency keys): already_exists, naming nothing
+ * of the other environment's message.
+ */
+export function requireSameEnvironment(scope: Scope, earlier: MessageRecord, key: string): void {
+  if (inScopeEnvironment(scope, earlier)) return;
+  throw new DomainError(
+    "already_exists",
+    "IDEMPOTENCY_KEY_REUSED",
+    `idempotency key ${JSON.stringify(key)} is already used by a message of another environment of this workspace`,
+    { violations: [{ field: "idempotency_key", description: "is already used in another environment" }] },
+  );
+}
+
 function replay(
   key: string,
   message: MessageRecord,
@@ -328,11 +343,12 @@ type Prepared =
 /** Validates one Send and builds its rows (nothing is written); `quota` checks one more message. */
 async function prepareSend(
   deps: MessageDeps,
-  workspaceId: string,
+  scope: Scope,
   input: SendInput,
   now: Date,
   quota: boolean,
 ): Promise<Prepared> {
+  const workspaceId = scope.workspaceId;
   const v = new Violations();
   checkId(v, "endpoint_id", "endpoint", input.endpointId);
   checkEventType(v, "event_type", input.eventType);
@@ -356,7 +372,10 @@ async function prepareSend(
   };
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key, now);
-    if (earlier) return { kind: "done", result: replay(key, earlier.message, earlier.deliveries, hash, requested) };
+    if (earlier) {
+      requireSameEnvironment(scope, earlier.message, key);
+      return { kind: "done", result: replay(key, earlier.message, earlier.deliveries, hash, requested) };
+    }
   }
   // The quota is checked before anything is written (resource_exhausted with the delay until its reset).
   if (quota) await deps.quota?.check(workspaceId, 1, now);
@@ -373,9 +392,10 @@ async function prepareSend(
     },
   );
   const cacheKey = endpointCacheKey(workspaceId, input.endpointId);
-  const endpoint =
-    deps.endpointCache?.get(cacheKey) ??
-    (await getEndpoint(deps.endpoints, workspaceScope(workspaceId), input.endpointId, "endpoint_id"));
+  const cached = deps.endpointCache?.get(cacheKey);
+  // A producer key reaches its own environment's endpoints only: any other is not_found.
+  if (cached !== undefined && !endpointInScope(scope, cached)) throw notFound("endpoint", input.endpointId);
+  const endpoint = cached ?? (await getEndpoint(deps.endpoints, scope, input.endpointId, "endpoint_id"));
   deps.endpointCache?.set(cacheKey, endpoint);
   // A disabled endpoint's message is accepted and kept: the worker holds its delivery until the
   // endpoint is enabled again.
@@ -383,6 +403,7 @@ async function prepareSend(
   const message: MessageRecord = {
     id: newId("message"),
     workspaceId,
+    environmentId: environmentOf(endpoint),
     eventType: input.eventType,
     payload,
     contentType,
@@ -425,9 +446,10 @@ async function prepareSend(
  * message + delivery + outbox rows, then (after commit) hand the rows to the relay. Resolves
  * only once the message is committed.
  */
-export async function send(deps: MessageDeps, workspaceId: string, input: SendInput): Promise<SendResult> {
+export async function send(deps: MessageDeps, scope: Scope, input: SendInput): Promise<SendResult> {
+  const workspaceId = scope.workspaceId;
   const now = new Date();
-  const p = await prepareSend(deps, workspaceId, input, now, true);
+  const p = await prepareSend(deps, scope, input, now, true);
   if (p.kind === "done") return withQuota(deps, workspaceId, 0, now, p.result);
   const { outcome, outbox } = await deps.messages.acceptMessage(p.message, [p.delivery], p.rows, p.keyExpiresAt);
   return finish(deps, workspaceId, now, p, outcome, outbox);
@@ -489,9 +511,10 @@ export function batchItemError(index: number, err: DomainError): DomainError {
  */
 export async function sendBatch(
   deps: MessageDeps,
-  workspaceId: string,
+  scope: Scope,
   items: readonly (SendInput | { failed: DomainError })[],
 ): Promise<BatchItemResult[]> {
+  const workspaceId = scope.workspaceId;
   if (items.length === 0) throw invalidArgument([{ field: "items", description: "must have at least one item" }]);
   if (items.length > MAX_BATCH_ITEMS)
     throw invalidArgument([{ field: "items", description: `must have at most ${MAX_BATCH_ITEMS} items` }]);
@@ -504,7 +527,7 @@ export async function sendBatch(
       continue;
     }
     try {
-      const p = await prepareSend(deps, workspaceId, input, now, false);
+      const p = await prepareSend(deps, scope, input, now, false);
       if (p.kind === "done") results[index] = { ok: true, result: withQuota(deps, workspaceId, 0, now, p.result) };
       else fresh.push({ index, p });
     } catch (err) {
@@ -551,13 +574,13 @@ export async function sendBatch(
 /** A message of the workspace with its deliveries. */
 export async function getMessage(
   store: MessageReader,
-  workspaceId: string,
+  scope: Scope,
   id: string,
 ): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
   const v = new Violations();
   checkId(v, "id", "message", id);
   v.throwIfAny();
-  const message = await store.getMessage(workspaceId, id);
-  if (!message) throw notFound("message", id);
-  return { message, deliveries: await store.listDeliveriesOfMessage(workspaceId, id) };
+  const message = await store.getMessage(scope.workspaceId, id);
+  if (!message || !inScopeEnvironment(scope, message)) throw notFound("message", id);
+  return { message, deliveries: await store.listDeliveriesOfMessage(scope.workspaceId, id) };
 }

@@ -159,6 +159,7 @@ export function planOperationalMessage(
   applicationId: string | null,
   targets: readonly TriggerTarget[],
   publishCheckDelayMs?: number,
+  environmentId?: string,
 ): { message: MessageRecord; deliveries: DeliveryRecord[] } | null {
   const payload = operationalPayload(event, applicationId);
   const chosen = recipients(event, applicationId, targets, payload);
@@ -168,6 +169,7 @@ export function planOperationalMessage(
   const message: MessageRecord = {
     id,
     workspaceId: event.workspaceId,
+    ...(environmentId === undefined ? {} : { environmentId }),
     eventType: event.type,
     payload,
     contentType: "application/json",

@@ -24,6 +24,9 @@ import {
   type RetryOverride as RetryOverrideProto,
 } from "../../gen/hookstream/v1/retry_override_pb.ts";
 import type { RetryOverride } from "./retry-policy.ts";
+import { EnvironmentSchema, type Environment } from "../../gen/hookstream/v1/environment_pb.ts";
+import { isDefaultEnvironment } from "./environments.ts";
+import { environmentOf } from "./scope.ts";
 import { WorkspaceSchema, type Workspace } from "../../gen/hookstream/v1/workspace_pb.ts";
 import type {
   ApiKeyModeName,
@@ -36,6 +39,7 @@ import type {
   ApplicationRecord,
   EndpointRecord,
   EndpointTypeName,
+  EnvironmentRecord,
   EventTypeRecord,
   MessageRecord,
   SubscriptionRecord,
@@ -110,6 +114,7 @@ export function apiKeyView(k: ApiKeyRecord): ApiKey {
     scope: k.scope === "management" ? ApiKeyScope.MANAGEMENT : ApiKeyScope.PRODUCER,
     mode: k.mode === "test" ? ApiKeyMode.TEST : ApiKeyMode.LIVE,
     lastUsedTime: ts(k.lastUsedAt),
+    environmentId: k.environmentId ?? "",
   });
 }
 
@@ -186,6 +191,7 @@ export function endpointView(e: EndpointRecord, recent?: RecentOutcomes): Endpoi
     rateLimit: e.rateLimit ?? 0,
     rateLimitBurst: e.rateLimitBurst ?? 0,
     applicationId: e.applicationId ?? "",
+    environmentId: environmentOf(e),
     createTime: timestampFromDate(e.createdAt),
     updateTime: timestampFromDate(e.updatedAt),
     ...endpointSecurityView(e, new Date()),
@@ -227,9 +233,23 @@ export function applicationView(a: ApplicationRecord): Application {
     id: a.id,
     name: a.name,
     uid: a.uid ?? "",
+    environmentId: a.environmentId,
     metadata: { ...a.metadata },
     createTime: timestampFromDate(a.createdAt),
     updateTime: timestampFromDate(a.updatedAt),
+  });
+}
+
+/** The API view of an environment. */
+export function environmentView(e: EnvironmentRecord): Environment {
+  return create(EnvironmentSchema, {
+    id: e.id,
+    name: e.name,
+    slug: e.slug,
+    default: isDefaultEnvironment(e),
+    unpublishedEventTypes: [...e.unpublishedEventTypes],
+    createTime: timestampFromDate(e.createdAt),
+    updateTime: timestampFromDate(e.updatedAt),
   });
 }
 
@@ -282,6 +302,7 @@ export function messageView(m: MessageRecord): Message {
     headers: { ...m.headers },
     metadata: { ...m.metadata },
     retry: m.retry === null || m.retry === undefined ? undefined : retryOverrideView(m.retry),
+    environmentId: environmentOf(m),
   });
   if (m.contentType === "application/json") {
     // payload_json is the stored bytes as they are delivered; payload the (lossy) Value of them.

@@ -66,6 +66,8 @@ export interface ApiKeyRecord {
   mode: ApiKeyModeName;
   /** Coalesced: written at most once per flush interval per API server. */
   lastUsedAt: Date | null;
+  /** A producer key's environment; null for a management-scoped key (the whole workspace). */
+  environmentId: string | null;
 }
 
 /**
@@ -75,6 +77,8 @@ export interface ApiKeyRecord {
 export interface EndpointRecord {
   id: string;
   workspaceId: string;
+  /** The environment it lives in (absent in older fixtures: the workspace's default one). */
+  environmentId?: string | undefined;
   url: string;
   description: string;
   metadata: Record<string, string>;
@@ -137,9 +141,24 @@ export interface PortalSessionRecord {
 }
 
 /** One of a producer's customers (Svix's application): endpoints may be scoped to it. */
+/** An isolated part of a workspace; see src/domain/environments.ts. */
+export interface EnvironmentRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  /** Unique in the workspace; "default" for the default environment. */
+  slug: string;
+  /** Event types Trigger refuses in this environment. */
+  unpublishedEventTypes: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 export interface ApplicationRecord {
   id: string;
   workspaceId: string;
+  /** The environment it (and its endpoints) live in. */
+  environmentId: string;
   name: string;
   /** The producer's own id of the customer, unique in the workspace; null for none. */
   uid: string | null;
@@ -161,6 +180,8 @@ export interface RecentOutcomes {
 export interface MessageRecord {
   id: string;
   workspaceId: string;
+  /** The environment it was sent in (absent: the workspace's default one). */
+  environmentId?: string | undefined;
   eventType: string;
   payload: Uint8Array;
   contentType: string;

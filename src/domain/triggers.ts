@@ -8,6 +8,7 @@ import {
   checkSendBody,
   DEFAULT_IDEMPOTENCY_TTL_MS,
   MAX_BATCH_ITEMS,
+  requireSameEnvironment,
   type AcceptOutcome,
   type MessageIntake,
   type SendBody,
@@ -17,6 +18,7 @@ import { publishCheckAt, queuedRows, type DirectPublisher } from "./publish-chec
 import type {
   DeliveryRecord,
   EndpointRecord,
+  EnvironmentRecord,
   EventTypeRecord,
   MessageRecord,
   NewOutboxRecord,
@@ -25,16 +27,20 @@ import type {
 import type { TtlCache } from "./ttl-cache.ts";
 import { checkId, checkIdempotencyKey, checkStringMap } from "./validation.ts";
 import { requireApplication, type ApplicationLookup } from "./applications.ts";
+import { checkPublished, defaultEnvironmentId, type EnvironmentLookup } from "./environments.ts";
+import type { Scope } from "./scope.ts";
 
-/**
- * Which endpoints a trigger may reach. The tenancy work narrows it here: an application filter
- * and the environment's visibility become fields of this scope, and the store's query adds them.
- */
+/** Which endpoints a trigger may reach. */
 export interface TriggerScope {
   workspaceId: string;
   eventType: string;
   /** Only this application's endpoints; null or absent: every endpoint of the workspace. */
   applicationId?: string | null | undefined;
+  /**
+   * Only this environment's endpoints (the producer key's); null or absent: every environment.
+   * Endpoints older than environments (environment_id null) are the default environment's.
+   */
+  environmentId?: string | null | undefined;
 }
 
 /** An endpoint a trigger may reach, with every subscription it has (enabled or not). */
@@ -79,6 +85,10 @@ export interface TriggerDeps {
   eventTypes: EventTypeLookup;
   /** The applications a trigger may be limited to. */
   applications: ApplicationLookup;
+  /** The environments whose unpublished event types Trigger refuses. */
+  environments: EnvironmentLookup;
+  /** Environments recently read (null: none of that id). */
+  environmentCache?: TtlCache<EnvironmentRecord | null> | undefined;
   eventTypeCache?: TtlCache<EventTypeRecord | null> | undefined;
   relay: OutboxRelay & DirectPublisher;
   /** How long after accepting a delivery the dispatcher checks its publish (publish-check.ts). */
@@ -103,6 +113,22 @@ function fingerprint(input: TriggerInput, contentType: string, payload: Uint8Arr
     .update(`trigger\0${input.eventType}\0${contentType}\0${metadata}\0${app}`)
     .update(payload)
     .digest("hex");
+}
+
+/**
+ * The environment a trigger is sent in, for its unpublished event types: the default one needs
+ * no read while it has none recorded; reads are cached like event types.
+ */
+async function environmentOfTrigger(
+  deps: TriggerDeps,
+  workspaceId: string,
+  id: string,
+): Promise<EnvironmentRecord | null> {
+  const cached = deps.environmentCache?.get(id);
+  if (cached !== undefined) return cached;
+  const env = await deps.environments.getEnvironment(workspaceId, id);
+  deps.environmentCache?.set(id, env);
+  return env;
 }
 
 function replay(key: string, message: MessageRecord, deliveries: DeliveryRecord[], hash: string): TriggerResult {
@@ -193,10 +219,12 @@ export function selectTriggerTargets(
  */
 async function prepareTrigger(
   deps: TriggerDeps,
-  workspaceId: string,
+  scope: Scope,
   input: TriggerInput,
   now: Date,
 ): Promise<PreparedTrigger> {
+  const workspaceId = scope.workspaceId;
+  const environmentId = scope.environmentId ?? defaultEnvironmentId(workspaceId);
   const v = new Violations();
   checkEventTypeName(v, "event_type", input.eventType);
   checkIdempotencyKey(v, "idempotency_key", input.idempotencyKey);
@@ -213,8 +241,12 @@ async function prepareTrigger(
 
   if (input.idempotencyKey !== "") {
     const earlier = await deps.messages.findMessageByIdempotencyKey(workspaceId, key);
-    if (earlier) return { kind: "done", result: replay(key, earlier.message, earlier.deliveries, hash) };
+    if (earlier) {
+      requireSameEnvironment(scope, earlier.message, key);
+      return { kind: "done", result: replay(key, earlier.message, earlier.deliveries, hash) };
+    }
   }
+  checkPublished(await environmentOfTrigger(deps, workspaceId, environmentId), input.eventType, "event_type");
   await checkMessageEventType(
     { lookup: deps.eventTypes, cache: deps.eventTypeCache, requireKnown: true, field: "event_type" },
     workspaceId,
@@ -226,16 +258,31 @@ async function prepareTrigger(
     },
   );
 
-  if (applicationId !== "") await requireApplication(deps.applications, workspaceId, applicationId, "application_id");
+  if (applicationId !== "") {
+    const app = await requireApplication(deps.applications, workspaceId, applicationId, "application_id");
+    // Another environment's application is as unknown to this key as a missing one.
+    if (app.environmentId !== environmentId) {
+      throw new DomainError(
+        "not_found",
+        "APPLICATION_NOT_FOUND",
+        `application ${JSON.stringify(applicationId)} not found`,
+        {
+          violations: [{ field: "application_id", description: "is not an application of this environment" }],
+        },
+      );
+    }
+  }
   const targets = await deps.targets.findTriggerTargets({
     workspaceId,
     eventType: input.eventType,
     applicationId: applicationId === "" ? null : applicationId,
+    environmentId,
   });
   const filterInput = createFilterInput(payload, input.metadata, input.eventType);
   const message: MessageRecord = {
     id: newId("message"),
     workspaceId,
+    environmentId,
     eventType: input.eventType,
     payload,
     contentType,
@@ -300,9 +347,9 @@ function finishTrigger(
  * and every delivery, published after commit. No match is accepted: the message is stored with
  * no delivery.
  */
-export async function trigger(deps: TriggerDeps, workspaceId: string, input: TriggerInput): Promise<TriggerResult> {
+export async function trigger(deps: TriggerDeps, scope: Scope, input: TriggerInput): Promise<TriggerResult> {
   const now = new Date();
-  const p = await prepareTrigger(deps, workspaceId, input, now);
+  const p = await prepareTrigger(deps, scope, input, now);
   if (p.kind === "done") return p.result;
   const accepted = await deps.messages.acceptMessage(p.message, p.deliveries, [], p.keyExpiresAt);
   const burst: NewOutboxRecord[] = [];
@@ -322,7 +369,7 @@ export type TriggerBatchItemResult = { ok: true; result: TriggerResult } | { ok:
  */
 export async function triggerBatch(
   deps: TriggerDeps,
-  workspaceId: string,
+  scope: Scope,
   items: readonly (TriggerInput | { failed: DomainError })[],
 ): Promise<TriggerBatchItemResult[]> {
   if (items.length === 0) throw invalidArgument([{ field: "items", description: "must have at least one item" }]);
@@ -337,7 +384,7 @@ export async function triggerBatch(
       continue;
     }
     try {
-      const p = await prepareTrigger(deps, workspaceId, input, now);
+      const p = await prepareTrigger(deps, scope, input, now);
       if (p.kind === "done") results[index] = { ok: true, result: p.result };
       else fresh.push({ index, p });
     } catch (err) {

@@ -1,3 +1,4 @@
+import { workspaceScope } from "./scope.ts";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -48,7 +49,8 @@ test("watch filters by endpoint, message and status and tokens point at stream p
   const out = [];
   const filter = { endpointId: "", messageId: "", statuses: [DeliveryStatus.SUCCEEDED] };
   const signal = new AbortController().signal;
-  for await (const item of watchDeliveries(feed, "ws_a", filter, encodeResumeToken(0), signal, quiet)) out.push(item);
+  for await (const item of watchDeliveries(feed, workspaceScope("ws_a"), filter, encodeResumeToken(0), signal, quiet))
+    out.push(item);
   assert.deepEqual(seen, [0]);
   assert.deepEqual(
     out.map((i) => i.event?.delivery?.id ?? "heartbeat"),
@@ -119,7 +121,9 @@ test("a quiet watch sends heartbeats with the latest position, also past filtere
   const { feed, push, watching } = pushFeed();
   const ac = new AbortController();
   const filter = { endpointId: EP2, messageId: "", statuses: [] };
-  const it = watchDeliveries(feed, "ws_a", filter, "", ac.signal, { heartbeatMs: 20 })[Symbol.asyncIterator]();
+  const it = watchDeliveries(feed, workspaceScope("ws_a"), filter, "", ac.signal, { heartbeatMs: 20 })[
+    Symbol.asyncIterator
+  ]();
   const first = await it.next();
   if (first.done === true) assert.fail("the watch ended");
   assert.equal(first.value.event, undefined, "starts with a heartbeat");
@@ -158,7 +162,7 @@ test("WatchMessage: the deliveries as they stand, their changes, and the end onc
   const reader: MessageReader = {
     async getMessage(ws, id) {
       reads.push(`message ${ws} ${id}`);
-      return ws === "ws_a" && id === MSG1 ? ({ id } as MessageRecord) : null;
+      return ws === "ws_a" && id === MSG1 ? ({ id, workspaceId: ws } as MessageRecord) : null;
     },
     async listDeliveriesOfMessage(ws, id) {
       reads.push(`deliveries ${ws} ${id}`);
@@ -168,14 +172,15 @@ test("WatchMessage: the deliveries as they stand, their changes, and the end onc
   const signal = new AbortController().signal;
   await assert.rejects(
     (async () => {
-      for await (const _ of watchMessage(feed, reader, "ws_b", MSG1, signal, quiet)) assert.fail("no item");
+      for await (const _ of watchMessage(feed, reader, workspaceScope("ws_b"), MSG1, signal, quiet))
+        assert.fail("no item");
     })(),
     (e: unknown) => e instanceof DomainError && e.kind === "not_found",
     "another workspace's message is not_found",
   );
   const out: WatchItem[] = [];
   const done = (async () => {
-    for await (const item of watchMessage(feed, reader, "ws_a", MSG1, signal, quiet)) out.push(item);
+    for await (const item of watchMessage(feed, reader, workspaceScope("ws_a"), MSG1, signal, quiet)) out.push(item);
   })();
   await watching;
   push(statusEvent(11, MSG2, "dlv_9", DeliveryStatus.SUCCEEDED)); // another message

@@ -2,7 +2,9 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { DeliveryStatusEventSchema, type DeliveryStatusEvent } from "../../gen/hookstream/internal/v1/jobs_pb.ts";
 import type { DeliveryStatus } from "../../gen/hookstream/v1/delivery_pb.ts";
 import { Violations, invalidArgument, notFound } from "./errors.ts";
+import type { EndpointLookup } from "./endpoints.ts";
 import type { MessageReader } from "./messages.ts";
+import { endpointInScope, inScopeEnvironment, type Scope } from "./scope.ts";
 import type { StatusFeed, StatusFeedItem } from "./ports.ts";
 import { deliveryView, statusFromProto } from "./proto-views.ts";
 import { FINAL_STATUSES } from "./records.ts";
@@ -49,12 +51,14 @@ export function decodeResumeToken(token: string): number {
  */
 export async function* watchDeliveries(
   feed: StatusFeed,
-  workspaceId: string,
+  scope: Scope,
   filter: WatchFilter,
   resumeToken: string,
   signal: AbortSignal,
   opts: WatchOptions,
+  endpoints?: EndpointLookup,
 ): AsyncGenerator<WatchItem> {
+  const workspaceId = scope.workspaceId;
   const v = new Violations();
   if (filter.endpointId !== "") checkId(v, "endpoint_id", "endpoint", filter.endpointId);
   if (filter.messageId !== "") checkId(v, "message_id", "message", filter.messageId);
@@ -65,6 +69,22 @@ export async function* watchDeliveries(
   const afterSeq = resumeToken === "" ? undefined : decodeResumeToken(resumeToken);
   const statuses = new Set<number>(filter.statuses);
   const read = new Position();
+  // A producer key sees its own environment's deliveries only: each endpoint's environment is
+  // read once per stream (it never changes); an endpoint it cannot read is outside.
+  const visible = new Map<string, boolean>();
+  const inScope = async (endpointId: string): Promise<boolean> => {
+    if (scope.environmentId === null) return true;
+    if (endpoints === undefined) return false;
+    let ok = visible.get(endpointId);
+    if (ok === undefined) {
+      const ep = await endpoints.getEndpoint(workspaceId, endpointId);
+      ok = ep !== null && endpointInScope(scope, ep);
+      if (visible.size >= 10_000) visible.clear();
+      visible.set(endpointId, ok);
+    }
+    return ok;
+  };
+  if (filter.endpointId !== "" && !(await inScope(filter.endpointId))) throw notFound("endpoint", filter.endpointId);
 
   async function* matching(): AsyncGenerator<WatchItem> {
     for await (const item of feed.watch(workspaceId, afterSeq, signal)) {
@@ -80,6 +100,7 @@ export async function* watchDeliveries(
       if (filter.endpointId !== "" && d.endpointId !== filter.endpointId) continue;
       if (filter.messageId !== "" && d.messageId !== filter.messageId) continue;
       if (statuses.size > 0 && !statuses.has(d.status)) continue;
+      if (!(await inScope(d.endpointId))) continue;
       yield { resumeToken: encodeResumeToken(item.seq), event };
     }
   }
@@ -95,15 +116,17 @@ export async function* watchDeliveries(
 export async function* watchMessage(
   feed: StatusFeed,
   reader: MessageReader,
-  workspaceId: string,
+  scope: Scope,
   messageId: string,
   signal: AbortSignal,
   opts: WatchOptions,
 ): AsyncGenerator<WatchItem> {
+  const workspaceId = scope.workspaceId;
   const v = new Violations();
   checkId(v, "id", "message", messageId);
   v.throwIfAny();
-  if ((await reader.getMessage(workspaceId, messageId)) === null) throw notFound("message", messageId);
+  const message = await reader.getMessage(workspaceId, messageId);
+  if (message === null || !inScopeEnvironment(scope, message)) throw notFound("message", messageId);
   const read = new Position();
   const statusOf = new Map<string, DeliveryStatus>();
   const allFinal = (): boolean => [...statusOf.values()].every(isFinal);

@@ -3,6 +3,7 @@ import { Application } from "./applications/application.entity.ts";
 import { Attempt } from "./deliveries/attempt.entity.ts";
 import { Delivery } from "./deliveries/delivery.entity.ts";
 import { Endpoint } from "./endpoints/endpoint.entity.ts";
+import { Environment } from "./environments/environment.entity.ts";
 import { EventType } from "./event-types/event-type.entity.ts";
 import { Subscription } from "./subscriptions/subscription.entity.ts";
 import { IdempotencyKey } from "./messages/idempotency-key.entity.ts";
@@ -20,6 +21,7 @@ export {
   BulkOperation,
   Delivery,
   Endpoint,
+  Environment,
   EventType,
   IdempotencyKey,
   Message,
@@ -33,6 +35,7 @@ export {
 /** Every entity of the store, for MikroORM's discovery. */
 export const ENTITIES = [
   Workspace,
+  Environment,
   ApiKey,
   Application,
   Endpoint,

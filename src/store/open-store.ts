@@ -9,6 +9,7 @@ import { createPortalSessionRepository, type PortalSessionStore } from "./portal
 import { createApplicationRepository, type ApplicationStore } from "./applications/application-repository.ts";
 import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
+import { createEnvironmentRepository, type EnvironmentStore } from "./environments/environment-repository.ts";
 import { createEventTypeRepository } from "./event-types/event-type-repository.ts";
 import { createSubscriptionRepository, type SubscriptionStore } from "./subscriptions/subscription-repository.ts";
 import { createMessageRepository, type MessageStore } from "./messages/message-repository.ts";
@@ -40,6 +41,8 @@ export interface OpenedStore {
   /** Releases connections. */
   close(): Promise<void>;
   readonly workspaces: WorkspaceStore;
+  /** Environments: their CRUD, and the lookup resources that live in one resolve theirs with. */
+  readonly environments: EnvironmentStore;
   readonly apiKeys: ApiKeyStore;
   /** What the authenticator reads: management tokens and API keys. */
   readonly credentials: CredentialLookup;
@@ -89,6 +92,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     },
     close: () => orm.close(true),
     workspaces,
+    environments: createEnvironmentRepository(ctx),
     apiKeys,
     credentials: {
       findWorkspaceByTokenHash: (hash) => workspaces.findWorkspaceByTokenHash(hash),

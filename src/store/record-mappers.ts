@@ -1,3 +1,4 @@
+import { defaultEnvironmentId } from "../domain/environments.ts";
 import type {
   ApiKeyRecord,
   AttemptRecord,
@@ -55,6 +56,7 @@ export function apiKeyRecord(row: ApiKey): ApiKeyRecord {
     scope: row.scope,
     mode: row.mode,
     lastUsedAt: row.lastUsedAt ?? null,
+    environmentId: row.scope === "management" ? null : (row.environmentId ?? defaultEnvironmentId(row.workspaceId)),
   };
 }
 
@@ -89,6 +91,7 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
     rateLimit: row.rateLimit ?? 0,
     rateLimitBurst: row.rateLimitBurst ?? 0,
     applicationId: row.applicationId ?? null,
+    environmentId: row.environmentId ?? defaultEnvironmentId(row.workspaceId),
   };
 }
 
@@ -114,6 +117,7 @@ export function messageRecord(row: Message): MessageRecord {
     headers: row.headers === null || row.headers === undefined ? null : toStringMap(row.headers),
     metadata: row.metadata === null || row.metadata === undefined ? null : toStringMap(row.metadata),
     retry: row.retry === null || row.retry === undefined ? null : toObject<RetryOverride>(row.retry),
+    environmentId: row.environmentId ?? defaultEnvironmentId(row.workspaceId),
   };
 }
 

@@ -1,3 +1,4 @@
+import { defaultEnvironmentId } from "../domain/environments.ts";
 import { LockMode, type MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
 import type { PageQuery } from "../domain/records.ts";
@@ -19,6 +20,19 @@ export const DETACHED = { disableIdentityMap: true } as const;
 export function keyset(order: "asc" | "desc", afterId: string | undefined): { id?: { $lt: string } | { $gt: string } } {
   if (afterId === undefined || afterId === "") return {};
   return { id: order === "desc" ? { $lt: afterId } : { $gt: afterId } };
+}
+
+/**
+ * The condition "lives in environment `environmentId`" (none when null or undefined): rows older
+ * than environments (environment_id null) are the workspace's default environment's.
+ */
+export function inEnvironment(
+  workspaceId: string,
+  environmentId: string | null | undefined,
+): { environmentId?: string } | { $or: ({ environmentId: string } | { environmentId: null })[] } {
+  if (environmentId === null || environmentId === undefined) return {};
+  if (environmentId !== defaultEnvironmentId(workspaceId)) return { environmentId };
+  return { $or: [{ environmentId }, { environmentId: null }] };
 }
 
 /** A page's row limit, kept sane whatever the caller asked for. */

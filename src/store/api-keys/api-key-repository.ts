@@ -18,11 +18,11 @@ export function createApiKeyRepository(ctx: StoreContext): ApiKeyStore {
       const row = await ctx.run((em) => em.findOne(ApiKey, { secretHash }, DETACHED));
       return row === null ? null : apiKeyRecord(row);
     },
-    async listApiKeys(workspaceId: string, page: PageQuery): Promise<ApiKeyRecord[]> {
+    async listApiKeys(workspaceId: string, page: PageQuery, environmentId?: string): Promise<ApiKeyRecord[]> {
       const rows = await ctx.run((em) =>
         em.find(
           ApiKey,
-          { workspaceId, ...keyset("desc", page.afterId) },
+          { workspaceId, ...(environmentId === undefined ? {} : { environmentId }), ...keyset("desc", page.afterId) },
           { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
         ),
       );

@@ -17,6 +17,9 @@ export const ApiKeySchema = defineEntity({
     scope: p.string().length(32).$type<ApiKeyScopeName>().default("producer"),
     mode: p.string().length(16).$type<ApiKeyModeName>().default("live"),
     lastUsedAt: p.datetime(3).nullable(),
+    // A producer key's environment (null: a management-scoped key, or a producer key older
+    // than environments, which is bound to the default one).
+    environmentId: p.string().length(64).nullable(),
   },
   indexes: [{ name: "api_key_workspace_id_id_index", properties: ["workspaceId", "id"] }],
 });

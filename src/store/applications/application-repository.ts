@@ -1,3 +1,4 @@
+import { defaultEnvironmentId } from "../../domain/environments.ts";
 import { LockMode } from "@mikro-orm/core";
 import type { ApplicationPatch, ApplicationRepository, DeletedApplication } from "../../domain/applications.ts";
 import type { ApplicationRecord, DeliveryRecord, NewOutboxRecord, PageQuery } from "../../domain/records.ts";
@@ -15,6 +16,7 @@ export function applicationRecord(row: Application): ApplicationRecord {
   return {
     id: row.id,
     workspaceId: row.workspaceId,
+    environmentId: row.environmentId ?? defaultEnvironmentId(row.workspaceId),
     name: row.name,
     uid: row.uid ?? null,
     metadata: { ...(metadata as Record<string, string> | null) },
@@ -49,11 +51,16 @@ export function createApplicationRepository(ctx: StoreContext): ApplicationStore
       return row === null ? null : applicationRecord(row);
     },
 
-    async listApplications(workspaceId: string, page: PageQuery): Promise<ApplicationRecord[]> {
+    async listApplications(workspaceId: string, page: PageQuery, environmentId?: string): Promise<ApplicationRecord[]> {
       const rows = await ctx.run((em) =>
         em.find(
           Application,
-          { workspaceId, deletedAt: null, ...keyset("desc", page.afterId) },
+          {
+            workspaceId,
+            deletedAt: null,
+            ...(environmentId === undefined ? {} : { environmentId }),
+            ...keyset("desc", page.afterId),
+          },
           { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
         ),
       );

@@ -18,9 +18,14 @@ export const ApplicationSchema = defineEntity({
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
     deletedAt: p.datetime(3).nullable(),
+    // The environment it lives in (null in rows older than environments: the default one).
+    environmentId: p.string().length(64).nullable(),
   },
   uniques: [{ name: "application_workspace_id_uid_unique", properties: ["workspaceId", "uid"] }],
-  indexes: [{ name: "application_workspace_id_id_index", properties: ["workspaceId", "id"] }],
+  indexes: [
+    { name: "application_workspace_id_id_index", properties: ["workspaceId", "id"] },
+    { name: "application_workspace_id_environment_id_index", properties: ["workspaceId", "environmentId"] },
+  ],
 });
 
 /** An application row. */

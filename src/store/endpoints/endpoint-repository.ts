@@ -165,7 +165,12 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
       return { succeeded: rows.filter((r) => r.status === "succeeded").length, total: rows.length };
     },
 
-    async listEndpoints(workspaceId: string, page: PageQuery, applicationId?: string): Promise<EndpointRecord[]> {
+    async listEndpoints(
+      workspaceId: string,
+      page: PageQuery,
+      applicationId?: string,
+      environmentId?: string,
+    ): Promise<EndpointRecord[]> {
       const rows = await ctx.run((em) =>
         em.find(
           Endpoint,
@@ -173,6 +178,7 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
             workspaceId,
             deletedAt: null,
             ...(applicationId === undefined ? {} : { applicationId }),
+            ...(environmentId === undefined ? {} : { environmentId }),
             ...keyset("desc", page.afterId),
           },
           { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },

@@ -41,10 +41,13 @@ export const EndpointSchema = defineEntity({
     rateLimitBurst: p.integer().default(0),
     // The application the endpoint belongs to (null: workspace-wide); set on create only.
     applicationId: p.manyToOne(Application).mapToPk().fieldName("application_id").nullable(),
+    // The environment it lives in (null in rows older than environments: the default one).
+    environmentId: p.string().length(64).nullable(),
   },
   indexes: [
     { name: "endpoint_workspace_id_id_index", properties: ["workspaceId", "id"] },
     { name: "endpoint_workspace_id_application_id_index", properties: ["workspaceId", "applicationId"] },
+    { name: "endpoint_workspace_id_environment_id_index", properties: ["workspaceId", "environmentId"] },
   ],
 });
 

@@ -3,7 +3,7 @@ import type { MessageRecord, PageQuery } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { messageRecord } from "../record-mappers.ts";
-import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
+import { DETACHED, inEnvironment, keyset, limitOf, type StoreContext } from "../store-context.ts";
 import { Message } from "./message.entity.ts";
 
 /** ListMessages on MikroORM (both databases): the (workspace_id, id) index, newest first. */
@@ -48,6 +48,7 @@ export function createMessageListRepository(ctx: StoreContext): MessageLister {
           {
             $and: [
               { workspaceId },
+              inEnvironment(workspaceId, filter.environmentId),
               filter.eventType === undefined ? {} : { eventType: filter.eventType },
               Object.keys(created).length === 0 ? {} : { createdAt: created },
               withStatus,

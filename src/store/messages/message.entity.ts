@@ -24,6 +24,9 @@ export const MessageSchema = defineEntity({
     headers: p.json<Record<string, string>>().nullable(),
     metadata: p.json<Record<string, string>>().nullable(),
     retry: p.json<RetryOverride>().nullable(),
+    // The environment it was sent in; null: the workspace's default one (every message older
+    // than environments, so the migration rewrites no message row).
+    environmentId: p.string().length(64).nullable(),
   },
   indexes: [
     { name: "message_payload_deleted_at_created_at_index", properties: ["payloadDeletedAt", "createdAt"] },

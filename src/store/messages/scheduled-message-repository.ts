@@ -3,7 +3,7 @@ import type { ScheduleChange, ScheduleChangeResult, ScheduledMessages } from "..
 import type { DeliveryRecord, MessageRecord, NewOutboxRecord } from "../../domain/records.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
 import { deliveryRecord, messageRecord } from "../record-mappers.ts";
-import { DETACHED, type StoreContext } from "../store-context.ts";
+import { DETACHED, inEnvironment, type StoreContext } from "../store-context.ts";
 import { unitOfWork } from "../unit-of-work.ts";
 import { Message } from "./message.entity.ts";
 
@@ -20,10 +20,15 @@ export function createScheduledMessageRepository(ctx: StoreContext): ScheduledMe
       change: ScheduleChange,
       at: Date,
       outbox: (changed: DeliveryRecord) => NewOutboxRecord[],
+      environmentId?: string | null,
     ): Promise<ScheduleChangeResult> {
       let result: ScheduleChangeResult = { outcome: "not_found" };
       await unitOfWork(ctx, async (em) => {
-        const row = await em.findOne(Message, { id: messageId, workspaceId }, DETACHED);
+        const row = await em.findOne(
+          Message,
+          { id: messageId, workspaceId, ...inEnvironment(workspaceId, environmentId) },
+          DETACHED,
+        );
         if (row === null) return null;
         const rows = await em.find(
           Delivery,

@@ -6,6 +6,7 @@
  * go out, and the caller publishes it after the commit to save the dispatcher's check.
  */
 import { planOperationalMessage, type OperationalEvent } from "../../domain/operational-events.ts";
+import { defaultEnvironmentId } from "../../domain/environments.ts";
 import type { DeliveryRecord } from "../../domain/records.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { insertAccepted } from "../messages/message-repository.ts";
@@ -18,11 +19,13 @@ export async function writeOperationalEvent(em: Em, event: OperationalEvent): Pr
   const subject = await em.findOne(
     Endpoint,
     { id: event.endpointId },
-    { ...DETACHED, fields: ["id", "applicationId"] },
+    { ...DETACHED, fields: ["id", "applicationId", "environmentId"] },
   );
   const applicationId = subject?.applicationId ?? null;
-  const targets = await triggerTargetsIn(em, { workspaceId: event.workspaceId, eventType: event.type });
-  const plan = planOperationalMessage(event, applicationId, targets);
+  // The event stays in the subject's environment: only its endpoints hear of it.
+  const environmentId = subject?.environmentId ?? defaultEnvironmentId(event.workspaceId);
+  const targets = await triggerTargetsIn(em, { workspaceId: event.workspaceId, eventType: event.type, environmentId });
+  const plan = planOperationalMessage(event, applicationId, targets, undefined, environmentId);
   if (plan === null) return [];
   await insertAccepted(em, plan.message, plan.deliveries, null);
   return plan.deliveries;

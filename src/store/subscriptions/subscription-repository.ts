@@ -4,7 +4,7 @@ import type { SubscriptionPatch, SubscriptionRepository } from "../../domain/sub
 import type { TriggerScope, TriggerTarget, TriggerTargets } from "../../domain/triggers.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { endpointRecord } from "../record-mappers.ts";
-import { DETACHED, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
+import { DETACHED, inEnvironment, keyset, limitOf, type Em, type StoreContext } from "../store-context.ts";
 import { Subscription } from "./subscription.entity.ts";
 
 /** Subscription row → record. */
@@ -37,6 +37,7 @@ export async function triggerTargetsIn(em: Em, scope: TriggerScope): Promise<Tri
       ...(scope.applicationId === null || scope.applicationId === undefined
         ? {}
         : { applicationId: scope.applicationId }),
+      ...inEnvironment(scope.workspaceId, scope.environmentId),
     },
     { ...DETACHED, orderBy: { id: "asc" } },
   );

@@ -3,6 +3,8 @@ import type { WorkspaceRecord } from "../../domain/records.ts";
 import type { WorkspaceRepository } from "../../domain/workspaces.ts";
 import { workspaceRecord } from "../record-mappers.ts";
 import { DETACHED, type StoreContext } from "../store-context.ts";
+import { defaultEnvironment } from "../../domain/environments.ts";
+import { Environment } from "../environments/environment.entity.ts";
 import { Workspace } from "./workspace.entity.ts";
 
 /** Workspaces on MikroORM: creation, and the management-token half of credential lookup. */
@@ -12,9 +14,11 @@ export interface WorkspaceStore extends WorkspaceRepository, Pick<CredentialLook
 export function createWorkspaceRepository(ctx: StoreContext): WorkspaceStore {
   return {
     async createWorkspace(ws: WorkspaceRecord, managementTokenHash: string): Promise<void> {
-      await ctx.run((em) =>
-        em.insert(Workspace, { ...ws, managementTokenHash, payloadRetentionMs: ws.payloadRetentionMs ?? 0 }),
-      );
+      // Its default environment is created with it: a workspace never exists without one.
+      await ctx.tx(async (em) => {
+        await em.insert(Workspace, { ...ws, managementTokenHash, payloadRetentionMs: ws.payloadRetentionMs ?? 0 });
+        await em.insert(Environment, defaultEnvironment(ws.id, ws.createdAt));
+      });
     },
     async getWorkspace(id: string): Promise<WorkspaceRecord | null> {
       const row = await ctx.run((em) => em.findOne(Workspace, { id }, DETACHED));
