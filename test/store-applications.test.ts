@@ -4,6 +4,7 @@
  * and PostgreSQL, against the MikroORM reference and, on PostgreSQL, with the dialect overrides
  * switched on too.
  */
+import { defaultEnvironmentId } from "../src/domain/environments.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
@@ -34,6 +35,7 @@ function applicationOf(workspaceId: string, overrides: Partial<ApplicationRecord
   return {
     id: newId("application"),
     workspaceId,
+    environmentId: defaultEnvironmentId(workspaceId),
     name: "Acme ✓",
     uid: null,
     metadata: { plan: "gold", ключ: "значение" },

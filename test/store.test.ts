@@ -1,3 +1,4 @@
+import { defaultEnvironmentId } from "../src/domain/environments.ts";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -236,6 +237,7 @@ for (const { kind, overrides, label } of variants) {
           scope: i % 2 === 0 ? "producer" : "management",
           mode: i < 3 ? "live" : "test",
           lastUsedAt: null,
+          environmentId: i % 2 === 0 ? defaultEnvironmentId(ws) : null,
         };
         await store.apiKeys.createApiKey(key, `secret-${key.id}`);
         keys.push(key);
@@ -251,6 +253,7 @@ for (const { kind, overrides, label } of variants) {
           scope: "producer",
           mode: "live",
           lastUsedAt: null,
+          environmentId: defaultEnvironmentId(other),
         },
         "secret-other",
       );
@@ -296,6 +299,7 @@ for (const { kind, overrides, label } of variants) {
             scope: "producer",
             mode: "live",
             lastUsedAt: null,
+            environmentId: defaultEnvironmentId(ws),
           },
           `touch-${id}`,
         );
