@@ -185,11 +185,12 @@ export async function openStore(
  * Applies the pending versioned migrations of the database's dialect, all or nothing, and returns
  * their names (empty when already up to date, so running it twice is harmless).
  */
-export async function migrateDatabase(db: DatabaseConfig, opts: { logger: Logger }): Promise<string[]> {
+export async function migrateDatabase(db: DatabaseConfig, opts: { logger: Logger; to?: string }): Promise<string[]> {
   const orm = await initOrm(db, opts.logger, false, true);
   try {
     const migrator = new Migrator(orm.em.fork());
-    const done = await migrator.up();
+    // `to`: stop after that migration (tests of a migration's backfill start from the schema before it).
+    const done = await migrator.up(opts.to === undefined ? undefined : { to: opts.to });
     for (const m of done) opts.logger.info({ migration: m.name }, "applied migration");
     return done.map((m) => m.name);
   } catch (error) {
