@@ -84,7 +84,11 @@ export async function* watchDeliveries(
     }
     return ok;
   };
-  if (filter.endpointId !== "" && !(await inScope(filter.endpointId))) throw notFound("endpoint", filter.endpointId);
+  // A filter naming an endpoint outside the scope (or none) is not_found, as GetEndpoint says.
+  if (filter.endpointId !== "" && endpoints !== undefined) {
+    const ep = await endpoints.getEndpoint(workspaceId, filter.endpointId);
+    if (ep === null || !endpointInScope(scope, ep)) throw notFound("endpoint", filter.endpointId);
+  }
 
   async function* matching(): AsyncGenerator<WatchItem> {
     for await (const item of feed.watch(workspaceId, afterSeq, signal)) {
