@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ApiKeyScope } from "../gen/hookstream/v1/api_key_pb.ts";
 import { ApplicationService } from "../gen/hookstream/v1/application_service_pb.ts";
 import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
@@ -368,6 +369,26 @@ for (const kind of testDbKinds()) {
       const afterList = (await stgProducer.messages.listMessages({ pageSize: 200 })).messages;
       assert.equal(afterList.length, messagesBefore + 1);
       assert.ok(afterList.every((m) => m.eventType !== "order.secret"));
+
+      // ListDeliveries filters by event type and creation time (management token, every environment).
+      const secretDeliveries = (await management.deliveries.listDeliveries({ eventType: "order.secret" })).deliveries;
+      assert.deepEqual(secretDeliveries.map((d) => d.endpointId).sort(), [epProd.id, epProdApp.id].sort());
+      const future = timestampFromDate(new Date(Date.now() + 3_600_000));
+      assert.deepEqual((await management.deliveries.listDeliveries({ createTimeAfter: future })).deliveries, []);
+      assert.equal(
+        (await management.deliveries.listDeliveries({ createTimeBefore: future, pageSize: 200 })).deliveries.length,
+        (await management.deliveries.listDeliveries({ pageSize: 200 })).deliveries.length,
+      );
+      const badFilter = await failsWith(
+        management.deliveries.listDeliveries({
+          eventType: "bad type",
+          createTimeAfter: future,
+          createTimeBefore: future,
+        }),
+        Code.InvalidArgument,
+        "bad delivery filters",
+      );
+      assert.deepEqual(fields(badFilter).sort(), ["create_time_before", "event_type"]);
 
       // Watch: a staging key's stream carries no production delivery, and production's endpoint is not_found.
       await failsWith(

@@ -62,6 +62,7 @@ function endpointOf(workspaceId: string, overrides: Partial<EndpointRecord> = {}
     ordered: false,
     retryPolicy: null,
     applicationId: null,
+    environmentId: defaultEnvironmentId(workspaceId),
     ...overrides,
   };
 }
@@ -81,6 +82,7 @@ function messageOf(workspaceId: string, key = newId("message")): MessageRecord {
     headers: null,
     metadata: null,
     retry: null,
+    environmentId: defaultEnvironmentId(workspaceId),
   };
 }
 
@@ -679,6 +681,18 @@ for (const { kind, overrides, label } of variants) {
         await store.deliveries.listDeliveries(other, { endpointId: a.id }, { afterId: undefined, limit: 10 }),
         [],
       );
+      // Event type and creation time range (every seeded delivery: "order.paid", created at at(1)).
+      const ids = async (filter: Parameters<typeof store.deliveries.listDeliveries>[1]): Promise<string[]> =>
+        (await store.deliveries.listDeliveries(ws, filter, { afterId: undefined, limit: 10 })).map((d) => d.id);
+      const allIds = all.map((d) => d.id);
+      assert.deepEqual(await ids({ eventType: "order.paid" }), allIds);
+      assert.deepEqual(await ids({ eventType: "order.refunded" }), []);
+      assert.deepEqual(await ids({ createdAfter: at(1) }), allIds, "at or after");
+      assert.deepEqual(await ids({ createdAfter: at(2) }), []);
+      assert.deepEqual(await ids({ createdBefore: at(1) }), [], "strictly before");
+      assert.deepEqual(await ids({ createdAfter: at(0), createdBefore: at(2), statuses: ["failed"] }), [
+        s2.deliveries[0]!.id,
+      ]);
     });
 
     void it("outbox: pendingOutbox in seq order up to createdBefore, deleteOutbox removes rows", async () => {

@@ -1,4 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { DeliveryService } from "../../gen/hookstream/v1/delivery_service_pb.ts";
 import { getDelivery, listAttempts, listDeliveries } from "../domain/deliveries.ts";
 import { payloadEnvelope } from "../domain/retention.ts";
@@ -24,6 +25,9 @@ export function createDeliveryService(deps: ApiDeps): ServiceImpl<typeof Deliver
         messageId: req.messageId,
         statuses: req.statuses.map(statusFromProto),
         applicationId: req.applicationId,
+        eventType: req.eventType,
+        createdAfter: req.createTimeAfter === undefined ? undefined : timestampDate(req.createTimeAfter),
+        createdBefore: req.createTimeBefore === undefined ? undefined : timestampDate(req.createTimeBefore),
       });
       return { deliveries: page.items.map(deliveryView), nextPageToken: page.nextPageToken };
     },

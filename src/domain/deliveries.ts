@@ -2,7 +2,7 @@ import { Violations, notFound } from "./errors.ts";
 import { decodePageToken, pageOf, pageSize } from "./page-token.ts";
 import type { AttemptRecord, DeliveryRecord, DeliveryStatusName, PageQuery } from "./records.ts";
 import { applicationFilterOf, type Scope } from "./scope.ts";
-import { checkId } from "./validation.ts";
+import { checkEventType, checkId } from "./validation.ts";
 
 /** Filters of ListDeliveries. */
 export interface DeliveryFilter {
@@ -11,6 +11,11 @@ export interface DeliveryFilter {
   statuses?: readonly DeliveryStatusName[] | undefined;
   /** Only deliveries to this application's endpoints (deleted ones included). */
   applicationId?: string | undefined;
+  eventType?: string | undefined;
+  /** Created at or after. */
+  createdAfter?: Date | undefined;
+  /** Created before. */
+  createdBefore?: Date | undefined;
 }
 
 /** Reads deliveries and attempts back: the delivery service's port. */
@@ -50,9 +55,13 @@ export interface ListDeliveriesInput {
   statuses: readonly (DeliveryStatusName | undefined)[];
   /** "" for no application filter. */
   applicationId?: string | undefined;
+  /** "" for no event type filter. */
+  eventType?: string | undefined;
+  createdAfter?: Date | undefined;
+  createdBefore?: Date | undefined;
 }
 
-/** Lists deliveries newest first, filtered by endpoint, message and status. */
+/** Lists deliveries newest first, filtered by endpoint, message, status, event type and creation time. */
 export async function listDeliveries(
   store: DeliveryReader,
   scope: Scope,
@@ -66,6 +75,16 @@ export async function listDeliveries(
   req.statuses.forEach((s, i) => {
     if (s === undefined) v.add(`statuses[${i}]`, "is not a delivery status");
   });
+  const eventType = req.eventType ?? "";
+  if (eventType !== "") checkEventType(v, "event_type", eventType);
+  for (const [field, t] of [
+    ["create_time_after", req.createdAfter],
+    ["create_time_before", req.createdBefore],
+  ] as const) {
+    if (t !== undefined && !Number.isFinite(t.getTime())) v.add(field, "is not a valid time");
+  }
+  if (req.createdAfter !== undefined && req.createdBefore !== undefined && req.createdAfter >= req.createdBefore)
+    v.add("create_time_before", "must be after create_time_after");
   const limit = (() => {
     try {
       return pageSize(req.pageSize);
@@ -80,6 +99,10 @@ export async function listDeliveries(
     messageId: req.messageId || undefined,
     statuses: req.statuses.length > 0 ? [...new Set(req.statuses as DeliveryStatusName[])].sort() : undefined,
     ...(requestedApp === "" ? {} : { applicationId: requestedApp }),
+    // Only when given, so page tokens of lists without them stay valid.
+    ...(eventType === "" ? {} : { eventType }),
+    ...(req.createdAfter === undefined ? {} : { createdAfter: req.createdAfter }),
+    ...(req.createdBefore === undefined ? {} : { createdBefore: req.createdBefore }),
   };
   const afterId = decodePageToken(req.pageToken, "deliveries", filter);
   // The scope narrows the request's filter; the page token stays bound to the request's.

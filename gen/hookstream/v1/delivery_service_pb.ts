@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Attempt, Delivery, DeliveryStatus } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/delivery_service.proto.
  */
 export const file_hookstream_v1_delivery_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRob29rc3RyZWFtL3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiOQoSR2V0RGVsaXZlcnlSZXF1ZXN0EgoKAmlkGAEgASgJEhcKD2luY2x1ZGVfcGF5bG9hZBgCIAEoCCJxChNHZXREZWxpdmVyeVJlc3BvbnNlEikKCGRlbGl2ZXJ5GAEgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRIvCgdwYXlsb2FkGAIgASgLMh4uaG9va3N0cmVhbS52MS5QYXlsb2FkRW52ZWxvcGUisAEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtlbmRwb2ludF9pZBgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEi8KCHN0YXR1c2VzGAUgAygOMh0uaG9va3N0cmVhbS52MS5EZWxpdmVyeVN0YXR1cxIWCg5hcHBsaWNhdGlvbl9pZBgGIAEoCSJeChZMaXN0RGVsaXZlcmllc1Jlc3BvbnNlEisKCmRlbGl2ZXJpZXMYASADKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJRChNMaXN0QXR0ZW1wdHNSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlkKFExpc3RBdHRlbXB0c1Jlc3BvbnNlEigKCGF0dGVtcHRzGAEgAygLMhYuaG9va3N0cmVhbS52MS5BdHRlbXB0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLGAgoPRGVsaXZlcnlTZXJ2aWNlEmEKC0dldERlbGl2ZXJ5EiEuaG9va3N0cmVhbS52MS5HZXREZWxpdmVyeVJlcXVlc3QaIi5ob29rc3RyZWFtLnYxLkdldERlbGl2ZXJ5UmVzcG9uc2UiC5ACAaK7GAQKAgIEEmoKDkxpc3REZWxpdmVyaWVzEiQuaG9va3N0cmVhbS52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaJS5ob29rc3RyZWFtLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiC5ACAaK7GAQKAgIEEmQKDExpc3RBdHRlbXB0cxIiLmhvb2tzdHJlYW0udjEuTGlzdEF0dGVtcHRzUmVxdWVzdBojLmhvb2tzdHJlYW0udjEuTGlzdEF0dGVtcHRzUmVzcG9uc2UiC5ACAaK7GAQKAgIEYgZwcm90bzM", [file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_payload]);
+  fileDesc("CiRob29rc3RyZWFtL3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiOQoSR2V0RGVsaXZlcnlSZXF1ZXN0EgoKAmlkGAEgASgJEhcKD2luY2x1ZGVfcGF5bG9hZBgCIAEoCCJxChNHZXREZWxpdmVyeVJlc3BvbnNlEikKCGRlbGl2ZXJ5GAEgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRIvCgdwYXlsb2FkGAIgASgLMh4uaG9va3N0cmVhbS52MS5QYXlsb2FkRW52ZWxvcGUiswIKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtlbmRwb2ludF9pZBgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEi8KCHN0YXR1c2VzGAUgAygOMh0uaG9va3N0cmVhbS52MS5EZWxpdmVyeVN0YXR1cxIWCg5hcHBsaWNhdGlvbl9pZBgGIAEoCRISCgpldmVudF90eXBlGAcgASgJEjUKEWNyZWF0ZV90aW1lX2FmdGVyGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJjcmVhdGVfdGltZV9iZWZvcmUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKwoKZGVsaXZlcmllcxgBIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlEKE0xpc3RBdHRlbXB0c1JlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWQoUTGlzdEF0dGVtcHRzUmVzcG9uc2USKAoIYXR0ZW1wdHMYASADKAsyFi5ob29rc3RyZWFtLnYxLkF0dGVtcHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMsYCCg9EZWxpdmVyeVNlcnZpY2USYQoLR2V0RGVsaXZlcnkSIS5ob29rc3RyZWFtLnYxLkdldERlbGl2ZXJ5UmVxdWVzdBoiLmhvb2tzdHJlYW0udjEuR2V0RGVsaXZlcnlSZXNwb25zZSILkAIBorsYBAoCAgQSagoOTGlzdERlbGl2ZXJpZXMSJC5ob29rc3RyZWFtLnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBolLmhvb2tzdHJlYW0udjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSILkAIBorsYBAoCAgQSZAoMTGlzdEF0dGVtcHRzEiIuaG9va3N0cmVhbS52MS5MaXN0QXR0ZW1wdHNSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5MaXN0QXR0ZW1wdHNSZXNwb25zZSILkAIBorsYBAoCAgRiBnByb3RvMw", [file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_payload]);
 
 /**
  * GetDeliveryRequest names the delivery.
@@ -120,6 +122,27 @@ export type ListDeliveriesRequest = Message<"hookstream.v1.ListDeliveriesRequest
    * @generated from field: string application_id = 6;
    */
   applicationId: string;
+
+  /**
+   * Only deliveries of messages of this event type.
+   *
+   * @generated from field: string event_type = 7;
+   */
+  eventType: string;
+
+  /**
+   * Only deliveries created at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time_after = 8;
+   */
+  createTimeAfter?: Timestamp | undefined;
+
+  /**
+   * Only deliveries created before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time_before = 9;
+   */
+  createTimeBefore?: Timestamp | undefined;
 };
 
 /**

@@ -308,6 +308,15 @@ export function createDeliveryRepository(ctx: StoreContext, overrides: boolean):
             ...(filter.statuses === undefined || filter.statuses.length === 0
               ? {}
               : { status: { $in: [...filter.statuses] } }),
+            ...(filter.eventType === undefined ? {} : { eventType: filter.eventType }),
+            ...(filter.createdAfter === undefined && filter.createdBefore === undefined
+              ? {}
+              : {
+                  createdAt: {
+                    ...(filter.createdAfter === undefined ? {} : { $gte: filter.createdAfter }),
+                    ...(filter.createdBefore === undefined ? {} : { $lt: filter.createdBefore }),
+                  },
+                }),
             ...keyset("desc", page.afterId),
           },
           { ...DETACHED, orderBy: { id: "desc" }, limit: limitOf(page) },
