@@ -15,7 +15,7 @@ import { ApplicationService } from "../gen/hookstream/v1/application_service_pb.
 import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
 import { EnvironmentService } from "../gen/hookstream/v1/environment_service_pb.ts";
 import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
-import { HookstreamManagement } from "../src/client/index.ts";
+import { HookstreamManagement, isHookstreamError } from "../src/client/index.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
@@ -442,6 +442,23 @@ for (const kind of testDbKinds()) {
         ["a.b"],
       );
       await sdk.environments.delete(viaSdk.id);
+      // Delivery statistics over the management API: production's deliveries of the last hour.
+      const stats = await sdk.deliveries.stats({ window: "1h", endpointId: epProd.id, bucket: "10m" });
+      assert.ok(stats.deliveries >= 3, `production's endpoint had ${stats.deliveries} deliveries`);
+      assert.equal(stats.series.length, 6);
+      assert.equal(
+        stats.series.reduce((n, p) => n + p.deliveries, 0n),
+        stats.deliveries,
+      );
+      await assert.rejects(sdk.deliveries.stats({ window: "40d" }), (e: unknown) => {
+        assert.ok(isHookstreamError(e));
+        assert.equal(e.code, Code.InvalidArgument);
+        assert.deepEqual(
+          e.fieldViolations.map((v) => v.field),
+          ["window"],
+        );
+        return true;
+      });
     });
   });
 }

@@ -99,6 +99,11 @@ const PROBES: Record<string, Probe> = {
   "DeliveryService/GetDelivery": { req: (v) => ({ id: v.deliveryId }), expect: "not_found" },
   "DeliveryService/ListDeliveries": { req: (v) => ({ endpointId: v.endpointId }), expect: "quiet" },
   "DeliveryService/ListAttempts": { req: (v) => ({ deliveryId: v.deliveryId }), expect: "not_found" },
+  // Counts carry no ids: the battery checks they count nothing of the victim's.
+  "DeliveryService/GetDeliveryStats": {
+    req: (v) => ({ endpointId: v.endpointId, window: { seconds: 86_400n, nanos: 0 } }),
+    expect: "quiet",
+  },
 
   "EndpointService/CreateEndpoint": {
     req: (v) => ({ endpoint: { url: "https://example.com/x", applicationId: v.applicationId } }),
@@ -473,6 +478,11 @@ for (const kind of testDbKinds()) {
           if (!intruder.sameWorkspace && answer.includes(victimWorkspaceId)) leaked.push(victimWorkspaceId);
           if (leaked.length > 0)
             failures.push(`${where}: the answer carries ${leaked.join(", ")}: ${answer.slice(0, 300)}`);
+          if (method.name === "GetDeliveryStats") {
+            const stats = result.body as { deliveries: bigint; attempts: bigint };
+            if (stats.deliveries !== 0n || stats.attempts !== 0n)
+              failures.push(`${where}: counts the victim's deliveries: ${answer.slice(0, 300)}`);
+          }
           // A batch item aimed at the victim fails on its own, as not_found.
           if (method.name === "SendBatch" || method.name === "TriggerBatch") {
             const codes = (result.body as { results: { code: string }[] }).results.map((r) => r.code);

@@ -5,6 +5,7 @@ import type { ApiKeyRepository } from "../domain/api-keys.ts";
 import type { ApplicationRepository } from "../domain/applications.ts";
 import type { PortalSessionRepository } from "../domain/portal-sessions.ts";
 import type { DeliveryReader } from "../domain/deliveries.ts";
+import type { DeliveryStatsReader } from "../domain/delivery-stats.ts";
 import type { EndpointRepository } from "../domain/endpoints.ts";
 import type { EndpointProbe } from "../domain/endpoint-test.ts";
 import type { EventTypeRepository } from "../domain/event-types.ts";
@@ -44,6 +45,8 @@ export interface ApiDeps {
   readonly endpointProbe?: EndpointProbe | undefined;
   readonly messages: MessageIntake & MessageReader & ScheduledMessages & MessageLister;
   readonly deliveries: DeliveryReader;
+  /** GetDeliveryStats' aggregates. */
+  readonly deliveryStats: DeliveryStatsReader;
   readonly recovery: DeliveryRecovery;
   readonly relay: OutboxRelay & DirectPublisher;
   readonly feed: StatusFeed;

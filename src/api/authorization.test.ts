@@ -105,6 +105,7 @@ void describe("declared policies", () => {
     }
     assert.deepEqual(portal.sort(), [
       "DeliveryService/GetDelivery",
+      "DeliveryService/GetDeliveryStats",
       "DeliveryService/ListAttempts",
       "DeliveryService/ListDeliveries",
       "EndpointService/CreateEndpoint",

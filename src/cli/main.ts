@@ -377,6 +377,7 @@ async function run(role: Role): Promise<void> {
         endpointProbe,
         messages: store.messages,
         deliveries: store.deliveries,
+        deliveryStats: store.deliveryStats,
         recovery: store.recovery,
         relay,
         feed,

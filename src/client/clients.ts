@@ -524,6 +524,15 @@ export class HookstreamManagement extends BaseClient {
       opts?: CallOpts,
     ): AsyncGenerator<Attempt> =>
       this.pages(DeliveryService.method.listAttempts, { ...page, deliveryId }, "attempts", opts),
+    /**
+     * Delivery statistics of a window (`window`: milliseconds or `"24h"`, `"7d"`; default 24 h):
+     * counts by status, success rate, attempt latency (average, p50, p95, p99) and a series of
+     * `bucket`-wide points, optionally for one `endpointId`, `applicationId` or `eventType`.
+     */
+    stats: (
+      query: Input<pb.GetDeliveryStatsRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.GetDeliveryStatsResponse>> => this.unary(DeliveryService.method.getDeliveryStats, query, opts),
     /** One more attempt of a final delivery (same webhook-id). */
     replay: async (id: string, opts?: CallOpts): Promise<Delivery> =>
       (await this.unary(RecoveryService.method.replayDelivery, { id }, opts)).delivery!,
@@ -691,6 +700,15 @@ export class HookstreamPortal extends BaseClient {
       opts?: CallOpts,
     ): AsyncGenerator<Attempt> =>
       this.pages(DeliveryService.method.listAttempts, { ...page, deliveryId }, "attempts", opts),
+    /**
+     * Delivery statistics of a window (`window`: milliseconds or `"24h"`, `"7d"`; default 24 h):
+     * counts by status, success rate, attempt latency (average, p50, p95, p99) and a series of
+     * `bucket`-wide points, optionally for one `endpointId`, `applicationId` or `eventType`.
+     */
+    stats: (
+      query: Input<pb.GetDeliveryStatsRequest> = {},
+      opts?: CallOpts,
+    ): Promise<Plain<pb.GetDeliveryStatsResponse>> => this.unary(DeliveryService.method.getDeliveryStats, query, opts),
   };
 }
 

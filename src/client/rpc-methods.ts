@@ -23,6 +23,7 @@ export const RPC_METHODS: Readonly<Record<string, string>> = {
   "hookstream.v1.PortalService/CreatePortalSession": "management.portalSessions.create",
   "hookstream.v1.PortalService/ExchangePortalCode": "HookstreamPortal.exchangeCode HookstreamPortal.open",
   "hookstream.v1.DeliveryService/GetDelivery": "management.deliveries.get portal.deliveries.get",
+  "hookstream.v1.DeliveryService/GetDeliveryStats": "management.deliveries.stats portal.deliveries.stats",
   "hookstream.v1.DeliveryService/ListDeliveries":
     "management.deliveries.list management.deliveries.listAll portal.deliveries.list portal.deliveries.listAll",
   "hookstream.v1.DeliveryService/ListAttempts":

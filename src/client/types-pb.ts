@@ -11,6 +11,8 @@ export type { BulkOperation, DeliveryFilter } from "../../gen/hookstream/v1/bulk
 export type { Attempt, Delivery } from "../../gen/hookstream/v1/delivery_pb.ts";
 export type {
   GetDeliveryResponse,
+  GetDeliveryStatsRequest,
+  GetDeliveryStatsResponse,
   ListAttemptsRequest,
   ListAttemptsResponse,
   ListDeliveriesRequest,

@@ -8,6 +8,8 @@ import { createApiKeyRepository, type ApiKeyStore } from "./api-keys/api-key-rep
 import { createPortalSessionRepository, type PortalSessionStore } from "./portal-sessions/portal-session-repository.ts";
 import { createApplicationRepository, type ApplicationStore } from "./applications/application-repository.ts";
 import { createDeliveryRepository, type DeliveryStore } from "./deliveries/delivery-repository.ts";
+import { createDeliveryStatsRepository } from "./deliveries/delivery-stats-repository.ts";
+import type { DeliveryStatsReader } from "../domain/delivery-stats.ts";
 import { createEndpointRepository } from "./endpoints/endpoint-repository.ts";
 import { createEnvironmentRepository, type EnvironmentStore } from "./environments/environment-repository.ts";
 import { createEventTypeRepository } from "./event-types/event-type-repository.ts";
@@ -59,6 +61,8 @@ export interface OpenedStore {
   readonly endpointSecrets: EndpointSecretStore;
   readonly messages: MessageStore;
   readonly deliveries: DeliveryStore;
+  /** GetDeliveryStats' aggregates (both databases). */
+  readonly deliveryStats: DeliveryStatsReader;
   readonly outbox: OutboxBacklog;
   /** Operator actions on deliveries and bulk operations. */
   readonly recovery: RecoveryStore;
@@ -107,6 +111,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     subscriptions: createSubscriptionRepository(ctx),
     messages: createMessageRepository(ctx, overrides),
     deliveries: createDeliveryRepository(ctx, overrides),
+    deliveryStats: createDeliveryStatsRepository(ctx),
     outbox: outboxBacklogFor(ctx, overrides),
     recovery: createRecoveryRepository(ctx),
     retention: createRetentionRepository(ctx),

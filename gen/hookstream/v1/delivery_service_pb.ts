@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_hookstream_v1_auth } from "./auth_pb.ts";
 import type { Attempt, Delivery, DeliveryStatus } from "./delivery_pb.ts";
 import { file_hookstream_v1_delivery } from "./delivery_pb.ts";
@@ -17,7 +17,281 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hookstream/v1/delivery_service.proto.
  */
 export const file_hookstream_v1_delivery_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRob29rc3RyZWFtL3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEiOQoSR2V0RGVsaXZlcnlSZXF1ZXN0EgoKAmlkGAEgASgJEhcKD2luY2x1ZGVfcGF5bG9hZBgCIAEoCCJxChNHZXREZWxpdmVyeVJlc3BvbnNlEikKCGRlbGl2ZXJ5GAEgASgLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRIvCgdwYXlsb2FkGAIgASgLMh4uaG9va3N0cmVhbS52MS5QYXlsb2FkRW52ZWxvcGUiswIKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtlbmRwb2ludF9pZBgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEi8KCHN0YXR1c2VzGAUgAygOMh0uaG9va3N0cmVhbS52MS5EZWxpdmVyeVN0YXR1cxIWCg5hcHBsaWNhdGlvbl9pZBgGIAEoCRISCgpldmVudF90eXBlGAcgASgJEjUKEWNyZWF0ZV90aW1lX2FmdGVyGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJjcmVhdGVfdGltZV9iZWZvcmUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKwoKZGVsaXZlcmllcxgBIAMoCzIXLmhvb2tzdHJlYW0udjEuRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlEKE0xpc3RBdHRlbXB0c1JlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWQoUTGlzdEF0dGVtcHRzUmVzcG9uc2USKAoIYXR0ZW1wdHMYASADKAsyFi5ob29rc3RyZWFtLnYxLkF0dGVtcHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMsYCCg9EZWxpdmVyeVNlcnZpY2USYQoLR2V0RGVsaXZlcnkSIS5ob29rc3RyZWFtLnYxLkdldERlbGl2ZXJ5UmVxdWVzdBoiLmhvb2tzdHJlYW0udjEuR2V0RGVsaXZlcnlSZXNwb25zZSILkAIBorsYBAoCAgQSagoOTGlzdERlbGl2ZXJpZXMSJC5ob29rc3RyZWFtLnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBolLmhvb2tzdHJlYW0udjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSILkAIBorsYBAoCAgQSZAoMTGlzdEF0dGVtcHRzEiIuaG9va3N0cmVhbS52MS5MaXN0QXR0ZW1wdHNSZXF1ZXN0GiMuaG9va3N0cmVhbS52MS5MaXN0QXR0ZW1wdHNSZXNwb25zZSILkAIBorsYBAoCAgRiBnByb3RvMw", [file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_payload]);
+  fileDesc("CiRob29rc3RyZWFtL3YxL2RlbGl2ZXJ5X3NlcnZpY2UucHJvdG8SDWhvb2tzdHJlYW0udjEi3gEKF0dldERlbGl2ZXJ5U3RhdHNSZXF1ZXN0EikKBndpbmRvdxgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGYnVja2V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2VuZHBvaW50X2lkGAQgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhIKCmV2ZW50X3R5cGUYBiABKAkiUwoTRGVsaXZlcnlTdGF0dXNDb3VudBItCgZzdGF0dXMYASABKA4yHS5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5U3RhdHVzEg0KBWNvdW50GAIgASgDImEKDExhdGVuY3lTdGF0cxINCgVjb3VudBgBIAEoAxISCgphdmVyYWdlX21zGAIgASgBEg4KBnA1MF9tcxgDIAEoAxIOCgZwOTVfbXMYBCABKAMSDgoGcDk5X21zGAUgASgDIsYBChJEZWxpdmVyeVN0YXRzUG9pbnQSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZGVsaXZlcmllcxgCIAEoAxIRCglzdWNjZWVkZWQYAyABKAMSDgoGZmFpbGVkGAQgASgDEhAKCGF0dGVtcHRzGAUgASgDEhsKE3N1Y2Nlc3NmdWxfYXR0ZW1wdHMYBiABKAMSGgoSYXZlcmFnZV9sYXRlbmN5X21zGAcgASgBIuYCChhHZXREZWxpdmVyeVN0YXRzUmVzcG9uc2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmRlbGl2ZXJpZXMYAyABKAMSMgoGY291bnRzGAQgAygLMiIuaG9va3N0cmVhbS52MS5EZWxpdmVyeVN0YXR1c0NvdW50EhQKDHN1Y2Nlc3NfcmF0ZRgFIAEoARIQCghhdHRlbXB0cxgGIAEoAxIbChNzdWNjZXNzZnVsX2F0dGVtcHRzGAcgASgDEiwKB2xhdGVuY3kYCCABKAsyGy5ob29rc3RyZWFtLnYxLkxhdGVuY3lTdGF0cxIxCgZzZXJpZXMYCSADKAsyIS5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5U3RhdHNQb2ludCI5ChJHZXREZWxpdmVyeVJlcXVlc3QSCgoCaWQYASABKAkSFwoPaW5jbHVkZV9wYXlsb2FkGAIgASgIInEKE0dldERlbGl2ZXJ5UmVzcG9uc2USKQoIZGVsaXZlcnkYASABKAsyFy5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5Ei8KB3BheWxvYWQYAiABKAsyHi5ob29rc3RyZWFtLnYxLlBheWxvYWRFbnZlbG9wZSKzAgoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEhIKCm1lc3NhZ2VfaWQYBCABKAkSLwoIc3RhdHVzZXMYBSADKA4yHS5ob29rc3RyZWFtLnYxLkRlbGl2ZXJ5U3RhdHVzEhYKDmFwcGxpY2F0aW9uX2lkGAYgASgJEhIKCmV2ZW50X3R5cGUYByABKAkSNQoRY3JlYXRlX3RpbWVfYWZ0ZXIYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmNyZWF0ZV90aW1lX2JlZm9yZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIrCgpkZWxpdmVyaWVzGAEgAygLMhcuaG9va3N0cmVhbS52MS5EZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUQoTTGlzdEF0dGVtcHRzUmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChRMaXN0QXR0ZW1wdHNSZXNwb25zZRIoCghhdHRlbXB0cxgBIAMoCzIWLmhvb2tzdHJlYW0udjEuQXR0ZW1wdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyuAMKD0RlbGl2ZXJ5U2VydmljZRJhCgtHZXREZWxpdmVyeRIhLmhvb2tzdHJlYW0udjEuR2V0RGVsaXZlcnlSZXF1ZXN0GiIuaG9va3N0cmVhbS52MS5HZXREZWxpdmVyeVJlc3BvbnNlIguQAgGiuxgECgICBBJqCg5MaXN0RGVsaXZlcmllcxIkLmhvb2tzdHJlYW0udjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiUuaG9va3N0cmVhbS52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlIguQAgGiuxgECgICBBJkCgxMaXN0QXR0ZW1wdHMSIi5ob29rc3RyZWFtLnYxLkxpc3RBdHRlbXB0c1JlcXVlc3QaIy5ob29rc3RyZWFtLnYxLkxpc3RBdHRlbXB0c1Jlc3BvbnNlIguQAgGiuxgECgICBBJwChBHZXREZWxpdmVyeVN0YXRzEiYuaG9va3N0cmVhbS52MS5HZXREZWxpdmVyeVN0YXRzUmVxdWVzdBonLmhvb2tzdHJlYW0udjEuR2V0RGVsaXZlcnlTdGF0c1Jlc3BvbnNlIguQAgGiuxgECgICBGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_hookstream_v1_auth, file_hookstream_v1_delivery, file_hookstream_v1_payload]);
+
+/**
+ * GetDeliveryStatsRequest names the window and the filters.
+ *
+ * @generated from message hookstream.v1.GetDeliveryStatsRequest
+ */
+export type GetDeliveryStatsRequest = Message<"hookstream.v1.GetDeliveryStatsRequest"> & {
+  /**
+   * Length of the window, ending now (or at end_time): 1 minute to 31 days; unset: 24 hours.
+   *
+   * @generated from field: google.protobuf.Duration window = 1;
+   */
+  window?: Duration | undefined;
+
+  /**
+   * End of the window; unset: now.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Width of each point of the series: at least window / 500 and at most the window; unset:
+   * window / 24.
+   *
+   * @generated from field: google.protobuf.Duration bucket = 3;
+   */
+  bucket?: Duration | undefined;
+
+  /**
+   * Only deliveries to this endpoint ("ep_…").
+   *
+   * @generated from field: string endpoint_id = 4;
+   */
+  endpointId: string;
+
+  /**
+   * Only deliveries to the endpoints of this application ("app_…").
+   *
+   * @generated from field: string application_id = 5;
+   */
+  applicationId: string;
+
+  /**
+   * Only deliveries of messages of this event type.
+   *
+   * @generated from field: string event_type = 6;
+   */
+  eventType: string;
+};
+
+/**
+ * Describes the message hookstream.v1.GetDeliveryStatsRequest.
+ * Use `create(GetDeliveryStatsRequestSchema)` to create a new message.
+ */
+export const GetDeliveryStatsRequestSchema: GenMessage<GetDeliveryStatsRequest> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_delivery_service, 0);
+
+/**
+ * DeliveryStatusCount is how many deliveries are in one status.
+ *
+ * @generated from message hookstream.v1.DeliveryStatusCount
+ */
+export type DeliveryStatusCount = Message<"hookstream.v1.DeliveryStatusCount"> & {
+  /**
+   * The status.
+   *
+   * @generated from field: hookstream.v1.DeliveryStatus status = 1;
+   */
+  status: DeliveryStatus;
+
+  /**
+   * How many deliveries created in the window are in it now.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message hookstream.v1.DeliveryStatusCount.
+ * Use `create(DeliveryStatusCountSchema)` to create a new message.
+ */
+export const DeliveryStatusCountSchema: GenMessage<DeliveryStatusCount> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_delivery_service, 1);
+
+/**
+ * LatencyStats describes the latency of attempts.
+ *
+ * @generated from message hookstream.v1.LatencyStats
+ */
+export type LatencyStats = Message<"hookstream.v1.LatencyStats"> & {
+  /**
+   * Attempts measured.
+   *
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * Average, in milliseconds.
+   *
+   * @generated from field: double average_ms = 2;
+   */
+  averageMs: number;
+
+  /**
+   * Median, in milliseconds (an attempt's measured latency, nearest rank).
+   *
+   * @generated from field: int64 p50_ms = 3;
+   */
+  p50Ms: bigint;
+
+  /**
+   * 95th percentile, in milliseconds.
+   *
+   * @generated from field: int64 p95_ms = 4;
+   */
+  p95Ms: bigint;
+
+  /**
+   * 99th percentile, in milliseconds.
+   *
+   * @generated from field: int64 p99_ms = 5;
+   */
+  p99Ms: bigint;
+};
+
+/**
+ * Describes the message hookstream.v1.LatencyStats.
+ * Use `create(LatencyStatsSchema)` to create a new message.
+ */
+export const LatencyStatsSchema: GenMessage<LatencyStats> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_delivery_service, 2);
+
+/**
+ * DeliveryStatsPoint is one bucket of the time series.
+ *
+ * @generated from message hookstream.v1.DeliveryStatsPoint
+ */
+export type DeliveryStatsPoint = Message<"hookstream.v1.DeliveryStatsPoint"> & {
+  /**
+   * Start of the bucket (inclusive); it ends where the next one starts.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Deliveries created in the bucket.
+   *
+   * @generated from field: int64 deliveries = 2;
+   */
+  deliveries: bigint;
+
+  /**
+   * Of those, how many have succeeded by now.
+   *
+   * @generated from field: int64 succeeded = 3;
+   */
+  succeeded: bigint;
+
+  /**
+   * Of those, how many have failed (dead-lettered) by now.
+   *
+   * @generated from field: int64 failed = 4;
+   */
+  failed: bigint;
+
+  /**
+   * Attempts started in the bucket.
+   *
+   * @generated from field: int64 attempts = 5;
+   */
+  attempts: bigint;
+
+  /**
+   * Attempts started in the bucket that got a 2xx answer.
+   *
+   * @generated from field: int64 successful_attempts = 6;
+   */
+  successfulAttempts: bigint;
+
+  /**
+   * Average latency of those attempts, in milliseconds (0 without attempts).
+   *
+   * @generated from field: double average_latency_ms = 7;
+   */
+  averageLatencyMs: number;
+};
+
+/**
+ * Describes the message hookstream.v1.DeliveryStatsPoint.
+ * Use `create(DeliveryStatsPointSchema)` to create a new message.
+ */
+export const DeliveryStatsPointSchema: GenMessage<DeliveryStatsPoint> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_delivery_service, 3);
+
+/**
+ * GetDeliveryStatsResponse is the summary of the window.
+ *
+ * @generated from message hookstream.v1.GetDeliveryStatsResponse
+ */
+export type GetDeliveryStatsResponse = Message<"hookstream.v1.GetDeliveryStatsResponse"> & {
+  /**
+   * Start of the window (inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * End of the window (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Deliveries created in the window.
+   *
+   * @generated from field: int64 deliveries = 3;
+   */
+  deliveries: bigint;
+
+  /**
+   * Those deliveries by their status now; statuses without deliveries are left out.
+   *
+   * @generated from field: repeated hookstream.v1.DeliveryStatusCount counts = 4;
+   */
+  counts: DeliveryStatusCount[];
+
+  /**
+   * Succeeded / (succeeded + failed) among those deliveries that are final; 0 when none is.
+   *
+   * @generated from field: double success_rate = 5;
+   */
+  successRate: number;
+
+  /**
+   * Attempts started in the window.
+   *
+   * @generated from field: int64 attempts = 6;
+   */
+  attempts: bigint;
+
+  /**
+   * Of those, how many got a 2xx answer.
+   *
+   * @generated from field: int64 successful_attempts = 7;
+   */
+  successfulAttempts: bigint;
+
+  /**
+   * Latency of the attempts started in the window.
+   *
+   * @generated from field: hookstream.v1.LatencyStats latency = 8;
+   */
+  latency?: LatencyStats | undefined;
+
+  /**
+   * The window in buckets, oldest first, empty ones included.
+   *
+   * @generated from field: repeated hookstream.v1.DeliveryStatsPoint series = 9;
+   */
+  series: DeliveryStatsPoint[];
+};
+
+/**
+ * Describes the message hookstream.v1.GetDeliveryStatsResponse.
+ * Use `create(GetDeliveryStatsResponseSchema)` to create a new message.
+ */
+export const GetDeliveryStatsResponseSchema: GenMessage<GetDeliveryStatsResponse> = /*@__PURE__*/
+  messageDesc(file_hookstream_v1_delivery_service, 4);
 
 /**
  * GetDeliveryRequest names the delivery.
@@ -45,7 +319,7 @@ export type GetDeliveryRequest = Message<"hookstream.v1.GetDeliveryRequest"> & {
  * Use `create(GetDeliveryRequestSchema)` to create a new message.
  */
 export const GetDeliveryRequestSchema: GenMessage<GetDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_hookstream_v1_delivery_service, 0);
+  messageDesc(file_hookstream_v1_delivery_service, 5);
 
 /**
  * GetDeliveryResponse carries the delivery.
@@ -73,7 +347,7 @@ export type GetDeliveryResponse = Message<"hookstream.v1.GetDeliveryResponse"> &
  * Use `create(GetDeliveryResponseSchema)` to create a new message.
  */
 export const GetDeliveryResponseSchema: GenMessage<GetDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_hookstream_v1_delivery_service, 1);
+  messageDesc(file_hookstream_v1_delivery_service, 6);
 
 /**
  * ListDeliveriesRequest pages through deliveries.
@@ -150,7 +424,7 @@ export type ListDeliveriesRequest = Message<"hookstream.v1.ListDeliveriesRequest
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_hookstream_v1_delivery_service, 2);
+  messageDesc(file_hookstream_v1_delivery_service, 7);
 
 /**
  * ListDeliveriesResponse is one page of deliveries.
@@ -178,7 +452,7 @@ export type ListDeliveriesResponse = Message<"hookstream.v1.ListDeliveriesRespon
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_hookstream_v1_delivery_service, 3);
+  messageDesc(file_hookstream_v1_delivery_service, 8);
 
 /**
  * ListAttemptsRequest pages through the attempts of one delivery.
@@ -213,7 +487,7 @@ export type ListAttemptsRequest = Message<"hookstream.v1.ListAttemptsRequest"> &
  * Use `create(ListAttemptsRequestSchema)` to create a new message.
  */
 export const ListAttemptsRequestSchema: GenMessage<ListAttemptsRequest> = /*@__PURE__*/
-  messageDesc(file_hookstream_v1_delivery_service, 4);
+  messageDesc(file_hookstream_v1_delivery_service, 9);
 
 /**
  * ListAttemptsResponse is one page of attempts.
@@ -241,7 +515,7 @@ export type ListAttemptsResponse = Message<"hookstream.v1.ListAttemptsResponse">
  * Use `create(ListAttemptsResponseSchema)` to create a new message.
  */
 export const ListAttemptsResponseSchema: GenMessage<ListAttemptsResponse> = /*@__PURE__*/
-  messageDesc(file_hookstream_v1_delivery_service, 5);
+  messageDesc(file_hookstream_v1_delivery_service, 10);
 
 /**
  * DeliveryService reads deliveries and their attempts; it is authorized by a management token.
@@ -279,6 +553,19 @@ export const DeliveryService: GenService<{
     methodKind: "unary";
     input: typeof ListAttemptsRequestSchema;
     output: typeof ListAttemptsResponseSchema;
+  },
+  /**
+   * GetDeliveryStats summarises the deliveries created and the attempts made in a time window
+   * (the last hour, day, 7 or 30 days, or any window up to 31 days): counts by status, the
+   * success rate, attempt latency (average, p50, p95, p99) and a time series, optionally for
+   * one endpoint, application or event type. A portal session sees its application's only.
+   *
+   * @generated from rpc hookstream.v1.DeliveryService.GetDeliveryStats
+   */
+  getDeliveryStats: {
+    methodKind: "unary";
+    input: typeof GetDeliveryStatsRequestSchema;
+    output: typeof GetDeliveryStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hookstream_v1_delivery_service, 0);
