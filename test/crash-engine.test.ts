@@ -6,8 +6,8 @@
  * - a NATS restart in the middle of a run;
  * - PostgreSQL unreachable for ten seconds in the middle of a run (the roles reach it through a
  *   TCP proxy the test cuts), PostgreSQL only;
- * - a bulk replay of 10,000 dead letters with kill -9 of the dispatcher, the api and the worker,
- *   one each, while it runs: the operation finishes with exactly 10,000 matched and affected and
+ * - a bulk replay of 5,000 dead letters with kill -9 of the dispatcher, the api and the worker,
+ *   one each, while it runs: the operation finishes with exactly 5,000 matched and affected and
  *   every delivery is replayed once (attempt 2) and succeeds. The dead letters are seeded with one
  *   INSERT … SELECT (as a first attempt refused with 400 would leave them), so the run is spent on
  *   the replay rather than on sending.
@@ -355,12 +355,13 @@ for (const kind of testDbKinds()) {
     after(() => teardown(current));
 
     void it(
-      "kill -9 of the dispatcher, the api and the worker during a bulk replay of 10,000 deliveries",
+      "kill -9 of the dispatcher, the api and the worker during a bulk replay of 5,000 deliveries",
       {
         timeout: 1_800_000,
       },
       async (t) => {
-        const BULK = 10_000;
+        // Large enough for 50 bulk rounds of 100, so each kill lands inside the operation.
+        const BULK = 5_000;
         // Small bulk rounds, so the operation spans many dispatcher rounds and the kills land inside it.
         const r = (current = await rig(kind, {
           delayMs: 2,

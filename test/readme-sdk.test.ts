@@ -4,6 +4,10 @@
  * endpoint), so the documentation cannot rot: scripts run as their own processes with the
  * environment variables the text names; the receiver example's handler is called with a real
  * delivery (and with a tampered one).
+ *
+ * test-pass: first only: scripts/test.sh runs it in the SQLite pass alone, because
+ * the examples exercise the SDK, a client: the server is proven on both databases elsewhere
+ * (HOOKSTREAM_TEST_DB=postgresql runs it on PostgreSQL).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";

@@ -3,6 +3,10 @@
  * real NATS and each database): the producer and management clients end to end, byte-exact
  * payloads verified with the SDK's own receiver helper, typed errors, opt-in retries with one
  * idempotency key, listAll, and a watch stream that reconnects across an api restart.
+ *
+ * test-pass: first only: scripts/test.sh runs it in the SQLite pass alone, because
+ * the SDK is a client: the server it talks to is proven on both databases by the other files
+ * (HOOKSTREAM_TEST_DB=postgresql runs it on PostgreSQL).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
