@@ -38,9 +38,11 @@ export interface EnvironmentRepository {
   ): Promise<EnvironmentRecord | null>;
   /**
    * Deletes the environment if it holds no live application, endpoint or unrevoked API key
-   * (checked under a lock on the environment row, so a resource created at the same time
-   * either is counted or finds the environment gone); null when not found, otherwise what it
-   * holds (all zero: deleted).
+   * (counted in the deleting transaction, under a lock on the environment row); null when not
+   * found, otherwise what it holds (all zero: deleted). Creating a resource does not lock the
+   * row, so one created in the same instant as the deletion can end up naming the deleted
+   * environment: it stays isolated (nothing else is in it), and new resources can no longer be
+   * created there.
    */
   deleteEnvironment(workspaceId: string, id: string): Promise<EnvironmentContents | null>;
 }

@@ -2,11 +2,12 @@ import { defaultEnvironmentId } from "./environments.ts";
 import type { EndpointRecord } from "./records.ts";
 
 /**
- * What a caller may reach inside its workspace: the whole workspace (management token, API
- * keys) or one application's share of it (a portal session). The use cases that read or change
- * endpoints, deliveries and attempts take a Scope and apply it themselves, so access is decided
- * in one place rather than by each handler; whatever lies outside the scope is not_found, never
- * "forbidden", so its existence is not revealed.
+ * What a caller may reach inside its workspace: the whole workspace (management token and
+ * management-scoped keys), one environment (a producer key) or one application's share of it
+ * (a portal session). The use cases that read or change endpoints, messages, deliveries and
+ * attempts take a Scope and apply it themselves, so access is decided in one place rather than
+ * by each handler; whatever lies outside the scope is not_found, never "forbidden", so its
+ * existence is not revealed.
  */
 export interface Scope {
   readonly workspaceId: string;

@@ -116,8 +116,8 @@ function fingerprint(input: TriggerInput, contentType: string, payload: Uint8Arr
 }
 
 /**
- * The environment a trigger is sent in, for its unpublished event types: the default one needs
- * no read while it has none recorded; reads are cached like event types.
+ * The environment a trigger is sent in, for its unpublished event types; read once per
+ * HOOKSTREAM_CACHE_TTL per API server (the cache Send and Trigger keep for event types).
  */
 async function environmentOfTrigger(
   deps: TriggerDeps,
