@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { ApplicationService } from "../gen/hookstream/v1/application_service_pb.ts";
 import { DeliveryStatus, type Delivery } from "../gen/hookstream/v1/delivery_pb.ts";
-import { ErrorDetailSchema, type ErrorDetail } from "../gen/hookstream/v1/error_pb.ts";
+import { ErrorDetailSchema } from "../gen/hookstream/v1/error_pb.ts";
 import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
 import { PortalService } from "../gen/hookstream/v1/portal_service_pb.ts";
 import { pino } from "pino";
@@ -18,6 +18,7 @@ import { HookstreamManagement, HookstreamPortal, isHookstreamError } from "../sr
 import { openStore } from "../src/store/index.ts";
 import { PortalSession } from "../src/store/entities.ts";
 import { createTestDatabase, testDbKinds } from "./support/database.ts";
+import { failsWith, fields } from "./support/expect-error.ts";
 import { startNatsServer, type TestNats } from "./support/nats-server.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
 import { createClients, startStack, type Clients, type Stack } from "./support/stack.ts";
@@ -32,22 +33,6 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
     await sleep(100);
   }
 }
-
-/** Awaits a call that must fail with `code`; returns its ErrorDetail. */
-async function failsWith(call: Promise<unknown>, code: Code, what: string): Promise<ErrorDetail> {
-  try {
-    await call;
-  } catch (error) {
-    const ce = ConnectError.from(error);
-    assert.equal(ce.code, code, `${what}: got ${Code[ce.code]}: ${ce.rawMessage}`);
-    const [detail] = ce.findDetails(ErrorDetailSchema);
-    assert.ok(detail !== undefined, `${what}: no ErrorDetail`);
-    return detail;
-  }
-  return assert.fail(`${what}: expected ${Code[code]}, but the call succeeded`);
-}
-
-const fields = (d: ErrorDetail): string[] => d.fieldViolations.map((v) => v.field);
 
 for (const kind of testDbKinds()) {
   void describe(`applications on ${kind}`, { timeout: 240_000 }, () => {
