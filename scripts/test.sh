@@ -53,15 +53,24 @@ tsc -p tsconfig.json
 step "build @hookstream/client (src/client/dist: JavaScript and .d.ts)"
 node src/client/build.ts
 
-step "eslint --max-warnings 0 ."
-eslint --max-warnings 0 .
-
+# The two static checks read the tree only: run them side by side, then report both.
 if [[ "$CHECK_FORMAT" == "1" ]]; then
-  step "prettier --check ."
-  prettier --check .
+  step "eslint --max-warnings 0 . and prettier --check . (side by side)"
+  prettier --check . >"$tmp/prettier.log" 2>&1 &
+  prettier_pid=$!
 else
-  step "prettier --check skipped (HOOKSTREAM_CHECK_FORMAT=0)"
+  step "eslint --max-warnings 0 . (prettier --check skipped: HOOKSTREAM_CHECK_FORMAT=0)"
+  prettier_pid=""
 fi
+lint_failed=0
+eslint --max-warnings 0 . || lint_failed=1
+if [[ -n "$prettier_pid" ]]; then
+  prettier_rc=0
+  wait "$prettier_pid" || prettier_rc=$?
+  cat "$tmp/prettier.log"
+  ((prettier_rc == 0)) || lint_failed=1
+fi
+((lint_failed == 0)) || exit 1
 
 # node:test options shared by every pass: one file at a time (integration tests start processes
 # and servers), a per-test timeout so a hang fails instead of blocking CI.

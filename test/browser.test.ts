@@ -5,6 +5,10 @@
  * code and ErrorDetail reason the page decodes itself, and a server-streaming WatchDeliveries until
  * the page's delivery SUCCEEDED. Then an api that allows only another origin: the browser blocks
  * the page's call. The browser entry is test/browser/page.ts, bundled with esbuild at test time.
+ *
+ * test-pass: first only: scripts/test.sh runs it in the SQLite pass alone, because
+ * the page is a client: the server it talks to is proven on both databases by the other files
+ * (HOOKSTREAM_TEST_DB=postgresql runs it on PostgreSQL).
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";

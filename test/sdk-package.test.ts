@@ -6,6 +6,10 @@
  * - a plain Node script (no TypeScript, configured by environment variables) drives a real stack;
  * - a page bundled by esbuild from the installed package (the browser build: connect-web, fetch,
  *   WebCrypto) runs in headless Chromium on another origin against the same stack.
+ *
+ * test-pass: first only: scripts/test.sh runs it in the SQLite pass alone, because
+ * the package is a client: the server it talks to is proven on both databases by the other files
+ * (HOOKSTREAM_TEST_DB=postgresql runs it on PostgreSQL).
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
