@@ -10,27 +10,13 @@
  * - batched: the single-endpoint messages sent as SendBatch calls of N items (a fifth as many
  *   calls in flight), against the single-endpoint run, with its own CPU and row figures;
  * - fan-out: one message to N endpoints (the same payload sent to each), against single-endpoint
- *   deliveries/s measured again once every process is warm;
+ *   deliveries/s measured again once every process is warm; then the same fan-out done by one
+ *   Trigger per message (routed by event type to N endpoints of their own environment);
  * - a million pending retries in the database (inserted by one bulk SQL statement, due in a day):
  *   fresh deliveries/s with them against that warm single-endpoint run, then the release of a
  *   slice of them made due now, against fresh deliveries/s.
  *
- * Flags: --messages N (throughput phase, default 5000) --concurrency N (default 64)
- *        --rate N (latency phase msg/s, default 200) --seconds N (latency phase, default 10)
- *        --fanout N (endpoints per message in the fan-out case, default 10; 0 skips it)
- *        --pending N (pending retries inserted, default 1000000; 0 skips the case)
- *        --due N (of those, made due for the release case, default 5000)
- *        --log-level LEVEL (roles' LOG_LEVEL, default info) --cpu-prof (profiles of api and worker)
- *        --http1 (Connect over HTTP/1.1 for our Send calls and the no-op baseline; default h2c)
- *        --growth N (after the first phases, fill up to N messages, then measure the same
- *        throughput and latency phases again, e.g. --messages 8000 --growth 100000)
- *        --watchers N (only the watchers case instead: N concurrent WatchDeliveries streams on one
- *        api against a bare connect-node fan-out, see bench/watchers.ts) --watch-events N (default 10)
- *        --isolation-messages N (dead-endpoint isolation case, default 2000; 0 skips it)
- *        --no-guard (turn the per-endpoint concurrency cap and circuit breaker off, for a before figure)
- *        --rate-limit N --rate-burst N --rate-messages N (rate-limit case, default 50 / 10 / 400; 0 skips)
- *        --workers N (worker processes, default 1)
- *        --batch N (items per SendBatch in the batched case, default 20; 0 skips it)
+ * Flags: `npm run bench -- --help` prints them (USAGE below); a bad flag or value exits 2.
  *
  * The isolation case sends messages spread over four healthy endpoints, first alone and then with
  * a fifth of the messages going to a dead endpoint (it accepts connections and never answers, so
@@ -53,6 +39,8 @@ import { createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import { Agent, request } from "undici";
 import { GetMessageResponseSchema, MessageService } from "../gen/hookstream/v1/message_service_pb.ts";
+import { EnvironmentService } from "../gen/hookstream/v1/environment_service_pb.ts";
+import { EventTypeService } from "../gen/hookstream/v1/event_type_service_pb.ts";
 import { MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/sql";
 import { pino } from "pino";
@@ -62,30 +50,77 @@ import { startNatsServer } from "../test/support/nats-server.ts";
 import { startReceiver } from "../test/support/receiver.ts";
 import { createClients, startStack, type StackRole } from "../test/support/stack.ts";
 
-const { values: flags } = parseArgs({
-  options: {
-    messages: { type: "string", default: "5000" },
-    concurrency: { type: "string", default: "64" },
-    rate: { type: "string", default: "200" },
-    seconds: { type: "string", default: "10" },
-    "log-level": { type: "string", default: "info" },
-    "cpu-prof": { type: "boolean", default: false },
-    http1: { type: "boolean", default: false },
-    fanout: { type: "string", default: "10" },
-    pending: { type: "string", default: "1000000" },
-    due: { type: "string", default: "5000" },
-    watchers: { type: "string", default: "0" },
-    growth: { type: "string", default: "0" },
-    "watch-events": { type: "string", default: "10" },
-    "isolation-messages": { type: "string", default: "2000" },
-    "no-guard": { type: "boolean", default: false },
-    "rate-limit": { type: "string", default: "50" },
-    "rate-burst": { type: "string", default: "10" },
-    "rate-messages": { type: "string", default: "400" },
-    workers: { type: "string", default: "1" },
-    batch: { type: "string", default: "20" },
-  },
-});
+const OPTIONS = {
+  messages: { type: "string", default: "5000" },
+  concurrency: { type: "string", default: "64" },
+  rate: { type: "string", default: "200" },
+  seconds: { type: "string", default: "10" },
+  "log-level": { type: "string", default: "info" },
+  "cpu-prof": { type: "boolean", default: false },
+  http1: { type: "boolean", default: false },
+  fanout: { type: "string", default: "10" },
+  pending: { type: "string", default: "1000000" },
+  due: { type: "string", default: "5000" },
+  watchers: { type: "string", default: "0" },
+  growth: { type: "string", default: "0" },
+  "watch-events": { type: "string", default: "10" },
+  "isolation-messages": { type: "string", default: "2000" },
+  "no-guard": { type: "boolean", default: false },
+  "rate-limit": { type: "string", default: "50" },
+  "rate-burst": { type: "string", default: "10" },
+  "rate-messages": { type: "string", default: "400" },
+  workers: { type: "string", default: "1" },
+  batch: { type: "string", default: "20" },
+} as const;
+
+const USAGE = `usage: npm run bench -- [flags]
+
+  --messages N            throughput phase messages (default 5000)
+  --concurrency N         Sends in flight (default 64)
+  --rate N --seconds N    latency phase: msg/s and duration (default 200 for 10 s)
+  --fanout N              endpoints per message in the fan-out cases (default 10; 0 skips them)
+  --batch N               items per SendBatch in the batched case (default 20; 0 skips it)
+  --pending N --due N     pending retries inserted (default 1000000; 0 skips) and made due (5000)
+  --growth N              then fill up to N messages and measure the same phases again
+  --isolation-messages N  dead-endpoint isolation case (default 2000; 0 skips it)
+  --no-guard              per-endpoint concurrency cap and circuit breaker off (a before figure)
+  --rate-limit N --rate-burst N --rate-messages N
+                          rate-limit case (default 50 / 10 / 400; 0 messages skips it)
+  --watchers N --watch-events N
+                          only the watchers case: N WatchDeliveries streams (see bench/watchers.ts)
+  --workers N             worker processes (default 1, at most 8)
+  --http1                 Connect over HTTP/1.1 instead of h2c
+  --log-level LEVEL       the roles' LOG_LEVEL (default info)
+  --cpu-prof              CPU profiles of api and worker
+  --help                  this text
+`;
+
+/** The parsed flags: strings for the valued ones, booleans for the switches. */
+type Flags = { [K in keyof typeof OPTIONS]: (typeof OPTIONS)[K]["type"] extends "string" ? string : boolean };
+
+function parseFlags(): Flags {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ options: { ...OPTIONS, help: { type: "boolean", default: false } } }).values;
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values["help"] === true) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  for (const [name, option] of Object.entries(OPTIONS)) {
+    if (option.type !== "string" || name === "log-level") continue;
+    const value = values[name];
+    if (typeof value !== "string" || !/^\d+$/.test(value)) {
+      process.stderr.write(`bench: --${name} must be a whole number, not ${JSON.stringify(value)}\n\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return values as Flags;
+}
+const flags = parseFlags();
 const ISOLATION_MESSAGES = Math.min(Math.max(Number(flags["isolation-messages"]), 0), 1_000_000);
 const RATE_LIMIT = Math.min(Math.max(Number(flags["rate-limit"]), 0), 100_000);
 const RATE_BURST = Math.min(Math.max(Number(flags["rate-burst"]), 0), 100_000);
@@ -447,6 +482,51 @@ async function main(): Promise<void> {
           `${fmt(fan.deliveriesPerSec / warm.deliveriesPerSec, 3)} × single endpoint (warm)`,
         ],
         ["fan-out: not delivered", `${fan.missing}`, ""],
+      );
+
+      // The same fan-out done by Hookstream: one Trigger per message, routed by its event type to
+      // FANOUT endpoints of an environment of their own (so no other endpoint of the run matches),
+      // through a producer key bound to it; as many deliveries in all, and as many calls in flight
+      // as the Send fan-out has messages in flight.
+      const t = management.transport;
+      await createClient(EventTypeService, t).createEventType({ eventType: { name: "bench.fanout" } });
+      const env = (
+        await createClient(EnvironmentService, t).createEnvironment({
+          environment: { name: "bench fan-out", slug: "bench-fanout" },
+        })
+      ).environment!;
+      for (let i = 0; i < FANOUT; i++) {
+        await management.endpoints.createEndpoint({
+          endpoint: { url: `${receiver.url}/trigger/${i}`, environmentId: env.id },
+        });
+      }
+      const envKey = await management.apiKeys.createApiKey({ label: "bench fan-out", environmentId: env.id });
+      const triggerer = createClients(stack.apiUrl, envKey.secret, { binary: true, httpVersion: HTTP_VERSION });
+      const triggered: string[] = [];
+      const triggerStart = now();
+      const triggers = Math.ceil(MESSAGES / FANOUT);
+      await pool(triggers, Math.max(1, Math.round(CONCURRENCY / FANOUT)), async (n) => {
+        const res = await triggerer.messages.trigger({
+          eventType: "bench.fanout",
+          body: { case: "payload", value: fromJson(ValueSchema, { type: "bench", n, padding: "x".repeat(200) }) },
+        });
+        for (const d of res.deliveries) triggered.push(d.deliveryId);
+      });
+      const triggerDeadline = now() + 300_000;
+      while (triggered.some((id) => !delivered.has(id)) && now() < triggerDeadline) await sleep(20);
+      const lastTriggered = Math.max(...triggered.map((id) => delivered.get(id) ?? Number.NaN));
+      const triggerRate = (triggered.length / (lastTriggered - triggerStart)) * 1000;
+      cases.push(
+        [
+          `fan-out by Trigger: 1 message → ${FANOUT} endpoints, deliveries/s`,
+          `${fmt(triggerRate)} /s`,
+          `${fmt(triggerRate / warm.deliveriesPerSec, 3)} × single endpoint (warm)`,
+        ],
+        [
+          "fan-out by Trigger: deliveries created / not delivered",
+          `${triggered.length} / ${triggered.filter((id) => !delivered.has(id)).length}`,
+          `${triggers} Triggers`,
+        ],
       );
     }
 
