@@ -189,5 +189,57 @@ for (const kind of testDbKinds()) {
       await reach(id, DeliveryStatus.SUCCEEDED);
       assert.equal(receiver!.byId(id)[0]!.headers["webhook-ack-url"], undefined);
     });
+
+    void it("a nack or an expired wait that dead-letters announces message.attempt.exhausted", async () => {
+      const rx = receiver!;
+      rx.addRule((req) => (req.path === "/async-exhaust" ? 202 : undefined));
+      // The subscriber of the operational event (it answers 200).
+      await management.endpoints.createEndpoint({
+        endpoint: { url: `${rx.url}/ops-exhausted`, eventTypes: ["message.attempt.exhausted"] },
+      });
+      const ep = (
+        await management.endpoints.createEndpoint({
+          endpoint: {
+            url: `${rx.url}/async-exhaust`,
+            asyncAck: true,
+            retryPolicy: { minRetries: 0, firstDelay: { seconds: 1n }, strategy: RetryStrategy.FIXED, jitter: 0 },
+          },
+        })
+      ).endpoint!;
+      const send = async (): Promise<string> =>
+        (
+          await producer.messages.send({
+            endpointId: ep.id,
+            eventType: "ack.exhaust",
+            body: { case: "payloadJson", value: "{}" },
+          })
+        ).deliveryId;
+      const announced = (deliveryId: string): Promise<Record<string, unknown>> =>
+        until(`message.attempt.exhausted for ${deliveryId}`, 30_000, async () => {
+          for (const r of rx.requests.filter((q) => q.path === "/ops-exhausted")) {
+            const body = JSON.parse(r.body.toString()) as { type: string; data: Record<string, unknown> };
+            if (body.type === "message.attempt.exhausted" && body.data["deliveryId"] === deliveryId) return body.data;
+          }
+          return undefined;
+        });
+
+      // A nack with no retry left.
+      const nacked = await send();
+      await reach(nacked, DeliveryStatus.AWAITING_ACK);
+      assert.deepEqual((await call(rx.byId(nacked)[0]!.headers["webhook-nack-url"]!)).body, {
+        applied: true,
+        status: "failed",
+      });
+      const byNack = await announced(nacked);
+      assert.equal(byNack["endpointId"], ep.id);
+      assert.equal(byNack["eventType"], "ack.exhaust");
+      assert.equal(byNack["attemptCount"], 1);
+
+      // A wait that expires (HOOKSTREAM_ACK_TIMEOUT 2 s) with no retry left.
+      const expired = await send();
+      await reach(expired, DeliveryStatus.FAILED);
+      const byExpiry = await announced(expired);
+      assert.equal(byExpiry["endpointId"], ep.id);
+    });
   });
 }

@@ -10,7 +10,9 @@ import type {
 import type { AckLedger, AckTransition } from "../../domain/async-ack.ts";
 import type { RetryOverride, RetrySources } from "../../domain/retry-policy.ts";
 import type { DeliveryRecord, NewOutboxRecord, OutboxRecord, PageQuery } from "../../domain/records.ts";
+import { attemptExhaustedEvent } from "../../domain/operational-events.ts";
 import { Delivery } from "../deliveries/delivery.entity.ts";
+import { writeOperationalEvent } from "../operational/operational-event-writer.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
 import { Message } from "../messages/message.entity.ts";
 import { deliveryRecord } from "../record-mappers.ts";
@@ -80,6 +82,19 @@ function bulkRecord(row: BulkOperation): BulkOperationRecord {
  * Applies a transition to locked delivery rows, each update conditional on the status and attempt
  * count it was computed from, so a worker or dispatcher that changed the row meanwhile wins.
  */
+/**
+ * message.attempt.exhausted for each delivery an ack transition (a nack, an expired wait) just
+ * dead-lettered, written in the caller's transaction like the worker's (delivery-repository.ts);
+ * its deliveries are their own outbox, so committing them is enough for them to go out.
+ */
+async function announceDeadLetters(em: Em, changed: readonly DeliveryRecord[]): Promise<void> {
+  for (const d of changed) {
+    if (d.status !== "failed") continue;
+    const event = attemptExhaustedEvent(d, null, d.updatedAt);
+    if (event !== null) await writeOperationalEvent(em, event);
+  }
+}
+
 async function applyTransition(em: Em, rows: readonly Delivery[], transition: Transition): Promise<DeliveryRecord[]> {
   const changed: DeliveryRecord[] = [];
   for (const row of rows) {
@@ -168,6 +183,7 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
         if (current.attemptCount !== attempt || current.status !== "awaiting_ack")
           return { value: { changed: null, current }, outbox: [] };
         const [changed] = await applyTransition(em, [row], await withRetrySources(em, [row], transition));
+        if (changed !== undefined) await announceDeadLetters(em, [changed]);
         return {
           value: { changed: changed ?? null, current: changed ?? current },
           outbox: changed === undefined ? [] : outbox(changed),
@@ -198,6 +214,7 @@ export function createRecoveryRepository(ctx: StoreContext): RecoveryStore {
         );
         if (rows.length === 0) return null;
         const changed = await applyTransition(em, rows, await withRetrySources(em, rows, transition));
+        await announceDeadLetters(em, changed);
         return { value: changed, outbox: changed.flatMap(outbox) };
       });
       return done === null ? { changed: [], outbox: [] } : { changed: done.value, outbox: done.outbox };
