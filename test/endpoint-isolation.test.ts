@@ -2,9 +2,14 @@
  * The per-endpoint concurrency cap on the real stack (both databases, real NATS, worker
  * processes): a fast endpoint at its cap makes its jobs wait in the worker for a slot instead of
  * bouncing them through JetStream, so 300 messages to one endpoint at a cap of 2 and of 8 are
- * each delivered exactly once with at most 5 % of them deferred (the worker's deferral counter
- * on /metrics); a dead endpoint (accepts connections, never answers) never holds more than its
- * cap of connections; and a kill -9 of a worker while jobs wait for a slot loses nothing.
+ * each delivered exactly once with at most a quarter of them deferred (the worker's deferral
+ * counter on /metrics). Without the wait, every job that finds the endpoint at its cap would be
+ * deferred (most of the 300: the worker takes them many at a time); with it, a quiet machine
+ * defers 0 (cap 8) and about 11 (cap 2) of 300, and a busy one up to 61 at cap 2, because the
+ * guard stops waiting when its latency estimate of the endpoint rises with the machine's stalls.
+ * The bound tells the two behaviours apart without failing on a busy machine. A dead endpoint
+ * (accepts connections, never answers) never holds more than its cap of connections; and a
+ * kill -9 of a worker while jobs wait for a slot loses nothing.
  */
 import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
@@ -124,7 +129,7 @@ for (const kind of testDbKinds()) {
         await database?.drop();
       });
 
-      void it(`300 messages to one endpoint are each delivered once, at most 5 % deferred`, async (t) => {
+      void it(`300 messages to one endpoint are each delivered once, at most a quarter deferred`, async (t) => {
         const ep = (await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/one` } })).endpoint!;
         const deferredBefore = await metricValue(stack!, "worker", DEFERRALS);
         const ids = await sendAll(producer, ep.id, 300);
@@ -139,7 +144,7 @@ for (const kind of testDbKinds()) {
         const deferred = (await metricValue(stack!, "worker", DEFERRALS)) - deferredBefore;
         const why = JSON.stringify(await metricSamples(stack!, "worker", DEFERRALS));
         t.diagnostic(`cap ${cap}: ${deferred} of 300 deferred ${why}`);
-        assert.ok(deferred <= 15, `${deferred} of 300 jobs deferred (at most 5 %): ${why}`);
+        assert.ok(deferred <= 75, `${deferred} of 300 jobs deferred (at most a quarter): ${why}`);
       });
 
       if (cap !== 2) return;
