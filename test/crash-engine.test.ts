@@ -44,22 +44,45 @@ interface Rig {
   proxy?: TcpProxy | undefined;
 }
 
-async function rig(
-  kind: "sqlite" | "postgresql",
-  opts: { proxy?: boolean; delayMs?: number; env?: Record<string, string> } = {},
-): Promise<Rig> {
-  const receiver = await startReceiver({ delayMs: opts.delayMs ?? 5, keepBodies: false });
-  const nats = await startNatsServer();
-  const database = await createTestDatabase(kind);
+type RigOptions = { proxy?: boolean; delayMs?: number; env?: Record<string, string> };
+
+/**
+ * The stack of one test. Setting it up starts processes and takes ports; if that fails, what was
+ * started is stopped (so the file's process can end and report) and it is set up once more, the
+ * first error printed. Nothing of the behaviour under test runs before it returns.
+ */
+async function rig(kind: "sqlite" | "postgresql", opts: RigOptions = {}): Promise<Rig> {
+  try {
+    return await rigOnce(kind, opts);
+  } catch (error) {
+    console.log(`crash rig (${kind}) failed to start, starting it again: ${String(error)}`);
+    return await rigOnce(kind, opts);
+  }
+}
+
+async function rigOnce(kind: "sqlite" | "postgresql", opts: RigOptions): Promise<Rig> {
+  const started: Partial<Rig> = {};
+  try {
+    return await startRig(kind, opts, started);
+  } catch (error) {
+    await teardown(started).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function startRig(kind: "sqlite" | "postgresql", opts: RigOptions, started: Partial<Rig>): Promise<Rig> {
+  const receiver = (started.receiver = await startReceiver({ delayMs: opts.delayMs ?? 5, keepBodies: false }));
+  const nats = (started.nats = await startNatsServer());
+  const database = (started.database = await createTestDatabase(kind));
   let url = database.url;
   let proxy: TcpProxy | undefined;
   if (opts.proxy === true) {
     const target = new URL(database.url);
-    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    proxy = started.proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
     target.port = String(proxy.port);
     url = target.toString();
   }
-  const stack = await startStack({
+  const stack = (started.stack = await startStack({
     databaseUrl: url,
     natsUrl: nats.url,
     env: {
@@ -69,7 +92,7 @@ async function rig(
       HOOKSTREAM_PUBLISH_CHECK_DELAY: "2s",
       ...opts.env,
     },
-  });
+  }));
   const admin = createClients(stack.apiUrl, stack.adminToken);
   const ws = await admin.admin.createWorkspace({ name: "crash" });
   const management = createClients(stack.apiUrl, ws.managementToken);
@@ -79,12 +102,12 @@ async function rig(
   return { nats, database, receiver, stack, producer, management, endpointId: ep.endpoint!.id, proxy };
 }
 
-async function teardown(r: Rig | undefined): Promise<void> {
-  r?.stack.destroy();
-  await r?.receiver.close();
+async function teardown(r: Partial<Rig> | undefined): Promise<void> {
+  r?.stack?.destroy();
+  await r?.receiver?.close();
   await r?.proxy?.close();
-  await r?.nats.stop();
-  await r?.database.drop();
+  await r?.nats?.stop();
+  await r?.database?.drop();
 }
 
 /**
