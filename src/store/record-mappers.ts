@@ -95,8 +95,8 @@ export function endpointRecord(row: Endpoint): EndpointRecord {
   };
 }
 
-// A JSON list of strings as stored (parsed, or text written outside the ORM); null is empty.
-function toStringList(value: unknown): string[] {
+/** A JSON list of strings as stored (parsed, or text written outside the ORM); null is empty. */
+export function toStringList(value: unknown): string[] {
   const parsed: unknown = typeof value === "string" ? JSON.parse(value) : value;
   return Array.isArray(parsed) ? parsed.filter((x): x is string => typeof x === "string") : [];
 }

@@ -4,20 +4,19 @@ import type { EnvironmentRecord, PageQuery } from "../../domain/records.ts";
 import { ApiKey } from "../api-keys/api-key.entity.ts";
 import { Application } from "../applications/application.entity.ts";
 import { Endpoint } from "../endpoints/endpoint.entity.ts";
+import { toStringList } from "../record-mappers.ts";
 import { DETACHED, keyset, limitOf, type StoreContext } from "../store-context.ts";
 import { isUniqueViolation } from "../store-errors.ts";
 import { Environment } from "./environment.entity.ts";
 
 /** Environment row → record. */
 export function environmentRecord(row: Environment): EnvironmentRecord {
-  const types: unknown =
-    typeof row.unpublishedEventTypes === "string" ? JSON.parse(row.unpublishedEventTypes) : row.unpublishedEventTypes;
   return {
     id: row.id,
     workspaceId: row.workspaceId,
     name: row.name,
     slug: row.slug,
-    unpublishedEventTypes: Array.isArray(types) ? types.map(String) : [],
+    unpublishedEventTypes: toStringList(row.unpublishedEventTypes),
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
