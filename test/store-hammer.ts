@@ -82,6 +82,7 @@ for (let i = 0; i < rounds; i++) {
         errorKind: "http_status",
         errorMessage: "HTTP 500",
         nextRetryAt: now,
+        recordedBy: null,
       },
       delivery: {
         status: "pending_retry",

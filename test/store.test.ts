@@ -145,6 +145,7 @@ function attemptOf(d: DeliveryRecord, number: number): AttemptRecord {
     errorKind: "http_status",
     errorMessage: "HTTP 500",
     nextRetryAt: at(60_000),
+    recordedBy: null,
   };
 }
 

@@ -14,6 +14,7 @@ export const ID_PREFIX = {
   application: "app",
   portalSession: "pts",
   environment: "env",
+  statusLease: "lease",
 } as const;
 
 /** The resource kinds that have prefixed ids. */

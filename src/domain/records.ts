@@ -237,6 +237,11 @@ export interface AttemptRecord {
   errorKind: AttemptErrorKindName | null;
   errorMessage: string;
   nextRetryAt: Date | null;
+  /**
+   * The status lease (status-announcer.ts) of the worker that recorded the attempt and publishes
+   * its status event straight after the commit; null when an outbox row carries the event.
+   */
+  recordedBy: string | null;
 }
 
 /**

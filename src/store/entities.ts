@@ -12,6 +12,7 @@ import { Outbox } from "./outbox/outbox.entity.ts";
 import { PortalSession } from "./portal-sessions/portal-session.entity.ts";
 import { QuotaUsage } from "./quota/quota-usage.entity.ts";
 import { BulkOperation } from "./recovery/bulk-operation.entity.ts";
+import { StatusLease } from "./status-leases/status-lease.entity.ts";
 import { Workspace } from "./workspaces/workspace.entity.ts";
 
 export {
@@ -28,6 +29,7 @@ export {
   Outbox,
   PortalSession,
   QuotaUsage,
+  StatusLease,
   Subscription,
   Workspace,
 };
@@ -44,6 +46,7 @@ export const ENTITIES = [
   Delivery,
   Attempt,
   Outbox,
+  StatusLease,
   BulkOperation,
   QuotaUsage,
   EventType,

@@ -19,6 +19,8 @@ import { outboxBacklogFor } from "./outbox/outbox-repository.ts";
 import { createRecoveryRepository, type RecoveryStore } from "./recovery/recovery-repository.ts";
 import { createQuotaRepository } from "./quota/quota-repository.ts";
 import { createRetentionRepository } from "./retention/retention-repository.ts";
+import { createStatusLeaseRepository } from "./status-leases/status-lease-repository.ts";
+import type { StatusLeaseStore } from "../domain/status-announcer.ts";
 import type { QuotaStore } from "../domain/quota.ts";
 import type { RetentionStore } from "../domain/retention.ts";
 import { StoreContext, type SqlOrm } from "./store-context.ts";
@@ -70,6 +72,8 @@ export interface OpenedStore {
   readonly retention: RetentionStore;
   /** The shared message quota counters. */
   readonly quota: QuotaStore;
+  /** Workers' status leases: the durable record of attempt status events published directly. */
+  readonly statusLeases: StatusLeaseStore;
 }
 
 /** How the store is opened. */
@@ -116,6 +120,7 @@ export function createStore(orm: SqlOrm, options: StoreOptions = {}): OpenedStor
     recovery: createRecoveryRepository(ctx),
     retention: createRetentionRepository(ctx),
     quota: createQuotaRepository(ctx),
+    statusLeases: createStatusLeaseRepository(ctx),
   };
 }
 

@@ -155,6 +155,7 @@ export function attemptRecord(row: Attempt): AttemptRecord {
     errorKind: row.errorKind ?? null,
     errorMessage: row.errorMessage,
     nextRetryAt: row.nextRetryAt ?? null,
+    recordedBy: row.recordedBy ?? null,
   };
 }
 

@@ -21,6 +21,8 @@ export const AttemptSchema = defineEntity({
     errorKind: p.string().length(32).$type<AttemptErrorKindName>().nullable(),
     errorMessage: p.text(),
     nextRetryAt: p.datetime(3).nullable(),
+    /** The status lease of the worker that recorded it, whose event it published directly; null when an outbox row carried it. */
+    recordedBy: p.string().length(64).nullable(),
   },
   uniques: [{ name: "attempt_delivery_id_number_unique", properties: ["deliveryId", "number"] }],
   indexes: [{ name: "attempt_started_at_index", properties: ["startedAt"] }],

@@ -23,6 +23,7 @@ import { Migration20261203191344_portal_sessions } from "./Migration202612031913
 import { Migration20261203195253_endpoint_ordered } from "./Migration20261203195253_endpoint_ordered.ts";
 import { Migration20261204132723_endpoint_retry_policy } from "./Migration20261204132723_endpoint_retry_policy.ts";
 import { Migration20261204184645_environments } from "./Migration20261204184645_environments.ts";
+import { Migration20261206215301_status_leases } from "./Migration20261206215301_status_leases.ts";
 
 /** The committed postgresql migrations, oldest first (append each new one here). */
 export const postgresqlMigrations: readonly MigrationObject[] = [
@@ -53,4 +54,5 @@ export const postgresqlMigrations: readonly MigrationObject[] = [
   { name: "Migration20261203195253_endpoint_ordered", class: Migration20261203195253_endpoint_ordered },
   { name: "Migration20261204132723_endpoint_retry_policy", class: Migration20261204132723_endpoint_retry_policy },
   { name: "Migration20261204184645_environments", class: Migration20261204184645_environments },
+  { name: "Migration20261206215301_status_leases", class: Migration20261206215301_status_leases },
 ];

@@ -23,6 +23,7 @@ import { Migration20261203191345_portal_sessions } from "./Migration202612031913
 import { Migration20261203195253_endpoint_ordered } from "./Migration20261203195253_endpoint_ordered.ts";
 import { Migration20261204132724_endpoint_retry_policy } from "./Migration20261204132724_endpoint_retry_policy.ts";
 import { Migration20261204184646_environments } from "./Migration20261204184646_environments.ts";
+import { Migration20261206215302_status_leases } from "./Migration20261206215302_status_leases.ts";
 
 /** The committed sqlite migrations, oldest first (append each new one here). */
 export const sqliteMigrations: readonly MigrationObject[] = [
@@ -53,4 +54,5 @@ export const sqliteMigrations: readonly MigrationObject[] = [
   { name: "Migration20261203195253_endpoint_ordered", class: Migration20261203195253_endpoint_ordered },
   { name: "Migration20261204132724_endpoint_retry_policy", class: Migration20261204132724_endpoint_retry_policy },
   { name: "Migration20261204184646_environments", class: Migration20261204184646_environments },
+  { name: "Migration20261206215302_status_leases", class: Migration20261206215302_status_leases },
 ];
