@@ -39,6 +39,7 @@ import { createOutboxPublisher } from "../queue/outbox-publisher.ts";
 import { createStatusFeed } from "../queue/status-feed.ts";
 import { ensureStreams, streamNames } from "../queue/streams.ts";
 import { migrateDatabase, openStore } from "../store/open-store.ts";
+import { createStatusAnnouncer } from "../domain/status-announcer.ts";
 import { createDeliveryWorker } from "../worker/delivery-worker.ts";
 import { createEndpointGuard } from "../worker/endpoint-guard.ts";
 import { createHttpSender, type HttpSenderOptions } from "../worker/http-sender.ts";
@@ -283,9 +284,20 @@ async function run(role: Role): Promise<void> {
       breakerCooldownMs: config.breakerCooldownMs,
     });
     metrics.observeSlotWaiters(() => guard.waiting());
+    // Attempt status events go out under this process's status lease, before any job is taken.
+    const announcer = createStatusAnnouncer({
+      store: store.statusLeases,
+      publisher,
+      logger,
+      staleAfterMs: config.statusLeaseTimeoutMs,
+      renewIntervalMs: Math.min(2_000, Math.max(100, Math.floor(config.statusLeaseTimeoutMs / 10))),
+    });
+    await announcer.start();
+    closers.push({ name: "status announcer", close: () => announcer.stop() });
     const worker = createDeliveryWorker({
       store: store.deliveries,
       relay,
+      announcer,
       destinations: {
         webhook: createWebhookDestination(sender, asyncAck, createSigningKeys(secretBox)),
         slack: createSlackDestination(sender),
@@ -328,6 +340,7 @@ async function run(role: Role): Promise<void> {
       },
       relay,
       publishChecks: { store: store.deliveries, publisher },
+      statusLeases: { store: store.statusLeases, publisher, staleAfterMs: config.statusLeaseTimeoutMs },
       logger,
       intervalMs: config.outboxSweepIntervalMs,
       releaseIntervalMs: config.releaseIntervalMs,

@@ -72,6 +72,8 @@ export interface Config {
   readonly outboxSweepIntervalMs: number;
   /** How long after accepting a delivery its publish is checked (publish-check.ts). */
   readonly publishCheckDelayMs: number;
+  /** When the dispatcher re-announces the attempts of a worker whose status lease was not renewed (status-announcer.ts). */
+  readonly statusLeaseTimeoutMs: number;
   /** How often the dispatcher queues due scheduled messages and retries (at most outboxSweepIntervalMs). */
   readonly releaseIntervalMs: number;
   /** The API's base URL as receivers reach it (for ack URLs). */
@@ -252,6 +254,11 @@ export const CONFIG_DOCS: ReadonlyArray<{ readonly env: string; readonly default
     env: "HOOKSTREAM_PUBLISH_CHECK_DELAY",
     default: "10s",
     doc: "How long after accepting a message the dispatcher re-publishes its deliveries if they are still queued (recovers a publish lost to a crash or a NATS outage; keep it under the two-minute duplicate window).",
+  },
+  {
+    env: "HOOKSTREAM_STATUS_LEASE_TIMEOUT",
+    default: "60s",
+    doc: "How long a worker's status lease may go unrenewed before the dispatcher re-publishes the status events of the attempts it recorded and did not confirm (recovers events lost to a worker crash); a worker stops recording attempts when its own lease is half this old.",
   },
   {
     env: "HOOKSTREAM_RELEASE_INTERVAL",
@@ -510,6 +517,7 @@ export function loadConfig(role: Role, env: Readonly<Record<string, string | und
     apiKeyUsageFlushIntervalMs: duration("HOOKSTREAM_API_KEY_USAGE_FLUSH_INTERVAL", "10s"),
     outboxSweepIntervalMs: duration("HOOKSTREAM_OUTBOX_SWEEP_INTERVAL", "1s"),
     publishCheckDelayMs: duration("HOOKSTREAM_PUBLISH_CHECK_DELAY", "10s"),
+    statusLeaseTimeoutMs: Math.max(1_000, duration("HOOKSTREAM_STATUS_LEASE_TIMEOUT", "60s")),
     releaseIntervalMs: Math.max(10, duration("HOOKSTREAM_RELEASE_INTERVAL", "250ms")),
     publicUrl: (get("HOOKSTREAM_PUBLIC_URL") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`).replace(
       /\/+$/,

@@ -5,6 +5,7 @@ import type { OutboxPublisher } from "../domain/ports.ts";
 import { sweepPublishChecks, type PublishChecks } from "../domain/publish-check.ts";
 import { outboxFor, transitionFor, type BulkOperationRunner } from "../domain/recovery.ts";
 import { sweepRetention, type RetentionStore } from "../domain/retention.ts";
+import { sweepStaleLeases, type StatusLeaseStore } from "../domain/status-announcer.ts";
 import { ackOutbox, ackTransition, type AckLedger } from "../domain/async-ack.ts";
 import type { RetryPolicy } from "../domain/retry-policy.ts";
 
@@ -23,6 +24,8 @@ export interface DispatcherOptions {
   relay: OutboxRelay;
   /** Deliveries whose publish is checked (publish-check.ts), and the publisher that re-publishes them. */
   publishChecks?: { store: PublishChecks; publisher: OutboxPublisher } | undefined;
+  /** Workers' status leases (status-announcer.ts): a lease not renewed for `staleAfterMs` has its attempts re-announced. */
+  statusLeases?: { store: StatusLeaseStore; publisher: OutboxPublisher; staleAfterMs: number } | undefined;
   logger: DispatcherLogger;
   /** Pause between rounds when there was nothing to do. */
   intervalMs: number;
@@ -94,6 +97,13 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
       if (checked > 0)
         logger.info({ deliveries: checked }, "re-published queued deliveries whose publish was due a check");
       handled += checked;
+    }
+    if (opts.statusLeases !== undefined) {
+      const { store: leases, publisher, staleAfterMs } = opts.statusLeases;
+      const announced = await sweepStaleLeases(leases, publisher, new Date(), staleAfterMs, batch);
+      if (announced > 0)
+        logger.info({ events: announced }, "re-published the status events of attempts a stopped worker left");
+      handled += announced;
     }
     handled += await releaseDue();
     // An expired acknowledgement wait counts as a failed attempt: retry by the policy, or dead-letter.

@@ -10,6 +10,7 @@ import { healthChanges, type AutoDisablePolicy, type HealthEvent } from "../doma
 import { nextRetryDelayMs, resolveRetryPolicy, type RetryPolicy } from "../domain/retry-policy.ts";
 import { rateLimitOf } from "../domain/endpoints.ts";
 import { publishQueued, type DirectPublisher } from "../domain/publish-check.ts";
+import type { AnnounceTicket, StatusAnnouncer } from "../domain/status-announcer.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { SharedRateLimiter } from "../domain/rate-limit.ts";
 import type { Destination, DestinationResult, Destinations } from "./destination.ts";
@@ -85,6 +86,11 @@ export interface DeliveryWorkerDeps {
   store: DeliveryLedger;
   /** Publishes recorded status events; operational events' deliveries too when it can publish directly. */
   relay: OutboxRelay & Partial<DirectPublisher>;
+  /**
+   * Publishes each recorded attempt's status event straight after the commit, under this worker's
+   * status lease (status-announcer.ts), instead of writing it as an outbox row; outbox rows when undefined.
+   */
+  announcer?: StatusAnnouncer | undefined;
   /** The HTTP sender of the default webhook destination (used when `destinations` is not given). */
   sender?: HttpSender;
   /** Destinations by endpoint type; a webhook destination over `sender` when undefined. */
@@ -301,7 +307,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
     return { kind: "nak", delayMs };
   };
 
+  const { announcer } = deps;
+
   const run = async (job: DeliveryJob, info: JobContext): Promise<JobOutcome> => {
+    // Set from the attempt's start until its status event is handed to the announcer.
+    let ticket: AnnounceTicket | undefined;
     try {
       // Before the delivery is loaded, when the job names its endpoint: a job that would surely
       // be deferred (circuit open, or a slow endpoint at its cap) costs nothing but the nak.
@@ -330,7 +340,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         if (verdict.kind === "cancel") return await stage("gate", () => cancel(delivery, verdict.reason));
         if (verdict.kind === "hold") return await stage("gate", () => hold(delivery));
         if (verdict.kind === "wait") return defer(verdict.delayMs, verdict.why);
+        // Not recorded under a lease the dispatcher may be taking over: try again shortly.
+        if (announcer !== undefined && !announcer.canRecord()) return { kind: "nak", delayMs: 1_000 };
         startedAt = new Date();
+        ticket = announcer?.begin(startedAt);
         const at = startedAt;
         sent = await stage("send", () => send(ctx, at));
         result = sent.outcome;
@@ -355,10 +368,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         errorKind: result.ok ? null : (result.errorKind ?? "http_status"),
         errorMessage: result.ok ? "" : result.errorMessage,
         nextRetryAt: decision.status === "pending_retry" ? decision.nextAttemptAt : null,
+        recordedBy: announcer?.leaseId ?? null,
       };
 
       // message.attempt.exhausted's deliveries, when this attempt dead-letters the delivery.
       const emitted: DeliveryRecord[] = [];
+      if (announcer !== undefined && !announcer.canRecord()) {
+        throw new StageError("record", "transient", "the status lease was not renewed recently");
+      }
       const recorded = await stage("record", () =>
         store.recordAttempt({
           attempt,
@@ -369,11 +386,16 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
             lastError: result.ok ? "" : shortError(result),
             updatedAt: now,
           },
-          outbox: (d) => [statusRow(d, attempt, now)],
+          outbox: announcer === undefined ? (d) => [statusRow(d, attempt, now)] : () => [],
           expected: delivery,
           emitted,
         }),
-      );
+      ).catch((err: unknown) => {
+        // The statement may have committed before it failed: the announcer looks the attempt up later.
+        if (ticket !== undefined && announcer !== undefined) announcer.doubt(ticket, attempt.id);
+        ticket = undefined;
+        throw err;
+      });
       // Exactly one log line per attempt.
       logger.info(
         {
@@ -393,6 +415,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
       );
       deps.metrics?.attempts.inc({ outcome: decision.status });
       deps.metrics?.attemptLatency.observe(result.latencyMs / 1000);
+      if (recorded.applied && ticket !== undefined && announcer !== undefined) {
+        const handed = ticket;
+        ticket = undefined;
+        await announcer.announce(handed, statusRow(recorded.delivery, attempt, now));
+      }
       if (recorded.applied) await relay.publishNow(recorded.outbox);
       if (recorded.applied) await publishQueued(relay, emitted, now);
       if (recorded.applied) await stage("record", () => recordHealth(ctx, result, now));
@@ -405,6 +432,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): {
         "delivery stage failed",
       );
       return verdict;
+    } finally {
+      // Never recorded under the lease (not applied, or stopped before the record): nothing to announce.
+      if (ticket !== undefined) announcer?.settle(ticket);
     }
   };
 
