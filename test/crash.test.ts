@@ -1,7 +1,10 @@
 /**
  * Crash test: 1,000 messages, the worker process killed with SIGKILL while deliveries are in
  * flight, then restarted. Every message must arrive (zero lost) and every delivery end
- * SUCCEEDED; duplicates are allowed by at-least-once delivery and reported.
+ * SUCCEEDED; duplicates are allowed by at-least-once delivery and reported. A watcher attached
+ * before the first Send must see every delivery's SUCCEEDED status event: the events the killed
+ * worker recorded but had not published come back through the dispatcher once its status lease
+ * is stale (status-announcer.ts).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -31,7 +34,11 @@ for (const kind of testDbKinds()) {
       receiver = await startReceiver({ delayMs: 20 });
       nats = await startNatsServer();
       database = await createTestDatabase(kind);
-      stack = await startStack({ databaseUrl: database.url, natsUrl: nats.url });
+      stack = await startStack({
+        databaseUrl: database.url,
+        natsUrl: nats.url,
+        env: { HOOKSTREAM_STATUS_LEASE_TIMEOUT: "4s" },
+      });
     });
 
     after(async () => {
@@ -51,6 +58,25 @@ for (const kind of testDbKinds()) {
       const producer = createClients(stack.apiUrl, key.secret, { binary: true });
       const ep = await management.endpoints.createEndpoint({ endpoint: { url: `${rx.url}/crash` } });
       const endpointId = ep.endpoint?.id ?? "";
+
+      // Every SUCCEEDED status event of the run, from a watcher attached before the first Send.
+      const succeeded = new Set<string>();
+      const watching = new AbortController();
+      let attach!: () => void;
+      const attached = new Promise<void>((resolve) => (attach = resolve));
+      const watcher = (async () => {
+        try {
+          for await (const item of management.watch.watchDeliveries({ endpointId }, { signal: watching.signal })) {
+            attach();
+            if (item.delivery?.status === DeliveryStatus.SUCCEEDED) succeeded.add(item.delivery.id);
+          }
+        } catch (error) {
+          if (!watching.signal.aborted) throw error;
+        } finally {
+          attach();
+        }
+      })();
+      await attached;
 
       // Kill the worker as soon as the receiver has seen KILL_AFTER requests, while sends go on.
       let killedAt = -1;
@@ -123,6 +149,18 @@ for (const kind of testDbKinds()) {
         await sleep(500);
       }
       assert.deepEqual(new Set(deliveries.map((d) => d.id)), new Set(deliveryIds));
+
+      // The watcher saw every delivery succeed, including those whose event the kill left unpublished.
+      const eventDeadline = Date.now() + 60_000;
+      while (deliveryIds.some((id) => !succeeded.has(id)) && Date.now() < eventDeadline) await sleep(250);
+      const unseen = deliveryIds.filter((id) => !succeeded.has(id));
+      assert.deepEqual(unseen, [], `${unseen.length} deliveries without a SUCCEEDED status event`);
+      const reannounced = stack
+        .logRecords("dispatcher")
+        .reduce((n, r) => n + (typeof r["events"] === "number" ? r["events"] : 0), 0);
+      t.diagnostic(`every delivery's SUCCEEDED event seen; ${reannounced} re-published from the killed worker's lease`);
+      watching.abort();
+      await watcher;
 
       const exits = await stack.stopAll();
       for (const [role, info] of Object.entries(exits)) {
