@@ -360,6 +360,18 @@ for (const kind of testDbKinds()) {
         ["login"],
         ["endpoints"],
         ["keys"],
+        ["environments", "ls"],
+        ["environments", "get"],
+        ["environments", "create"],
+        ["environments", "update"],
+        ["environments", "rm"],
+        ["applications", "ls"],
+        ["applications", "get"],
+        ["applications", "create"],
+        ["applications", "update"],
+        ["applications", "rm"],
+        ["environments"],
+        ["applications"],
       ];
       // A few binaries at a time: each is a process start, and they do not share anything.
       for (let i = 0; i < verbs.length; i += 4) {
@@ -419,6 +431,119 @@ for (const kind of testDbKinds()) {
       tail.child.kill("SIGINT");
       assert.equal(await tail.exited, 0);
       assert.ok(lines().every((l) => l.resumeToken !== ""));
+    });
+
+    void it("manages environments and applications, and puts keys and endpoints in them", async () => {
+      assert.ok(receiver !== undefined);
+      type Env = { id: string; slug: string; name: string; default: boolean; unpublishedEventTypes: string[] };
+      const env = await json<Env>([
+        "environments",
+        "create",
+        "Staging",
+        "--slug",
+        "staging",
+        "--unpublished",
+        "a.b,c.d",
+      ]);
+      assert.match(env.id, /^env_/);
+      assert.deepEqual(
+        [env.slug, env.name, env.default, env.unpublishedEventTypes],
+        ["staging", "Staging", false, ["a.b", "c.d"]],
+      );
+      const table = await cli(["environments", "ls"]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(
+        table.stdout.split("\n")[0]!,
+        /^ID\s+SLUG\s+NAME\s+DEFAULT\s+UNPUBLISHED_EVENT_TYPES\s+CREATE_TIME$/,
+      );
+      const envs = await json<Env[]>(["environments", "ls"]);
+      assert.deepEqual(envs.map((e) => e.default).sort(), [false, true], "the default environment and the new one");
+      assert.equal((await json<Env>(["environments", "get", "--slug", "staging"])).id, env.id);
+      assert.equal((await json<Env>(["environments", "get", env.id])).slug, "staging");
+      const renamed = await json<Env>(["environments", "update", env.id, "--name", "Staging EU", "--unpublished", ""]);
+      assert.deepEqual([renamed.name, renamed.unpublishedEventTypes], ["Staging EU", []]);
+
+      const key = await json<{ id: string; environmentId: string; secret: string }>([
+        "keys",
+        "create",
+        "staging-producer",
+        "--environment",
+        env.id,
+      ]);
+      assert.equal(key.environmentId, env.id);
+      assert.deepEqual(
+        (await json<Array<{ id: string }>>(["keys", "ls", "--environment", env.id])).map((k) => k.id),
+        [key.id],
+      );
+
+      type App = { id: string; name: string; uid: string; metadata: Record<string, string>; environmentId: string };
+      const app = await json<App>([
+        "applications",
+        "create",
+        "Acme",
+        "--uid",
+        "acme-1",
+        "--metadata",
+        "tier=gold",
+        "--environment",
+        env.id,
+      ]);
+      assert.match(app.id, /^app_/);
+      assert.deepEqual([app.uid, app.metadata, app.environmentId], ["acme-1", { tier: "gold" }, env.id]);
+      assert.equal((await json<App>(["applications", "get", "--uid", "acme-1"])).id, app.id);
+      assert.deepEqual(
+        (await json<App[]>(["applications", "ls", "--environment", env.id])).map((a) => a.id),
+        [app.id],
+      );
+      assert.equal((await json<App>(["applications", "update", app.id, "--name", "Acme Corp"])).name, "Acme Corp");
+
+      const ep = await json<{ id: string; applicationId: string; environmentId: string }>([
+        "endpoints",
+        "create",
+        `${receiver.url}/hooks/acme`,
+        "--application",
+        app.id,
+        "--environment",
+        env.id,
+      ]);
+      assert.deepEqual([ep.applicationId, ep.environmentId], [app.id, env.id]);
+      assert.deepEqual(
+        (await json<Array<{ id: string }>>(["endpoints", "ls", "--application", app.id])).map((e) => e.id),
+        [ep.id],
+      );
+      assert.deepEqual(
+        (await json<Array<{ id: string }>>(["endpoints", "ls", "--environment", env.id])).map((e) => e.id),
+        [ep.id],
+      );
+
+      const cases: Array<[string[], number, RegExp]> = [
+        [["environments", "create", "Bad", "--slug", "Not A Slug"], 5, /INVALID_ARGUMENT[\s\S]*environment\.slug/],
+        [["environments", "create", "NoSlug"], 2, /missing --slug/],
+        [["environments", "get"], 2, /pass either ENVIRONMENT_ID or --slug/],
+        [["environments", "get", env.id, "--slug", "staging"], 2, /pass either ENVIRONMENT_ID or --slug/],
+        [["environments", "update", env.id, "--slug", "other"], 2, /--slug is set on create/],
+        [["environments", "update", env.id], 2, /nothing to update/],
+        [["environments", "rm", env.id], 6, /ENVIRONMENT_NOT_EMPTY/],
+        [["environments", "get", "--slug", "nope"], 4, /NOT_FOUND/],
+        [["applications", "create", "Dup", "--uid", "acme-1"], 6, /APPLICATION_UID_EXISTS[\s\S]*application\.uid: /],
+        [["applications", "update", app.id, "--environment", env.id], 2, /--environment is set on create/],
+        [["applications", "get"], 2, /pass either APPLICATION_ID or --uid/],
+        [["endpoints", "update", ep.id, "--application", app.id], 2, /--application is set on create/],
+      ];
+      for (const [args, code, pattern] of cases) {
+        const r = await cli(args);
+        assert.equal(r.code, code, `hookstream ${args.join(" ")} → ${r.code}: ${r.stderr}`);
+        assert.match(r.stderr, pattern, args.join(" "));
+        assert.doesNotMatch(r.stderr, STACK_LINE, args.join(" "));
+      }
+
+      // Emptied, the environment can go: the application takes its endpoint along, the key is revoked.
+      const removed = await json<{ deleted: string }>(["applications", "rm", app.id]);
+      assert.equal(removed.deleted, app.id);
+      assert.equal((await cli(["applications", "get", app.id])).code, 4);
+      await json(["keys", "revoke", key.id]);
+      assert.deepEqual(await json(["environments", "rm", env.id]), { deleted: env.id });
+      assert.equal((await cli(["environments", "get", env.id])).code, 4);
     });
 
     void it("manages subscriptions: create, list, get, update, remove, with precise errors", async () => {

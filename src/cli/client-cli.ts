@@ -39,6 +39,8 @@ export const USER_VERBS = [
   "dead-letters",
   "bulk",
   "endpoints",
+  "applications",
+  "environments",
   "subscriptions",
   "event-types",
   "keys",
@@ -58,6 +60,8 @@ export const USER_USAGE = `User commands (they call a Hookstream API; see \`hook
   dead-letters  dead-letters ls|get|redrive (failed deliveries)
   bulk          bulk replay|retry|cancel-retry by ids or filter, bulk get|watch BULK_ID
   endpoints     endpoints ls|get|create|update|rm|rotate-secret|test
+  applications  applications ls|get|create|update|rm (your customers; endpoints belong to one)
+  environments  environments ls|get|create|update|rm (production, staging, …: keys and endpoints live in one)
   subscriptions subscriptions ls|get|create|update|rm (event-type routing to an endpoint)
   event-types   the event type catalog
   keys          keys ls|create|revoke (API keys)
@@ -547,11 +551,22 @@ const ENDPOINT_FLAGS = {
   "event-type": { type: "string", multiple: true },
   disabled: { type: "boolean" },
   enabled: { type: "string" },
+  application: { type: "string" },
+  environment: { type: "string" },
 } as const;
 
 function endpointFields(p: Parsed, endpointUrl: string | undefined): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   if (endpointUrl !== undefined) fields["url"] = endpointUrl;
+  for (const [flag, field] of [
+    ["application", "applicationId"],
+    ["environment", "environmentId"],
+  ] as const) {
+    const value = str(p, flag);
+    if (value === undefined) continue;
+    if (endpointUrl === undefined) throw new UsageError(`--${flag} is set on create and cannot change`);
+    fields[field] = value;
+  }
   const description = str(p, "description");
   if (description !== undefined) fields["description"] = description;
   const metadata = keyValues(p.values["metadata"] as string[] | undefined, "metadata");
@@ -593,6 +608,58 @@ function subscriptionFields(p: Parsed): Record<string, unknown> {
     fields["enabled"] = enabled === "true";
   }
   return fields;
+}
+
+const APPLICATION_FLAGS = {
+  name: { type: "string" },
+  uid: { type: "string" },
+  metadata: { type: "string", multiple: true },
+  environment: { type: "string" },
+} as const;
+
+function applicationFields(p: Parsed): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const name = str(p, "name");
+  if (name !== undefined) fields["name"] = name;
+  const uid = str(p, "uid");
+  if (uid !== undefined) fields["uid"] = uid;
+  const metadata = keyValues(p.values["metadata"] as string[] | undefined, "metadata");
+  if (metadata !== undefined) fields["metadata"] = metadata;
+  return fields;
+}
+
+const ENVIRONMENT_FLAGS = {
+  name: { type: "string" },
+  slug: { type: "string" },
+  unpublished: { type: "string", multiple: true },
+} as const;
+
+function environmentFields(p: Parsed): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const name = str(p, "name");
+  if (name !== undefined) fields["name"] = name;
+  const unpublished = p.values["unpublished"] as string[] | undefined;
+  if (unpublished !== undefined)
+    fields["unpublishedEventTypes"] = unpublished.flatMap((t) => t.split(",")).filter((t) => t !== "");
+  return fields;
+}
+
+/** The list filters `--application` and `--environment`, where a verb takes them. */
+function scopeFilter(p: Parsed): { applicationId?: string; environmentId?: string } {
+  const applicationId = str(p, "application");
+  const environmentId = str(p, "environment");
+  return {
+    ...(applicationId === undefined ? {} : { applicationId }),
+    ...(environmentId === undefined ? {} : { environmentId }),
+  };
+}
+
+/** The positional id, or `{ [flag]: value }` when the flag names the resource instead (exactly one of them). */
+function idOr<K extends string>(p: Parsed, flag: K, arg: string): string | Record<K, string> {
+  const id = p.positionals[0];
+  const other = str(p, flag);
+  if ((id === undefined) === (other === undefined)) throw new UsageError(`pass either ${arg} or --${flag}`);
+  return other === undefined ? id! : ({ [flag]: other } as Record<K, string>);
 }
 
 const ENDPOINT_COLUMNS = ["id", "url", "enabled", "description", "createTime"];
@@ -866,9 +933,10 @@ ${FILTER_HELP}
   },
   endpoints: {
     ls: listVerb({
-      help: "hookstream endpoints ls [--limit N]\n  Every endpoint of the workspace.",
+      help: "hookstream endpoints ls [--application APP] [--environment ENV] [--limit N]\n  The workspace's endpoints (of one application or environment when given).",
+      options: { application: { type: "string" }, environment: { type: "string" } },
       columns: ENDPOINT_COLUMNS,
-      items: (m, _p, pageSize) => m.endpoints.listAll({ pageSize }),
+      items: (m, p, pageSize) => m.endpoints.listAll({ ...scopeFilter(p), pageSize }),
     }),
     get: getVerb({
       help: "hookstream endpoints get ENDPOINT_ID",
@@ -877,8 +945,9 @@ ${FILTER_HELP}
       call: (m, id) => m.endpoints.get(id),
     }),
     create: {
-      help: `hookstream endpoints create URL [--event-type T]... [--description D] [--metadata K=V]... [--header K=V]... [--timeout 10s] [--async-ack] [--disabled]
-  Creates an endpoint and prints its signing secret (shown only now).`,
+      help: `hookstream endpoints create URL [--event-type T]... [--description D] [--metadata K=V]... [--header K=V]... [--timeout 10s] [--async-ack] [--disabled] [--application APP] [--environment ENV]
+  Creates an endpoint and prints its signing secret (shown only now); under an application and
+  in an environment when given (the default environment otherwise).`,
       options: ENDPOINT_FLAGS,
       async run(p, io) {
         await using m = managementOf(credentials(p, io.env));
@@ -1052,17 +1121,140 @@ ${FILTER_HELP}
       },
     },
   },
-  keys: {
+  applications: {
     ls: listVerb({
-      help: "hookstream keys ls [--limit N]\n  The workspace's API keys (prefixes only).",
-      columns: ["id", "label", "secretPrefix", "createTime", "revokeTime"],
-      items: (m, _p, pageSize) => m.apiKeys.listAll({ pageSize }),
+      help: "hookstream applications ls [--environment ENV] [--limit N]\n  The workspace's applications (of one environment when given).",
+      options: { environment: { type: "string" } },
+      columns: ["id", "name", "uid", "environmentId", "createTime"],
+      items: (m, p, pageSize) => m.applications.listAll({ ...scopeFilter(p), pageSize }),
     }),
+    get: {
+      help: "hookstream applications get APPLICATION_ID|--uid UID",
+      options: { uid: { type: "string" } },
+      async run(p, io) {
+        const which = idOr(p, "uid", "APPLICATION_ID");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.applications.get(which));
+        return 0;
+      },
+    },
     create: {
-      help: "hookstream keys create LABEL\n  A new API key; the secret is shown only now.",
+      help: `hookstream applications create NAME [--uid UID] [--metadata K=V]... [--environment ENV]
+  Registers an application (one of your customers), under your own UID when given.`,
+      options: APPLICATION_FLAGS,
       async run(p, io) {
         await using m = managementOf(credentials(p, io.env));
-        const res = await m.apiKeys.create(needPositional(p, 0, "LABEL"));
+        const environmentId = str(p, "environment");
+        printObject(
+          io,
+          outputOf(p),
+          await m.applications.create({
+            name: needPositional(p, 0, "NAME"),
+            ...applicationFields(p),
+            ...(environmentId === undefined ? {} : { environmentId }),
+          }),
+        );
+        return 0;
+      },
+    },
+    update: {
+      help: "hookstream applications update APPLICATION_ID [--name N] [--uid UID] [--metadata K=V]...\n  Changes the fields given (--metadata replaces the whole map).",
+      options: APPLICATION_FLAGS,
+      async run(p, io) {
+        const id = needPositional(p, 0, "APPLICATION_ID");
+        if (str(p, "environment") !== undefined)
+          throw new UsageError("--environment is set on create and cannot change");
+        const fields = applicationFields(p);
+        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.applications.update(id, fields));
+        return 0;
+      },
+    },
+    rm: {
+      help: "hookstream applications rm APPLICATION_ID\n  Deletes an application with its endpoints; their pending deliveries are cancelled.",
+      async run(p, io) {
+        const id = needPositional(p, 0, "APPLICATION_ID");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), { deleted: id, ...(await m.applications.delete(id)) });
+        return 0;
+      },
+    },
+  },
+  environments: {
+    ls: listVerb({
+      help: "hookstream environments ls [--limit N]\n  The workspace's environments, the default one included.",
+      columns: ["id", "slug", "name", "default", "unpublishedEventTypes", "createTime"],
+      items: (m, _p, pageSize) => m.environments.listAll({ pageSize }),
+    }),
+    get: {
+      help: "hookstream environments get ENVIRONMENT_ID|--slug SLUG",
+      options: { slug: { type: "string" } },
+      async run(p, io) {
+        const which = idOr(p, "slug", "ENVIRONMENT_ID");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.environments.get(which));
+        return 0;
+      },
+    },
+    create: {
+      help: `hookstream environments create NAME --slug SLUG [--unpublished T[,T]...]
+  Adds an environment; Trigger refuses the --unpublished event types in it.`,
+      options: ENVIRONMENT_FLAGS,
+      async run(p, io) {
+        const slug = str(p, "slug");
+        if (slug === undefined) throw new UsageError("missing --slug");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(
+          io,
+          outputOf(p),
+          await m.environments.create({ name: needPositional(p, 0, "NAME"), slug, ...environmentFields(p) }),
+        );
+        return 0;
+      },
+    },
+    update: {
+      help: "hookstream environments update ENVIRONMENT_ID [--name N] [--unpublished T[,T]...]\n  Changes the fields given (--unpublished '' publishes every event type again).",
+      options: ENVIRONMENT_FLAGS,
+      async run(p, io) {
+        const id = needPositional(p, 0, "ENVIRONMENT_ID");
+        if (str(p, "slug") !== undefined) throw new UsageError("--slug is set on create and cannot change");
+        const fields = environmentFields(p);
+        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
+        await using m = managementOf(credentials(p, io.env));
+        printObject(io, outputOf(p), await m.environments.update(id, fields));
+        return 0;
+      },
+    },
+    rm: {
+      help: "hookstream environments rm ENVIRONMENT_ID\n  Deletes an environment that holds no keys, endpoints or applications (never the default one).",
+      async run(p, io) {
+        const id = needPositional(p, 0, "ENVIRONMENT_ID");
+        await using m = managementOf(credentials(p, io.env));
+        await m.environments.delete(id);
+        if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
+        else io.stdout.write(`deleted ${id}\n`);
+        return 0;
+      },
+    },
+  },
+  keys: {
+    ls: listVerb({
+      help: "hookstream keys ls [--environment ENV] [--limit N]\n  The workspace's API keys (prefixes only; of one environment when given).",
+      options: { environment: { type: "string" } },
+      columns: ["id", "label", "secretPrefix", "environmentId", "createTime", "revokeTime"],
+      items: (m, p, pageSize) => m.apiKeys.listAll({ ...scopeFilter(p), pageSize }),
+    }),
+    create: {
+      help: "hookstream keys create LABEL [--environment ENV]\n  A new API key, bound to the environment when given; the secret is shown only now.",
+      options: { environment: { type: "string" } },
+      async run(p, io) {
+        await using m = managementOf(credentials(p, io.env));
+        const environmentId = str(p, "environment");
+        const res = await m.apiKeys.create(
+          needPositional(p, 0, "LABEL"),
+          environmentId === undefined ? {} : { environmentId },
+        );
         printObject(io, outputOf(p), { ...res.apiKey, secret: res.secret });
         return 0;
       },
