@@ -20,6 +20,8 @@ const USER_VERBS = new Set([
   "dead-letters",
   "bulk",
   "endpoints",
+  "applications",
+  "environments",
   "subscriptions",
   "event-types",
   "keys",
