@@ -184,10 +184,25 @@ export async function openStore(
         `the ${db.kind} database schema is not up to date (${pending.length} pending migration(s): ${pending.join(", ")}); ${NOT_MIGRATED_HINT} first`,
       );
     }
+    if (db.kind === "postgresql") await warnWithoutAutovacuum(orm, opts.logger);
     return createStore(orm, opts);
   } catch (error) {
     await orm.close(true);
     throw translateStoreError(error);
+  }
+}
+
+/**
+ * Every delivery updates its row and the tables grow without end: without autovacuum, dead rows
+ * pile up and the planner's statistics never follow the tables (README, "PostgreSQL settings").
+ */
+async function warnWithoutAutovacuum(orm: SqlOrm, logger: Logger): Promise<void> {
+  const [row] = await orm.em.fork().execute<{ autovacuum: string }[]>("show autovacuum");
+  if (row?.autovacuum === "off") {
+    logger.warn(
+      { setting: "autovacuum" },
+      "PostgreSQL autovacuum is off: dead delivery rows accumulate and table statistics go stale; turn it on (see the README's PostgreSQL settings)",
+    );
   }
 }
 
