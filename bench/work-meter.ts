@@ -12,6 +12,8 @@ export type StatsQuery = (sql: string) => Promise<Record<string, unknown>[]>;
 export interface WorkSnapshot {
   cpuSeconds: Map<string, number>;
   rows: { inserts: number; updates: number; deletes: number; commits: number } | undefined;
+  /** CPU seconds of each PostgreSQL backend of the bench database, by pid. */
+  backendCpu: Map<number, number>;
 }
 
 // Linux USER_HZ: /proc/<pid>/stat counts CPU time in these ticks.
@@ -50,12 +52,18 @@ export async function snapshot(
   const own = process.cpuUsage();
   cpuSeconds.set("bench client + receiver", (own.user + own.system) / 1e6);
   let rows: WorkSnapshot["rows"];
+  const backendCpu = new Map<number, number>();
   if (stats !== undefined) {
     const backends = await stats(
       "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
     );
     let pgCpu = 0;
-    for (const b of backends) pgCpu += await cpuOf(Number(b["pid"]));
+    for (const b of backends) {
+      const pid = Number(b["pid"]);
+      const cpu = await cpuOf(pid);
+      backendCpu.set(pid, cpu);
+      pgCpu += cpu;
+    }
     cpuSeconds.set("PostgreSQL backends", pgCpu);
     const [t] = await stats(
       "select coalesce(sum(n_tup_ins), 0) as i, coalesce(sum(n_tup_upd), 0) as u, coalesce(sum(n_tup_del), 0) as d from pg_stat_user_tables",
@@ -68,7 +76,7 @@ export async function snapshot(
       commits: Number(c?.["c"]),
     };
   }
-  return { cpuSeconds, rows };
+  return { cpuSeconds, rows, backendCpu };
 }
 
 /** Rows of the work table between two snapshots, for `deliveries` deliveries. */
@@ -83,7 +91,15 @@ export function workRows(
   const per1000 = 1000 / Math.max(deliveries, 1);
   let total = 0;
   const deltas = [...cpuAfter.cpuSeconds.entries()].map(([name, after]) => {
-    const d = after - (before.cpuSeconds.get(name) ?? 0);
+    // Backends come and go with the pools: each one counts from its own earlier reading (a backend
+    // that exited during the phase is missed, never counted negative).
+    const d =
+      name === "PostgreSQL backends"
+        ? [...cpuAfter.backendCpu.entries()].reduce(
+            (sum, [pid, cpu]) => sum + cpu - (before.backendCpu.get(pid) ?? 0),
+            0,
+          )
+        : after - (before.cpuSeconds.get(name) ?? 0);
     total += d;
     return [name, d] as const;
   });
