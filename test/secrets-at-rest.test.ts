@@ -161,6 +161,24 @@ for (const kind of testDbKinds()) {
       assert.ok(!verifies("whsec_" + randomBytes(32).toString("base64"), req));
     });
 
+    void it("two rotations at once chain: the second keeps the first's new secret signing, none is lost", async () => {
+      const created = await management.endpoints.createEndpoint({ endpoint: { url: `${receiver!.url}/race` } });
+      const id = created.endpoint!.id;
+      // Each round races two rotations; whichever commits second must keep the other's secret as
+      // its previous one (a read outside the row lock kept the original instead and dropped one).
+      for (let round = 0; round < 5; round++) {
+        const [a, b] = await Promise.all([
+          management.endpoints.rotateEndpointSecret({ id }),
+          management.endpoints.rotateEndpointSecret({ id }),
+        ]);
+        assert.notEqual(a.signingSecret, b.signingSecret);
+        const req = await deliverOne(id, `{"race":${round}}`);
+        assert.equal(req.headers["webhook-signature"]?.split(" ").length, 2, "current and previous sign");
+        assert.ok(verifies(a.signingSecret, req), `round ${round}: the first rotation's secret verifies`);
+        assert.ok(verifies(b.signingSecret, req), `round ${round}: the second rotation's secret verifies`);
+      }
+    });
+
     void it("ed25519 endpoints: v1a signatures verified with crypto.verify and the whpk_ key; rotation switches schemes", async () => {
       const created = await management.endpoints.createEndpoint({
         endpoint: { url: `${receiver!.url}/ed`, signatureScheme: SignatureScheme.ED25519 },

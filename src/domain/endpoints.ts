@@ -87,11 +87,13 @@ export interface EndpointRepository {
    * Applies the patch and sets updatedAt; null when not found. Enabling or disabling the endpoint
    * writes its operational event (endpoint.enabled / endpoint.disabled) in the same transaction;
    * that event's deliveries are pushed onto `emitted` after the commit, for the caller to publish.
+   * A function patch is computed from the endpoint as it is under the transaction's row lock
+   * (a read-modify-write that concurrent writers cannot interleave).
    */
   updateEndpoint(
     workspaceId: string,
     id: string,
-    patch: EndpointPatch,
+    patch: EndpointPatch | ((current: EndpointRecord) => EndpointPatch),
     at: Date,
     emitted?: DeliveryRecord[],
   ): Promise<EndpointRecord | null>;
@@ -608,27 +610,34 @@ export async function rotateEndpointSecret(
   if (options.scheme === "invalid") v.add("signature_scheme", SCHEME_VIOLATION);
   v.throwIfAny();
   const workspaceId = scope.workspaceId;
-  const current = await getEndpoint(deps.store, scope, id);
+  // In scope (and not deleted): anything else is not_found before a key is made.
+  await getEndpoint(deps.store, scope, id);
   const now = new Date();
   const scheme = options.scheme === "ed25519" || options.scheme === "hmac_sha256" ? options.scheme : undefined;
-  const key = newSigningKey(deps, id, scheme ?? signatureSchemeOf(current));
   const previousSecretExpiresAt = new Date(now.getTime() + grace);
   const keepOld = grace > 0;
   deps.cache?.delete(endpointCacheKey(workspaceId, id));
+  // The key that is current under the row lock becomes the previous one: of two rotations at once,
+  // the second keeps the first's new key signing through its grace period instead of losing it.
+  let shown = "";
   const ep = await deps.store.updateEndpoint(
     workspaceId,
     id,
-    {
-      secret: key.secret,
-      publicKey: key.publicKey,
-      previousSecret: keepOld ? current.secret : null,
-      previousPublicKey: keepOld ? (current.publicKey ?? null) : null,
-      previousSecretExpiresAt: keepOld ? previousSecretExpiresAt : null,
+    (current) => {
+      const key = newSigningKey(deps, id, scheme ?? signatureSchemeOf(current));
+      shown = key.shown;
+      return {
+        secret: key.secret,
+        publicKey: key.publicKey,
+        previousSecret: keepOld ? current.secret : null,
+        previousPublicKey: keepOld ? (current.publicKey ?? null) : null,
+        previousSecretExpiresAt: keepOld ? previousSecretExpiresAt : null,
+      };
     },
     now,
   );
   if (!ep) throw notFound("endpoint", id);
-  return { endpoint: ep, signingSecret: key.shown, previousSecretExpiresAt };
+  return { endpoint: ep, signingSecret: shown, previousSecretExpiresAt };
 }
 
 /**

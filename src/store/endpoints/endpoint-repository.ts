@@ -190,7 +190,7 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
     async updateEndpoint(
       workspaceId: string,
       id: string,
-      patch: EndpointPatch,
+      update: EndpointPatch | ((current: EndpointRecord) => EndpointPatch),
       at: Date,
       emitted?: DeliveryRecord[],
     ): Promise<EndpointRecord | null> {
@@ -198,6 +198,7 @@ export function createEndpointRepository(ctx: StoreContext): EndpointRepository 
         const where = { id, workspaceId, deletedAt: null };
         const row = await em.findOne(Endpoint, where, { ...DETACHED, lockMode: ctx.lock(LockMode.PESSIMISTIC_WRITE) });
         if (row === null) return null;
+        const patch = typeof update === "function" ? update(endpointRecord(row)) : update;
         const changes: EndpointPatch & { updatedAt: Date; health?: EndpointHealthState } = { updatedAt: at };
         // Enabling a disabled endpoint gives it a fresh start: the run of failures that
         // disabled it no longer counts towards disabling it again.
