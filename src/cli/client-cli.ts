@@ -541,6 +541,53 @@ function getVerb<C extends AsyncDisposable, T extends object>(spec: {
   };
 }
 
+/**
+ * An update verb: the id (first positional, named `arg`) and the fields its flags give; flags
+ * that only create sets (`fixed`) are usage errors, and so is naming no field at all.
+ */
+function updateVerb(spec: {
+  readonly help: string;
+  readonly arg: string;
+  readonly options: Options;
+  readonly fixed?: readonly (readonly [flag: string, message: string])[];
+  fields(p: Parsed): Record<string, unknown>;
+  call(m: HookstreamManagement, id: string, fields: Record<string, unknown>): Promise<object>;
+}): Verb {
+  return {
+    help: spec.help,
+    options: spec.options,
+    async run(p, io) {
+      const id = needPositional(p, 0, spec.arg);
+      for (const [flag, message] of spec.fixed ?? []) if (str(p, flag) !== undefined) throw new UsageError(message);
+      const fields = spec.fields(p);
+      if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
+      await using m = managementOf(credentials(p, io.env));
+      printObject(io, outputOf(p), (await spec.call(m, id, fields)) as Record<string, unknown>);
+      return 0;
+    },
+  };
+}
+
+/** A delete verb: prints `deleted ID` (or `{deleted}` as JSON), with what the call answered when it answers something. */
+function removeVerb(spec: {
+  readonly help: string;
+  readonly arg: string;
+  call(m: HookstreamManagement, id: string): Promise<object | void>;
+}): Verb {
+  return {
+    help: spec.help,
+    async run(p, io) {
+      const id = needPositional(p, 0, spec.arg);
+      await using m = managementOf(credentials(p, io.env));
+      const answer = await spec.call(m, id);
+      if (answer !== undefined) printObject(io, outputOf(p), { deleted: id, ...answer });
+      else if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
+      else io.stdout.write(`deleted ${id}\n`);
+      return 0;
+    },
+  };
+}
+
 const ENDPOINT_FLAGS = {
   url: { type: "string" },
   description: { type: "string" },
@@ -969,17 +1016,11 @@ ${FILTER_HELP}
         return 0;
       },
     },
-    rm: {
+    rm: removeVerb({
       help: "hookstream endpoints rm ENDPOINT_ID\n  Deletes an endpoint; its queued deliveries end cancelled.",
-      async run(p, io) {
-        await using m = managementOf(credentials(p, io.env));
-        const id = needPositional(p, 0, "ENDPOINT_ID");
-        await m.endpoints.delete(id);
-        if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
-        else io.stdout.write(`deleted ${id}\n`);
-        return 0;
-      },
-    },
+      arg: "ENDPOINT_ID",
+      call: async (m, id) => void (await m.endpoints.delete(id)),
+    }),
     "rotate-secret": getVerb({
       help: "hookstream endpoints rotate-secret ENDPOINT_ID\n  A new signing secret; the old one keeps verifying for the grace period.",
       arg: "ENDPOINT_ID",
@@ -1034,31 +1075,19 @@ ${FILTER_HELP}
         return 0;
       },
     },
-    update: {
+    update: updateVerb({
       help: "hookstream subscriptions update SUBSCRIPTION_ID [--event-type T]... [--filter CEL] [--enabled true|false]\n  Changes the fields given (--filter '' removes the filter).",
+      arg: "SUBSCRIPTION_ID",
       options: SUBSCRIPTION_FLAGS,
-      async run(p, io) {
-        const id = needPositional(p, 0, "SUBSCRIPTION_ID");
-        if (str(p, "endpoint") !== undefined)
-          throw new UsageError("--endpoint cannot change: create another subscription");
-        const fields = subscriptionFields(p);
-        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), await m.subscriptions.update(id, fields));
-        return 0;
-      },
-    },
-    rm: {
+      fixed: [["endpoint", "--endpoint cannot change: create another subscription"]],
+      fields: subscriptionFields,
+      call: (m, id, fields) => m.subscriptions.update(id, fields),
+    }),
+    rm: removeVerb({
       help: "hookstream subscriptions rm SUBSCRIPTION_ID\n  Deletes a subscription; deliveries it already caused are kept.",
-      async run(p, io) {
-        const id = needPositional(p, 0, "SUBSCRIPTION_ID");
-        await using m = managementOf(credentials(p, io.env));
-        await m.subscriptions.delete(id);
-        if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
-        else io.stdout.write(`deleted ${id}\n`);
-        return 0;
-      },
-    },
+      arg: "SUBSCRIPTION_ID",
+      call: async (m, id) => void (await m.subscriptions.delete(id)),
+    }),
   },
   "event-types": {
     ls: listVerb({
@@ -1157,29 +1186,19 @@ ${FILTER_HELP}
         return 0;
       },
     },
-    update: {
+    update: updateVerb({
       help: "hookstream applications update APPLICATION_ID [--name N] [--uid UID] [--metadata K=V]...\n  Changes the fields given (--metadata replaces the whole map).",
+      arg: "APPLICATION_ID",
       options: APPLICATION_FLAGS,
-      async run(p, io) {
-        const id = needPositional(p, 0, "APPLICATION_ID");
-        if (str(p, "environment") !== undefined)
-          throw new UsageError("--environment is set on create and cannot change");
-        const fields = applicationFields(p);
-        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), await m.applications.update(id, fields));
-        return 0;
-      },
-    },
-    rm: {
+      fixed: [["environment", "--environment is set on create and cannot change"]],
+      fields: applicationFields,
+      call: (m, id, fields) => m.applications.update(id, fields),
+    }),
+    rm: removeVerb({
       help: "hookstream applications rm APPLICATION_ID\n  Deletes an application with its endpoints; their pending deliveries are cancelled.",
-      async run(p, io) {
-        const id = needPositional(p, 0, "APPLICATION_ID");
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), { deleted: id, ...(await m.applications.delete(id)) });
-        return 0;
-      },
-    },
+      arg: "APPLICATION_ID",
+      call: (m, id) => m.applications.delete(id),
+    }),
   },
   environments: {
     ls: listVerb({
@@ -1213,30 +1232,19 @@ ${FILTER_HELP}
         return 0;
       },
     },
-    update: {
+    update: updateVerb({
       help: "hookstream environments update ENVIRONMENT_ID [--name N] [--unpublished T[,T]...]\n  Changes the fields given (--unpublished '' publishes every event type again).",
+      arg: "ENVIRONMENT_ID",
       options: ENVIRONMENT_FLAGS,
-      async run(p, io) {
-        const id = needPositional(p, 0, "ENVIRONMENT_ID");
-        if (str(p, "slug") !== undefined) throw new UsageError("--slug is set on create and cannot change");
-        const fields = environmentFields(p);
-        if (Object.keys(fields).length === 0) throw new UsageError("nothing to update: pass at least one field flag");
-        await using m = managementOf(credentials(p, io.env));
-        printObject(io, outputOf(p), await m.environments.update(id, fields));
-        return 0;
-      },
-    },
-    rm: {
+      fixed: [["slug", "--slug is set on create and cannot change"]],
+      fields: environmentFields,
+      call: (m, id, fields) => m.environments.update(id, fields),
+    }),
+    rm: removeVerb({
       help: "hookstream environments rm ENVIRONMENT_ID\n  Deletes an environment that holds no keys, endpoints or applications (never the default one).",
-      async run(p, io) {
-        const id = needPositional(p, 0, "ENVIRONMENT_ID");
-        await using m = managementOf(credentials(p, io.env));
-        await m.environments.delete(id);
-        if (outputOf(p) === "json") io.stdout.write(jsonText({ deleted: id }) + "\n");
-        else io.stdout.write(`deleted ${id}\n`);
-        return 0;
-      },
-    },
+      arg: "ENVIRONMENT_ID",
+      call: async (m, id) => void (await m.environments.delete(id)),
+    }),
   },
   keys: {
     ls: listVerb({
